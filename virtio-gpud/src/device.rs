@@ -1,0 +1,463 @@
+//! The virtio-gpu device: feature negotiation, the control and cursor
+//! queues, fences, capsets, and the command API built on them.
+//!
+//! Commands go out with [`Gpu::submit`] (placed in the ring, not yet
+//! announced), [`Gpu::flush`] notifies the device once for everything
+//! placed since, and [`Gpu::wait`] collects one completion while stashing
+//! the others. [`Gpu::call`] does all three for one command and decodes the
+//! typed response. A full ring makes the submitter wait for completions; it
+//! never fails or drops a command.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+use virtio_gpu_proto::{
+    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features, FenceId,
+    GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
+    ResponseType,
+};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::command::{CommandQueue, Completion, QueueStats, RequestId, SubmitError};
+use crate::dma::DmaPool;
+use crate::error::Error;
+use crate::fence::{Fences, Timeline};
+use crate::queue::{QueueError, SplitQueue};
+use crate::transport::Transport;
+
+/// Features this driver uses when the device offers them.
+const WANTED_FEATURES: Features = Features::VIRGL
+    .union(Features::EDID)
+    .union(Features::RESOURCE_UUID)
+    .union(Features::RESOURCE_BLOB)
+    .union(Features::CONTEXT_INIT)
+    .union(Features::RING_EVENT_IDX)
+    .union(Features::VERSION_1);
+
+/// Tunables for [`Gpu::new`].
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Control queue entries (clamped to what the device allows). Each
+    /// command takes two, so this is twice the commands in flight.
+    pub ctrl_queue_size: u16,
+    /// Cursor queue entries.
+    pub cursor_queue_size: u16,
+    /// How long a command may go unanswered before the device is declared
+    /// stuck.
+    pub timeout: Duration,
+    /// Use event-index notification suppression when offered.
+    pub event_idx: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            ctrl_queue_size: 256,
+            cursor_queue_size: 16,
+            timeout: Duration::from_secs(10),
+            event_idx: true,
+        }
+    }
+}
+
+/// A capability set the device offers (GET_CAPSET_INFO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapsetInfo {
+    /// Its id.
+    pub id: CapsetId,
+    /// Newest version the device can fill in.
+    pub max_version: u32,
+    /// Bytes of capset data.
+    pub max_size: u32,
+}
+
+/// A command in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a pending command must be waited for"]
+pub struct Pending {
+    /// Request id, to wait on.
+    pub id: RequestId,
+    /// The command.
+    pub command: CommandType,
+    /// The fence it carries.
+    pub fence: Option<FenceId>,
+}
+
+/// Counters for the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// The control queue.
+    pub ctrl: QueueStats,
+    /// The cursor queue.
+    pub cursor: QueueStats,
+    /// Times a submitter waited for ring space.
+    pub ring_full_waits: u64,
+}
+
+/// A negotiated, running virtio-gpu device.
+pub struct Gpu<T: Transport> {
+    transport: T,
+    pool: DmaPool,
+    ctrl: CommandQueue,
+    cursor: CommandQueue,
+    features: Features,
+    config: GpuConfig,
+    capsets: Vec<CapsetInfo>,
+    capset_cache: HashMap<(CapsetId, u32), Arc<[u8]>>,
+    fences: Fences,
+    /// Completions drained while waiting for another, until claimed.
+    done: HashMap<RequestId, Completion>,
+    next_resource: u32,
+    next_ctx: u32,
+    timeout: Duration,
+    ring_full_waits: u64,
+}
+
+impl<T: Transport> std::fmt::Debug for Gpu<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("features", &self.features)
+            .field("capsets", &self.capsets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Gpu<T> {
+    /// Negotiates features, sets up both queues in `pool`, starts the
+    /// device and reads its configuration and capset list.
+    pub fn new(mut transport: T, pool: DmaPool, opts: &GpuOptions) -> Result<Self, Error> {
+        let offered = Features::from_bits_retain(transport.device_features()?);
+        if !offered.contains(Features::VERSION_1) {
+            return Err(Error::MissingFeature("VIRTIO_F_VERSION_1"));
+        }
+        let mut wanted = WANTED_FEATURES;
+        if !opts.event_idx {
+            wanted.remove(Features::RING_EVENT_IDX);
+        }
+        let features = offered & wanted;
+        transport.set_driver_features(features.bits())?;
+        let event_idx = features.contains(Features::RING_EVENT_IDX);
+
+        let mut queue = |index: Queue, size: u16| -> Result<CommandQueue, Error> {
+            let index = index as u16;
+            let size = size.min(transport.max_queue_size(index)?);
+            let vq = SplitQueue::new(&pool, index, size, event_idx)?;
+            transport.setup_queue(index, size, vq.addrs())?;
+            Ok(CommandQueue::new(vq, pool.clone()))
+        };
+        let ctrl = queue(Queue::Control, opts.ctrl_queue_size)?;
+        let cursor = queue(Queue::Cursor, opts.cursor_queue_size)?;
+        transport.driver_ok()?;
+        let config = transport.read_config()?;
+
+        let mut gpu = Gpu {
+            transport,
+            pool,
+            ctrl,
+            cursor,
+            features,
+            config,
+            capsets: Vec::new(),
+            capset_cache: HashMap::new(),
+            fences: Fences::default(),
+            done: HashMap::new(),
+            next_resource: 1,
+            next_ctx: 1,
+            timeout: opts.timeout,
+            ring_full_waits: 0,
+        };
+        for index in 0..gpu.config.num_capsets.get() {
+            let info = gpu.call(&GetCapsetInfo::new(index), &[], None)?;
+            gpu.capsets.push(CapsetInfo {
+                id: CapsetId::new(info.capset_id.get()),
+                max_version: info.capset_max_version.get(),
+                max_size: info.capset_max_size.get(),
+            });
+        }
+        info!(
+            "virtio-gpu: features {:?}, {} scanouts, capsets {:?}",
+            gpu.features,
+            gpu.config.num_scanouts.get(),
+            gpu.capsets
+        );
+        Ok(gpu)
+    }
+
+    /// Negotiated features.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// The configuration space as read at start-up.
+    pub fn config(&self) -> GpuConfig {
+        self.config
+    }
+
+    /// Capsets the device offers.
+    pub fn capsets(&self) -> &[CapsetInfo] {
+        &self.capsets
+    }
+
+    /// The DMA pool, for resource backing.
+    pub fn pool(&self) -> &DmaPool {
+        &self.pool
+    }
+
+    /// The transport (e.g. for the display it serves).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Fence progress.
+    pub fn fences(&self) -> &Fences {
+        &self.fences
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> GpuStats {
+        GpuStats {
+            ctrl: self.ctrl.stats(),
+            cursor: self.cursor.stats(),
+            ring_full_waits: self.ring_full_waits,
+        }
+    }
+
+    /// A resource id never used before on this device. Ids are not reused,
+    /// as in Linux: virglrenderer can confuse a new resource with a stale
+    /// reference to an old one of the same id.
+    pub fn new_resource_id(&mut self) -> ResourceId {
+        let id = ResourceId::new(self.next_resource).expect("resource ids start at 1");
+        self.next_resource += 1;
+        id
+    }
+
+    fn queue_mut(&mut self, queue: Queue) -> &mut CommandQueue {
+        match queue {
+            Queue::Control => &mut self.ctrl,
+            Queue::Cursor => &mut self.cursor,
+        }
+    }
+
+    /// Places `request` (+ `payload`) in its queue, fenced on `fence` when
+    /// given, without notifying the device. Waits for room when the ring is
+    /// full.
+    pub fn submit<R: Request>(
+        &mut self,
+        request: &R,
+        payload: &[u8],
+        fence: Option<Timeline>,
+    ) -> Result<Pending, Error> {
+        let queue = R::TYPE.queue();
+        // The cursor queue is not answered (the device returns its buffers
+        // empty), so no response buffer is given.
+        let response_len = match queue {
+            Queue::Control => std::mem::size_of::<R::Response>(),
+            Queue::Cursor => 0,
+        };
+        self.submit_bytes(queue, request.as_bytes(), payload, response_len, fence)
+    }
+
+    /// Like [`Gpu::submit`] for a request given as bytes (header first);
+    /// `response_len` is the answer's full size.
+    pub fn submit_bytes(
+        &mut self,
+        queue: Queue,
+        request: &[u8],
+        payload: &[u8],
+        response_len: usize,
+        fence: Option<Timeline>,
+    ) -> Result<Pending, Error> {
+        if matches!(fence, Some(Timeline::Ring { .. }))
+            && !self.features.contains(Features::CONTEXT_INIT)
+        {
+            return Err(Error::MissingFeature("VIRTIO_GPU_F_CONTEXT_INIT"));
+        }
+        let command = CtrlHdr::read_from_prefix(request)
+            .map_err(|_| SubmitError::Malformed("shorter than a header"))?
+            .0
+            .command_type();
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let fences = &mut self.fences;
+            let q = match queue {
+                Queue::Control => &mut self.ctrl,
+                Queue::Cursor => &mut self.cursor,
+            };
+            let fence = fence.map(|t| (t, fences));
+            match q.submit(request, payload, response_len, fence) {
+                Ok((id, fence)) => return Ok(Pending { id, command, fence }),
+                Err(SubmitError::Queue(QueueError::Full { .. })) => {
+                    // Back-pressure: let the device see what is queued and
+                    // wait for it to hand descriptors back.
+                    self.ring_full_waits += 1;
+                    self.flush()?;
+                    self.wait_progress(deadline, command)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Notifies the device of everything submitted since the last flush:
+    /// at most one notification per queue.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        for queue in [Queue::Control, Queue::Cursor] {
+            if self.queue_mut(queue).needs_notify() {
+                self.transport.notify(queue as u16)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains every finished command from both queues into the stash;
+    /// returns how many were drained.
+    pub fn poll(&mut self) -> usize {
+        let mut out = Vec::new();
+        self.ctrl.drain(&mut self.fences, &mut out);
+        self.cursor.drain(&mut self.fences, &mut out);
+        let n = out.len();
+        self.done.extend(out.into_iter().map(|c| (c.id, c)));
+        n
+    }
+
+    /// Takes a completion that is already drained, if it is.
+    pub fn take_completion(&mut self, pending: &Pending) -> Option<Completion> {
+        self.done.remove(&pending.id)
+    }
+
+    /// Commands submitted and not yet completed, over both queues.
+    pub fn in_flight(&self) -> usize {
+        self.ctrl.in_flight() + self.cursor.in_flight()
+    }
+
+    /// Blocks until something completes or `deadline` passes.
+    fn wait_progress(&mut self, deadline: Instant, command: CommandType) -> Result<(), Error> {
+        loop {
+            if self.poll() > 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout {
+                    command,
+                    after: self.timeout,
+                });
+            }
+            self.transport.wait_interrupt(deadline - now)?;
+        }
+    }
+
+    /// Flushes, then blocks until `pending` completes; other completions
+    /// that arrive meanwhile stay stashed for their own waiters.
+    pub fn wait(&mut self, pending: Pending) -> Result<Completion, Error> {
+        self.flush()?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(c) = self.done.remove(&pending.id) {
+                return Ok(c);
+            }
+            if self.in_flight() == 0 {
+                self.poll();
+                return self.done.remove(&pending.id).ok_or(Error::UnknownRequest);
+            }
+            self.wait_progress(deadline, pending.command)?;
+        }
+    }
+
+    /// Blocks until `fence` on `timeline` has signalled.
+    pub fn wait_fence(&mut self, timeline: Timeline, fence: FenceId) -> Result<(), Error> {
+        self.flush()?;
+        let deadline = Instant::now() + self.timeout;
+        while !self.fences.is_signaled(timeline, fence) {
+            self.wait_progress(deadline, CommandType(0))?;
+        }
+        Ok(())
+    }
+
+    /// Submits `request`, waits for it, and decodes its typed response.
+    pub fn call<R: Request>(
+        &mut self,
+        request: &R,
+        payload: &[u8],
+        fence: Option<Timeline>,
+    ) -> Result<R::Response, Error> {
+        let pending = self.submit(request, payload, fence)?;
+        let bytes = self.wait(pending)?.result?;
+        decode::<R::Response>(R::TYPE, &bytes)
+    }
+
+    /// Creates a 3D context; with CONTEXT_INIT negotiated it is bound to
+    /// `capset` (the ABI reference §1.5, `context_init`).
+    pub fn create_context(&mut self, capset: CapsetId, debug_name: &str) -> Result<CtxId, Error> {
+        if !self.features.contains(Features::VIRGL) {
+            return Err(Error::MissingFeature("VIRTIO_GPU_F_VIRGL"));
+        }
+        let ctx = CtxId::new(self.next_ctx).expect("context ids start at 1");
+        self.next_ctx += 1;
+        let context_init = if self.features.contains(Features::CONTEXT_INIT) {
+            capset.get()
+        } else {
+            0
+        };
+        self.call(&CtxCreate::new(ctx, context_init, debug_name), &[], None)?;
+        debug!("created context {ctx:?} ({debug_name})");
+        Ok(ctx)
+    }
+
+    /// Destroys a 3D context and forgets its timelines.
+    pub fn destroy_context(&mut self, ctx: CtxId) -> Result<(), Error> {
+        self.call(&CtxDestroy::new(ctx), &[], None)?;
+        self.fences.forget_context(ctx);
+        Ok(())
+    }
+
+    /// The data of capset `id` at `version`, validated (ABI reference §5.7)
+    /// and cached: capsets do not change while the device runs.
+    pub fn capset(&mut self, id: CapsetId, version: u32) -> Result<Arc<[u8]>, Error> {
+        if let Some(data) = self.capset_cache.get(&(id, version)) {
+            return Ok(data.clone());
+        }
+        let info = *self
+            .capsets
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or(Error::NoSuchCapset(id))?;
+        let request = GetCapset::new(id, version);
+        let size = std::mem::size_of::<RespCapset>() + info.max_size as usize;
+        let pending = self.submit_bytes(Queue::Control, request.as_bytes(), &[], size, None)?;
+        let bytes = self.wait(pending)?.result?;
+        decode::<RespCapset>(GetCapset::TYPE, &bytes)?;
+        if bytes.len() != size {
+            return Err(Error::UnexpectedResponse {
+                command: GetCapset::TYPE,
+                expected: RespCapset::TYPE,
+                expected_len: size,
+                got: RespCapset::TYPE,
+                len: bytes.len(),
+            });
+        }
+        let data: Arc<[u8]> = bytes[std::mem::size_of::<RespCapset>()..].into();
+        CapsetHeader::parse(id, &data).map_err(|source| Error::Capset { id, source })?;
+        self.capset_cache.insert((id, version), data.clone());
+        Ok(data)
+    }
+}
+
+/// Decodes a success response of type `R` from `bytes`.
+fn decode<R: Response>(command: CommandType, bytes: &[u8]) -> Result<R, Error> {
+    let got = CtrlHdr::read_from_prefix(bytes)
+        .map(|(h, _)| h.response_type())
+        .unwrap_or(ResponseType(0));
+    match R::read_from_prefix(bytes) {
+        Ok((resp, _)) if got == R::TYPE => Ok(resp),
+        _ => Err(Error::UnexpectedResponse {
+            command,
+            expected: R::TYPE,
+            expected_len: std::mem::size_of::<R>(),
+            got,
+            len: bytes.len(),
+        }),
+    }
+}

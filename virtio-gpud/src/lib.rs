@@ -1,0 +1,24 @@
+//! virtio-gpud: the driver for a virtio-gpu device with virgl 3D.
+//!
+//! Layers, bottom up:
+//! - [`dma`]: memory the device can reach, with device addresses;
+//! - [`queue`]: the split virtqueue;
+//! - [`transport`]: the platform seam (vhost-user on Linux);
+//! - [`command`]: virtio-gpu commands framed on a virtqueue;
+//! - [`fence`]: fence ids in queue order and per-timeline progress;
+//! - [`device`]: negotiation, both queues, capsets and the command API.
+
+pub mod command;
+pub mod device;
+pub mod dma;
+pub mod error;
+pub mod fence;
+pub mod queue;
+pub mod resource;
+pub mod transport;
+
+pub use command::{Completion, DeviceError, RequestId};
+pub use device::{CapsetInfo, Gpu, GpuOptions, GpuStats, Pending};
+pub use error::Error;
+pub use fence::Timeline;
+pub use resource::Resource;

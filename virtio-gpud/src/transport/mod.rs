@@ -1,0 +1,64 @@
+//! The platform seam to the device: feature bits, configuration space,
+//! queue set-up, notifications and interrupts.
+//!
+//! Everything above this trait is the same on every platform. On Linux the
+//! device is QEMU's `vhost-user-gpu` backend ([`vhost_user`]); on Redox it
+//! is the PCI function handed over by pcid.
+
+#[cfg(target_os = "linux")]
+pub mod vhost_user;
+
+use std::time::Duration;
+
+use virtio_gpu_proto::GpuConfig;
+
+use crate::queue::QueueAddrs;
+
+/// Errors of a transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The device, or the connection to it, failed.
+    #[error("device transport: {0}")]
+    Io(#[from] std::io::Error),
+    /// The vhost-user protocol reported an error.
+    #[cfg(target_os = "linux")]
+    #[error("vhost-user: {0}")]
+    VhostUser(#[from] vhost::Error),
+    /// The device lacks something the driver cannot work without.
+    #[error("device unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// How the driver reaches a virtio device.
+pub trait Transport {
+    /// The feature bits the device offers.
+    fn device_features(&mut self) -> Result<u64, TransportError>;
+
+    /// Acknowledges the subset of features the driver will use.
+    fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError>;
+
+    /// The largest size the device accepts for queue `index`.
+    fn max_queue_size(&mut self, index: u16) -> Result<u16, TransportError>;
+
+    /// Tells the device where queue `index` of `size` entries lives.
+    fn setup_queue(
+        &mut self,
+        index: u16,
+        size: u16,
+        addrs: QueueAddrs,
+    ) -> Result<(), TransportError>;
+
+    /// Sets DRIVER_OK: the device may start processing queues.
+    fn driver_ok(&mut self) -> Result<(), TransportError>;
+
+    /// Reads the device configuration space.
+    fn read_config(&mut self) -> Result<GpuConfig, TransportError>;
+
+    /// Tells the device that queue `index` has new buffers.
+    fn notify(&mut self, index: u16) -> Result<(), TransportError>;
+
+    /// Blocks until the device signals a used buffer (or a configuration
+    /// change) or `timeout` passes; returns whether it signalled. Spurious
+    /// wake-ups are allowed: callers re-check the rings.
+    fn wait_interrupt(&mut self, timeout: Duration) -> Result<bool, TransportError>;
+}

@@ -1,0 +1,412 @@
+//! Linux: the device is QEMU's `vhost-user-gpu` backend, driven as a
+//! vhost-user frontend.
+//!
+//! DMA memory is one memfd announced with SET_MEM_TABLE, so the backend maps
+//! the same pages and device addresses are offsets into it. Notifications
+//! are eventfds: "kick" from driver to device, "call" back. The backend's
+//! display socket is served by [`display`], which plays the monitor.
+
+pub mod display;
+
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use log::{debug, info};
+use vhost::vhost_user::message::{FrontendReq, VhostUserConfigFlags};
+use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use virtio_gpu_proto::GpuConfig;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+use zerocopy::FromBytes;
+
+use self::display::Display;
+use super::{Transport, TransportError};
+use crate::device::{Gpu, GpuOptions};
+use crate::dma::{DmaPool, DmaRegion};
+use crate::error::Error;
+use crate::queue::QueueAddrs;
+
+pub use self::display::DisplayState;
+
+/// `VHOST_USER_F_PROTOCOL_FEATURES`: the backend speaks protocol extensions.
+const PROTOCOL_FEATURES_BIT: u64 = 1 << 30;
+/// The backend has exactly two queues: control and cursor.
+const NUM_QUEUES: usize = 2;
+/// Where Debian's `qemu-system-gui` installs the backend.
+pub const SYSTEM_BACKEND: &str = "/usr/lib/qemu/vhost-user-gpu";
+/// Environment variable naming the backend binary to use instead.
+pub const BACKEND_ENV: &str = "VHOST_USER_GPU";
+
+/// How to start the backend.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// The `vhost-user-gpu` binary.
+    pub binary: PathBuf,
+    /// Enable virgl 3D (on Mesa llvmpipe when the machine has no GPU).
+    /// Without it the device is 2D-only but can show scanouts.
+    pub virgl: bool,
+    /// Where the backend's stderr goes; `None` inherits ours.
+    pub log_file: Option<PathBuf>,
+}
+
+impl BackendOptions {
+    /// Options for the backend found by [`find_backend`].
+    pub fn new(virgl: bool) -> io::Result<Self> {
+        Ok(BackendOptions {
+            binary: find_backend()?,
+            virgl,
+            log_file: None,
+        })
+    }
+}
+
+/// Finds the backend binary: `$VHOST_USER_GPU`, else the system's.
+pub fn find_backend() -> io::Result<PathBuf> {
+    let path = std::env::var_os(BACKEND_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_BACKEND));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(io::Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "vhost-user-gpu not found at {} (run `cargo xtask setup`, or set {BACKEND_ENV})",
+                path.display()
+            ),
+        ))
+    }
+}
+
+/// A running backend process; killed when dropped.
+#[derive(Debug)]
+pub struct BackendProcess {
+    child: Child,
+}
+
+impl BackendProcess {
+    /// Starts the backend on one end of a fresh socket pair and returns the
+    /// other end, ready for [`VhostUserTransport::new`].
+    pub fn spawn(opts: &BackendOptions) -> io::Result<(BackendProcess, UnixStream)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        /// The descriptor number the backend is told to use.
+        const CHILD_FD: i32 = 3;
+        let mut cmd = Command::new(&opts.binary);
+        cmd.arg(format!("--fd={CHILD_FD}")).stdin(Stdio::null());
+        if opts.virgl {
+            // Without a render node the backend cannot initialise virgl;
+            // /dev/null makes it fall back to a surfaceless llvmpipe context.
+            cmd.args(["--virgl", "--render-node=/dev/null"]);
+        }
+        if let Some(log) = &opts.log_file {
+            cmd.stderr(std::fs::File::create(log)?);
+        }
+        let fd = theirs.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls dup2, which is async-signal-safe; the duplicate drops
+        // FD_CLOEXEC so the socket survives exec under a known number.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(fd, CHILD_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(theirs);
+        info!(
+            "started {} (pid {}, virgl {})",
+            opts.binary.display(),
+            child.id(),
+            opts.virgl
+        );
+        Ok((BackendProcess { child }, ours))
+    }
+
+    /// The backend's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the backend has exited, and how.
+    pub fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct QueueFds {
+    kick: EventFd,
+    call: EventFd,
+}
+
+/// The vhost-user frontend for one backend connection.
+pub struct VhostUserTransport {
+    frontend: Frontend,
+    device_features: u64,
+    /// The region's address here: vring addresses are sent as frontend
+    /// addresses, which the backend translates through the memory table.
+    host_base: u64,
+    device_base: u64,
+    queues: Vec<QueueFds>,
+    display: Option<Display>,
+}
+
+impl std::fmt::Debug for VhostUserTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostUserTransport")
+            .field(
+                "device_features",
+                &format_args!("{:#x}", self.device_features),
+            )
+            .field("display", &self.display.is_some())
+            .finish()
+    }
+}
+
+impl VhostUserTransport {
+    /// Connects over `stream`, shares `region` with the backend, and, with
+    /// `display` = `Some((width, height))`, serves the backend's display
+    /// socket with one scanout of that size.
+    pub fn new(
+        stream: UnixStream,
+        region: &DmaRegion,
+        display: Option<(u32, u32)>,
+    ) -> Result<Self, TransportError> {
+        let raw = stream.try_clone()?;
+        let mut frontend = Frontend::from_stream(stream, NUM_QUEUES as u64);
+        frontend.set_owner()?;
+        let device_features = frontend.get_features()?;
+        if device_features & PROTOCOL_FEATURES_BIT == 0 {
+            return Err(TransportError::Unsupported(
+                "backend lacks vhost-user protocol features".into(),
+            ));
+        }
+        let offered = frontend.get_protocol_features()?;
+        if !offered.contains(VhostUserProtocolFeatures::CONFIG) {
+            return Err(TransportError::Unsupported(
+                "backend cannot report its configuration space".into(),
+            ));
+        }
+        frontend.set_protocol_features(VhostUserProtocolFeatures::CONFIG)?;
+
+        let backing = region.backing();
+        frontend.set_mem_table(&[VhostUserMemoryRegionInfo {
+            guest_phys_addr: region.device_addr(),
+            memory_size: region.len() as u64,
+            userspace_addr: backing.host_addr(),
+            mmap_offset: 0,
+            mmap_handle: backing.fd().as_raw_fd(),
+        }])?;
+
+        let display = match display {
+            Some((w, h)) => Some(Self::connect_display(&raw, w, h)?),
+            None => None,
+        };
+        let queues = (0..NUM_QUEUES)
+            .map(|_| {
+                Ok(QueueFds {
+                    kick: EventFd::new(EFD_NONBLOCK)?,
+                    call: EventFd::new(EFD_NONBLOCK)?,
+                })
+            })
+            .collect::<io::Result<_>>()?;
+        debug!("vhost-user backend features {device_features:#x}, protocol {offered:?}");
+        Ok(VhostUserTransport {
+            frontend,
+            device_features,
+            host_base: backing.host_addr(),
+            device_base: region.device_addr(),
+            queues,
+            display,
+        })
+    }
+
+    /// Hands the backend its display socket (VHOST_USER_GPU_SET_SOCKET,
+    /// which the vhost crate has no call for) and starts serving our end.
+    fn connect_display(raw: &UnixStream, w: u32, h: u32) -> Result<Display, TransportError> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let mut msg = [0u8; 12];
+        msg[0..4].copy_from_slice(&(FrontendReq::GPU_SET_SOCKET as u32).to_le_bytes());
+        // Version 1, no reply wanted.
+        msg[4..8].copy_from_slice(&1u32.to_le_bytes());
+        raw.send_with_fd(&msg[..], theirs.as_raw_fd())
+            .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+        drop(OwnedFd::from(theirs));
+        Ok(Display::spawn(ours, w, h)?)
+    }
+
+    /// What the display shows, when this transport serves one.
+    pub fn display(&self) -> Option<&Display> {
+        self.display.as_ref()
+    }
+
+    fn queue(&self, index: u16) -> Result<&QueueFds, TransportError> {
+        // The backend does not bounds-check queue indices in every message,
+        // so an out-of-range one must never be sent.
+        self.queues
+            .get(usize::from(index))
+            .ok_or_else(|| TransportError::Unsupported(format!("queue {index} does not exist")))
+    }
+
+    fn host_addr(&self, device_addr: u64) -> u64 {
+        device_addr - self.device_base + self.host_base
+    }
+}
+
+impl Transport for VhostUserTransport {
+    fn device_features(&mut self) -> Result<u64, TransportError> {
+        Ok(self.device_features)
+    }
+
+    fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError> {
+        // Protocol features were negotiated, which the backend learns from
+        // this bit in SET_FEATURES.
+        Ok(self
+            .frontend
+            .set_features(features | PROTOCOL_FEATURES_BIT)?)
+    }
+
+    fn max_queue_size(&mut self, index: u16) -> Result<u16, TransportError> {
+        self.queue(index)?;
+        // libvhost-user accepts up to 1024 entries per queue.
+        Ok(1024)
+    }
+
+    fn setup_queue(
+        &mut self,
+        index: u16,
+        size: u16,
+        addrs: QueueAddrs,
+    ) -> Result<(), TransportError> {
+        let fds = self.queue(index)?;
+        let i = usize::from(index);
+        self.frontend.set_vring_num(i, size)?;
+        self.frontend.set_vring_addr(
+            i,
+            &VringConfigData {
+                queue_max_size: size,
+                queue_size: size,
+                flags: 0,
+                desc_table_addr: self.host_addr(addrs.desc),
+                used_ring_addr: self.host_addr(addrs.used),
+                avail_ring_addr: self.host_addr(addrs.avail),
+                log_addr: None,
+            },
+        )?;
+        self.frontend.set_vring_base(i, 0)?;
+        self.frontend.set_vring_call(i, &fds.call)?;
+        // The backend starts a queue when it receives its kick fd.
+        self.frontend.set_vring_kick(i, &fds.kick)?;
+        Ok(())
+    }
+
+    fn driver_ok(&mut self) -> Result<(), TransportError> {
+        for i in 0..NUM_QUEUES {
+            self.frontend.set_vring_enable(i, true)?;
+        }
+        Ok(())
+    }
+
+    fn read_config(&mut self) -> Result<GpuConfig, TransportError> {
+        let size = std::mem::size_of::<GpuConfig>() as u32;
+        let (_, payload) =
+            self.frontend
+                .get_config(0, size, VhostUserConfigFlags::empty(), &[0; 16])?;
+        let mut config = GpuConfig::read_from_bytes(&payload)
+            .map_err(|_| TransportError::Unsupported("short configuration space".into()))?;
+        // The backend leaves num_scanouts to the VMM, which is this side:
+        // it is the number of displays we serve.
+        let scanouts = self.display.as_ref().map_or(0, Display::num_scanouts);
+        config.num_scanouts = scanouts.into();
+        Ok(config)
+    }
+
+    fn notify(&mut self, index: u16) -> Result<(), TransportError> {
+        Ok(self.queue(index)?.kick.write(1)?)
+    }
+
+    fn wait_interrupt(&mut self, timeout: Duration) -> Result<bool, TransportError> {
+        let mut fds: Vec<libc::pollfd> = self
+            .queues
+            .iter()
+            .map(|q| libc::pollfd {
+                fd: q.call.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err.into())
+            };
+        }
+        for q in &self.queues {
+            // Reset the counter; an empty eventfd reports WouldBlock.
+            match q.call.read() {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n > 0)
+    }
+}
+
+/// Everything needed to bring up a device on Linux.
+#[derive(Clone, Debug)]
+pub struct LaunchOptions {
+    /// The backend to start.
+    pub backend: BackendOptions,
+    /// Bytes of DMA memory shared with it.
+    pub dma_size: usize,
+    /// Device address of the first DMA byte.
+    pub dma_base: u64,
+    /// Serve a display of this size (needed for GET_DISPLAY_INFO).
+    pub display: Option<(u32, u32)>,
+    /// Driver tunables.
+    pub gpu: GpuOptions,
+}
+
+impl LaunchOptions {
+    /// Defaults: the backend [`find_backend`] finds, 64 MiB of DMA memory,
+    /// a 1024×768 display.
+    pub fn new(virgl: bool) -> io::Result<Self> {
+        Ok(LaunchOptions {
+            backend: BackendOptions::new(virgl)?,
+            dma_size: 64 << 20,
+            dma_base: 0x4000_0000,
+            display: Some((1024, 768)),
+            gpu: GpuOptions::default(),
+        })
+    }
+}
+
+/// Starts a backend and brings the device up on it. Drop the [`Gpu`]
+/// before the process handle to let the backend exit on its own.
+pub fn launch(opts: &LaunchOptions) -> Result<(Gpu<VhostUserTransport>, BackendProcess), Error> {
+    let region = DmaRegion::new_memfd(opts.dma_size, opts.dma_base)?;
+    let (process, stream) = BackendProcess::spawn(&opts.backend).map_err(TransportError::from)?;
+    let transport = VhostUserTransport::new(stream, &region, opts.display)?;
+    let gpu = Gpu::new(transport, DmaPool::new(region), &opts.gpu)?;
+    Ok((gpu, process))
+}

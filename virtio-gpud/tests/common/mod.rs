@@ -1,0 +1,83 @@
+//! Bringing up the real device for a test: QEMU's vhost-user-gpu backend.
+//! A missing backend fails the test with the set-up command to run; it
+//! never skips.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::sync::Once;
+
+use virtio_gpu_proto::{CtxId, Resource3dParams};
+use virtio_gpud::transport::vhost_user::{
+    launch, BackendProcess, LaunchOptions, VhostUserTransport,
+};
+use virtio_gpud::Gpu;
+
+/// A running device; the backend is killed when this drops.
+pub struct Device {
+    pub gpu: Gpu<VhostUserTransport>,
+    // Dropped after `gpu`, so the backend sees a clean disconnect first.
+    _backend: BackendProcess,
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
+}
+
+pub fn options(virgl: bool) -> LaunchOptions {
+    init_logging();
+    LaunchOptions::new(virgl).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn start_with(opts: &LaunchOptions) -> Device {
+    let (gpu, backend) = launch(opts).unwrap_or_else(|e| panic!("bringing up the device: {e}"));
+    Device {
+        gpu,
+        _backend: backend,
+    }
+}
+
+/// A device with virgl 3D.
+pub fn start_3d() -> Device {
+    start_with(&options(true))
+}
+
+/// A 2D-only device, which can show scanouts on the display it serves.
+pub fn start_2d() -> Device {
+    start_with(&options(false))
+}
+
+/// Parameters of a `w × h` RGBA8 2D render target.
+pub fn render_target(w: u32, h: u32) -> Resource3dParams {
+    Resource3dParams {
+        target: virgl_stream::target::TEXTURE_2D,
+        format: virgl_stream::format::R8G8B8A8_UNORM,
+        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+        width: w,
+        height: h,
+        depth: 1,
+        array_size: 1,
+        last_level: 0,
+        nr_samples: 0,
+        flags: 0,
+    }
+}
+
+/// The stream that clears surface 1 of resource `res` to `rgba`.
+pub fn clear_stream(res: u32, rgba: [f32; 4]) -> Vec<u8> {
+    let mut s = virgl_stream::Stream::new();
+    s.create_sub_ctx(1)
+        .set_sub_ctx(1)
+        .create_surface(1, res, virgl_stream::format::R8G8B8A8_UNORM, 0)
+        .set_framebuffer_state(0, &[1])
+        .clear(virgl_stream::clear::COLOR0, rgba, 0.0, 0)
+        .destroy_object(1);
+    s.to_bytes()
+}
+
+pub fn ctx(gpu: &mut Gpu<VhostUserTransport>) -> CtxId {
+    gpu.create_context(virtio_gpu_proto::CapsetId::VIRGL2, "test")
+        .expect("creating a context")
+}
