@@ -249,14 +249,14 @@ impl<T: Transport> Gpu<T> {
         payload: &[u8],
         fence: Option<Timeline>,
     ) -> Result<Pending, Error> {
-        let queue = R::TYPE.queue();
-        // The cursor queue is not answered (the device returns its buffers
-        // empty), so no response buffer is given.
-        let response_len = match queue {
-            Queue::Control => std::mem::size_of::<R::Response>(),
-            Queue::Cursor => 0,
-        };
-        self.submit_bytes(queue, request.as_bytes(), payload, response_len, fence)
+        let response_len = std::mem::size_of::<R::Response>();
+        self.submit_bytes(
+            R::TYPE.queue(),
+            request.as_bytes(),
+            payload,
+            response_len,
+            fence,
+        )
     }
 
     /// Like [`Gpu::submit`] for a request given as bytes (header first);
@@ -293,7 +293,7 @@ impl<T: Transport> Gpu<T> {
                     // wait for it to hand descriptors back.
                     self.ring_full_waits += 1;
                     self.flush()?;
-                    self.wait_progress(deadline, command)?;
+                    self.wait_progress(deadline, Some(command))?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -332,11 +332,29 @@ impl<T: Transport> Gpu<T> {
         self.ctrl.in_flight() + self.cursor.in_flight()
     }
 
+    /// Flushes, then drains completions, blocking until at least one
+    /// arrives when none has yet; returns how many were drained (0 only
+    /// when nothing is in flight).
+    pub fn wait_any(&mut self) -> Result<usize, Error> {
+        self.flush()?;
+        let n = self.poll();
+        if n > 0 || self.in_flight() == 0 {
+            return Ok(n);
+        }
+        let deadline = Instant::now() + self.timeout;
+        self.wait_progress(deadline, None)
+    }
+
     /// Blocks until something completes or `deadline` passes.
-    fn wait_progress(&mut self, deadline: Instant, command: CommandType) -> Result<(), Error> {
+    fn wait_progress(
+        &mut self,
+        deadline: Instant,
+        command: Option<CommandType>,
+    ) -> Result<usize, Error> {
         loop {
-            if self.poll() > 0 {
-                return Ok(());
+            let n = self.poll();
+            if n > 0 {
+                return Ok(n);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -362,7 +380,7 @@ impl<T: Transport> Gpu<T> {
                 self.poll();
                 return self.done.remove(&pending.id).ok_or(Error::UnknownRequest);
             }
-            self.wait_progress(deadline, pending.command)?;
+            self.wait_progress(deadline, Some(pending.command))?;
         }
     }
 
@@ -371,7 +389,7 @@ impl<T: Transport> Gpu<T> {
         self.flush()?;
         let deadline = Instant::now() + self.timeout;
         while !self.fences.is_signaled(timeline, fence) {
-            self.wait_progress(deadline, CommandType(0))?;
+            self.wait_progress(deadline, None)?;
         }
         Ok(())
     }
@@ -447,6 +465,10 @@ impl<T: Transport> Gpu<T> {
 
 /// Decodes a success response of type `R` from `bytes`.
 fn decode<R: Response>(command: CommandType, bytes: &[u8]) -> Result<R, Error> {
+    if std::mem::size_of::<R>() == 0 {
+        // Commands the device does not answer (the cursor queue's).
+        return Ok(R::new_zeroed());
+    }
     let got = CtrlHdr::read_from_prefix(bytes)
         .map(|(h, _)| h.response_type())
         .unwrap_or(ResponseType(0));

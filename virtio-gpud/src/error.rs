@@ -44,10 +44,10 @@ pub enum Error {
     },
     /// The device did not answer in time: it is stuck or the work is too
     /// large for the deadline.
-    #[error("{command}: no answer from the device after {after:?}")]
+    #[error("no answer from the device after {after:?} (waiting for {command:?})")]
     Timeout {
-        /// The command waited for.
-        command: CommandType,
+        /// The command waited for, if the wait was for one.
+        command: Option<CommandType>,
         /// How long was waited.
         after: Duration,
     },

@@ -10,7 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::header::CtrlHdr;
 use crate::ids::{ResourceId, ScanoutId};
-use crate::message::{impl_request, RespNodata};
+use crate::message::{impl_request, NoResponse};
 use crate::types::CommandType;
 
 /// `struct virtio_gpu_cursor_pos`, 16 bytes ([§5.7 Device Operation: cursorq]).
@@ -76,7 +76,7 @@ impl_request!(<const MOVE: bool> CursorCmd<MOVE> => if MOVE {
     CommandType::MOVE_CURSOR
 } else {
     CommandType::UPDATE_CURSOR
-}, RespNodata);
+}, NoResponse);
 
 impl UpdateCursor {
     /// Shows image `res` (or hides the cursor when `None`) with its hotspot at
@@ -94,11 +94,16 @@ impl UpdateCursor {
 }
 
 impl MoveCursor {
-    /// Moves the current cursor to `pos`.
-    pub fn new(pos: CursorPos) -> Self {
+    /// Moves the current cursor, `res`, to `pos`.
+    ///
+    /// The spec reads only `pos`, but Linux sends the cursor's resource in
+    /// moves too, and QEMU's vhost-user-gpu hides the cursor on a move with
+    /// resource 0; `None` is that hide.
+    pub fn new(pos: CursorPos, res: Option<ResourceId>) -> Self {
         Self {
             hdr: CtrlHdr::new(CommandType::MOVE_CURSOR),
             pos,
+            resource_id: U32::new(res.map_or(0, ResourceId::get)),
             ..Self::default()
         }
     }

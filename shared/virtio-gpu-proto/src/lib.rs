@@ -54,5 +54,5 @@ pub use display::{DisplayOne, GetDisplayInfo, GetEdid, RespDisplayInfo, RespEdid
 pub use features::Features;
 pub use header::CtrlHdr;
 pub use ids::{CapsetId, CtxId, FenceId, ResourceId, ScanoutId};
-pub use message::{Request, RespNodata, Response};
+pub use message::{NoResponse, Request, RespNodata, Response};
 pub use types::{CommandType, Queue, ResponseType};

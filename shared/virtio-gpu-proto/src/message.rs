@@ -45,6 +45,17 @@ impl Response for RespNodata {
     const TYPE: ResponseType = ResponseType::OK_NODATA;
 }
 
+/// The "answer" of cursor-queue commands, which the device returns with
+/// nothing written: a zero-sized response, so no response buffer is given.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned, Clone, Copy, Debug, Default)]
+pub struct NoResponse;
+
+impl Response for NoResponse {
+    /// Never on the wire: nothing is written for these commands.
+    const TYPE: ResponseType = ResponseType(0);
+}
+
 /// Implements [`Request`] for a struct whose header field is `hdr`.
 ///
 /// The optional leading `<const NAME: bool>` covers the layouts shared by two

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
 use virtio_gpu_proto::{CtxId, Resource3dParams};
@@ -28,11 +30,24 @@ fn init_logging() {
 
 pub fn options(virgl: bool) -> LaunchOptions {
     init_logging();
-    LaunchOptions::new(virgl).unwrap_or_else(|e| panic!("{e}"))
+    let mut opts = LaunchOptions::new(virgl).unwrap_or_else(|e| panic!("{e}"));
+    // Keep the backend's chatter (Mesa's loader warnings) out of test
+    // output; the file is named in any bring-up failure.
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("vhost-user-gpu-{}-{n}.log", std::process::id()));
+    opts.backend.log_file = Some(log);
+    opts
 }
 
 pub fn start_with(opts: &LaunchOptions) -> Device {
-    let (gpu, backend) = launch(opts).unwrap_or_else(|e| panic!("bringing up the device: {e}"));
+    let (gpu, backend) = launch(opts).unwrap_or_else(|e| {
+        panic!(
+            "bringing up the device: {e} (backend log: {:?})",
+            opts.backend.log_file
+        )
+    });
     Device {
         gpu,
         _backend: backend,
