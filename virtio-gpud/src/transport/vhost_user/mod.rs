@@ -40,6 +40,9 @@ const PROTOCOL_FEATURES_BIT: u64 = 1 << 30;
 const NUM_QUEUES: usize = 2;
 /// Where Debian's `qemu-system-gui` installs the backend.
 pub const SYSTEM_BACKEND: &str = "/usr/lib/qemu/vhost-user-gpu";
+/// Where `cargo xtask setup` installs the backend it extracts from that
+/// package, without the package's GUI dependencies.
+pub const PROJECT_BACKEND: &str = "/usr/local/libexec/vhost-user-gpu";
 /// Environment variable naming the backend binary to use instead.
 pub const BACKEND_ENV: &str = "VHOST_USER_GPU";
 
@@ -66,22 +69,33 @@ impl BackendOptions {
     }
 }
 
-/// Finds the backend binary: `$VHOST_USER_GPU`, else the system's.
+/// Finds the backend binary: `$VHOST_USER_GPU` if set, else the system's,
+/// else the one `cargo xtask setup` installs.
 pub fn find_backend() -> io::Result<PathBuf> {
-    let path = std::env::var_os(BACKEND_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_BACKEND));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(io::Error::new(
-            ErrorKind::NotFound,
-            format!(
-                "vhost-user-gpu not found at {} (run `cargo xtask setup`, or set {BACKEND_ENV})",
-                path.display()
-            ),
-        ))
+    if let Some(path) = std::env::var_os(BACKEND_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(io::Error::new(
+                ErrorKind::NotFound,
+                format!("{BACKEND_ENV}={} is not a file", path.display()),
+            ))
+        };
     }
+    [SYSTEM_BACKEND, PROJECT_BACKEND]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "vhost-user-gpu is in neither {SYSTEM_BACKEND} nor {PROJECT_BACKEND}: \
+                     run `cargo xtask setup` (or set {BACKEND_ENV})"
+                ),
+            )
+        })
 }
 
 /// A running backend process; killed when dropped.
