@@ -215,6 +215,12 @@ impl<T: Transport> Gpu<T> {
         &self.fences
     }
 
+    /// The timelines that moved since the last call, each with the newest
+    /// fence it reached: what completions did, reported once per batch.
+    pub fn take_fence_progress(&mut self) -> Vec<(Timeline, FenceId)> {
+        self.fences.take_progress()
+    }
+
     /// Counters.
     pub fn stats(&self) -> GpuStats {
         GpuStats {

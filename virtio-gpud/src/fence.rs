@@ -29,6 +29,8 @@ pub enum Timeline {
 pub struct Fences {
     next: u64,
     signaled: HashMap<Timeline, FenceId>,
+    /// Timelines that moved since the last [`Fences::take_progress`].
+    moved: Vec<Timeline>,
 }
 
 impl Default for Fences {
@@ -36,6 +38,7 @@ impl Default for Fences {
         Fences {
             next: 1,
             signaled: HashMap::new(),
+            moved: Vec::new(),
         }
     }
 }
@@ -53,12 +56,25 @@ impl Fences {
     /// timeline moved forward.
     pub fn signal(&mut self, timeline: Timeline, fence: FenceId) -> bool {
         let last = self.signaled.entry(timeline).or_insert(FenceId::new(0));
-        if fence > *last {
-            *last = fence;
-            true
-        } else {
-            false
+        if fence <= *last {
+            return false;
         }
+        if !self.moved.contains(&timeline) {
+            self.moved.push(timeline);
+        }
+        *last = fence;
+        true
+    }
+
+    /// Each timeline that moved since the last call, with the fence it has
+    /// reached: one report per batch of completions, for the fence
+    /// authority.
+    pub fn take_progress(&mut self) -> Vec<(Timeline, FenceId)> {
+        let moved = std::mem::take(&mut self.moved);
+        moved
+            .into_iter()
+            .filter_map(|t| Some((t, *self.signaled.get(&t)?)))
+            .collect()
     }
 
     /// The newest completed fence on `timeline` (0 when none).
@@ -76,8 +92,9 @@ impl Fences {
 
     /// Drops the ring timelines of a destroyed context.
     pub fn forget_context(&mut self, ctx: CtxId) {
-        self.signaled
-            .retain(|t, _| !matches!(t, Timeline::Ring { ctx: c, .. } if *c == ctx));
+        let of_ctx = |t: &Timeline| matches!(t, Timeline::Ring { ctx: c, .. } if *c == ctx);
+        self.signaled.retain(|t, _| !of_ctx(t));
+        self.moved.retain(|t| !of_ctx(t));
     }
 }
 
@@ -101,6 +118,26 @@ mod tests {
         // A late, older completion does not move the timeline back.
         assert!(!f.signal(Timeline::Global, FenceId::new(4)));
         assert_eq!(f.last_signaled(Timeline::Global), FenceId::new(5));
+    }
+
+    #[test]
+    fn progress_is_reported_once_per_batch_with_the_newest_fence() {
+        let mut f = Fences::default();
+        let ring = Timeline::Ring {
+            ctx: CtxId::new(1).unwrap(),
+            ring: 0,
+        };
+        f.signal(Timeline::Global, FenceId::new(1));
+        f.signal(Timeline::Global, FenceId::new(3));
+        f.signal(ring, FenceId::new(2));
+        f.signal(Timeline::Global, FenceId::new(2)); // late, no progress
+        assert_eq!(
+            f.take_progress(),
+            vec![(Timeline::Global, FenceId::new(3)), (ring, FenceId::new(2))]
+        );
+        assert_eq!(f.take_progress(), vec![]);
+        f.signal(ring, FenceId::new(4));
+        assert_eq!(f.take_progress(), vec![(ring, FenceId::new(4))]);
     }
 
     #[test]

@@ -82,6 +82,14 @@ fn hundreds_in_flight_fill_the_ring_and_all_complete_once() {
         gpu.fences().last_signaled(Timeline::Global),
         *expected.last().unwrap()
     );
+    // Progress is reported per batch: the last report names the newest
+    // fence, and nothing is left to report afterwards.
+    let progress = gpu.take_fence_progress();
+    assert_eq!(
+        progress.last(),
+        Some(&(Timeline::Global, *expected.last().unwrap()))
+    );
+    assert!(gpu.take_fence_progress().is_empty());
     assert_eq!(gpu.in_flight(), 0);
     let stats = gpu.stats();
     assert_eq!(stats.ctrl.submitted, stats.ctrl.completed);

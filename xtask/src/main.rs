@@ -5,7 +5,8 @@
 //!   llvmpipe need (as root through apt-get; otherwise it names the steps).
 //! - `demo [OUTPUT.png]`: the main job: brings up the device and runs the
 //!   clear-and-read-back flow, writing the read-back image as a PNG.
-//! - `test`: set-up, formatting and lint checks, then every test.
+//! - `test`: set-up, formatting and lint checks, the Redox build check, the
+//!   demo, then every test.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -100,7 +101,23 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// The Redox target every daemon crate must keep compiling for.
+const REDOX_TARGET: &str = "x86_64-unknown-redox";
+/// Crates that run on Redox (everything but host tooling).
+const REDOX_CRATES: &[&str] = &["virtio-gpu-proto", "virgl-stream", "virtio-gpud"];
+
 fn setup() -> Result {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| format!("running rustup: {e}"))?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t == REDOX_TARGET)
+    {
+        run("rustup", &["target", "add", REDOX_TARGET])?;
+    }
     let backend = find_backend().ok();
     let missing = match &backend {
         Some(b) => missing_libraries(b)?,
@@ -205,6 +222,11 @@ fn test() -> Result {
         "-D",
         "warnings",
     ])?;
+    let mut check = vec!["check", "--target", REDOX_TARGET];
+    for krate in REDOX_CRATES {
+        check.extend(["--package", krate]);
+    }
+    cargo(&check)?;
     // The main job must keep working too.
     demo(Some("target/demo/clear-readback.png"))?;
     cargo_test()

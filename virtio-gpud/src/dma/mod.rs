@@ -4,7 +4,8 @@
 //! backing) lives in a [`DmaRegion`]: memory mapped into this process at
 //! `host` and visible to the device at `device_addr`. The platform seam is
 //! only how a region comes to exist (a memfd shared with the vhost-user
-//! backend on Linux); carving it into buffers is the same code everywhere.
+//! backend on Linux, physically contiguous memory from the memory scheme on
+//! Redox); carving it into buffers is the same code everywhere.
 //!
 //! The device may write this memory at any time, so it is never viewed
 //! through Rust references: it is read and written by copying through raw
@@ -14,6 +15,8 @@
 mod alloc;
 #[cfg(target_os = "linux")]
 mod memfd;
+#[cfg(target_os = "redox")]
+mod phys;
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -24,6 +27,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use self::alloc::FreeList;
 #[cfg(target_os = "linux")]
 pub use self::memfd::MemfdBacking;
+#[cfg(target_os = "redox")]
+pub use self::phys::PhysBacking;
 
 /// Errors of the DMA memory layer.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,9 @@ pub struct DmaRegion {
     device_addr: u64,
     #[cfg(target_os = "linux")]
     backing: MemfdBacking,
+    // Kept for its Drop, which unmaps the region.
+    #[cfg(target_os = "redox")]
+    _backing: PhysBacking,
 }
 
 // SAFETY: the region is plain shared memory; it carries no thread affinity,
@@ -79,6 +87,20 @@ impl DmaRegion {
             len,
             device_addr,
             backing,
+        })
+    }
+
+    /// Creates a region of `len` bytes (a multiple of the page size) of
+    /// physically contiguous memory; the device sees it at its physical
+    /// address.
+    #[cfg(target_os = "redox")]
+    pub fn new_physical(len: usize) -> Result<Self, DmaError> {
+        let backing = PhysBacking::new(len)?;
+        Ok(DmaRegion {
+            host: backing.host(),
+            len,
+            device_addr: backing.phys(),
+            _backing: backing,
         })
     }
 
