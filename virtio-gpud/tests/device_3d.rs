@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{clear_stream, ctx, render_target, start_3d};
+use common::{clear_stream, ctx_with_target, start_3d};
 use virtio_gpu_proto::{
-    Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxAttachResource, CtxDetachResource, Features,
-    TransferFromHost3d, TransferToHost3d, CAPSET_V1_SIZE,
+    Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxDetachResource, Features, TransferFromHost3d,
+    TransferToHost3d, CAPSET_V1_SIZE,
 };
 use virtio_gpud::Timeline;
 
@@ -62,12 +62,7 @@ fn both_virgl_capsets_are_listed_fetched_and_valid() {
 fn clear_and_read_back() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
-    let ctx = ctx(gpu);
-    let res = gpu
-        .create_resource_3d(&render_target(W, H), (W * H * 4) as usize)
-        .unwrap();
-    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
-        .unwrap();
+    let (ctx, res) = ctx_with_target(gpu, W, H);
 
     let stream = clear_stream(res.id.get(), [1.0, 0.0, 0.0, 1.0]);
     gpu.call(&CmdSubmit::new(ctx, stream.len() as u32), &stream, None)
@@ -100,12 +95,9 @@ fn clear_and_read_back() {
 fn upload_then_read_back_is_identical() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
-    let ctx = ctx(gpu);
     let (w, h) = (256u32, 128u32);
     let len = (w * h * 4) as usize;
-    let res = gpu.create_resource_3d(&render_target(w, h), len).unwrap();
-    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
-        .unwrap();
+    let (ctx, res) = ctx_with_target(gpu, w, h);
 
     let pattern: Vec<u8> = (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

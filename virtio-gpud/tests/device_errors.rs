@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{clear_stream, ctx, render_target, start_2d, start_3d};
+use common::{clear_stream, ctx, ctx_with_target, render_target, start_2d, start_3d};
 use virtio_gpu_proto::{
-    Box3d, CmdSubmit, CommandType, CtrlHdr, CtxAttachResource, CtxId, Format, GetCapsetInfo,
-    GetEdid, MemEntry, Queue, Rect, Resource3dParams, ResourceAttachBacking, ResourceCreate3d,
-    ResourceFlush, ResourceId, ResponseType, ScanoutId, TransferFromHost3d, TransferToHost2d,
+    Box3d, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, GetCapsetInfo, GetEdid, MemEntry, Queue,
+    Rect, Resource3dParams, ResourceAttachBacking, ResourceCreate3d, ResourceFlush, ResourceId,
+    ResponseType, ScanoutId, TransferFromHost3d, TransferToHost2d,
 };
 use virtio_gpud::transport::vhost_user::VhostUserTransport;
 use virtio_gpud::{DeviceError, Error, Gpu, Timeline};
@@ -125,12 +125,7 @@ fn a_bad_context_does_not_disturb_a_good_one() {
     // that the good context is unaffected.
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
-    let ctx = ctx(gpu);
-    let res = gpu
-        .create_resource_3d(&render_target(16, 16), 16 * 16 * 4)
-        .unwrap();
-    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
-        .unwrap();
+    let (ctx, res) = ctx_with_target(gpu, 16, 16);
     let bogus = CtxId::new(777).unwrap();
     let garbage = [0xFFu8; 64];
     let _ = gpu.call(&CmdSubmit::new(bogus, 64), &garbage, None);

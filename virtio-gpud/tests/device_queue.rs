@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{clear_stream, ctx, render_target, start_3d, start_with};
-use virtio_gpu_proto::{CmdSubmit, CtxAttachResource, FenceId, GetCapsetInfo, RespCapsetInfo};
+use common::{clear_stream, ctx_with_target, start_3d, start_with};
+use virtio_gpu_proto::{CmdSubmit, FenceId, GetCapsetInfo, RespCapsetInfo};
 use virtio_gpud::{Pending, Timeline};
 use zerocopy::FromBytes;
 
@@ -17,12 +17,7 @@ fn hundreds_in_flight_fill_the_ring_and_all_complete_once() {
     opts.gpu.ctrl_queue_size = 64;
     let mut dev = start_with(&opts);
     let gpu = &mut dev.gpu;
-    let ctx = ctx(gpu);
-    let res = gpu
-        .create_resource_3d(&render_target(128, 128), 128 * 128 * 4)
-        .unwrap();
-    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
-        .unwrap();
+    let (ctx, res) = ctx_with_target(gpu, 128, 128);
     let stream = clear_stream(res.id.get(), [0.0, 0.0, 1.0, 1.0]);
     let free_before = gpu.pool().free_bytes();
     let fence_base = gpu.fences().last_signaled(Timeline::Global);
@@ -106,12 +101,7 @@ fn hundreds_in_flight_fill_the_ring_and_all_complete_once() {
 fn unfenced_commands_overtake_fenced_ones() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
-    let ctx = ctx(gpu);
-    let res = gpu
-        .create_resource_3d(&render_target(256, 256), 256 * 256 * 4)
-        .unwrap();
-    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
-        .unwrap();
+    let (ctx, res) = ctx_with_target(gpu, 256, 256);
     let stream = clear_stream(res.id.get(), [1.0, 1.0, 0.0, 1.0]);
 
     let mut order = Vec::new();

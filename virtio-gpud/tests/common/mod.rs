@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
-use virtio_gpu_proto::{CtxId, Resource3dParams};
+use virtio_gpu_proto::{CtxAttachResource, CtxId, Resource3dParams};
 use virtio_gpud::transport::vhost_user::{
     launch, BackendProcess, LaunchOptions, VhostUserTransport,
 };
-use virtio_gpud::Gpu;
+use virtio_gpud::{Gpu, Resource};
 
 /// A running device; the backend is killed when this drops.
 pub struct Device {
@@ -95,4 +95,15 @@ pub fn clear_stream(res: u32, rgba: [f32; 4]) -> Vec<u8> {
 pub fn ctx(gpu: &mut Gpu<VhostUserTransport>) -> CtxId {
     gpu.create_context(virtio_gpu_proto::CapsetId::VIRGL2, "test")
         .expect("creating a context")
+}
+
+/// A context and a `w × h` RGBA8 render target with backing, attached to it.
+pub fn ctx_with_target(gpu: &mut Gpu<VhostUserTransport>, w: u32, h: u32) -> (CtxId, Resource) {
+    let ctx = ctx(gpu);
+    let res = gpu
+        .create_resource_3d(&render_target(w, h), (w * h * 4) as usize)
+        .expect("creating a render target");
+    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)
+        .expect("attaching it to the context");
+    (ctx, res)
 }
