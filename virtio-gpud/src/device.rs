@@ -140,8 +140,8 @@ impl<T: Transport> Gpu<T> {
         transport.set_driver_features(features.bits())?;
         let event_idx = features.contains(Features::RING_EVENT_IDX);
 
-        let mut queue = |index: Queue, size: u16| -> Result<CommandQueue, Error> {
-            let index = index as u16;
+        let mut queue = |queue: Queue, size: u16| -> Result<CommandQueue, Error> {
+            let index = queue.index();
             let size = size.min(transport.max_queue_size(index)?);
             let vq = SplitQueue::new(&pool, index, size, event_idx)?;
             transport.setup_queue(index, size, vq.addrs())?;
@@ -311,7 +311,7 @@ impl<T: Transport> Gpu<T> {
     pub fn flush(&mut self) -> Result<(), Error> {
         for queue in [Queue::Control, Queue::Cursor] {
             if self.queue_mut(queue).needs_notify() {
-                self.transport.notify(queue as u16)?;
+                self.transport.notify(queue.index())?;
             }
         }
         Ok(())
