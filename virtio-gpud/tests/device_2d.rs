@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use common::start_2d;
 use virtio_gpu_proto::{
-    CursorPos, Format, GetDisplayInfo, MoveCursor, Rect, ResourceFlush, ScanoutId, SetScanout,
-    TransferToHost2d, UpdateCursor,
+    CommandType, CursorPos, Format, GetDisplayInfo, MemEntry, MoveCursor, Rect,
+    ResourceAttachBacking, ResourceDetachBacking, ResourceFlush, ResponseType, ScanoutId,
+    SetScanout, TransferToHost2d, UpdateCursor,
 };
+use virtio_gpud::resource::PAGE_SIZE;
 use virtio_gpud::transport::vhost_user::display::{DisplayState, CURSOR_SIZE};
 use virtio_gpud::transport::vhost_user::VhostUserTransport;
-use virtio_gpud::Gpu;
+use virtio_gpud::{DeviceError, Error, Gpu};
+use zerocopy::IntoBytes;
 
 /// Waits until the display thread has shown what `done` looks for.
 fn wait_display(gpu: &Gpu<VhostUserTransport>, done: impl Fn(&DisplayState) -> bool) {
@@ -142,4 +145,52 @@ fn cursor_image_and_moves_reach_the_display() {
         d.cursor.x == 0 && d.cursor.image.iter().all(|p| p >> 24 == 0)
     });
     assert_eq!(gpu.stats().cursor.completed, 4);
+}
+
+#[test]
+fn detached_backing_is_gone_and_new_backing_is_shown() {
+    let mut dev = start_2d();
+    let gpu = &mut dev.gpu;
+    let (w, h) = (64u32, 32u32);
+    let res = gpu
+        .create_resource_2d(Format::B8G8R8X8_UNORM, w, h)
+        .unwrap();
+    let full = Rect::new(0, 0, w, h);
+    gpu.call(&ResourceDetachBacking::new(res.id), &[], None)
+        .unwrap();
+    // Without backing there is nothing to transfer from.
+    match gpu.call(&TransferToHost2d::new(res.id, full, 0), &[], None) {
+        Err(Error::Device(DeviceError::Response { command, response })) => {
+            assert_eq!(command, CommandType::TRANSFER_TO_HOST_2D);
+            assert_eq!(response, ResponseType::ERR_INVALID_RESOURCE_ID);
+        }
+        other => panic!("transfer without backing: {other:?}"),
+    }
+
+    let fresh = gpu.pool().alloc((w * h * 4) as usize, PAGE_SIZE).unwrap();
+    let green: Vec<u8> = [0x00, 0xFF, 0x00, 0xFF].repeat((w * h) as usize);
+    fresh.write_bytes(0, &green);
+    let entry = MemEntry::new(fresh.device_addr(), fresh.len() as u32);
+    gpu.call(
+        &ResourceAttachBacking::new(res.id, 1),
+        entry.as_bytes(),
+        None,
+    )
+    .unwrap();
+    gpu.call(&TransferToHost2d::new(res.id, full, 0), &[], None)
+        .unwrap();
+    gpu.call(
+        &SetScanout::new(ScanoutId::new(0), Some(res.id), full),
+        &[],
+        None,
+    )
+    .unwrap();
+    gpu.call(&ResourceFlush::new(res.id, full), &[], None)
+        .unwrap();
+    wait_display(gpu, |d| d.updates > 0 && d.scanouts[0].width == w);
+    let display = gpu.transport().display().unwrap().lock();
+    assert!(display.scanouts[0]
+        .pixels
+        .iter()
+        .all(|p| p & 0xFF_FFFF == 0x00_FF00));
 }

@@ -3,12 +3,15 @@
 
 mod common;
 
-use common::{clear_stream, ctx_with_target, start_3d};
+use common::{clear_stream, ctx, ctx_with_target, render_target, start_3d};
 use virtio_gpu_proto::{
-    Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxDetachResource, Features, TransferFromHost3d,
+    Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxAttachResource, CtxDetachResource, Features,
+    MemEntry, ResourceAttachBacking, ResourceCreate3d, ResourceUnref, TransferFromHost3d,
     TransferToHost3d, CAPSET_V1_SIZE,
 };
+use virtio_gpud::resource::PAGE_SIZE;
 use virtio_gpud::Timeline;
+use zerocopy::IntoBytes;
 
 const W: u32 = 64;
 const H: u32 = 64;
@@ -113,4 +116,64 @@ fn upload_then_read_back_is_identical() {
     let mut back = vec![0u8; len];
     res.backing.read_bytes(0, &mut back);
     assert!(back == pattern, "read-back differs from the upload");
+}
+
+/// Backing made of several separate pages, given as a scatter-gather list:
+/// the host must stitch them together in order for both transfer directions.
+#[test]
+fn scatter_gather_backing_round_trips() {
+    let mut dev = start_3d();
+    let gpu = &mut dev.gpu;
+    let ctx = ctx(gpu);
+    let (w, h) = (64u32, 64u32); // 16 KiB: four pages
+    let res = gpu.new_resource_id();
+    gpu.call(&ResourceCreate3d::new(res, &render_target(w, h)), &[], None)
+        .unwrap();
+    // Allocate pages with spacers between them, so no two are adjacent.
+    let mut pages = Vec::new();
+    let mut spacers = Vec::new();
+    for _ in 0..4 {
+        pages.push(gpu.pool().alloc(PAGE_SIZE, PAGE_SIZE).unwrap());
+        spacers.push(gpu.pool().alloc(PAGE_SIZE, PAGE_SIZE).unwrap());
+    }
+    // In reverse address order, to catch a host that sorts or merges.
+    pages.reverse();
+    let entries: Vec<MemEntry> = pages
+        .iter()
+        .map(|p| MemEntry::new(p.device_addr(), PAGE_SIZE as u32))
+        .collect();
+    gpu.call(
+        &ResourceAttachBacking::new(res, entries.len() as u32),
+        entries.as_bytes(),
+        None,
+    )
+    .unwrap();
+    gpu.call(&CtxAttachResource::new(ctx, res), &[], None)
+        .unwrap();
+
+    let image: Vec<u8> = (0..w * h * 4).map(|i| (i * 7 + i / 4096) as u8).collect();
+    for (page, chunk) in pages.iter().zip(image.chunks(PAGE_SIZE)) {
+        page.write_bytes(0, chunk);
+    }
+    let whole = Box3d::new(0, 0, 0, w, h, 1);
+    gpu.call(
+        &TransferToHost3d::new(ctx, res, whole, 0, 0, 0, 0),
+        &[],
+        Some(Timeline::Global),
+    )
+    .unwrap();
+    pages.iter().for_each(|p| p.fill(0));
+    gpu.call(
+        &TransferFromHost3d::new(ctx, res, whole, 0, 0, 0, 0),
+        &[],
+        Some(Timeline::Global),
+    )
+    .unwrap();
+    let mut back = vec![0u8; image.len()];
+    for (page, chunk) in pages.iter().zip(back.chunks_mut(PAGE_SIZE)) {
+        page.read_bytes(0, chunk);
+    }
+    assert!(back == image, "scatter-gather read-back differs");
+    gpu.call(&ResourceUnref::new(res), &[], None).unwrap();
+    drop(spacers);
 }
