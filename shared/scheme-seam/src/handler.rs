@@ -1,0 +1,196 @@
+//! What a scheme implements. The same implementation is served on Redox
+//! (by [`crate::redox`]) and on Linux (by [`crate::linux`]).
+//!
+//! Blocking is expressed by returning [`Errno::EAGAIN`] from `read` or
+//! `call`: unless the request was non-blocking, the serving loop parks it
+//! and runs it again after every later request, every ready event source
+//! and every deadline from [`Scheme::next_deadline`], until it answers
+//! something else. A handler that returns `EAGAIN` must therefore leave its
+//! state as it found it. A parked request whose caller goes away or cancels
+//! is answered [`Errno::ECANCELED`] (if anyone is left to answer) and never
+//! runs again.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::errno::{Errno, Result};
+use crate::shm::ShmRegion;
+
+/// A scheme's number for one open handle, chosen by the scheme.
+pub type HandleId = usize;
+
+bitflags::bitflags! {
+    /// Readiness a client can wait for (`fevent`), as on Redox.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct EventFlags: u32 {
+        /// Readable: a read or wait would not block.
+        const READ = 1;
+        /// Writable.
+        const WRITE = 2;
+    }
+}
+
+/// Who made a request, as the platform reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// Process id.
+    pub pid: u32,
+    /// User id. On Redox it is only valid at open: check permissions there.
+    pub uid: u32,
+    /// Group id, with the same caveat.
+    pub gid: u32,
+}
+
+/// What opening (or duplicating) a handle produced.
+#[derive(Debug)]
+pub enum Opened {
+    /// A new handle of this scheme.
+    Handle(HandleId),
+    /// A file of another scheme (or any other file), handed to the client
+    /// as it is: e.g. a sync_file fd that syncd serves, returned by drmd.
+    Fd(OwnedFd),
+}
+
+/// A window of shared memory a client maps (`mmap`).
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    /// The region the window is in.
+    pub region: Arc<ShmRegion>,
+    /// Offset of the window in the region (page aligned).
+    pub offset: usize,
+}
+
+/// Per-request context: the caller, and the readiness changes the handler
+/// reports while handling it.
+#[derive(Debug)]
+pub struct Context {
+    caller: Caller,
+    events: Vec<(HandleId, EventFlags)>,
+}
+
+impl Context {
+    /// A context for a request from `caller`.
+    pub fn new(caller: Caller) -> Self {
+        Context {
+            caller,
+            events: Vec::new(),
+        }
+    }
+
+    /// Who is asking.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Reports that handle `id` is now ready for `flags` (any handle, not
+    /// only the caller's): pollers waiting on it wake up.
+    pub fn post_event(&mut self, id: HandleId, flags: EventFlags) {
+        self.events.push((id, flags));
+    }
+
+    /// The events posted so far, for the serving loop.
+    pub fn take_events(&mut self) -> Vec<(HandleId, EventFlags)> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// A scheme: the handler side of every operation a client can perform.
+///
+/// Defaults answer as a file that does not support the operation would.
+pub trait Scheme {
+    /// Opens `path` (relative to the scheme root) with open `flags`.
+    fn open(&mut self, path: &str, flags: usize, ctx: &mut Context) -> Result<Opened>;
+
+    /// Duplicates handle `id`; `buf` says what kind of duplicate (as Redox's
+    /// `dup` with a path-like argument).
+    fn dup(&mut self, id: HandleId, buf: &[u8], ctx: &mut Context) -> Result<Opened> {
+        let _ = (id, buf, ctx);
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Reads into `buf` at `offset`; `EAGAIN` parks a blocking read.
+    fn read(
+        &mut self,
+        id: HandleId,
+        buf: &mut [u8],
+        offset: u64,
+        ctx: &mut Context,
+    ) -> Result<usize> {
+        let _ = (id, buf, offset, ctx);
+        Err(Errno::EBADF)
+    }
+
+    /// Writes `buf` at `offset`.
+    fn write(&mut self, id: HandleId, buf: &[u8], offset: u64, ctx: &mut Context) -> Result<usize> {
+        let _ = (id, buf, offset, ctx);
+        Err(Errno::EBADF)
+    }
+
+    /// A call: `payload` is read and may be written back (the ioctl
+    /// argument); `metadata` holds up to three words (the ioctl number
+    /// first). `EAGAIN` parks a blocking call.
+    fn call(
+        &mut self,
+        id: HandleId,
+        payload: &mut [u8],
+        metadata: &[u64],
+        ctx: &mut Context,
+    ) -> Result<usize> {
+        let _ = (id, payload, metadata, ctx);
+        Err(Errno::ENOSYS)
+    }
+
+    /// A client starts waiting for `flags` on `id`: returns the readiness
+    /// that holds now. Later changes are reported with
+    /// [`Context::post_event`].
+    fn fevent(&mut self, id: HandleId, flags: EventFlags, ctx: &mut Context) -> Result<EventFlags> {
+        let _ = (id, flags, ctx);
+        Ok(EventFlags::empty())
+    }
+
+    /// Maps `len` bytes at `offset` of handle `id`.
+    fn mmap(
+        &mut self,
+        id: HandleId,
+        offset: u64,
+        len: usize,
+        ctx: &mut Context,
+    ) -> Result<Mapping> {
+        let _ = (id, offset, len, ctx);
+        Err(Errno::ENODEV)
+    }
+
+    /// The client sends `fds` to handle `id`, with an argument word.
+    fn send_fds(
+        &mut self,
+        id: HandleId,
+        fds: Vec<OwnedFd>,
+        arg: u64,
+        ctx: &mut Context,
+    ) -> Result<usize> {
+        let _ = (id, fds, arg, ctx);
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// The last reference to handle `id` is gone (closed, or its process
+    /// exited). Release what it owns.
+    fn close(&mut self, id: HandleId, ctx: &mut Context);
+
+    /// Other files the serving loop should watch for readability (device
+    /// interrupts, timers), each with a token for [`Scheme::on_source`].
+    fn sources(&self) -> Vec<(RawFd, usize)> {
+        Vec::new()
+    }
+
+    /// Source `token` became readable.
+    fn on_source(&mut self, token: usize, ctx: &mut Context) {
+        let _ = (token, ctx);
+    }
+
+    /// The earliest time a parked request may need to answer on its own
+    /// (a wait's deadline).
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+}

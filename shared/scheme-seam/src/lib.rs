@@ -1,0 +1,28 @@
+//! The scheme seam: one handler code path ([`Scheme`]) served on Redox and
+//! on Linux with the same semantics.
+//!
+//! - [`handler`]: what a scheme implements, with blocking expressed as
+//!   parked requests and readiness as posted events.
+//! - [`linux`]: the scheme bus — Unix-domain sockets in one directory
+//!   standing for `/scheme/`, one connection per open handle, fds passed
+//!   with SCM_RIGHTS, shared memory as memfds, readiness as eventfds.
+//! - [`redox`]: the adapter to `redox-scheme` and the `libredox` client.
+//! - [`daemon`]: start-up readiness and orderly termination.
+//!
+//! See `docs/SCHEME.md` for the whole picture.
+
+pub mod daemon;
+pub mod errno;
+pub mod handler;
+#[cfg(target_os = "linux")]
+pub mod linux;
+mod parked;
+#[cfg(target_os = "redox")]
+pub mod redox;
+pub mod shm;
+
+pub use errno::{Errno, Result};
+pub use handler::{Caller, Context, EventFlags, HandleId, Mapping, Opened, Scheme};
+#[cfg(target_os = "linux")]
+pub use linux::{serve, SchemeFd};
+pub use shm::ShmRegion;

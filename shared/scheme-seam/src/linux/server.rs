@@ -1,0 +1,750 @@
+//! Serving a [`Scheme`] on the bus: one epoll loop over the listening
+//! socket, every handle's connection, the scheme's own event sources and the
+//! termination pipe.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+
+use super::frames::{Frame, FrameReader};
+use super::scm;
+use super::wire::{decode, encode, FrameError, Reply, Request, MAX_FDS};
+use crate::daemon::{notify_ready, Termination};
+use crate::errno::Errno;
+use crate::handler::{Caller, Context, EventFlags, HandleId, Opened, Scheme};
+use crate::parked::Parked;
+
+const LISTENER: u64 = 0;
+const TERMINATION: u64 = 1;
+const SOURCE: u64 = 1 << 32;
+const CONN: u64 = 1 << 48;
+
+/// Serves `scheme` as `name` in the bus directory until `termination`
+/// fires. The socket appears (atomically, by rename) only once it accepts
+/// connections, and `INIT_NOTIFY` is written then.
+pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -> io::Result<()> {
+    if name.is_empty() || name.contains('/') {
+        return Err(io::Error::new(ErrorKind::InvalidInput, "bad scheme name"));
+    }
+    let dir = super::scheme_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    let staging = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    listener.set_nonblocking(true)?;
+    std::fs::rename(&staging, &path)?;
+    let mut server = Server::new(scheme, listener, path.clone(), termination)?;
+    info!("serving scheme {name} at {}", path.display());
+    notify_ready()?;
+    let result = server.run(termination);
+    server.shutdown();
+    result
+}
+
+/// One handle's connection (or a fresh one waiting for its Open).
+struct Conn {
+    stream: UnixStream,
+    caller: Caller,
+    handle: Option<HandleId>,
+    reader: FrameReader,
+    out: VecDeque<Outgoing>,
+    /// Readable while the handle is ready for reading, once asked for.
+    events: Option<OwnedFd>,
+    /// Close once the output is flushed (a failed open, a broken stream).
+    closing: bool,
+    /// Whether EPOLLOUT is armed.
+    want_out: bool,
+}
+
+struct Outgoing {
+    bytes: Vec<u8>,
+    sent: usize,
+    fds: Vec<OwnedFd>,
+}
+
+/// A request waiting for its condition.
+struct ParkedReq {
+    tag: u32,
+    req: Request,
+}
+
+/// What executing a request asks of the loop.
+enum Exec {
+    Reply(Reply, Vec<OwnedFd>),
+    /// The request blocks: park it.
+    Blocked,
+    /// Open made a handle: bind the connection to it.
+    Bind(HandleId),
+    /// Open or dup produced another file: send it; a connection that was
+    /// opening closes after.
+    Foreign(OwnedFd),
+    /// Dup made a handle: give it a connection of its own.
+    NewHandle(HandleId),
+    /// fevent answered with this readiness.
+    Events(EventFlags),
+}
+
+struct Server<'s, S: Scheme> {
+    scheme: &'s mut S,
+    epoll: OwnedFd,
+    listener: UnixListener,
+    path: PathBuf,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    parked: Parked<ParkedReq>,
+}
+
+fn errno_reply(e: Errno) -> Exec {
+    Exec::Reply(Reply::Error(e.0), Vec::new())
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn epoll_ctl(
+    epoll: &OwnedFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: `ev` is a valid epoll_event; the fds are live.
+    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+}
+
+fn peer_caller(stream: &UnixStream) -> Caller {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the given length.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        warn!("SO_PEERCRED: {}", io::Error::last_os_error());
+    }
+    Caller {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+        gid: cred.gid,
+    }
+}
+
+fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: creating a fresh eventfd with valid flags.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd() just returned this fd; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes `fd` (an eventfd) readable or not.
+fn set_ready(fd: &OwnedFd, ready: bool) {
+    let mut value = 1u64;
+    // SAFETY: 8-byte reads and writes of a local u64 on an eventfd we own;
+    // EAGAIN (already clear, or counter full) is the state we want anyway.
+    unsafe {
+        if ready {
+            libc::write(fd.as_raw_fd(), (&value as *const u64).cast(), 8);
+        } else {
+            libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8);
+        }
+    }
+}
+
+impl<'s, S: Scheme> Server<'s, S> {
+    fn new(
+        scheme: &'s mut S,
+        listener: UnixListener,
+        path: PathBuf,
+        termination: &Termination,
+    ) -> io::Result<Self> {
+        // SAFETY: creating a fresh epoll instance.
+        let epoll = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: epoll_create1 just returned this fd.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let readable = libc::EPOLLIN as u32;
+        epoll_ctl(
+            &epoll,
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            readable,
+            LISTENER,
+        )?;
+        epoll_ctl(
+            &epoll,
+            libc::EPOLL_CTL_ADD,
+            termination.fd(),
+            readable,
+            TERMINATION,
+        )?;
+        for (fd, token) in scheme.sources() {
+            epoll_ctl(
+                &epoll,
+                libc::EPOLL_CTL_ADD,
+                fd,
+                readable,
+                SOURCE + token as u64,
+            )?;
+        }
+        Ok(Server {
+            scheme,
+            epoll,
+            listener,
+            path,
+            conns: HashMap::new(),
+            next_conn: 0,
+            parked: Parked::default(),
+        })
+    }
+
+    fn run(&mut self, termination: &Termination) -> io::Result<()> {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            let timeout = self.scheme.next_deadline().map_or(-1, |d| {
+                let ms = d.saturating_duration_since(Instant::now()).as_millis();
+                // Round up so a deadline is never woken for early and spun on.
+                i32::try_from(ms + 1).unwrap_or(i32::MAX)
+            });
+            // SAFETY: `events` has room for its length of entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in &events[..n as usize] {
+                let (token, flags) = (ev.u64, ev.events);
+                match token {
+                    LISTENER => self.accept(),
+                    TERMINATION => {
+                        if termination.requested() {
+                            return Ok(());
+                        }
+                    }
+                    t if t >= CONN => self.conn_ready(t - CONN, flags),
+                    t => {
+                        let mut ctx = Context::new(Caller::default());
+                        self.scheme.on_source((t - SOURCE) as usize, &mut ctx);
+                        self.deliver_events(ctx.take_events());
+                    }
+                }
+            }
+            self.rerun_parked();
+            self.flush_all();
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let caller = peer_caller(&stream);
+                    if let Err(e) = self.add_conn(stream, caller, None) {
+                        warn!("accepting a client: {e}");
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(
+        &mut self,
+        stream: UnixStream,
+        caller: Caller,
+        handle: Option<HandleId>,
+    ) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let id = self.next_conn;
+        self.next_conn += 1;
+        epoll_ctl(
+            &self.epoll,
+            libc::EPOLL_CTL_ADD,
+            stream.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            CONN + id,
+        )?;
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                caller,
+                handle,
+                reader: FrameReader::default(),
+                out: VecDeque::new(),
+                events: None,
+                closing: false,
+                want_out: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn conn_ready(&mut self, id: u64, flags: u32) {
+        if flags & libc::EPOLLOUT as u32 != 0 {
+            self.flush(id);
+        }
+        if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 == 0 {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        // Drain the socket: frames are handled as they complete.
+        loop {
+            match conn.reader.fill(conn.stream.as_raw_fd()) {
+                Ok(0) => return self.drop_conn(id),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("connection {id}: {e}");
+                    return self.drop_conn(id);
+                }
+            }
+        }
+        loop {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.closing {
+                return;
+            }
+            match conn.reader.next_frame() {
+                None => break,
+                Some(Ok(frame)) => self.handle_frame(id, frame),
+                Some(Err((tag, e))) => {
+                    // The stream cannot be resynchronised: answer, then close.
+                    warn!("connection {id}: {e}; closing it");
+                    self.send(
+                        id,
+                        tag.unwrap_or(0),
+                        &Reply::Error(Errno::EMSGSIZE.0),
+                        Vec::new(),
+                    );
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        conn.closing = true;
+                    }
+                }
+            }
+        }
+        self.flush(id);
+    }
+
+    fn handle_frame(&mut self, id: u64, frame: Frame) {
+        let (tag, req) = decode::<Request>(&frame.bytes);
+        let req = match req {
+            Ok(req) => req,
+            Err(FrameError::Body | FrameError::Length(_)) => {
+                debug!("connection {id}: undecodable request {tag}");
+                return self.send(id, tag, &Reply::Error(Errno::EINVAL.0), Vec::new());
+            }
+        };
+        let mut req = req;
+        match self.execute(id, &mut req, frame.fds) {
+            Some(Exec::Blocked) => self.parked.park(id as usize, ParkedReq { tag, req }),
+            Some(exec) => self.finish(id, tag, exec),
+            None => {}
+        }
+    }
+
+    /// Runs one request against the scheme. `None` when the connection is
+    /// gone.
+    fn execute(&mut self, id: u64, req: &mut Request, fds: Vec<OwnedFd>) -> Option<Exec> {
+        let conn = self.conns.get(&id)?;
+        let mut ctx = Context::new(conn.caller);
+        let handle = conn.handle;
+        let has_events = conn.events.is_some();
+        let exec = match (handle, req) {
+            (None, Request::Open { path, flags }) => {
+                match self.scheme.open(path, *flags as usize, &mut ctx) {
+                    Ok(Opened::Handle(h)) => Exec::Bind(h),
+                    Ok(Opened::Fd(fd)) => Exec::Foreign(fd),
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (None, _) => errno_reply(Errno::EBADF),
+            (Some(_), Request::Open { .. }) => errno_reply(Errno::EINVAL),
+            (Some(_), Request::SendFds { .. }) if fds.is_empty() => errno_reply(Errno::EINVAL),
+            (Some(h), Request::SendFds { arg }) => {
+                match self.scheme.send_fds(h, fds, *arg, &mut ctx) {
+                    Ok(v) => Exec::Reply(Reply::Value(v as u64), Vec::new()),
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (Some(_), _) if !fds.is_empty() => errno_reply(Errno::EINVAL),
+            (Some(h), Request::Dup { buf }) => match self.scheme.dup(h, buf, &mut ctx) {
+                Ok(Opened::Handle(new)) => Exec::NewHandle(new),
+                Ok(Opened::Fd(fd)) => Exec::Foreign(fd),
+                Err(e) => errno_reply(e),
+            },
+            (
+                Some(h),
+                Request::Read {
+                    len,
+                    offset,
+                    nonblock,
+                },
+            ) => {
+                let Ok(len) = usize::try_from(*len).map(|l| l.min(super::wire::MAX_FRAME / 2))
+                else {
+                    return Some(errno_reply(Errno::EINVAL));
+                };
+                let mut data = vec![0; len];
+                match self.scheme.read(h, &mut data, *offset, &mut ctx) {
+                    Err(Errno::EAGAIN) if !*nonblock => Exec::Blocked,
+                    Ok(n) => {
+                        data.truncate(n.min(len));
+                        Exec::Reply(
+                            Reply::Data {
+                                value: n as u64,
+                                data,
+                            },
+                            Vec::new(),
+                        )
+                    }
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (Some(h), Request::Write { data, offset }) => {
+                match self.scheme.write(h, data, *offset, &mut ctx) {
+                    Ok(n) => Exec::Reply(Reply::Value(n as u64), Vec::new()),
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (Some(_), Request::Call { metadata, .. }) if metadata.len() > 3 => {
+                errno_reply(Errno::EINVAL)
+            }
+            (
+                Some(h),
+                Request::Call {
+                    payload,
+                    metadata,
+                    nonblock,
+                },
+            ) => {
+                // The handler may write the payload; a blocked call must be
+                // re-run on the payload as the client sent it.
+                let mut scratch = payload.clone();
+                match self.scheme.call(h, &mut scratch, metadata, &mut ctx) {
+                    Err(Errno::EAGAIN) if !*nonblock => Exec::Blocked,
+                    Ok(v) => Exec::Reply(
+                        Reply::Data {
+                            value: v as u64,
+                            data: scratch,
+                        },
+                        Vec::new(),
+                    ),
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (Some(h), Request::Fevent { flags }) => {
+                match self
+                    .scheme
+                    .fevent(h, EventFlags::from_bits_truncate(*flags), &mut ctx)
+                {
+                    Ok(ready) => Exec::Events(ready),
+                    Err(e) => errno_reply(e),
+                }
+            }
+            (Some(h), Request::Mmap { offset, len }) => {
+                let Ok(len) = usize::try_from(*len) else {
+                    return Some(errno_reply(Errno::EINVAL));
+                };
+                match self.scheme.mmap(h, *offset, len, &mut ctx) {
+                    Ok(m)
+                        if m.offset
+                            .checked_add(len)
+                            .is_some_and(|end| end <= m.region.len()) =>
+                    {
+                        match m.region.fd().try_clone_to_owned() {
+                            Ok(fd) => Exec::Reply(
+                                Reply::Mapped {
+                                    offset: m.offset as u64,
+                                },
+                                vec![fd],
+                            ),
+                            Err(e) => errno_reply(e.into()),
+                        }
+                    }
+                    Ok(_) => errno_reply(Errno::EINVAL),
+                    Err(e) => errno_reply(e),
+                }
+            }
+        };
+        self.deliver_events(ctx.take_events());
+        if has_events && !matches!(exec, Exec::Blocked) {
+            self.refresh_readiness(id);
+        }
+        Some(exec)
+    }
+
+    /// Acts on a request's outcome and answers it.
+    fn finish(&mut self, id: u64, tag: u32, exec: Exec) {
+        match exec {
+            Exec::Reply(reply, fds) => {
+                self.send(id, tag, &reply, fds);
+                // A connection whose open failed has no further use.
+                if let Some(conn) = self.conns.get_mut(&id).filter(|c| c.handle.is_none()) {
+                    conn.closing = true;
+                }
+            }
+            Exec::Blocked => unreachable!("parked by the caller"),
+            Exec::Bind(h) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.handle = Some(h);
+                }
+                self.send(id, tag, &Reply::Value(h as u64), Vec::new());
+            }
+            Exec::Foreign(fd) => {
+                let opening = self.conns.get(&id).is_some_and(|c| c.handle.is_none());
+                self.send(id, tag, &Reply::Fd, vec![fd]);
+                if let (true, Some(conn)) = (opening, self.conns.get_mut(&id)) {
+                    conn.closing = true;
+                }
+            }
+            Exec::NewHandle(h) => {
+                let caller = self.conns.get(&id).map(|c| c.caller).unwrap_or_default();
+                match UnixStream::pair().and_then(|(ours, theirs)| {
+                    self.add_conn(ours, caller, Some(h))?;
+                    Ok(theirs)
+                }) {
+                    Ok(theirs) => self.send(id, tag, &Reply::Handle, vec![OwnedFd::from(theirs)]),
+                    Err(e) => {
+                        // The scheme made a handle nobody can reach: close it.
+                        let mut ctx = Context::new(caller);
+                        self.scheme.close(h, &mut ctx);
+                        self.deliver_events(ctx.take_events());
+                        self.send(id, tag, &Reply::Error(Errno::from(e).0), Vec::new());
+                    }
+                }
+            }
+            Exec::Events(ready) => {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let mut fds = Vec::new();
+                if conn.events.is_none() {
+                    match new_eventfd().and_then(|fd| Ok((fd.try_clone()?, fd))) {
+                        Ok((ours, theirs)) => {
+                            conn.events = Some(ours);
+                            fds.push(theirs);
+                        }
+                        Err(e) => {
+                            return self.send(id, tag, &Reply::Error(Errno::from(e).0), Vec::new())
+                        }
+                    }
+                }
+                if let Some(fd) = &conn.events {
+                    set_ready(fd, ready.contains(EventFlags::READ));
+                }
+                self.send(
+                    id,
+                    tag,
+                    &Reply::Events {
+                        ready: ready.bits(),
+                    },
+                    fds,
+                );
+            }
+        }
+    }
+
+    /// Brings a handle's eventfd in line with its readiness after the
+    /// client acted on it (a read may have drained what made it ready).
+    fn refresh_readiness(&mut self, id: u64) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let (Some(h), Some(_)) = (conn.handle, &conn.events) else {
+            return;
+        };
+        let mut ctx = Context::new(conn.caller);
+        let ready = self.scheme.fevent(h, EventFlags::READ, &mut ctx);
+        let events = ctx.take_events();
+        if let (Ok(ready), Some(fd)) = (ready, self.conns.get(&id).and_then(|c| c.events.as_ref()))
+        {
+            set_ready(fd, ready.contains(EventFlags::READ));
+        }
+        self.deliver_events(events);
+    }
+
+    /// Makes posted readiness visible to pollers of those handles.
+    fn deliver_events(&mut self, events: Vec<(HandleId, EventFlags)>) {
+        for (h, flags) in events {
+            if !flags.contains(EventFlags::READ) {
+                continue;
+            }
+            for conn in self.conns.values() {
+                if let (Some(ch), Some(fd)) = (conn.handle, &conn.events) {
+                    if ch == h {
+                        set_ready(fd, true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rerun_parked(&mut self) {
+        if self.parked.len() == 0 {
+            return;
+        }
+        // The scheme is borrowed inside the closure, so execute through a
+        // split borrow: take the list out, run, put back what still blocks.
+        let mut parked = std::mem::take(&mut self.parked);
+        let answered =
+            parked.rerun(
+                |owner, p| match self.execute(owner as u64, &mut p.req, Vec::new()) {
+                    Some(Exec::Blocked) => None,
+                    other => Some(other),
+                },
+            );
+        self.parked = parked;
+        for (owner, p, exec) in answered {
+            if let Some(exec) = exec {
+                self.finish(owner as u64, p.tag, exec);
+            }
+        }
+    }
+
+    fn send(&mut self, id: u64, tag: u32, reply: &Reply, fds: Vec<OwnedFd>) {
+        debug_assert!(fds.len() <= MAX_FDS);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.out.push_back(Outgoing {
+                bytes: encode(tag, reply),
+                sent: 0,
+                fds,
+            });
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.out.is_empty() || c.closing)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.flush(id);
+        }
+    }
+
+    /// Sends what is queued without blocking; arms EPOLLOUT for the rest.
+    fn flush(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while let Some(out) = conn.out.front_mut() {
+            let fds: Vec<RawFd> = if out.sent == 0 {
+                out.fds.iter().map(|f| f.as_fd().as_raw_fd()).collect()
+            } else {
+                Vec::new()
+            };
+            match scm::send(conn.stream.as_raw_fd(), &out.bytes[out.sent..], &fds) {
+                Ok(n) => {
+                    out.sent += n;
+                    if out.sent == out.bytes.len() {
+                        conn.out.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("connection {id}: {e}");
+                    return self.drop_conn(id);
+                }
+            }
+        }
+        let pending = !conn.out.is_empty();
+        if !pending && conn.closing {
+            return self.drop_conn(id);
+        }
+        if pending != conn.want_out {
+            conn.want_out = pending;
+            let mut events = libc::EPOLLIN as u32;
+            if pending {
+                events |= libc::EPOLLOUT as u32;
+            }
+            let fd = conn.stream.as_raw_fd();
+            if let Err(e) = epoll_ctl(&self.epoll, libc::EPOLL_CTL_MOD, fd, events, CONN + id) {
+                warn!("connection {id}: {e}");
+            }
+        }
+    }
+
+    /// The client is gone (or broke the protocol): its parked requests are
+    /// dropped and its handle closed.
+    fn drop_conn(&mut self, id: u64) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let cancelled = self.parked.take_where(|owner, _| owner as u64 == id);
+        if !cancelled.is_empty() {
+            debug!(
+                "connection {id}: {} parked requests cancelled",
+                cancelled.len()
+            );
+        }
+        if let Some(h) = conn.handle {
+            let mut ctx = Context::new(conn.caller);
+            self.scheme.close(h, &mut ctx);
+            self.deliver_events(ctx.take_events());
+        }
+    }
+
+    /// Orderly exit: parked requests are answered ECANCELED, every handle
+    /// is closed, the socket is removed.
+    fn shutdown(&mut self) {
+        let parked = self.parked.take_where(|_, _| true);
+        for (owner, p) in parked {
+            self.send(
+                owner as u64,
+                p.tag,
+                &Reply::Error(Errno::ECANCELED.0),
+                Vec::new(),
+            );
+        }
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.flush(id);
+            self.drop_conn(id);
+        }
+        let _ = std::fs::remove_file(&self.path);
+        info!("scheme at {} stopped", self.path.display());
+    }
+}

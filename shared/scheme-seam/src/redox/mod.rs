@@ -1,0 +1,1 @@
+//! Redox: the adapter to redox-scheme and the libredox client.

@@ -1,0 +1,207 @@
+//! Shared memory a scheme lets clients map: a memfd on Linux (passed to the
+//! client, which maps it), anonymous shared memory on Redox (whose pages the
+//! kernel maps into the client from `mmap_prep`).
+//!
+//! The memory can change under us (clients write it), so it is only ever
+//! copied through raw pointers, never viewed as a Rust reference.
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// A mapping of shared memory in this process.
+pub struct ShmRegion {
+    host: NonNull<u8>,
+    len: usize,
+    /// The memfd behind the mapping, to hand to peers.
+    #[cfg(target_os = "linux")]
+    fd: OwnedFd,
+}
+
+// SAFETY: plain shared memory with no thread affinity; all access is by
+// bounds-checked raw copies.
+unsafe impl Send for ShmRegion {}
+// SAFETY: as above; concurrent copies are data races on plain bytes that
+// every peer already tolerates, never on Rust objects.
+unsafe impl Sync for ShmRegion {}
+
+#[cfg(target_os = "linux")]
+impl ShmRegion {
+    /// Creates `len` bytes of zeroed shared memory named `name` (for
+    /// /proc/PID/maps and debugging).
+    pub fn new(name: &str, len: usize) -> io::Result<Self> {
+        let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+        // SAFETY: `name` is NUL-terminated; the flags are valid.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
+        Self::map(fd, 0, len)
+    }
+
+    /// Maps `len` bytes at `offset` of the shared-memory file `fd` (a memfd
+    /// a peer sent), read-write and shared.
+    pub fn map(fd: OwnedFd, offset: u64, len: usize) -> io::Result<Self> {
+        let offset = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+        // SAFETY: a fresh shared mapping at a kernel-chosen address, aliasing
+        // no Rust object; the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let host =
+            NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(ShmRegion { host, len, fd })
+    }
+
+    /// The memfd, to send to a peer.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(target_os = "redox")]
+impl ShmRegion {
+    /// Creates `len` bytes (a multiple of the page size) of zeroed memory
+    /// whose pages clients can map through `mmap_prep`.
+    pub fn new(_name: &str, len: usize) -> io::Result<Self> {
+        use libredox::call::MmapArgs;
+        use libredox::flag::{MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE};
+        let memory = libredox::Fd::open("/scheme/memory/zeroed", O_CLOEXEC as i32, 0)?;
+        // SAFETY: a fresh shared mapping at a kernel-chosen address, aliasing
+        // no Rust object; the result is checked before use.
+        let ptr = unsafe {
+            libredox::call::mmap(MmapArgs {
+                addr: std::ptr::null_mut(),
+                length: len,
+                prot: PROT_READ | PROT_WRITE,
+                flags: MAP_SHARED,
+                fd: memory.raw(),
+                offset: 0,
+            })
+        }?;
+        let host =
+            NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(ShmRegion { host, len })
+    }
+
+    /// Takes ownership of a mapping a client made of a scheme's handle, so
+    /// it is unmapped when the region drops.
+    ///
+    /// # Safety
+    ///
+    /// `host` must start a live, readable and writable mapping of `len`
+    /// bytes that nothing else uses as Rust memory or unmaps.
+    pub(crate) unsafe fn from_mapping(host: NonNull<u8>, len: usize) -> Self {
+        ShmRegion { host, len }
+    }
+}
+
+impl ShmRegion {
+    /// The mapping's address in this process (what Redox's `mmap_prep`
+    /// returns, offset by the window).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.host.as_ptr()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn ptr(&self, off: usize, n: usize) -> *mut u8 {
+        let end = off.checked_add(n).expect("shared memory access overflows");
+        assert!(
+            end <= self.len,
+            "access {off}..{end} outside a {}-byte region",
+            self.len
+        );
+        // SAFETY: off + n <= len keeps the pointer inside the mapping.
+        unsafe { self.host.as_ptr().add(off) }
+    }
+
+    /// Copies `src` into the region at `off`.
+    ///
+    /// # Panics
+    ///
+    /// If the range leaves the region, like slice indexing.
+    pub fn write_bytes(&self, off: usize, src: &[u8]) {
+        let dst = self.ptr(off, src.len());
+        // SAFETY: `dst` is valid for src.len() bytes and never overlaps a
+        // Rust-owned slice.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
+
+    /// Copies bytes at `off` out of the region.
+    ///
+    /// # Panics
+    ///
+    /// If the range leaves the region, like slice indexing.
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        let src = self.ptr(off, dst.len());
+        // SAFETY: `src` is valid for dst.len() bytes; a peer writing at the
+        // same time can only make the copy stale, and any bytes are valid u8.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) }
+    }
+}
+
+impl Drop for ShmRegion {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping this value made.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            libc::munmap(self.host.as_ptr().cast(), self.len)
+        };
+        // SAFETY: as above.
+        #[cfg(target_os = "redox")]
+        let _ = unsafe { libredox::call::munmap(self.host.as_ptr().cast(), self.len) };
+    }
+}
+
+impl fmt::Debug for ShmRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmRegion").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::ShmRegion;
+
+    #[test]
+    fn two_mappings_of_one_memfd_share_bytes() {
+        let a = ShmRegion::new("test", 8192).unwrap();
+        let b = ShmRegion::map(a.fd().try_clone_to_owned().unwrap(), 4096, 4096).unwrap();
+        a.write_bytes(4096 + 10, b"hello");
+        let mut out = [0u8; 5];
+        b.read_bytes(10, &mut out);
+        assert_eq!(&out, b"hello");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn out_of_range_access_panics_like_a_slice() {
+        let a = ShmRegion::new("test", 4096).unwrap();
+        a.write_bytes(4090, &[0; 8]);
+    }
+}

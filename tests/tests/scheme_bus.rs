@@ -1,0 +1,410 @@
+//! The scheme seam on Linux, across real processes: a daemon built on it
+//! (`test-scheme`) and clients in this process and in child processes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use scheme_seam::linux::wire::{self, Reply, Request};
+use scheme_seam::{EventFlags, SchemeFd};
+
+const BIN: &str = env!("CARGO_BIN_EXE_test-scheme");
+
+/// One bus directory for this test process (the client side reads it from
+/// the environment); each test serves a scheme of its own name.
+fn bus_dir() -> std::path::PathBuf {
+    static ONCE: Once = Once::new();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bus-{}", std::process::id()));
+    ONCE.call_once(|| {
+        std::fs::create_dir_all(&dir).unwrap();
+        // SAFETY: set once, before any test thread reads it.
+        unsafe { std::env::set_var(scheme_seam::linux::SCHEME_DIR, &dir) };
+    });
+    dir
+}
+
+/// A running `test-scheme serve NAME`; terminated on drop.
+struct Daemon {
+    child: Child,
+    name: String,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for its readiness byte on INIT_NOTIFY.
+    fn start(name: &str) -> Daemon {
+        let dir = bus_dir();
+        let (mut ready, notify) = std::io::pipe().unwrap();
+        let notify = OwnedFd::from(notify);
+        let raw = notify.as_raw_fd();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", name])
+            .env(scheme_seam::linux::SCHEME_DIR, &dir)
+            .env(scheme_seam::daemon::INIT_NOTIFY, "3");
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(notify);
+        let mut byte = [1u8];
+        ready
+            .read_exact(&mut byte)
+            .expect("daemon signals readiness");
+        assert_eq!(byte, [0]);
+        assert!(dir.join(name).exists(), "socket exists once ready");
+        Daemon {
+            child,
+            name: name.into(),
+        }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/scheme/{}/{rest}", self.name)
+    }
+
+    fn open(&self, rest: &str) -> SchemeFd {
+        SchemeFd::open(&self.path(rest), 0).unwrap_or_else(|e| panic!("open {rest}: {e}"))
+    }
+
+    fn stats(&self) -> String {
+        let fd = self.open("stats");
+        let mut buf = [0u8; 64];
+        let n = fd.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(d: &Daemon, key: &str, value: u64) {
+    d.open(&format!("signal/{key}"))
+        .write(&value.to_le_bytes())
+        .unwrap();
+}
+
+fn poll_readable(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 && p.revents & libc::POLLIN != 0 }
+}
+
+#[test]
+fn open_read_write_call_round_trips_with_metadata() {
+    let d = Daemon::start("roundtrip");
+    let fd = d.open("echo");
+    assert_eq!(fd.write(b"hello").unwrap(), 5);
+    let mut buf = [0u8; 16];
+    assert_eq!(fd.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    let mut payload = [1u8, 2, 255];
+    assert_eq!(fd.call(&mut payload, &[40, 2, 100]).unwrap(), 142);
+    assert_eq!(payload, [2, 3, 0]);
+    // More than three metadata words is refused.
+    let err = fd.call(&mut payload, &[1, 2, 3, 4]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    // Unknown paths and operations get clear errnos.
+    let err = SchemeFd::open(&d.path("nope"), 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    let stats = d.open("stats");
+    assert_eq!(
+        stats.call(&mut [], &[]).unwrap_err().raw_os_error(),
+        Some(libc::ENOSYS)
+    );
+    // dup makes an independent handle of the same scheme.
+    let copy = SchemeFd::from_fd(fd.dup(b"").unwrap());
+    copy.write(b"other").unwrap();
+    assert_eq!(fd.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+}
+
+#[test]
+fn a_parked_call_is_answered_later_while_others_are_served() {
+    let d = Daemon::start("parking");
+    let waiter = std::thread::spawn({
+        let path = d.path("wait/k1");
+        move || {
+            SchemeFd::open(&path, 0)
+                .unwrap()
+                .call(&mut [], &[])
+                .unwrap()
+        }
+    });
+    // While it is parked, other clients get answers.
+    std::thread::sleep(Duration::from_millis(100));
+    let echo = d.open("echo");
+    for i in 0..100u64 {
+        assert_eq!(echo.call(&mut [0], &[i]).unwrap(), i as usize);
+    }
+    assert!(!waiter.is_finished(), "the waiter is still parked");
+    signal(&d, "k1", 7);
+    assert_eq!(waiter.join().unwrap(), 7);
+}
+
+#[test]
+fn a_nonblocking_call_answers_eagain_instead_of_parking() {
+    let d = Daemon::start("nonblock");
+    let fd = SchemeFd::open(&d.path("wait/k"), libc::O_NONBLOCK as usize).unwrap();
+    let err = fd.call(&mut [], &[]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+}
+
+#[test]
+fn one_handle_serves_a_second_thread_while_the_first_is_parked() {
+    let d = Daemon::start("sharedfd");
+    let fd = std::sync::Arc::new(d.open("wait/k2"));
+    let parked = std::thread::spawn({
+        let fd = fd.clone();
+        move || fd.call(&mut [], &[]).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // A second request on the same handle is not held up by the first.
+    let err = fd.read(&mut [0u8; 4]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    signal(&d, "k2", 3);
+    assert_eq!(parked.join().unwrap(), 3);
+}
+
+#[test]
+fn a_caller_killed_while_parked_is_cleaned_up() {
+    let d = Daemon::start("killed");
+    let mut client = Command::new(BIN)
+        .args(["wait", "killed", "never"])
+        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "parked");
+    // Its handle is open while it waits (the stats handle is the other).
+    assert!(d.stats().starts_with("open=2 "), "{}", d.stats());
+    client.kill().unwrap();
+    client.wait().unwrap();
+    // The daemon closes the dead client's handle and forgets its call.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.stats().starts_with("open=1 ") {
+        assert!(Instant::now() < deadline, "still {}", d.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And it keeps working: signalling the key wakes nobody and hurts nothing.
+    signal(&d, "never", 1);
+    let echo = d.open("echo");
+    assert_eq!(echo.call(&mut [], &[5]).unwrap(), 5);
+}
+
+#[test]
+fn readiness_is_seen_by_a_poller() {
+    let d = Daemon::start("events");
+    let fd = d.open("event/e1");
+    assert_eq!(fd.fevent(EventFlags::READ).unwrap(), EventFlags::empty());
+    let pollable = fd.poll_fd().unwrap();
+    assert!(!poll_readable(pollable, 0), "not ready before the signal");
+    let poller = std::thread::scope(|s| {
+        let h = s.spawn(|| poll_readable(pollable, 5000));
+        std::thread::sleep(Duration::from_millis(50));
+        signal(&d, "e1", 99);
+        h.join().unwrap()
+    });
+    assert!(poller, "the poller woke");
+    let mut buf = [0u8; 8];
+    assert_eq!(fd.read(&mut buf).unwrap(), 8);
+    assert_eq!(u64::from_le_bytes(buf), 99);
+    // A blocking read on a not-yet-signalled key parks until the signal.
+    let late = d.open("event/e2");
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut b = [0u8; 8];
+            late.read(&mut b).unwrap();
+            u64::from_le_bytes(b)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        signal(&d, "e2", 5);
+        assert_eq!(h.join().unwrap(), 5);
+    });
+}
+
+#[test]
+fn mmap_shares_memory_between_daemon_and_client() {
+    let d = Daemon::start("shm");
+    let fd = d.open("shm");
+    let map = fd.mmap(4096, 8192).unwrap();
+    // Written by the client, read by the daemon.
+    map.write_bytes(0, b"client wrote");
+    let whole = fd.mmap(0, 64 * 1024).unwrap();
+    let mut buf = [0u8; 12];
+    whole.read_bytes(4096, &mut buf);
+    assert_eq!(&buf, b"client wrote");
+    // Written by the daemon, read by the client.
+    fd.write(b"daemon wrote").unwrap();
+    whole.read_bytes(0, &mut buf);
+    assert_eq!(&buf, b"daemon wrote");
+    // The daemon read what the client put at its start.
+    whole.write_bytes(0, b"at the start");
+    let mut back = [0u8; 12];
+    fd.read(&mut back).unwrap();
+    assert_eq!(&back, b"at the start");
+    // Out of range is refused.
+    assert_eq!(
+        fd.mmap(0, 128 * 1024).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
+fn fds_pass_in_both_directions() {
+    let d = Daemon::start("fdpass");
+    let fd = d.open("fds");
+    // Client to daemon: the daemon writes into our pipe.
+    let (mut read, write) = std::io::pipe().unwrap();
+    assert_eq!(fd.send_fds(&[write.as_fd()], 0).unwrap(), 1);
+    drop(write);
+    let mut got = String::new();
+    read.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "from-daemon");
+    // Daemon to client: a pipe the daemon filled.
+    let theirs = fd.dup(b"pipe").unwrap();
+    let mut got = String::new();
+    std::fs::File::from(theirs)
+        .read_to_string(&mut got)
+        .unwrap();
+    assert_eq!(got, "to-client");
+    // A send without descriptors is refused.
+    assert_eq!(
+        fd.send_fds(&[], 0).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
+fn sixty_four_concurrent_clients() {
+    let d = Daemon::start("many");
+    std::thread::scope(|s| {
+        for c in 0..64u64 {
+            let d = &d;
+            s.spawn(move || {
+                let fd = d.open("echo");
+                for i in 0..50u64 {
+                    let mut payload = [c as u8, i as u8];
+                    assert_eq!(fd.call(&mut payload, &[c, i]).unwrap(), (c + i) as usize);
+                    assert_eq!(payload, [c as u8 + 1, i as u8 + 1]);
+                }
+            });
+        }
+    });
+    assert!(d.stats().starts_with("open=1 "), "{}", d.stats());
+}
+
+#[test]
+fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
+    let d = Daemon::start("malformed");
+    let sock = bus_dir().join("malformed");
+    // A request before Open is refused, and that connection is closed.
+    let mut fresh = UnixStream::connect(&sock).unwrap();
+    fresh
+        .write_all(&wire::encode(5, &Request::Fevent { flags: 1 }))
+        .unwrap();
+    assert_eq!(read_reply(&mut fresh), (5, Reply::Error(libc::EBADF)));
+    assert_eq!(fresh.read(&mut [0u8; 1]).unwrap(), 0, "closed");
+    // On an open handle, a body that does not decode gets EINVAL with its
+    // tag, and the handle stays usable.
+    let mut raw = UnixStream::connect(&sock).unwrap();
+    let open = Request::Open {
+        path: "echo".into(),
+        flags: 0,
+    };
+    raw.write_all(&wire::encode(1, &open)).unwrap();
+    assert!(matches!(read_reply(&mut raw), (1, Reply::Value(_))));
+    let mut frame = 9u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&1234u32.to_le_bytes());
+    frame.extend_from_slice(&[0xFF; 5]);
+    raw.write_all(&frame).unwrap();
+    assert_eq!(read_reply(&mut raw), (1234, Reply::Error(libc::EINVAL)));
+    let call = Request::Call {
+        payload: vec![7],
+        metadata: vec![3],
+        nonblock: false,
+    };
+    raw.write_all(&wire::encode(2, &call)).unwrap();
+    assert_eq!(
+        read_reply(&mut raw),
+        (
+            2,
+            Reply::Data {
+                value: 3,
+                data: vec![8]
+            }
+        )
+    );
+    // An impossible length: answered, then the connection is closed.
+    let mut huge = u32::MAX.to_le_bytes().to_vec();
+    huge.extend_from_slice(&77u32.to_le_bytes());
+    raw.write_all(&huge).unwrap();
+    assert_eq!(read_reply(&mut raw), (77, Reply::Error(libc::EMSGSIZE)));
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "closed after the reply");
+    // Everyone else is unaffected.
+    let fd = d.open("echo");
+    assert_eq!(fd.call(&mut [], &[1, 1]).unwrap(), 2);
+
+    fn read_reply(s: &mut UnixStream) -> (u32, Reply) {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        let (tag, reply) = wire::decode::<Reply>(&body);
+        (tag, reply.unwrap())
+    }
+}
+
+#[test]
+fn sigterm_cancels_parked_requests_and_exits_cleanly() {
+    let mut d = Daemon::start("term");
+    let waiter = std::thread::spawn({
+        let path = d.path("wait/forever");
+        move || SchemeFd::open(&path, 0).unwrap().call(&mut [], &[])
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+    let err = waiter.join().unwrap().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+    assert!(!bus_dir().join("term").exists(), "socket removed");
+}
+
+#[test]
+fn opening_a_missing_scheme_fails_cleanly() {
+    bus_dir();
+    let err = SchemeFd::open("/scheme/no-such-scheme/x", 0).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert!(SchemeFd::open("/not/a/scheme", 0).is_err());
+}
