@@ -2,101 +2,27 @@
 //! (`test-scheme`) and clients in this process and in child processes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scheme_seam::linux::wire::{self, Reply, Request};
 use scheme_seam::{EventFlags, SchemeFd};
+use stack_tests::{bus_dir, poll_readable, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-scheme");
 
-/// One bus directory for this test process (the client side reads it from
-/// the environment); each test serves a scheme of its own name.
-fn bus_dir() -> std::path::PathBuf {
-    static ONCE: Once = Once::new();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bus-{}", std::process::id()));
-    ONCE.call_once(|| {
-        std::fs::create_dir_all(&dir).unwrap();
-        // SAFETY: set once, before any test thread reads it.
-        unsafe { std::env::set_var(scheme_seam::linux::SCHEME_DIR, &dir) };
-    });
-    dir
+fn start(name: &str) -> Daemon {
+    Daemon::start(Path::new(BIN), &["serve", name], name)
 }
 
-/// A running `test-scheme serve NAME`; terminated on drop.
-struct Daemon {
-    child: Child,
-    name: String,
-}
-
-impl Daemon {
-    /// Starts the daemon and waits for its readiness byte on INIT_NOTIFY.
-    fn start(name: &str) -> Daemon {
-        let dir = bus_dir();
-        let (mut ready, notify) = std::io::pipe().unwrap();
-        let notify = OwnedFd::from(notify);
-        let raw = notify.as_raw_fd();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", name])
-            .env(scheme_seam::linux::SCHEME_DIR, &dir)
-            .env(scheme_seam::daemon::INIT_NOTIFY, "3");
-        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap();
-        drop(notify);
-        let mut byte = [1u8];
-        ready
-            .read_exact(&mut byte)
-            .expect("daemon signals readiness");
-        assert_eq!(byte, [0]);
-        assert!(dir.join(name).exists(), "socket exists once ready");
-        Daemon {
-            child,
-            name: name.into(),
-        }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/scheme/{}/{rest}", self.name)
-    }
-
-    fn open(&self, rest: &str) -> SchemeFd {
-        SchemeFd::open(&self.path(rest), 0).unwrap_or_else(|e| panic!("open {rest}: {e}"))
-    }
-
-    fn stats(&self) -> String {
-        let fd = self.open("stats");
-        let mut buf = [0u8; 64];
-        let n = fd.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+fn stats(d: &Daemon) -> String {
+    let fd = d.open("stats");
+    let mut buf = [0u8; 64];
+    let n = fd.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 fn signal(d: &Daemon, key: &str, value: u64) {
@@ -105,19 +31,9 @@ fn signal(d: &Daemon, key: &str, value: u64) {
         .unwrap();
 }
 
-fn poll_readable(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 && p.revents & libc::POLLIN != 0 }
-}
-
 #[test]
 fn open_read_write_call_round_trips_with_metadata() {
-    let d = Daemon::start("roundtrip");
+    let d = start("roundtrip");
     let fd = d.open("echo");
     assert_eq!(fd.write(b"hello").unwrap(), 5);
     let mut buf = [0u8; 16];
@@ -146,7 +62,7 @@ fn open_read_write_call_round_trips_with_metadata() {
 
 #[test]
 fn a_parked_call_is_answered_later_while_others_are_served() {
-    let d = Daemon::start("parking");
+    let d = start("parking");
     let waiter = std::thread::spawn({
         let path = d.path("wait/k1");
         move || {
@@ -169,7 +85,7 @@ fn a_parked_call_is_answered_later_while_others_are_served() {
 
 #[test]
 fn a_nonblocking_call_answers_eagain_instead_of_parking() {
-    let d = Daemon::start("nonblock");
+    let d = start("nonblock");
     let fd = SchemeFd::open(&d.path("wait/k"), libc::O_NONBLOCK as usize).unwrap();
     let err = fd.call(&mut [], &[]).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
@@ -177,7 +93,7 @@ fn a_nonblocking_call_answers_eagain_instead_of_parking() {
 
 #[test]
 fn one_handle_serves_a_second_thread_while_the_first_is_parked() {
-    let d = Daemon::start("sharedfd");
+    let d = start("sharedfd");
     let fd = std::sync::Arc::new(d.open("wait/k2"));
     let parked = std::thread::spawn({
         let fd = fd.clone();
@@ -193,7 +109,7 @@ fn one_handle_serves_a_second_thread_while_the_first_is_parked() {
 
 #[test]
 fn a_caller_killed_while_parked_is_cleaned_up() {
-    let d = Daemon::start("killed");
+    let d = start("killed");
     let mut client = Command::new(BIN)
         .args(["wait", "killed", "never"])
         .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
@@ -206,13 +122,13 @@ fn a_caller_killed_while_parked_is_cleaned_up() {
         .unwrap();
     assert_eq!(line.trim(), "parked");
     // Its handle is open while it waits (the stats handle is the other).
-    assert!(d.stats().starts_with("open=2 "), "{}", d.stats());
+    assert!(stats(&d).starts_with("open=2 "), "{}", stats(&d));
     client.kill().unwrap();
     client.wait().unwrap();
     // The daemon closes the dead client's handle and forgets its call.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !d.stats().starts_with("open=1 ") {
-        assert!(Instant::now() < deadline, "still {}", d.stats());
+    while !stats(&d).starts_with("open=1 ") {
+        assert!(Instant::now() < deadline, "still {}", stats(&d));
         std::thread::sleep(Duration::from_millis(10));
     }
     // And it keeps working: signalling the key wakes nobody and hurts nothing.
@@ -223,7 +139,7 @@ fn a_caller_killed_while_parked_is_cleaned_up() {
 
 #[test]
 fn readiness_is_seen_by_a_poller() {
-    let d = Daemon::start("events");
+    let d = start("events");
     let fd = d.open("event/e1");
     assert_eq!(fd.fevent(EventFlags::READ).unwrap(), EventFlags::empty());
     let pollable = fd.poll_fd().unwrap();
@@ -254,7 +170,7 @@ fn readiness_is_seen_by_a_poller() {
 
 #[test]
 fn mmap_shares_memory_between_daemon_and_client() {
-    let d = Daemon::start("shm");
+    let d = start("shm");
     let fd = d.open("shm");
     let map = fd.mmap(4096, 8192).unwrap();
     // Written by the client, read by the daemon.
@@ -281,7 +197,7 @@ fn mmap_shares_memory_between_daemon_and_client() {
 
 #[test]
 fn fds_pass_in_both_directions() {
-    let d = Daemon::start("fdpass");
+    let d = start("fdpass");
     let fd = d.open("fds");
     // Client to daemon: the daemon writes into our pipe.
     let (mut read, write) = std::io::pipe().unwrap();
@@ -306,7 +222,7 @@ fn fds_pass_in_both_directions() {
 
 #[test]
 fn sixty_four_concurrent_clients() {
-    let d = Daemon::start("many");
+    let d = start("many");
     std::thread::scope(|s| {
         for c in 0..64u64 {
             let d = &d;
@@ -320,12 +236,12 @@ fn sixty_four_concurrent_clients() {
             });
         }
     });
-    assert!(d.stats().starts_with("open=1 "), "{}", d.stats());
+    assert!(stats(&d).starts_with("open=1 "), "{}", stats(&d));
 }
 
 #[test]
 fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
-    let d = Daemon::start("malformed");
+    let d = start("malformed");
     let sock = bus_dir().join("malformed");
     // A request before Open is refused, and that connection is closed.
     let mut fresh = UnixStream::connect(&sock).unwrap();
@@ -388,7 +304,7 @@ fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
 
 #[test]
 fn sigterm_cancels_parked_requests_and_exits_cleanly() {
-    let mut d = Daemon::start("term");
+    let mut d = start("term");
     let waiter = std::thread::spawn({
         let path = d.path("wait/forever");
         move || SchemeFd::open(&path, 0).unwrap().call(&mut [], &[])

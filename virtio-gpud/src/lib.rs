@@ -15,6 +15,7 @@ pub mod error;
 pub mod fence;
 pub mod queue;
 pub mod resource;
+pub mod scheme;
 pub mod transport;
 
 pub use command::{Completion, DeviceError, RequestId};

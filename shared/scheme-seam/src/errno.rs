@@ -37,6 +37,7 @@ errnos! {
     EEXIST = 17, "Already exists.";
     ENODEV = 19, "Not supported by this object.";
     EINVAL = 22, "Invalid argument.";
+    ENOTTY = 25, "Unknown ioctl for this object.";
     ENOSPC = 28, "No space left.";
     ENOSYS = 38, "Operation not implemented.";
     ETIME = 62, "Timer expired.";
@@ -84,6 +85,7 @@ mod tests {
     #[test]
     fn numbers_match_the_host() {
         assert_eq!(Errno::EINVAL.0, libc::EINVAL);
+        assert_eq!(Errno::ENOTTY.0, libc::ENOTTY);
         assert_eq!(Errno::EAGAIN.0, libc::EAGAIN);
         assert_eq!(Errno::ECANCELED.0, libc::ECANCELED);
         assert_eq!(Errno::ETIME.0, libc::ETIME);

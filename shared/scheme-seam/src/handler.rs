@@ -1,5 +1,5 @@
 //! What a scheme implements. The same implementation is served on Redox
-//! (by [`crate::redox`]) and on Linux (by [`crate::linux`]).
+//! (by the `redox` module) and on Linux (by the `linux` module).
 //!
 //! Blocking is expressed by returning [`Errno::EAGAIN`] from `read` or
 //! `call`: unless the request was non-blocking, the serving loop parks it

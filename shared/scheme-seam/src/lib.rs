@@ -3,10 +3,10 @@
 //!
 //! - [`handler`]: what a scheme implements, with blocking expressed as
 //!   parked requests and readiness as posted events.
-//! - [`linux`]: the scheme bus — Unix-domain sockets in one directory
+//! - `linux`: the scheme bus — Unix-domain sockets in one directory
 //!   standing for `/scheme/`, one connection per open handle, fds passed
 //!   with SCM_RIGHTS, shared memory as memfds, readiness as eventfds.
-//! - [`redox`]: the adapter to `redox-scheme` and the `libredox` client.
+//! - `redox`: the adapter to `redox-scheme` and the `libredox` client.
 //! - [`daemon`]: start-up readiness and orderly termination.
 //!
 //! See `docs/SCHEME.md` for the whole picture.
@@ -25,4 +25,6 @@ pub use errno::{Errno, Result};
 pub use handler::{Caller, Context, EventFlags, HandleId, Mapping, Opened, Scheme};
 #[cfg(target_os = "linux")]
 pub use linux::{serve, SchemeFd};
+#[cfg(target_os = "redox")]
+pub use redox::{serve, SchemeFd};
 pub use shm::ShmRegion;

@@ -82,7 +82,7 @@ impl ShmRegion {
     pub fn new(_name: &str, len: usize) -> io::Result<Self> {
         use libredox::call::MmapArgs;
         use libredox::flag::{MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE};
-        let memory = libredox::Fd::open("/scheme/memory/zeroed", O_CLOEXEC as i32, 0)?;
+        let memory = libredox::Fd::open("/scheme/memory/zeroed", O_CLOEXEC, 0)?;
         // SAFETY: a fresh shared mapping at a kernel-chosen address, aliasing
         // no Rust object; the result is checked before use.
         let ptr = unsafe {

@@ -25,7 +25,7 @@ pub struct PhysBacking {
 impl PhysBacking {
     /// Allocates and maps `len` zeroed, physically contiguous bytes.
     pub(super) fn new(len: usize) -> io::Result<Self> {
-        let memory = Fd::open(ZEROED_CONTIGUOUS, O_CLOEXEC as i32, 0)?;
+        let memory = Fd::open(ZEROED_CONTIGUOUS, O_CLOEXEC, 0)?;
         // SAFETY: a fresh private mapping at a kernel-chosen address; it
         // aliases no Rust object, and the result is checked before use.
         let ptr = unsafe {
@@ -41,7 +41,7 @@ impl PhysBacking {
         let host =
             NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         let backing = PhysBacking { host, len, phys: 0 };
-        let translation = Fd::open(TRANSLATION, O_CLOEXEC as i32, 0)?;
+        let translation = Fd::open(TRANSLATION, O_CLOEXEC, 0)?;
         let mut addr = (host.as_ptr() as usize).to_ne_bytes();
         translation.call_rw(&mut addr, CallFlags::empty(), &[])?;
         Ok(PhysBacking {

@@ -1,0 +1,138 @@
+//! The client side on Redox: a scheme handle is an ordinary file
+//! descriptor, and every operation is one syscall the kernel turns into a
+//! request to the scheme.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+use libredox::call::MmapArgs;
+use libredox::flag::{MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE};
+use syscall::flag::CallFlags;
+
+use super::{owned_fd, set_cloexec};
+use crate::errno::Errno;
+use crate::shm::ShmRegion;
+
+/// Most metadata words a call carries: the kernel forwards three.
+const MAX_METADATA: usize = 3;
+
+/// An open handle of a scheme, served by another process.
+pub struct SchemeFd {
+    fd: libredox::Fd,
+}
+
+// Handles are shared between threads (the Linux client promises the same):
+// fail the build, not a caller, if that ever stops holding.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<SchemeFd>();
+};
+
+impl SchemeFd {
+    /// Opens `path` (`/scheme/<name>/<rest>`) with open `flags` (Redox
+    /// `O_*` values, as `libc` spells them here); the handle is always
+    /// close-on-exec.
+    pub fn open(path: &str, flags: usize) -> io::Result<SchemeFd> {
+        let flags = i32::try_from(flags).map_err(|_| Errno::EINVAL)?;
+        let fd = libredox::Fd::open(path, flags | O_CLOEXEC, 0)?;
+        Ok(SchemeFd { fd })
+    }
+
+    /// Wraps a handle returned by [`SchemeFd::dup`] or received from a peer.
+    pub fn from_fd(fd: OwnedFd) -> SchemeFd {
+        // into_raw_fd never yields a negative number for an OwnedFd.
+        let raw = fd.into_raw_fd() as usize;
+        SchemeFd {
+            fd: libredox::Fd::new(raw),
+        }
+    }
+
+    /// Reads what the scheme has for this handle.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.fd.read(buf)?)
+    }
+
+    /// Writes `buf` to the handle.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Ok(self.fd.write(buf)?)
+    }
+
+    /// A call: `payload` goes to the scheme and comes back rewritten;
+    /// `metadata` is at most three words, the ioctl number first.
+    pub fn call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        if metadata.len() > MAX_METADATA {
+            return Err(Errno::EINVAL.into());
+        }
+        Ok(self.fd.call_rw(payload, CallFlags::empty(), metadata)?)
+    }
+
+    /// Duplicates the handle; `buf` says what kind of duplicate, as the
+    /// scheme defines. The new handle is close-on-exec.
+    pub fn dup(&self, buf: &[u8]) -> io::Result<OwnedFd> {
+        let raw = libredox::call::dup(self.fd.raw(), buf)?;
+        let fd = owned_fd(raw)?;
+        set_cloexec(raw);
+        Ok(fd)
+    }
+
+    /// Maps `len` bytes at `offset` of the handle, shared and read-write:
+    /// the scheme's pages appear in this process.
+    pub fn mmap(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
+        // SAFETY: a fresh mapping at a kernel-chosen address, aliasing no Rust
+        // object; the result is checked before use.
+        let ptr = unsafe {
+            libredox::call::mmap(MmapArgs {
+                addr: std::ptr::null_mut(),
+                length: len,
+                prot: PROT_READ | PROT_WRITE,
+                flags: MAP_SHARED,
+                fd: self.fd.raw(),
+                offset,
+            })
+        }?;
+        let host =
+            NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        // SAFETY: `host` starts the `len`-byte read-write mapping just made,
+        // which only the region will use and unmap.
+        Ok(unsafe { ShmRegion::from_mapping(host, len) })
+    }
+
+    /// Sends `fds` to the scheme with an argument word. The kernel passes
+    /// copies (the caller keeps its own) and answers with how many were
+    /// sent, not with what the scheme's handler returned.
+    pub fn send_fds(&self, fds: &[BorrowedFd<'_>], arg: u64) -> io::Result<usize> {
+        let payload = fd_payload(fds);
+        // FD_CLONE: without it the kernel would take the descriptors out of
+        // this process, behind the backs of the `OwnedFd`s they borrow from.
+        Ok(self
+            .fd
+            .call_wo(&payload, CallFlags::FD | CallFlags::FD_CLONE, &[arg])?)
+    }
+
+    /// The descriptor to wait on for readability: the handle itself, since
+    /// Redox's event queue asks the scheme (`fevent`) directly.
+    pub fn poll_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let raw = RawFd::try_from(self.fd.raw()).map_err(|_| Errno::EBADF)?;
+        // SAFETY: `raw` is this handle's descriptor, open for as long as
+        // `self`, which the returned borrow cannot outlive.
+        Ok(unsafe { BorrowedFd::borrow_raw(raw) })
+    }
+}
+
+impl fmt::Debug for SchemeFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemeFd")
+            .field("fd", &self.fd.raw())
+            .finish()
+    }
+}
+
+/// The descriptor numbers as the kernel reads them for an fd-passing call:
+/// native-endian `usize`s, back to back.
+fn fd_payload(fds: &[BorrowedFd<'_>]) -> Vec<u8> {
+    fds.iter()
+        .flat_map(|fd| (fd.as_raw_fd() as usize).to_ne_bytes())
+        .collect()
+}

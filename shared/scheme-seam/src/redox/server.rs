@@ -1,0 +1,606 @@
+//! Serving a [`Scheme`] on Redox: one non-blocking scheme socket, one event
+//! queue, and the kernel's requests translated into handler calls.
+//!
+//! The kernel opens `/scheme/<name>/<rest>` as `openat(root, "<rest>")` on
+//! the capability registered with the name; that root is [`ROOT`], a number
+//! no handler handle may take. Everything else a client does arrives tagged
+//! with the handle number its open or dup answered.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use event::{EventFlags as WaitFor, RawEventQueue};
+use libredox::flag::{CLOCK_MONOTONIC, O_CLOEXEC, O_RDWR};
+use redox_scheme::scheme::{register_scheme_inner, IntoTag, Op};
+use redox_scheme::{
+    CallRequest, CallerCtx, OpenResult, Request, RequestKind, Response, SendFdRequest,
+    SignalBehavior, Socket,
+};
+use syscall::error::{EAGAIN, EINTR};
+use syscall::flag::FobtainFdFlags;
+use syscall::schemev2::NewFdFlags;
+
+use super::{owned_fd, set_cloexec};
+use crate::daemon::{notify_ready, Termination};
+use crate::parked::Parked;
+use crate::{Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme};
+
+/// The scheme root's number: the handle the registered capability stands
+/// for, which every path open is relative to.
+const ROOT: HandleId = usize::MAX;
+
+/// A response carries a handle number in the word that also carries error
+/// numbers, and from here up the kernel would read it as an error (the top
+/// 4095 values); so are handler handle ids below it, which also keeps
+/// [`ROOT`] apart from them.
+const FIRST_RESERVED_ID: HandleId = usize::MAX - 4095;
+
+/// Redox's page size on every architecture it runs on.
+const PAGE_SIZE: usize = 4096;
+
+/// Event-queue tokens; a scheme's own sources follow from
+/// [`FIRST_SOURCE`] on, in the order [`Scheme::sources`] gave them.
+const SOCKET: usize = 0;
+const TERMINATION: usize = 1;
+const TIMER: usize = 2;
+const FIRST_SOURCE: usize = 3;
+
+/// Requests read per syscall.
+const REQUEST_BATCH: usize = 32;
+
+/// Serves `scheme` as `name` until `termination` fires.
+///
+/// Registers the scheme in this process's namespace, then calls
+/// [`notify_ready`]. Requests are handled one at a time, in order; `read`
+/// and `call` returning [`Errno::EAGAIN`] park the request unless the
+/// client's descriptor is non-blocking (Redox passes that flag with reads
+/// and writes only, so a call always parks), and parked requests run again
+/// after every request, ready source and deadline. A client interrupted
+/// while parked (a signal) gets its request answered
+/// [`Errno::ECANCELED`], which it sees as `EINTR`; the last close of a
+/// handle, including by a client's exit, answers what is parked on it the
+/// same way and calls [`Scheme::close`] once.
+///
+/// On Redox:
+/// - handle ids must stay below `usize::MAX - 4095` (a larger one is closed
+///   again and the open fails with `EIO`);
+/// - open paths are relative to the scheme (`/scheme/drm/card0` opens
+///   `"card0"`), leading slashes removed; `flags` are Redox `O_*` values;
+/// - reads and writes see the kernel's file offset for the handle (each
+///   open starts at 0 and advances by what was transferred);
+/// - [`Scheme::sources`] is asked once, before serving starts, and each
+///   source's event is edge-triggered: [`Scheme::on_source`] must drain it;
+/// - `fcntl`, `fsync` and `munmap` succeed without reaching the handler;
+///   other file operations (stat, path, truncate, directories) answer
+///   `EOPNOTSUPP`.
+///
+/// Returns `Ok` once terminated, with every parked request answered
+/// `ECANCELED`, and an error if the scheme socket or the event queue fails.
+pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -> io::Result<()> {
+    let socket = Socket::nonblock().map_err(sys_io)?;
+    let queue = RawEventQueue::new().map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+    let subscribe = |fd: usize, token: usize| {
+        queue
+            .subscribe(fd, token, WaitFor::READ)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno()))
+    };
+    subscribe(socket.inner().raw(), SOCKET)?;
+    subscribe(fd_number(termination.fd())?, TERMINATION)?;
+    let mut timer = match Timer::open() {
+        Ok(timer) => {
+            subscribe(timer.fd.raw(), TIMER)?;
+            Some(timer)
+        }
+        Err(e) => {
+            log::warn!("no monotonic timer ({e}): deadlines only run when something else happens");
+            None
+        }
+    };
+    let sources = scheme.sources();
+    for (i, &(fd, _)) in sources.iter().enumerate() {
+        subscribe(fd_number(fd)?, FIRST_SOURCE + i)?;
+    }
+
+    register_scheme_inner(&socket, name, ROOT).map_err(sys_io)?;
+    notify_ready()?;
+
+    let mut server = Server {
+        scheme,
+        socket,
+        parked: Parked::default(),
+        outbox: VecDeque::new(),
+    };
+    // Readiness is edge-triggered: take whatever is already waiting before
+    // the first wait.
+    server.drain()?;
+    loop {
+        server.meet_deadline(timer.as_mut())?;
+        let event = match queue.next_event() {
+            Ok(event) => event,
+            Err(e) if e.errno() == EINTR => continue,
+            Err(e) => return Err(io::Error::from_raw_os_error(e.errno())),
+        };
+        match event.user_data {
+            SOCKET => server.drain()?,
+            TERMINATION => {
+                if termination.requested() {
+                    return server.shut_down();
+                }
+            }
+            TIMER => {
+                if let Some(timer) = timer.as_mut() {
+                    timer.fired();
+                }
+                server.rerun();
+                server.flush()?;
+            }
+            n => match n.checked_sub(FIRST_SOURCE).and_then(|i| sources.get(i)) {
+                Some(&(_, token)) => server.source_ready(token)?,
+                None => log::debug!("event for unknown token {n}"),
+            },
+        }
+    }
+}
+
+/// A request waiting for its handler to stop answering `EAGAIN`.
+///
+/// `op` points into the client's buffers, which the kernel maps into this
+/// process for the request and unmaps only when the request is answered
+/// (redox-scheme's model for deferred answers, the contract of
+/// `Op::from_sqe_unchecked`). A parked op is answered only by consuming it
+/// into its [`Response`], so nothing can read those buffers once they are
+/// gone; until then re-running the handler on them is as valid as the
+/// first run.
+struct ParkedOp {
+    op: Op,
+    caller: Caller,
+}
+
+/// What a handler answered, still to be addressed to its request.
+enum Done {
+    Value(Result<usize, Errno>),
+    Opened(Result<OpenResult, Errno>),
+}
+
+impl Done {
+    fn respond(self, op: Op) -> Response {
+        match self {
+            Done::Value(v) => Response::new(v.map_err(sys_error), op),
+            // Ownership of an OtherScheme fd passes to the response: the
+            // socket closes it once the response is written.
+            Done::Opened(o) => Response::open_dup_like(o.map_err(sys_error), op),
+        }
+    }
+}
+
+struct Server<'s, S> {
+    scheme: &'s mut S,
+    socket: Socket,
+    parked: Parked<ParkedOp>,
+    /// Responses and events to write, in order, after each step.
+    outbox: VecDeque<Response>,
+}
+
+impl<S: Scheme> Server<'_, S> {
+    /// Handles every request waiting on the socket.
+    fn drain(&mut self) -> io::Result<()> {
+        let mut batch = Vec::with_capacity(REQUEST_BATCH);
+        loop {
+            match self
+                .socket
+                .read_requests(&mut batch, SignalBehavior::Restart)
+            {
+                Ok(()) if batch.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the kernel closed the scheme socket",
+                    ))
+                }
+                Ok(()) => {
+                    for req in batch.drain(..) {
+                        self.handle(req)?;
+                    }
+                }
+                Err(e) if e.errno == EAGAIN => return Ok(()),
+                Err(e) => return Err(sys_io(e)),
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> io::Result<()> {
+        match req.kind() {
+            RequestKind::Call(call) => self.call(call),
+            RequestKind::SendFd(req) => self.send_fds(req),
+            RequestKind::Cancellation(cancel) => {
+                // The kernel cancels with the tag of the request it gave up
+                // on; a request already answered is simply not found.
+                let cancelled = self.parked.take_where(|_, p| p.op.req_id() == cancel.id);
+                self.cancel(cancelled);
+            }
+            RequestKind::OnClose { id } => self.close(id),
+            RequestKind::RecvFd(req) => self
+                .outbox
+                .push_back(Response::err(Errno::EOPNOTSUPP.0, req)),
+            // Notifications that expect no answer and that no Scheme handles.
+            RequestKind::OnDetach { .. }
+            | RequestKind::MsyncMsg
+            | RequestKind::MunmapMsg
+            | RequestKind::MmapMsg => {}
+        }
+        self.rerun();
+        self.flush()
+    }
+
+    fn call(&mut self, call: CallRequest) {
+        let caller = to_caller(&call.caller());
+        let mut op = match call.op() {
+            Ok(op) => op,
+            Err(call) => {
+                self.outbox.push_back(Response::err(Errno::ENOSYS.0, call));
+                return;
+            }
+        };
+        let mut ctx = Context::new(caller);
+        match run_op(self.scheme, &mut op, &mut ctx) {
+            Some(done) => self.outbox.push_back(done.respond(op)),
+            None => {
+                let owner = op.file_id().unwrap_or(ROOT);
+                self.parked.park(owner, ParkedOp { op, caller });
+            }
+        }
+        self.post(&mut ctx);
+    }
+
+    fn send_fds(&mut self, req: SendFdRequest) {
+        let mut ctx = Context::new(to_caller(&req.caller()));
+        let id = req.id();
+        // Descriptors not obtained are closed by the kernel when the request
+        // is answered.
+        let result = if id == ROOT {
+            Err(Errno::EBADF)
+        } else {
+            obtain_fds(&self.socket, &req)
+                .and_then(|fds| self.scheme.send_fds(id, fds, req.arg(), &mut ctx))
+        };
+        self.outbox
+            .push_back(Response::new(result.map_err(sys_error), req));
+        self.post(&mut ctx);
+    }
+
+    /// The last reference to handle `id` is gone.
+    fn close(&mut self, id: HandleId) {
+        // Only a killed client leaves a request parked on a handle it then
+        // closes: its answer goes nowhere, but frees the kernel's state.
+        let orphans = self.parked.take_where(|owner, _| owner == id);
+        self.cancel(orphans);
+        if id != ROOT {
+            let mut ctx = Context::new(Caller::default());
+            self.scheme.close(id, &mut ctx);
+            self.post(&mut ctx);
+        }
+    }
+
+    fn source_ready(&mut self, token: usize) -> io::Result<()> {
+        let mut ctx = Context::new(Caller::default());
+        self.scheme.on_source(token, &mut ctx);
+        self.post(&mut ctx);
+        self.rerun();
+        self.flush()
+    }
+
+    /// Runs what waited on a deadline that has passed, then sets the timer
+    /// for the next one.
+    fn meet_deadline(&mut self, timer: Option<&mut Timer>) -> io::Result<()> {
+        let Some(mut deadline) = self.scheme.next_deadline() else {
+            return Ok(());
+        };
+        if deadline <= Instant::now() {
+            self.rerun();
+            self.flush()?;
+            match self.scheme.next_deadline() {
+                Some(next) => deadline = next,
+                None => return Ok(()),
+            }
+        }
+        if let Some(timer) = timer {
+            if let Err(e) = timer.arm(deadline) {
+                log::warn!("cannot set the deadline timer: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers every parked request and stops.
+    fn shut_down(&mut self) -> io::Result<()> {
+        let all = self.parked.take_where(|_, _| true);
+        self.cancel(all);
+        self.flush()
+    }
+
+    fn cancel(&mut self, ops: Vec<(HandleId, ParkedOp)>) {
+        for (_, parked) in ops {
+            self.outbox
+                .push_back(Response::err(Errno::ECANCELED.0, parked.op));
+        }
+    }
+
+    /// Runs every parked request again, answering those that no longer
+    /// block.
+    fn rerun(&mut self) {
+        if self.parked.len() == 0 {
+            return;
+        }
+        let Server {
+            scheme,
+            parked,
+            outbox,
+            ..
+        } = self;
+        let mut events = Vec::new();
+        let answered = parked.rerun(|_, p| {
+            let mut ctx = Context::new(p.caller);
+            let done = run_op(*scheme, &mut p.op, &mut ctx);
+            events.extend(ctx.take_events());
+            done
+        });
+        for (_, p, done) in answered {
+            outbox.push_back(done.respond(p.op));
+        }
+        outbox.extend(events.into_iter().map(|(id, flags)| fevent(id, flags)));
+    }
+
+    /// Queues the readiness changes a handler reported.
+    fn post(&mut self, ctx: &mut Context) {
+        self.outbox.extend(
+            ctx.take_events()
+                .into_iter()
+                .map(|(id, flags)| fevent(id, flags)),
+        );
+    }
+
+    /// Writes everything queued.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.outbox.is_empty() {
+            let before = self.outbox.len();
+            self.socket
+                .write_responses(&mut self.outbox, SignalBehavior::Restart)
+                .map_err(sys_io)?;
+            if self.outbox.len() == before {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the scheme socket took no responses",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the handler for `op`: the answer, or `None` if the op must park.
+fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) -> Option<Done> {
+    if let Op::OpenAt(req) = op {
+        // Handles are no directories: only the root opens paths.
+        if req.fd != ROOT {
+            return Some(Done::Opened(Err(Errno::EACCES)));
+        }
+        let opened = scheme.open(root_relative(req.path()), *req.flags(), ctx);
+        return Some(Done::Opened(admit(scheme, opened, ctx)));
+    }
+    if op.file_id() == Some(ROOT) {
+        return Some(Done::Value(on_root(op)));
+    }
+    let nonblock = op.is_explicitly_nonblock();
+    Some(match op {
+        Op::Dup(req) => {
+            let opened = scheme.dup(req.fd, req.buf(), ctx);
+            Done::Opened(admit(scheme, opened, ctx))
+        }
+        Op::Read(req) => {
+            let (id, offset) = (req.fd, req.offset);
+            return blocking(scheme.read(id, req.buf(), offset, ctx), nonblock);
+        }
+        Op::Write(req) => Done::Value(scheme.write(req.fd, req.buf(), req.offset, ctx)),
+        Op::Call(req) => {
+            let (ids, payload, metadata) = req.fds_and_payload_and_metadata();
+            match *ids {
+                [id] => return blocking(scheme.call(id, payload, metadata, ctx), nonblock),
+                // A call naming two handles at once (call_multiple_ids).
+                _ => Done::Value(Err(Errno::EOPNOTSUPP)),
+            }
+        }
+        Op::Fevent { fd, req_flags, .. } => {
+            let wanted = event_flags(req_flags.bits());
+            Done::Value(
+                scheme
+                    .fevent(*fd, wanted, ctx)
+                    .map(|now| now.bits() as usize),
+            )
+        }
+        Op::MmapPrep {
+            fd, offset, len, ..
+        } => {
+            let len = *len;
+            Done::Value(
+                scheme
+                    .mmap(*fd, *offset, len, ctx)
+                    .and_then(|m| window_address(&m, len)),
+            )
+        }
+        // The kernel does these itself once the scheme agrees; a mapping's
+        // memory is the handler's to keep or free.
+        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Munmap { .. } => Done::Value(Ok(0)),
+        Op::ParseError { errno, .. } => Done::Value(Err(Errno(*errno))),
+        _ => Done::Value(Err(Errno::EOPNOTSUPP)),
+    })
+}
+
+/// What the root answers to anything but an open: it has no contents.
+fn on_root(op: &Op) -> Result<usize, Errno> {
+    match op {
+        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Fevent { .. } => Ok(0),
+        _ => Err(Errno::EBADF),
+    }
+}
+
+/// A read's or call's result: `None` (park) for `EAGAIN`, unless the client
+/// asked not to block.
+fn blocking(result: Result<usize, Errno>, nonblock: bool) -> Option<Done> {
+    match result {
+        Err(Errno::EAGAIN) if !nonblock => None,
+        result => Some(Done::Value(result)),
+    }
+}
+
+/// What open or dup produced, in the kernel's terms.
+fn admit<S: Scheme>(
+    scheme: &mut S,
+    opened: Result<Opened, Errno>,
+    ctx: &mut Context,
+) -> Result<OpenResult, Errno> {
+    match opened? {
+        Opened::Handle(id) if id >= FIRST_RESERVED_ID => {
+            log::error!("handle id {id:#x} is reserved on Redox; closing it");
+            scheme.close(id, ctx);
+            Err(Errno::EIO)
+        }
+        // POSITIONED: the kernel keeps the file offset, as for a file.
+        Opened::Handle(id) => Ok(OpenResult::ThisScheme {
+            number: id,
+            flags: NewFdFlags::POSITIONED,
+        }),
+        Opened::Fd(fd) => Ok(OpenResult::OtherScheme { fd: raw_number(fd) }),
+    }
+}
+
+/// Takes the descriptors a client sent into this process.
+fn obtain_fds(socket: &Socket, req: &SendFdRequest) -> Result<Vec<OwnedFd>, Errno> {
+    let count = req.num_fds();
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    // Without MANUAL_FD the kernel picks the slots and writes their numbers
+    // here.
+    let mut raw = vec![usize::MAX; count];
+    req.obtain_fd(socket, FobtainFdFlags::empty(), &mut raw)
+        .map_err(|e| Errno(e.errno))?;
+    // Own every descriptor before failing on any, so none leaks.
+    let fds: Vec<io::Result<OwnedFd>> = raw
+        .into_iter()
+        .map(|fd| {
+            set_cloexec(fd);
+            owned_fd(fd)
+        })
+        .collect();
+    fds.into_iter()
+        .collect::<io::Result<_>>()
+        .map_err(Errno::from)
+}
+
+/// Where in this process the kernel takes the client's pages from: the
+/// window's address, if it is page aligned and `len` bytes fit in the region
+/// from there.
+fn window_address(mapping: &Mapping, len: usize) -> Result<usize, Errno> {
+    let end = mapping.offset.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end > mapping.region.len() {
+        return Err(Errno::EINVAL);
+    }
+    // Inside the region's mapping, so no overflow.
+    let address = mapping.region.as_ptr() as usize + mapping.offset;
+    if !address.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(address)
+}
+
+/// The path below the scheme, as handlers expect it.
+fn root_relative(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+/// Redox's event bits, of which ours are the same low bits.
+fn event_flags(bits: usize) -> EventFlags {
+    // Truncation only drops bits no handler knows.
+    EventFlags::from_bits_truncate(bits as u32)
+}
+
+fn fevent(id: HandleId, flags: EventFlags) -> Response {
+    Response::post_fevent(id, flags.bits() as usize)
+}
+
+fn to_caller(ctx: &CallerCtx) -> Caller {
+    Caller {
+        pid: u32::try_from(ctx.pid).unwrap_or(u32::MAX),
+        uid: ctx.uid,
+        gid: ctx.gid,
+    }
+}
+
+/// Gives up ownership of `fd` as the descriptor number the kernel uses.
+fn raw_number(fd: OwnedFd) -> usize {
+    // An OwnedFd is never negative.
+    fd.into_raw_fd() as usize
+}
+
+fn fd_number(fd: RawFd) -> io::Result<usize> {
+    usize::try_from(fd).map_err(|_| Errno::EBADF.into())
+}
+
+fn sys_error(e: Errno) -> syscall::Error {
+    syscall::Error::new(e.0)
+}
+
+fn sys_io(e: syscall::Error) -> io::Error {
+    io::Error::from_raw_os_error(e.errno)
+}
+
+/// A wake-up at the scheme's next deadline. The event queue cannot time out
+/// (relibc ignores its timeout argument), so a handle of the kernel's time
+/// scheme stands in: it becomes readable once the monotonic clock passes
+/// the time written to it.
+struct Timer {
+    fd: libredox::Fd,
+    /// The deadline last written, so an unchanged one is not written again.
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn open() -> io::Result<Timer> {
+        let fd = libredox::Fd::open(
+            &format!("/scheme/time/{CLOCK_MONOTONIC}"),
+            O_RDWR | O_CLOEXEC,
+            0,
+        )?;
+        Ok(Timer { fd, armed: None })
+    }
+
+    fn arm(&mut self, deadline: Instant) -> io::Result<()> {
+        if self.armed == Some(deadline) {
+            return Ok(());
+        }
+        let now = libredox::call::clock_gettime(CLOCK_MONOTONIC)?;
+        let at = monotonic_at(nanos(&now), Instant::now(), deadline);
+        // Each write adds a wake-up; earlier ones still fire, and only cost a
+        // needless re-run.
+        self.fd.write(&syscall::data::TimeSpec::from_nanos(at))?;
+        self.armed = Some(deadline);
+        Ok(())
+    }
+
+    fn fired(&mut self) {
+        self.armed = None;
+    }
+}
+
+/// The monotonic clock's reading at `deadline`, given its reading `now_ns`
+/// at `now`.
+fn monotonic_at(now_ns: u128, now: Instant, deadline: Instant) -> u128 {
+    now_ns + deadline.saturating_duration_since(now).as_nanos()
+}
+
+fn nanos(ts: &libredox::data::TimeSpec) -> u128 {
+    let secs = u128::try_from(ts.tv_sec).unwrap_or(0);
+    let subsec = u128::try_from(ts.tv_nsec).unwrap_or(0);
+    secs * 1_000_000_000 + subsec
+}

@@ -1,0 +1,156 @@
+//! Harness for tests that span processes: a bus directory for this test
+//! process, and daemons started the way init starts them (readiness on
+//! `INIT_NOTIFY`), stopped with SIGTERM.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Once;
+
+use scheme_seam::SchemeFd;
+
+/// The bus directory of this test process, created and exported (the
+/// client side reads it from the environment) on first use. Each test
+/// serves schemes of its own names in it.
+pub fn bus_dir() -> PathBuf {
+    static ONCE: Once = Once::new();
+    let dir = target_dir()
+        .join("tmp")
+        .join(format!("bus-{}", std::process::id()));
+    ONCE.call_once(|| {
+        std::fs::create_dir_all(&dir).expect("creating the bus directory");
+        // SAFETY: set once, before any test thread opens a scheme.
+        unsafe { std::env::set_var(scheme_seam::linux::SCHEME_DIR, &dir) };
+    });
+    dir
+}
+
+/// `target/<profile>`, where this test executable's `deps/` folder is.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The cargo target directory.
+fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// A workspace binary next to this test's own (built by
+/// `cargo build --workspace --bins`, which `cargo xtask test` runs).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// A daemon process serving scheme `name`; killed on drop if still running.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    name: String,
+}
+
+impl Daemon {
+    /// Starts `program args…` and waits for its readiness byte on the
+    /// `INIT_NOTIFY` pipe, as Redox init does.
+    pub fn start(program: &Path, args: &[&str], name: &str) -> Daemon {
+        let dir = bus_dir();
+        let (mut ready, notify) = std::io::pipe().expect("pipe");
+        let notify = OwnedFd::from(notify);
+        let raw = notify.as_raw_fd();
+        // Keep daemon logs out of test output; a failing test names the file.
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stderr(std::fs::File::create(&log).expect("creating the daemon log"))
+            .env(scheme_seam::linux::SCHEME_DIR, &dir)
+            .env(scheme_seam::daemon::INIT_NOTIFY, "3");
+        // SAFETY: only dup2 (async-signal-safe) runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        drop(notify);
+        let mut byte = [1u8];
+        ready.read_exact(&mut byte).unwrap_or_else(|e| {
+            panic!(
+                "{} never signalled readiness ({e}); its log: {}",
+                program.display(),
+                log.display()
+            )
+        });
+        assert_eq!(byte, [0]);
+        assert!(dir.join(name).exists(), "socket exists once ready");
+        Daemon {
+            child,
+            name: name.into(),
+        }
+    }
+
+    /// `/scheme/<name>/<rest>`.
+    pub fn path(&self, rest: &str) -> String {
+        format!("/scheme/{}/{rest}", self.name)
+    }
+
+    /// Opens `rest` in the daemon's scheme, panicking on failure.
+    pub fn open(&self, rest: &str) -> SchemeFd {
+        SchemeFd::open(&self.path(rest), 0).unwrap_or_else(|e| panic!("open {rest}: {e}"))
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("waiting for the daemon")
+    }
+
+    /// Whether the daemon's socket is still in the bus directory.
+    pub fn socket_exists(&self) -> bool {
+        bus_dir().join(&self.name).exists()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `fd` becomes readable within `timeout_ms`.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 && p.revents & libc::POLLIN != 0 }
+}
