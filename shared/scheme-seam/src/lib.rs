@@ -19,6 +19,10 @@ pub mod linux;
 mod parked;
 #[cfg(target_os = "redox")]
 pub mod redox;
+// The Redox request translation is pure and tested here on Linux.
+#[cfg(all(test, target_os = "linux"))]
+#[path = "redox/dispatch.rs"]
+mod redox_dispatch;
 pub mod shm;
 
 pub use errno::{Errno, Result};

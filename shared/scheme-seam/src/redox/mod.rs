@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 mod client;
+mod dispatch;
 mod server;
 
 pub use client::SchemeFd;

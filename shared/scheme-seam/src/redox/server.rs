@@ -8,37 +8,23 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use event::{EventFlags as WaitFor, RawEventQueue};
 use libredox::flag::{CLOCK_MONOTONIC, O_CLOEXEC, O_RDWR};
 use redox_scheme::scheme::{register_scheme_inner, IntoTag, Op};
 use redox_scheme::{
-    CallRequest, CallerCtx, OpenResult, Request, RequestKind, Response, SendFdRequest,
-    SignalBehavior, Socket,
+    CallRequest, CallerCtx, Request, RequestKind, Response, SendFdRequest, SignalBehavior, Socket,
 };
 use syscall::error::{EAGAIN, EINTR};
 use syscall::flag::FobtainFdFlags;
-use syscall::schemev2::NewFdFlags;
 
+use super::dispatch::{run_op, Done, ROOT};
 use super::{owned_fd, set_cloexec};
 use crate::daemon::{notify_ready, Termination};
 use crate::parked::Parked;
-use crate::{Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme};
-
-/// The scheme root's number: the handle the registered capability stands
-/// for, which every path open is relative to.
-const ROOT: HandleId = usize::MAX;
-
-/// A response carries a handle number in the word that also carries error
-/// numbers, and from here up the kernel would read it as an error (the top
-/// 4095 values); so are handler handle ids below it, which also keeps
-/// [`ROOT`] apart from them.
-const FIRST_RESERVED_ID: HandleId = usize::MAX - 4095;
-
-/// Redox's page size on every architecture it runs on.
-const PAGE_SIZE: usize = 4096;
+use crate::{Caller, Context, Errno, EventFlags, HandleId, Scheme};
 
 /// Event-queue tokens; a scheme's own sources follow from
 /// [`FIRST_SOURCE`] on, in the order [`Scheme::sources`] gave them.
@@ -156,23 +142,6 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
 struct ParkedOp {
     op: Op,
     caller: Caller,
-}
-
-/// What a handler answered, still to be addressed to its request.
-enum Done {
-    Value(Result<usize, Errno>),
-    Opened(Result<OpenResult, Errno>),
-}
-
-impl Done {
-    fn respond(self, op: Op) -> Response {
-        match self {
-            Done::Value(v) => Response::new(v.map_err(sys_error), op),
-            // Ownership of an OtherScheme fd passes to the response: the
-            // socket closes it once the response is written.
-            Done::Opened(o) => Response::open_dup_like(o.map_err(sys_error), op),
-        }
-    }
 }
 
 struct Server<'s, S> {
@@ -378,102 +347,6 @@ impl<S: Scheme> Server<'_, S> {
     }
 }
 
-/// Runs the handler for `op`: the answer, or `None` if the op must park.
-fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) -> Option<Done> {
-    if let Op::OpenAt(req) = op {
-        // Handles are no directories: only the root opens paths.
-        if req.fd != ROOT {
-            return Some(Done::Opened(Err(Errno::EACCES)));
-        }
-        let opened = scheme.open(root_relative(req.path()), *req.flags(), ctx);
-        return Some(Done::Opened(admit(scheme, opened, ctx)));
-    }
-    if op.file_id() == Some(ROOT) {
-        return Some(Done::Value(on_root(op)));
-    }
-    let nonblock = op.is_explicitly_nonblock();
-    Some(match op {
-        Op::Dup(req) => {
-            let opened = scheme.dup(req.fd, req.buf(), ctx);
-            Done::Opened(admit(scheme, opened, ctx))
-        }
-        Op::Read(req) => {
-            let (id, offset) = (req.fd, req.offset);
-            return blocking(scheme.read(id, req.buf(), offset, ctx), nonblock);
-        }
-        Op::Write(req) => Done::Value(scheme.write(req.fd, req.buf(), req.offset, ctx)),
-        Op::Call(req) => {
-            let (ids, payload, metadata) = req.fds_and_payload_and_metadata();
-            match *ids {
-                [id] => return blocking(scheme.call(id, payload, metadata, ctx), nonblock),
-                // A call naming two handles at once (call_multiple_ids).
-                _ => Done::Value(Err(Errno::EOPNOTSUPP)),
-            }
-        }
-        Op::Fevent { fd, req_flags, .. } => {
-            let wanted = event_flags(req_flags.bits());
-            Done::Value(
-                scheme
-                    .fevent(*fd, wanted, ctx)
-                    .map(|now| now.bits() as usize),
-            )
-        }
-        Op::MmapPrep {
-            fd, offset, len, ..
-        } => {
-            let len = *len;
-            Done::Value(
-                scheme
-                    .mmap(*fd, *offset, len, ctx)
-                    .and_then(|m| window_address(&m, len)),
-            )
-        }
-        // The kernel does these itself once the scheme agrees; a mapping's
-        // memory is the handler's to keep or free.
-        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Munmap { .. } => Done::Value(Ok(0)),
-        Op::ParseError { errno, .. } => Done::Value(Err(Errno(*errno))),
-        _ => Done::Value(Err(Errno::EOPNOTSUPP)),
-    })
-}
-
-/// What the root answers to anything but an open: it has no contents.
-fn on_root(op: &Op) -> Result<usize, Errno> {
-    match op {
-        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Fevent { .. } => Ok(0),
-        _ => Err(Errno::EBADF),
-    }
-}
-
-/// A read's or call's result: `None` (park) for `EAGAIN`, unless the client
-/// asked not to block.
-fn blocking(result: Result<usize, Errno>, nonblock: bool) -> Option<Done> {
-    match result {
-        Err(Errno::EAGAIN) if !nonblock => None,
-        result => Some(Done::Value(result)),
-    }
-}
-
-/// What open or dup produced, in the kernel's terms.
-fn admit<S: Scheme>(
-    scheme: &mut S,
-    opened: Result<Opened, Errno>,
-    ctx: &mut Context,
-) -> Result<OpenResult, Errno> {
-    match opened? {
-        Opened::Handle(id) if id >= FIRST_RESERVED_ID => {
-            log::error!("handle id {id:#x} is reserved on Redox; closing it");
-            scheme.close(id, ctx);
-            Err(Errno::EIO)
-        }
-        // POSITIONED: the kernel keeps the file offset, as for a file.
-        Opened::Handle(id) => Ok(OpenResult::ThisScheme {
-            number: id,
-            flags: NewFdFlags::POSITIONED,
-        }),
-        Opened::Fd(fd) => Ok(OpenResult::OtherScheme { fd: raw_number(fd) }),
-    }
-}
-
 /// Takes the descriptors a client sent into this process.
 fn obtain_fds(socket: &Socket, req: &SendFdRequest) -> Result<Vec<OwnedFd>, Errno> {
     let count = req.num_fds();
@@ -498,57 +371,8 @@ fn obtain_fds(socket: &Socket, req: &SendFdRequest) -> Result<Vec<OwnedFd>, Errn
         .map_err(Errno::from)
 }
 
-/// Where in this process the kernel takes the client's pages from: the
-/// window's address, if it is page aligned and `len` bytes fit in the region
-/// from there.
-fn window_address(mapping: &Mapping, len: usize) -> Result<usize, Errno> {
-    let end = mapping.offset.checked_add(len).ok_or(Errno::EINVAL)?;
-    if end > mapping.region.len() {
-        return Err(Errno::EINVAL);
-    }
-    // Inside the region's mapping, so no overflow.
-    let address = mapping.region.as_ptr() as usize + mapping.offset;
-    if !address.is_multiple_of(PAGE_SIZE) {
-        return Err(Errno::EINVAL);
-    }
-    Ok(address)
-}
-
-/// The path below the scheme, as handlers expect it.
-fn root_relative(path: &str) -> &str {
-    path.trim_start_matches('/')
-}
-
-/// Redox's event bits, of which ours are the same low bits.
-fn event_flags(bits: usize) -> EventFlags {
-    // Truncation only drops bits no handler knows.
-    EventFlags::from_bits_truncate(bits as u32)
-}
-
-fn fevent(id: HandleId, flags: EventFlags) -> Response {
-    Response::post_fevent(id, flags.bits() as usize)
-}
-
-fn to_caller(ctx: &CallerCtx) -> Caller {
-    Caller {
-        pid: u32::try_from(ctx.pid).unwrap_or(u32::MAX),
-        uid: ctx.uid,
-        gid: ctx.gid,
-    }
-}
-
-/// Gives up ownership of `fd` as the descriptor number the kernel uses.
-fn raw_number(fd: OwnedFd) -> usize {
-    // An OwnedFd is never negative.
-    fd.into_raw_fd() as usize
-}
-
 fn fd_number(fd: RawFd) -> io::Result<usize> {
     usize::try_from(fd).map_err(|_| Errno::EBADF.into())
-}
-
-fn sys_error(e: Errno) -> syscall::Error {
-    syscall::Error::new(e.0)
 }
 
 fn sys_io(e: syscall::Error) -> io::Error {
@@ -603,4 +427,31 @@ fn nanos(ts: &libredox::data::TimeSpec) -> u128 {
     let secs = u128::try_from(ts.tv_sec).unwrap_or(0);
     let subsec = u128::try_from(ts.tv_nsec).unwrap_or(0);
     secs * 1_000_000_000 + subsec
+}
+
+impl Done {
+    pub(super) fn respond(self, op: Op) -> Response {
+        match self {
+            Done::Value(v) => Response::new(v.map_err(sys_error), op),
+            // Ownership of an OtherScheme fd passes to the response: the
+            // socket closes it once the response is written.
+            Done::Opened(o) => Response::open_dup_like(o.map_err(sys_error), op),
+        }
+    }
+}
+
+fn fevent(id: HandleId, flags: EventFlags) -> Response {
+    Response::post_fevent(id, flags.bits() as usize)
+}
+
+fn to_caller(ctx: &CallerCtx) -> Caller {
+    Caller {
+        pid: u32::try_from(ctx.pid).unwrap_or(u32::MAX),
+        uid: ctx.uid,
+        gid: ctx.gid,
+    }
+}
+
+fn sys_error(e: Errno) -> syscall::Error {
+    syscall::Error::new(e.0)
 }

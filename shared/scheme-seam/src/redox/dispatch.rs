@@ -1,0 +1,435 @@
+//! Translating redox-scheme's requests into [`Scheme`] calls: pure code over
+//! decoded [`Op`]s, so it is unit-tested on Linux with ops built from
+//! constructed submission entries, exactly as the kernel would send them.
+
+use std::os::fd::{IntoRawFd, OwnedFd};
+
+use redox_scheme::scheme::Op;
+use redox_scheme::OpenResult;
+use syscall::schemev2::NewFdFlags;
+
+use crate::{Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme};
+
+/// The scheme root's number: the handle the registered capability stands
+/// for, which every path open is relative to.
+pub(super) const ROOT: HandleId = usize::MAX;
+
+/// A response carries a handle number in the word that also carries error
+/// numbers, and from here up the kernel would read it as an error (the top
+/// 4095 values); so are handler handle ids below it, which also keeps
+/// [`ROOT`] apart from them.
+pub(super) const FIRST_RESERVED_ID: HandleId = usize::MAX - 4095;
+
+/// Redox's page size on every architecture it runs on.
+const PAGE_SIZE: usize = 4096;
+
+/// What a handler answered, still to be addressed to its request.
+pub(super) enum Done {
+    Value(Result<usize, Errno>),
+    Opened(Result<OpenResult, Errno>),
+}
+
+/// Runs the handler for `op`: the answer, or `None` if the op must park.
+pub(super) fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) -> Option<Done> {
+    if let Op::OpenAt(req) = op {
+        // Handles are no directories: only the root opens paths.
+        if req.fd != ROOT {
+            return Some(Done::Opened(Err(Errno::EACCES)));
+        }
+        let opened = scheme.open(root_relative(req.path()), *req.flags(), ctx);
+        return Some(Done::Opened(admit(scheme, opened, ctx)));
+    }
+    if op.file_id() == Some(ROOT) {
+        return Some(Done::Value(on_root(op)));
+    }
+    let nonblock = op.is_explicitly_nonblock();
+    Some(match op {
+        Op::Dup(req) => {
+            let opened = scheme.dup(req.fd, req.buf(), ctx);
+            Done::Opened(admit(scheme, opened, ctx))
+        }
+        Op::Read(req) => {
+            let (id, offset) = (req.fd, req.offset);
+            return blocking(scheme.read(id, req.buf(), offset, ctx), nonblock);
+        }
+        Op::Write(req) => Done::Value(scheme.write(req.fd, req.buf(), req.offset, ctx)),
+        Op::Call(req) => {
+            let (ids, payload, metadata) = req.fds_and_payload_and_metadata();
+            match *ids {
+                [id] => return blocking(scheme.call(id, payload, metadata, ctx), nonblock),
+                // A call naming two handles at once (call_multiple_ids).
+                _ => Done::Value(Err(Errno::EOPNOTSUPP)),
+            }
+        }
+        Op::Fevent { fd, req_flags, .. } => {
+            let wanted = event_flags(req_flags.bits());
+            Done::Value(
+                scheme
+                    .fevent(*fd, wanted, ctx)
+                    .map(|now| now.bits() as usize),
+            )
+        }
+        Op::MmapPrep {
+            fd, offset, len, ..
+        } => {
+            let len = *len;
+            Done::Value(
+                scheme
+                    .mmap(*fd, *offset, len, ctx)
+                    .and_then(|m| window_address(&m, len)),
+            )
+        }
+        // The kernel does these itself once the scheme agrees; a mapping's
+        // memory is the handler's to keep or free.
+        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Munmap { .. } => Done::Value(Ok(0)),
+        Op::ParseError { errno, .. } => Done::Value(Err(Errno(*errno))),
+        _ => Done::Value(Err(Errno::EOPNOTSUPP)),
+    })
+}
+
+/// What the root answers to anything but an open: it has no contents.
+fn on_root(op: &Op) -> Result<usize, Errno> {
+    match op {
+        Op::Fcntl { .. } | Op::Fsync { .. } | Op::Fevent { .. } => Ok(0),
+        _ => Err(Errno::EBADF),
+    }
+}
+
+/// A read's or call's result: `None` (park) for `EAGAIN`, unless the client
+/// asked not to block.
+fn blocking(result: Result<usize, Errno>, nonblock: bool) -> Option<Done> {
+    match result {
+        Err(Errno::EAGAIN) if !nonblock => None,
+        result => Some(Done::Value(result)),
+    }
+}
+
+/// What open or dup produced, in the kernel's terms.
+fn admit<S: Scheme>(
+    scheme: &mut S,
+    opened: Result<Opened, Errno>,
+    ctx: &mut Context,
+) -> Result<OpenResult, Errno> {
+    match opened? {
+        Opened::Handle(id) if id >= FIRST_RESERVED_ID => {
+            log::error!("handle id {id:#x} is reserved on Redox; closing it");
+            scheme.close(id, ctx);
+            Err(Errno::EIO)
+        }
+        // POSITIONED: the kernel keeps the file offset, as for a file.
+        Opened::Handle(id) => Ok(OpenResult::ThisScheme {
+            number: id,
+            flags: NewFdFlags::POSITIONED,
+        }),
+        Opened::Fd(fd) => Ok(OpenResult::OtherScheme { fd: raw_number(fd) }),
+    }
+}
+
+/// Where in this process the kernel takes the client's pages from: the
+/// window's address, if it is page aligned and `len` bytes fit in the region
+/// from there.
+fn window_address(mapping: &Mapping, len: usize) -> Result<usize, Errno> {
+    let end = mapping.offset.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end > mapping.region.len() {
+        return Err(Errno::EINVAL);
+    }
+    // Inside the region's mapping, so no overflow.
+    let address = mapping.region.as_ptr() as usize + mapping.offset;
+    if !address.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(address)
+}
+
+/// The path below the scheme, as handlers expect it.
+fn root_relative(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+/// Redox's event bits, of which ours are the same low bits.
+pub(super) fn event_flags(bits: usize) -> EventFlags {
+    // Truncation only drops bits no handler knows.
+    EventFlags::from_bits_truncate(bits as u32)
+}
+
+/// Gives up ownership of `fd` as the descriptor number the kernel uses.
+fn raw_number(fd: OwnedFd) -> usize {
+    // An OwnedFd is never negative.
+    fd.into_raw_fd() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::Arc;
+
+    use redox_scheme::scheme::Op;
+    use redox_scheme::OpenResult;
+    use syscall::flag::O_NONBLOCK;
+    use syscall::schemev2::{NewFdFlags, Opcode, Sqe, SqeFlags};
+
+    use super::{run_op, Done, FIRST_RESERVED_ID, ROOT};
+    use crate::{Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, ShmRegion};
+
+    /// Records what reached it; answers as told.
+    #[derive(Default)]
+    struct Fake {
+        opened: Vec<(String, usize)>,
+        closed: Vec<HandleId>,
+        next_open: Option<Opened>,
+        read_answer: Option<Result<usize, Errno>>,
+        ready: EventFlags,
+        region: Option<Arc<ShmRegion>>,
+    }
+
+    impl Scheme for Fake {
+        fn open(&mut self, path: &str, flags: usize, _: &mut Context) -> Result<Opened, Errno> {
+            self.opened.push((path.into(), flags));
+            Ok(self.next_open.take().unwrap_or(Opened::Handle(5)))
+        }
+        fn read(
+            &mut self,
+            _: HandleId,
+            buf: &mut [u8],
+            _: u64,
+            _: &mut Context,
+        ) -> Result<usize, Errno> {
+            buf.fill(b'r');
+            self.read_answer.unwrap_or(Ok(buf.len()))
+        }
+        fn call(
+            &mut self,
+            id: HandleId,
+            payload: &mut [u8],
+            metadata: &[u64],
+            _: &mut Context,
+        ) -> Result<usize, Errno> {
+            payload.iter_mut().for_each(|b| *b += 1);
+            Ok(id + metadata.iter().sum::<u64>() as usize)
+        }
+        fn fevent(
+            &mut self,
+            _: HandleId,
+            _: EventFlags,
+            _: &mut Context,
+        ) -> Result<EventFlags, Errno> {
+            Ok(self.ready)
+        }
+        fn mmap(
+            &mut self,
+            _: HandleId,
+            offset: u64,
+            _: usize,
+            _: &mut Context,
+        ) -> Result<Mapping, Errno> {
+            Ok(Mapping {
+                region: self.region.clone().ok_or(Errno::ENODEV)?,
+                offset: offset as usize,
+            })
+        }
+        fn close(&mut self, id: HandleId, _: &mut Context) {
+            self.closed.push(id);
+        }
+    }
+
+    /// An op as the kernel would submit it; `args` point at buffers the
+    /// test keeps alive for the op's lifetime.
+    fn op(opcode: Opcode, flags: SqeFlags, args: [u64; 6]) -> Op {
+        let sqe = Sqe {
+            opcode: opcode as u8,
+            sqe_flags: flags,
+            _rsvd: 0,
+            tag: 7,
+            args,
+            caller: 42,
+        };
+        // SAFETY: every pointer in `args` refers to a buffer of the stated
+        // length that the calling test keeps alive while it uses the op.
+        unsafe { Op::from_sqe_unchecked(&sqe) }.expect("a known opcode")
+    }
+
+    fn run(s: &mut Fake, op: &mut Op) -> Option<Done> {
+        run_op(s, op, &mut Context::new(Caller::default()))
+    }
+
+    fn value(done: Option<Done>) -> Result<usize, Errno> {
+        match done {
+            Some(Done::Value(v)) => v,
+            _ => panic!("expected a value"),
+        }
+    }
+
+    fn opened(done: Option<Done>) -> Result<OpenResult, Errno> {
+        match done {
+            Some(Done::Opened(o)) => o,
+            _ => panic!("expected an open result"),
+        }
+    }
+
+    fn open_op(dir: HandleId, path: &str, flags: u64) -> Op {
+        let args = [
+            dir as u64,
+            path.as_ptr() as u64,
+            path.len() as u64,
+            flags,
+            0,
+            0,
+        ];
+        op(Opcode::OpenAt, SqeFlags::empty(), args)
+    }
+
+    #[test]
+    fn opening_at_the_root_gives_a_positioned_handle_for_the_relative_path() {
+        let mut s = Fake::default();
+        let mut op = open_op(ROOT, "/card0", 0x3);
+        let result = opened(run(&mut s, &mut op)).unwrap();
+        let OpenResult::ThisScheme { number, flags } = result else {
+            panic!("a handle of this scheme expected, got {result:?}");
+        };
+        assert_eq!(number, 5);
+        assert_eq!(flags, NewFdFlags::POSITIONED);
+        assert_eq!(s.opened, vec![("card0".to_string(), 3)]);
+    }
+
+    #[test]
+    fn opening_relative_to_a_handle_is_refused_without_asking_the_scheme() {
+        let mut s = Fake::default();
+        let mut op = open_op(5, "x", 0);
+        assert_eq!(opened(run(&mut s, &mut op)).unwrap_err(), Errno::EACCES);
+        assert!(s.opened.is_empty());
+    }
+
+    #[test]
+    fn a_reserved_handle_id_is_closed_again_and_the_open_fails() {
+        let mut s = Fake {
+            next_open: Some(Opened::Handle(FIRST_RESERVED_ID)),
+            ..Fake::default()
+        };
+        let mut op = open_op(ROOT, "x", 0);
+        assert_eq!(opened(run(&mut s, &mut op)).unwrap_err(), Errno::EIO);
+        assert_eq!(s.closed, vec![FIRST_RESERVED_ID]);
+    }
+
+    #[test]
+    fn a_foreign_fd_is_handed_over_by_number() {
+        let (keep, give) = std::io::pipe().unwrap();
+        let give = OwnedFd::from(give);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&give);
+        let mut s = Fake {
+            next_open: Some(Opened::Fd(give)),
+            ..Fake::default()
+        };
+        let mut op = open_op(ROOT, "x", 0);
+        match opened(run(&mut s, &mut op)).unwrap() {
+            OpenResult::OtherScheme { fd } => {
+                assert_eq!(fd, raw as usize);
+                // SAFETY: ownership passed out with the number; take it back.
+                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(keep);
+    }
+
+    fn read_op(id: HandleId, buf: &mut [u8], flags: u64) -> Op {
+        let args = [
+            id as u64,
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+            0,
+            flags,
+            0,
+        ];
+        op(Opcode::Read, SqeFlags::empty(), args)
+    }
+
+    #[test]
+    fn a_blocking_read_that_would_block_parks_and_a_nonblocking_one_answers() {
+        let mut s = Fake {
+            read_answer: Some(Err(Errno::EAGAIN)),
+            ..Fake::default()
+        };
+        let mut buf = [0u8; 4];
+        let mut blocking = read_op(5, &mut buf, 0);
+        assert!(run(&mut s, &mut blocking).is_none(), "parked");
+        let mut nonblocking = read_op(5, &mut buf, O_NONBLOCK as u64);
+        assert_eq!(value(run(&mut s, &mut nonblocking)), Err(Errno::EAGAIN));
+        s.read_answer = Some(Ok(4));
+        assert_eq!(
+            value(run(&mut s, &mut blocking)),
+            Ok(4),
+            "the re-run answers"
+        );
+        assert_eq!(buf, *b"rrrr");
+    }
+
+    #[test]
+    fn a_call_sees_payload_and_all_three_metadata_words() {
+        let mut s = Fake::default();
+        let mut payload = [1u8, 2, 3];
+        let args = [9, payload.as_mut_ptr() as u64, 3, 100, 20, 3];
+        let mut call = op(Opcode::Call, SqeFlags::empty(), args);
+        assert_eq!(value(run(&mut s, &mut call)), Ok(9 + 123));
+        assert_eq!(
+            payload,
+            [2, 3, 4],
+            "the handler's writes reach the client buffer"
+        );
+        let mut both = op(Opcode::Call, SqeFlags::MULTIPLE_IDS, args);
+        assert_eq!(value(run(&mut s, &mut both)), Err(Errno::EOPNOTSUPP));
+    }
+
+    #[test]
+    fn fevent_answers_the_readiness_now() {
+        let mut s = Fake {
+            ready: EventFlags::READ,
+            ..Fake::default()
+        };
+        let mut ev = op(Opcode::Fevent, SqeFlags::empty(), [5, 1, 0, 0, 0, 0]);
+        assert_eq!(
+            value(run(&mut s, &mut ev)),
+            Ok(EventFlags::READ.bits() as usize)
+        );
+    }
+
+    #[test]
+    fn mmap_answers_the_page_aligned_window_address_inside_the_region() {
+        let region = Arc::new(ShmRegion::new("dispatch-test", 4 * 4096).unwrap());
+        let mut s = Fake {
+            region: Some(region.clone()),
+            ..Fake::default()
+        };
+        let mmap = |offset: u64, len: u64| {
+            op(
+                Opcode::MmapPrep,
+                SqeFlags::empty(),
+                [5, len, 0, offset, 0, 0],
+            )
+        };
+        let base = region.as_ptr() as usize;
+        assert_eq!(value(run(&mut s, &mut mmap(4096, 8192))), Ok(base + 4096));
+        assert_eq!(value(run(&mut s, &mut mmap(100, 4096))), Err(Errno::EINVAL));
+        assert_eq!(
+            value(run(&mut s, &mut mmap(8192, 3 * 4096))),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn the_root_has_no_contents_and_unknown_operations_are_refused() {
+        let mut s = Fake::default();
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            value(run(&mut s, &mut read_op(ROOT, &mut buf, 0))),
+            Err(Errno::EBADF)
+        );
+        let mut fcntl = op(
+            Opcode::Fcntl,
+            SqeFlags::empty(),
+            [ROOT as u64, 1, 0, 0, 0, 0],
+        );
+        assert_eq!(value(run(&mut s, &mut fcntl)), Ok(0));
+        let mut truncate = op(Opcode::Ftruncate, SqeFlags::empty(), [5, 0, 0, 0, 0, 0]);
+        assert_eq!(value(run(&mut s, &mut truncate)), Err(Errno::EOPNOTSUPP));
+    }
+}
