@@ -13,8 +13,6 @@
 //! module holds the crate's only unsafe code.
 
 mod alloc;
-#[cfg(target_os = "linux")]
-mod memfd;
 #[cfg(target_os = "redox")]
 mod phys;
 
@@ -25,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use self::alloc::FreeList;
-#[cfg(target_os = "linux")]
-pub use self::memfd::MemfdBacking;
 #[cfg(target_os = "redox")]
 pub use self::phys::PhysBacking;
+#[cfg(target_os = "linux")]
+use scheme_seam::ShmRegion;
 
 /// Errors of the DMA memory layer.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +61,7 @@ pub struct DmaRegion {
     len: usize,
     device_addr: u64,
     #[cfg(target_os = "linux")]
-    backing: MemfdBacking,
+    shm: ShmRegion,
     // Kept for its Drop, which unmaps the region.
     #[cfg(target_os = "redox")]
     _backing: PhysBacking,
@@ -81,12 +79,13 @@ impl DmaRegion {
     /// backed by a memfd that can be passed to a vhost-user backend.
     #[cfg(target_os = "linux")]
     pub fn new_memfd(len: usize, device_addr: u64) -> Result<Self, DmaError> {
-        let backing = MemfdBacking::new(len)?;
+        let shm = ShmRegion::new("virtio-gpud-dma", len)?;
+        let host = NonNull::new(shm.as_ptr()).expect("a mapping is never at address 0");
         Ok(DmaRegion {
-            host: backing.host(),
+            host,
             len,
             device_addr,
-            backing,
+            shm,
         })
     }
 
@@ -104,10 +103,11 @@ impl DmaRegion {
         })
     }
 
-    /// The memfd behind the region and this process's mapping of it.
+    /// The shared memory behind the region (its memfd and this process's
+    /// mapping), to announce to a vhost-user backend.
     #[cfg(target_os = "linux")]
-    pub fn backing(&self) -> &MemfdBacking {
-        &self.backing
+    pub fn shm(&self) -> &ShmRegion {
+        &self.shm
     }
 
     /// The device address of the region's first byte.

@@ -217,13 +217,14 @@ impl VhostUserTransport {
         }
         frontend.set_protocol_features(VhostUserProtocolFeatures::CONFIG)?;
 
-        let backing = region.backing();
+        let shm = region.shm();
+        let host_base = shm.as_ptr() as u64;
         frontend.set_mem_table(&[VhostUserMemoryRegionInfo {
             guest_phys_addr: region.device_addr(),
             memory_size: region.len() as u64,
-            userspace_addr: backing.host_addr(),
+            userspace_addr: host_base,
             mmap_offset: 0,
-            mmap_handle: backing.fd().as_raw_fd(),
+            mmap_handle: shm.fd().as_raw_fd(),
         }])?;
 
         let display = match display {
@@ -242,7 +243,7 @@ impl VhostUserTransport {
         Ok(VhostUserTransport {
             frontend,
             device_features,
-            host_base: backing.host_addr(),
+            host_base,
             device_base: region.device_addr(),
             queues,
             display,
