@@ -80,35 +80,31 @@ impl ShmRegion {
     /// Creates `len` bytes (a multiple of the page size) of zeroed memory
     /// whose pages clients can map through `mmap_prep`.
     pub fn new(_name: &str, len: usize) -> io::Result<Self> {
+        let memory = libredox::Fd::open("/scheme/memory/zeroed", libredox::flag::O_CLOEXEC, 0)?;
+        Self::map_fd(&memory, 0, len, libredox::flag::MAP_SHARED)
+    }
+
+    /// Maps `len` bytes at `offset` of `fd` (a scheme handle: another
+    /// scheme's shared pages, or the memory scheme's) read-write with
+    /// `MAP_SHARED` or `MAP_PRIVATE`; the region unmaps them when dropped.
+    pub fn map_fd(fd: &libredox::Fd, offset: u64, len: usize, flags: u32) -> io::Result<Self> {
         use libredox::call::MmapArgs;
-        use libredox::flag::{MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE};
-        let memory = libredox::Fd::open("/scheme/memory/zeroed", O_CLOEXEC, 0)?;
-        // SAFETY: a fresh shared mapping at a kernel-chosen address, aliasing
-        // no Rust object; the result is checked before use.
+        use libredox::flag::{PROT_READ, PROT_WRITE};
+        // SAFETY: a fresh mapping at a kernel-chosen address, aliasing no
+        // Rust object; the result is checked before use.
         let ptr = unsafe {
             libredox::call::mmap(MmapArgs {
                 addr: std::ptr::null_mut(),
                 length: len,
                 prot: PROT_READ | PROT_WRITE,
-                flags: MAP_SHARED,
-                fd: memory.raw(),
-                offset: 0,
+                flags,
+                fd: fd.raw(),
+                offset,
             })
         }?;
         let host =
             NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(ShmRegion { host, len })
-    }
-
-    /// Takes ownership of a mapping a client made of a scheme's handle, so
-    /// it is unmapped when the region drops.
-    ///
-    /// # Safety
-    ///
-    /// `host` must start a live, readable and writable mapping of `len`
-    /// bytes that nothing else uses as Rust memory or unmaps.
-    pub(crate) unsafe fn from_mapping(host: NonNull<u8>, len: usize) -> Self {
-        ShmRegion { host, len }
     }
 }
 
@@ -150,6 +146,17 @@ impl ShmRegion {
         // SAFETY: `dst` is valid for src.len() bytes and never overlaps a
         // Rust-owned slice.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
+
+    /// Sets `len` bytes at `off` to `byte`.
+    ///
+    /// # Panics
+    ///
+    /// If the range leaves the region, like slice indexing.
+    pub fn fill(&self, off: usize, len: usize, byte: u8) {
+        let dst = self.ptr(off, len);
+        // SAFETY: `dst` is valid for `len` bytes.
+        unsafe { std::ptr::write_bytes(dst, byte, len) }
     }
 
     /// Copies bytes at `off` out of the region.

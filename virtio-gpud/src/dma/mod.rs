@@ -1,31 +1,26 @@
 //! DMA memory: the buffers the device reads and writes.
 //!
 //! Every buffer handed to the device (rings, requests, responses, resource
-//! backing) lives in a [`DmaRegion`]: memory mapped into this process at
-//! `host` and visible to the device at `device_addr`. The platform seam is
+//! backing) lives in a [`DmaRegion`]: shared memory mapped into this
+//! process and visible to the device at `device_addr`. The platform seam is
 //! only how a region comes to exist (a memfd shared with the vhost-user
 //! backend on Linux, physically contiguous memory from the memory scheme on
 //! Redox); carving it into buffers is the same code everywhere.
 //!
 //! The device may write this memory at any time, so it is never viewed
-//! through Rust references: it is read and written by copying through raw
-//! pointers, and everything read back is treated as untrusted input. This
-//! module holds the crate's only unsafe code.
+//! through Rust references: it is copied in and out through the region's
+//! [`ShmRegion`], and everything read back is treated as untrusted input.
 
 mod alloc;
 #[cfg(target_os = "redox")]
 mod phys;
 
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use self::alloc::FreeList;
-#[cfg(target_os = "redox")]
-pub use self::phys::PhysBacking;
-#[cfg(target_os = "linux")]
 use scheme_seam::ShmRegion;
 
 /// Errors of the DMA memory layer.
@@ -57,22 +52,9 @@ const GRANULE: usize = 64;
 
 /// A contiguous range of memory mapped here and addressable by the device.
 pub struct DmaRegion {
-    host: NonNull<u8>,
-    len: usize,
-    device_addr: u64,
-    #[cfg(target_os = "linux")]
     shm: ShmRegion,
-    // Kept for its Drop, which unmaps the region.
-    #[cfg(target_os = "redox")]
-    _backing: PhysBacking,
+    device_addr: u64,
 }
-
-// SAFETY: the region is plain shared memory; it carries no thread affinity,
-// and all access goes through raw-pointer copies bounded by `len`.
-unsafe impl Send for DmaRegion {}
-// SAFETY: as above; concurrent copies into disjoint buffers are sound, and
-// a buffer is only handed to one owner by the allocator.
-unsafe impl Sync for DmaRegion {}
 
 impl DmaRegion {
     /// Creates a region of `len` bytes the device sees at `device_addr`,
@@ -80,13 +62,7 @@ impl DmaRegion {
     #[cfg(target_os = "linux")]
     pub fn new_memfd(len: usize, device_addr: u64) -> Result<Self, DmaError> {
         let shm = ShmRegion::new("virtio-gpud-dma", len)?;
-        let host = NonNull::new(shm.as_ptr()).expect("a mapping is never at address 0");
-        Ok(DmaRegion {
-            host,
-            len,
-            device_addr,
-            shm,
-        })
+        Ok(DmaRegion { shm, device_addr })
     }
 
     /// Creates a region of `len` bytes (a multiple of the page size) of
@@ -94,18 +70,12 @@ impl DmaRegion {
     /// address.
     #[cfg(target_os = "redox")]
     pub fn new_physical(len: usize) -> Result<Self, DmaError> {
-        let backing = PhysBacking::new(len)?;
-        Ok(DmaRegion {
-            host: backing.host(),
-            len,
-            device_addr: backing.phys(),
-            _backing: backing,
-        })
+        let (shm, device_addr) = phys::contiguous(len)?;
+        Ok(DmaRegion { shm, device_addr })
     }
 
-    /// The shared memory behind the region (its memfd and this process's
-    /// mapping), to announce to a vhost-user backend.
-    #[cfg(target_os = "linux")]
+    /// The shared memory behind the region (on Linux its memfd and this
+    /// process's mapping, to announce to a vhost-user backend).
     pub fn shm(&self) -> &ShmRegion {
         &self.shm
     }
@@ -117,19 +87,19 @@ impl DmaRegion {
 
     /// The region's size in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.shm.len()
     }
 
     /// Whether the region is empty (never, for a created region).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.shm.is_empty()
     }
 
     /// Translates a device address range into an offset in the region, if
     /// the whole range lies inside it.
     pub fn offset_of(&self, device_addr: u64, len: usize) -> Option<usize> {
         let off = usize::try_from(device_addr.checked_sub(self.device_addr)?).ok()?;
-        (off.checked_add(len)? <= self.len).then_some(off)
+        (off.checked_add(len)? <= self.len()).then_some(off)
     }
 }
 
@@ -137,7 +107,7 @@ impl fmt::Debug for DmaRegion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DmaRegion")
             .field("device_addr", &format_args!("{:#x}", self.device_addr))
-            .field("len", &self.len)
+            .field("len", &self.len())
             .finish()
     }
 }
@@ -156,7 +126,7 @@ pub struct DmaPool {
 impl DmaPool {
     /// Takes ownership of `region` and makes all of it allocatable.
     pub fn new(region: DmaRegion) -> Self {
-        let free = FreeList::new(region.len);
+        let free = FreeList::new(region.len());
         DmaPool {
             inner: Arc::new(PoolInner {
                 region,
@@ -247,34 +217,32 @@ impl DmaBuf {
         self.len == 0
     }
 
-    /// A raw pointer to byte `off`, after checking `off..off + n` is inside.
-    fn ptr(&self, off: usize, n: usize) -> *mut u8 {
+    /// The region offset of byte `off`, after checking `off..off + n` is
+    /// inside the buffer.
+    fn at(&self, off: usize, n: usize) -> usize {
         let end = off.checked_add(n).expect("DMA access overflows");
         assert!(
             end <= self.len,
             "DMA access {off}..{end} outside a {}-byte buffer",
             self.len
         );
-        // SAFETY: offset + off + n <= offset + len <= region.len, so the
-        // result stays inside the mapping that `host` points to.
-        unsafe { self.pool.region.host.as_ptr().add(self.offset + off) }
+        self.offset + off
     }
 
     /// Copies `src` into the buffer at `off`.
     pub fn write_bytes(&self, off: usize, src: &[u8]) {
-        let dst = self.ptr(off, src.len());
-        // SAFETY: `dst` is valid for src.len() bytes (checked by `ptr`), and
-        // DMA memory never overlaps a Rust-owned slice.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+        self.pool
+            .region
+            .shm
+            .write_bytes(self.at(off, src.len()), src);
     }
 
     /// Copies bytes at `off` out of the buffer into `dst`.
     pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
-        let src = self.ptr(off, dst.len());
-        // SAFETY: `src` is valid for dst.len() bytes (checked by `ptr`); the
-        // device may be writing concurrently, which can only yield stale or
-        // torn bytes, and every byte pattern is a valid u8.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) }
+        self.pool
+            .region
+            .shm
+            .read_bytes(self.at(off, dst.len()), dst);
     }
 
     /// Copies the bytes of `value` into the buffer at `off`.
@@ -291,16 +259,24 @@ impl DmaBuf {
 
     /// Sets every byte of the buffer to `byte`.
     pub fn fill(&self, byte: u8) {
-        let dst = self.ptr(0, self.len);
-        // SAFETY: `dst` is valid for `len` bytes.
-        unsafe { std::ptr::write_bytes(dst, byte, self.len) }
+        self.pool
+            .region
+            .shm
+            .fill(self.at(0, self.len), self.len, byte);
+    }
+
+    /// A pointer to the 2-aligned `u16` at `off`.
+    fn u16_ptr(&self, off: usize) -> *mut u16 {
+        assert_eq!(off % 2, 0, "unaligned ring index");
+        let at = self.at(off, 2);
+        // SAFETY: `at + 2` is inside the region's mapping (checked by `at`).
+        unsafe { self.pool.region.shm.as_ptr().add(at) }.cast()
     }
 
     /// A single, untorn little-endian `u16` load, for ring indices the
     /// device publishes.
     pub fn load_u16(&self, off: usize) -> u16 {
-        assert_eq!(off % 2, 0, "unaligned ring index");
-        let p = self.ptr(off, 2).cast::<u16>();
+        let p = self.u16_ptr(off);
         // SAFETY: `p` is in bounds and 2-aligned (region and buffers are
         // 64-byte aligned, `off` is even); volatile keeps the load whole and
         // un-elided, as the device changes this memory behind our back.
@@ -310,8 +286,7 @@ impl DmaBuf {
     /// A single, untorn little-endian `u16` store, for ring indices the
     /// device reads.
     pub fn store_u16(&self, off: usize, value: u16) {
-        assert_eq!(off % 2, 0, "unaligned ring index");
-        let p = self.ptr(off, 2).cast::<u16>();
+        let p = self.u16_ptr(off);
         // SAFETY: as in `load_u16`; volatile keeps the store whole and
         // un-merged.
         unsafe { p.write_volatile(value.to_le()) }

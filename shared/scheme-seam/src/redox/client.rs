@@ -5,10 +5,8 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 
-use libredox::call::MmapArgs;
-use libredox::flag::{MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE};
+use libredox::flag::{MAP_SHARED, O_CLOEXEC};
 use syscall::flag::CallFlags;
 
 use super::{owned_fd, set_cloexec};
@@ -80,23 +78,7 @@ impl SchemeFd {
     /// Maps `len` bytes at `offset` of the handle, shared and read-write:
     /// the scheme's pages appear in this process.
     pub fn mmap(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
-        // SAFETY: a fresh mapping at a kernel-chosen address, aliasing no Rust
-        // object; the result is checked before use.
-        let ptr = unsafe {
-            libredox::call::mmap(MmapArgs {
-                addr: std::ptr::null_mut(),
-                length: len,
-                prot: PROT_READ | PROT_WRITE,
-                flags: MAP_SHARED,
-                fd: self.fd.raw(),
-                offset,
-            })
-        }?;
-        let host =
-            NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        // SAFETY: `host` starts the `len`-byte read-write mapping just made,
-        // which only the region will use and unmap.
-        Ok(unsafe { ShmRegion::from_mapping(host, len) })
+        ShmRegion::map_fd(&self.fd, offset, len, MAP_SHARED)
     }
 
     /// Sends `fds` to the scheme with an argument word. The kernel passes
