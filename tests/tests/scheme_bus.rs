@@ -172,10 +172,10 @@ fn readiness_is_seen_by_a_poller() {
 fn mmap_shares_memory_between_daemon_and_client() {
     let d = start("shm");
     let fd = d.open("shm");
-    let map = fd.mmap(4096, 8192).unwrap();
+    let map = fd.mmap(4096, 8192, true).unwrap();
     // Written by the client, read by the daemon.
     map.write_bytes(0, b"client wrote");
-    let whole = fd.mmap(0, 64 * 1024).unwrap();
+    let whole = fd.mmap(0, 32 * 1024, true).unwrap();
     let mut buf = [0u8; 12];
     whole.read_bytes(4096, &mut buf);
     assert_eq!(&buf, b"client wrote");
@@ -188,9 +188,20 @@ fn mmap_shares_memory_between_daemon_and_client() {
     let mut back = [0u8; 12];
     fd.read(&mut back).unwrap();
     assert_eq!(&back, b"at the start");
+    // The read-only half: refused writable, readable read-only, and the
+    // mapping really is read-only (the kernel enforces it).
+    let err = fd.mmap(32 * 1024, 4096, true).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+    let ro = fd.mmap(32 * 1024, 32 * 1024, false).unwrap();
+    assert!(!ro.is_writable());
+    let all = fd.mmap(0, 64 * 1024, false).unwrap();
+    let mut first = [0u8; 12];
+    all.read_bytes(0, &mut first);
+    assert_eq!(&first, b"at the start");
+    drop(ro);
     // Out of range is refused.
     assert_eq!(
-        fd.mmap(0, 128 * 1024).unwrap_err().raw_os_error(),
+        fd.mmap(0, 128 * 1024, true).unwrap_err().raw_os_error(),
         Some(libc::EINVAL)
     );
 }

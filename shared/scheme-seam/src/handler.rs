@@ -59,6 +59,10 @@ pub struct Mapping {
     pub region: Arc<ShmRegion>,
     /// Offset of the window in the region (page aligned).
     pub offset: usize,
+    /// Whether clients may write it. A read-only window (e.g. state the
+    /// daemon publishes to many clients) cannot be mapped writable, so no
+    /// client can change what the others read.
+    pub writable: bool,
 }
 
 /// Per-request context: the caller, and the readiness changes the handler

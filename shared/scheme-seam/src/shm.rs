@@ -16,6 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 pub struct ShmRegion {
     host: NonNull<u8>,
     len: usize,
+    /// Whether this mapping may be written (a client's view of a read-only
+    /// window is not).
+    writable: bool,
     /// The memfd behind the mapping, to hand to peers.
     #[cfg(target_os = "linux")]
     fd: OwnedFd,
@@ -42,12 +45,17 @@ impl ShmRegion {
         // SAFETY: `fd` was just created and nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
-        Self::map(fd, 0, len)
+        Self::map(fd, 0, len, true)
     }
 
     /// Maps `len` bytes at `offset` of the shared-memory file `fd` (a memfd
-    /// a peer sent), read-write and shared.
-    pub fn map(fd: OwnedFd, offset: u64, len: usize) -> io::Result<Self> {
+    /// a peer sent), shared; read-write only if `writable`.
+    pub fn map(fd: OwnedFd, offset: u64, len: usize, writable: bool) -> io::Result<Self> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
         let offset = libc::off_t::try_from(offset).map_err(io::Error::other)?;
         // SAFETY: a fresh shared mapping at a kernel-chosen address, aliasing
         // no Rust object; the result is checked before use.
@@ -55,7 +63,7 @@ impl ShmRegion {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 offset,
@@ -66,7 +74,12 @@ impl ShmRegion {
         }
         let host =
             NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(ShmRegion { host, len, fd })
+        Ok(ShmRegion {
+            host,
+            len,
+            writable,
+            fd,
+        })
     }
 
     /// The memfd, to send to a peer.
@@ -81,22 +94,34 @@ impl ShmRegion {
     /// whose pages clients can map through `mmap_prep`.
     pub fn new(_name: &str, len: usize) -> io::Result<Self> {
         let memory = libredox::Fd::open("/scheme/memory/zeroed", libredox::flag::O_CLOEXEC, 0)?;
-        Self::map_fd(&memory, 0, len, libredox::flag::MAP_SHARED)
+        Self::map_fd(&memory, 0, len, libredox::flag::MAP_SHARED, true)
     }
 
     /// Maps `len` bytes at `offset` of `fd` (a scheme handle: another
-    /// scheme's shared pages, or the memory scheme's) read-write with
-    /// `MAP_SHARED` or `MAP_PRIVATE`; the region unmaps them when dropped.
-    pub fn map_fd(fd: &libredox::Fd, offset: u64, len: usize, flags: u32) -> io::Result<Self> {
+    /// scheme's shared pages, or the memory scheme's) with `MAP_SHARED` or
+    /// `MAP_PRIVATE`, read-write only if `writable`; the region unmaps them
+    /// when dropped.
+    pub fn map_fd(
+        fd: &libredox::Fd,
+        offset: u64,
+        len: usize,
+        flags: u32,
+        writable: bool,
+    ) -> io::Result<Self> {
         use libredox::call::MmapArgs;
         use libredox::flag::{PROT_READ, PROT_WRITE};
+        let prot = if writable {
+            PROT_READ | PROT_WRITE
+        } else {
+            PROT_READ
+        };
         // SAFETY: a fresh mapping at a kernel-chosen address, aliasing no
         // Rust object; the result is checked before use.
         let ptr = unsafe {
             libredox::call::mmap(MmapArgs {
                 addr: std::ptr::null_mut(),
                 length: len,
-                prot: PROT_READ | PROT_WRITE,
+                prot,
                 flags,
                 fd: fd.raw(),
                 offset,
@@ -104,7 +129,11 @@ impl ShmRegion {
         }?;
         let host =
             NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(ShmRegion { host, len })
+        Ok(ShmRegion {
+            host,
+            len,
+            writable,
+        })
     }
 }
 
@@ -125,6 +154,11 @@ impl ShmRegion {
         self.len == 0
     }
 
+    /// Whether this mapping may be written.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
     fn ptr(&self, off: usize, n: usize) -> *mut u8 {
         let end = off.checked_add(n).expect("shared memory access overflows");
         assert!(
@@ -140,8 +174,10 @@ impl ShmRegion {
     ///
     /// # Panics
     ///
-    /// If the range leaves the region, like slice indexing.
+    /// If the range leaves the region, like slice indexing, or the mapping
+    /// is read-only.
     pub fn write_bytes(&self, off: usize, src: &[u8]) {
+        assert!(self.writable, "write to a read-only mapping");
         let dst = self.ptr(off, src.len());
         // SAFETY: `dst` is valid for src.len() bytes and never overlaps a
         // Rust-owned slice.
@@ -154,6 +190,7 @@ impl ShmRegion {
     ///
     /// If the range leaves the region, like slice indexing.
     pub fn fill(&self, off: usize, len: usize, byte: u8) {
+        assert!(self.writable, "write to a read-only mapping");
         let dst = self.ptr(off, len);
         // SAFETY: `dst` is valid for `len` bytes.
         unsafe { std::ptr::write_bytes(dst, byte, len) }
@@ -198,7 +235,7 @@ mod tests {
     #[test]
     fn two_mappings_of_one_memfd_share_bytes() {
         let a = ShmRegion::new("test", 8192).unwrap();
-        let b = ShmRegion::map(a.fd().try_clone_to_owned().unwrap(), 4096, 4096).unwrap();
+        let b = ShmRegion::map(a.fd().try_clone_to_owned().unwrap(), 4096, 4096, true).unwrap();
         a.write_bytes(4096 + 10, b"hello");
         let mut out = [0u8; 5];
         b.read_bytes(10, &mut out);

@@ -9,8 +9,9 @@
 //! - `event/KEY`: readable (fevent READ) once KEY is signalled; a read
 //!   blocks until then and returns the value as 8 bytes.
 //! - `signal/KEY`: writing 8 bytes signals KEY with that value.
-//! - `shm`: maps a 64 KiB shared region; read returns its first bytes, write
-//!   puts bytes at its start.
+//! - `shm`: maps a 64 KiB shared region, whose upper half clients may only
+//!   map read-only; read returns its first bytes, write puts bytes at its
+//!   start.
 //! - `fds`: send_fds hands the scheme a pipe's write end, into which it
 //!   writes "from-daemon"; dup("pipe") returns the read end of a new pipe
 //!   holding "to-client" (another file, passed back).
@@ -28,6 +29,8 @@ use scheme_seam::daemon::Termination;
 use scheme_seam::{
     Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, SchemeFd, ShmRegion,
 };
+
+const SHM_LEN: usize = 64 * 1024;
 
 enum Kind {
     Echo(Vec<u8>),
@@ -203,6 +206,8 @@ impl Scheme for TestScheme {
                 Ok(Mapping {
                     region: self.shm.clone(),
                     offset: offset as usize,
+                    // The upper half is published read-only.
+                    writable: offset + (len as u64) <= SHM_LEN as u64 / 2,
                 })
             }
             Kind::Shm => Err(Errno::EINVAL),
@@ -244,7 +249,7 @@ fn main() -> std::io::Result<()> {
                 handles: HashMap::new(),
                 next: 0,
                 signals: HashMap::new(),
-                shm: Arc::new(ShmRegion::new("test-scheme", 64 * 1024)?),
+                shm: Arc::new(ShmRegion::new("test-scheme", SHM_LEN)?),
                 closed: 0,
             };
             scheme_seam::serve(name, &mut scheme, &termination)

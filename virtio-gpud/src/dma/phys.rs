@@ -18,7 +18,7 @@ const TRANSLATION: &str = "/scheme/memory/translation";
 /// mapping and its physical address.
 pub(super) fn contiguous(len: usize) -> io::Result<(ShmRegion, u64)> {
     let memory = Fd::open(ZEROED_CONTIGUOUS, O_CLOEXEC, 0)?;
-    let shm = ShmRegion::map_fd(&memory, 0, len, MAP_PRIVATE)?;
+    let shm = ShmRegion::map_fd(&memory, 0, len, MAP_PRIVATE, true)?;
     let translation = Fd::open(TRANSLATION, O_CLOEXEC, 0)?;
     let mut addr = (shm.as_ptr() as usize).to_ne_bytes();
     translation.call_rw(&mut addr, CallFlags::empty(), &[])?;

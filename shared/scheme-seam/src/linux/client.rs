@@ -236,17 +236,18 @@ impl SchemeFd {
         }
     }
 
-    /// Maps `len` bytes at `offset` of the handle, shared with the scheme.
-    pub fn mmap(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
-        match self.request(
-            &Request::Mmap {
-                offset,
-                len: len as u64,
-            },
-            &[],
-        )? {
+    /// Maps `len` bytes at `offset` of the handle, shared with the scheme;
+    /// writable only if asked for (and if the scheme allows it: EACCES
+    /// otherwise).
+    pub fn mmap(&self, offset: u64, len: usize, writable: bool) -> io::Result<ShmRegion> {
+        let req = Request::Mmap {
+            offset,
+            len: len as u64,
+            writable,
+        };
+        match self.request(&req, &[])? {
             (Reply::Mapped { offset }, mut fds) if fds.len() == 1 => {
-                ShmRegion::map(fds.remove(0), offset, len)
+                ShmRegion::map(fds.remove(0), offset, len, writable)
             }
             (Reply::Error(e), _) => Err(errno(e)),
             (other, _) => Err(protocol(&format!("mmap reply {other:?}"))),

@@ -151,6 +151,17 @@ fn peer_caller(stream: &UnixStream) -> Caller {
     }
 }
 
+/// The region's memfd as the client may use it: a read-only reopening
+/// (through /proc) unless it asked to write, so a read-only client cannot
+/// map the pages writable.
+fn shareable_fd(region: &crate::ShmRegion, writable: bool) -> io::Result<OwnedFd> {
+    if writable {
+        return region.fd().try_clone_to_owned();
+    }
+    let path = format!("/proc/self/fd/{}", region.fd().as_raw_fd());
+    Ok(std::fs::File::open(path)?.into())
+}
+
 fn new_eventfd() -> io::Result<OwnedFd> {
     // SAFETY: creating a fresh eventfd with valid flags.
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
@@ -481,17 +492,25 @@ impl<'s, S: Scheme> Server<'s, S> {
                     Err(e) => errno_reply(e),
                 }
             }
-            (Some(h), Request::Mmap { offset, len }) => {
+            (
+                Some(h),
+                Request::Mmap {
+                    offset,
+                    len,
+                    writable,
+                },
+            ) => {
                 let Ok(len) = usize::try_from(*len) else {
                     return Some(errno_reply(Errno::EINVAL));
                 };
                 match self.scheme.mmap(h, *offset, len, &mut ctx) {
+                    Ok(m) if *writable && !m.writable => errno_reply(Errno::EACCES),
                     Ok(m)
                         if m.offset
                             .checked_add(len)
                             .is_some_and(|end| end <= m.region.len()) =>
                     {
-                        match m.region.fd().try_clone_to_owned() {
+                        match shareable_fd(&m.region, *writable) {
                             Ok(fd) => Exec::Reply(
                                 Reply::Mapped {
                                     offset: m.offset as u64,

@@ -68,6 +68,8 @@ pub enum Request {
         offset: u64,
         /// Length.
         len: u64,
+        /// Whether the client wants to write.
+        writable: bool,
     },
     /// The attached descriptors are for the handle.
     SendFds {
@@ -94,7 +96,8 @@ pub enum Reply {
     Handle,
     /// The attached descriptor is a file from elsewhere.
     Fd,
-    /// The attached memfd is the region; map it at `offset`.
+    /// The attached memfd is the region; map it at `offset` (read-only
+    /// unless the request asked to write).
     Mapped {
         /// Offset of the window in the memfd.
         offset: u64,

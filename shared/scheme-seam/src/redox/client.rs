@@ -77,8 +77,8 @@ impl SchemeFd {
 
     /// Maps `len` bytes at `offset` of the handle, shared and read-write:
     /// the scheme's pages appear in this process.
-    pub fn mmap(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
-        ShmRegion::map_fd(&self.fd, offset, len, MAP_SHARED)
+    pub fn mmap(&self, offset: u64, len: usize, writable: bool) -> io::Result<ShmRegion> {
+        ShmRegion::map_fd(&self.fd, offset, len, MAP_SHARED, writable)
     }
 
     /// Sends `fds` to the scheme with an argument word. The kernel passes

@@ -6,6 +6,7 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use redox_scheme::scheme::Op;
 use redox_scheme::OpenResult;
+use syscall::flag::MapFlags;
 use syscall::schemev2::NewFdFlags;
 
 use crate::{Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme};
@@ -70,14 +71,20 @@ pub(super) fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) 
             )
         }
         Op::MmapPrep {
-            fd, offset, len, ..
+            fd,
+            offset,
+            len,
+            flags,
+            ..
         } => {
             let len = *len;
-            Done::Value(
-                scheme
-                    .mmap(*fd, *offset, len, ctx)
-                    .and_then(|m| window_address(&m, len)),
-            )
+            let wants_write = flags.contains(MapFlags::PROT_WRITE);
+            Done::Value(scheme.mmap(*fd, *offset, len, ctx).and_then(|m| {
+                if wants_write && !m.writable {
+                    return Err(Errno::EACCES);
+                }
+                window_address(&m, len)
+            }))
         }
         // The kernel does these itself once the scheme agrees; a mapping's
         // memory is the handler's to keep or free.
@@ -165,7 +172,7 @@ mod tests {
 
     use redox_scheme::scheme::Op;
     use redox_scheme::OpenResult;
-    use syscall::flag::O_NONBLOCK;
+    use syscall::flag::{MapFlags, O_NONBLOCK};
     use syscall::schemev2::{NewFdFlags, Opcode, Sqe, SqeFlags};
 
     use super::{run_op, Done, FIRST_RESERVED_ID, ROOT};
@@ -180,6 +187,7 @@ mod tests {
         read_answer: Option<Result<usize, Errno>>,
         ready: EventFlags,
         region: Option<Arc<ShmRegion>>,
+        writable_maps: bool,
     }
 
     impl Scheme for Fake {
@@ -225,6 +233,7 @@ mod tests {
             Ok(Mapping {
                 region: self.region.clone().ok_or(Errno::ENODEV)?,
                 offset: offset as usize,
+                writable: self.writable_maps,
             })
         }
         fn close(&mut self, id: HandleId, _: &mut Context) {
@@ -399,20 +408,30 @@ mod tests {
             region: Some(region.clone()),
             ..Fake::default()
         };
-        let mmap = |offset: u64, len: u64| {
-            op(
-                Opcode::MmapPrep,
-                SqeFlags::empty(),
-                [5, len, 0, offset, 0, 0],
-            )
+        let write = MapFlags::PROT_READ | MapFlags::PROT_WRITE;
+        let mmap = |offset: u64, len: u64, flags: MapFlags| {
+            let args = [5, len, flags.bits() as u64, offset, 0, 0];
+            op(Opcode::MmapPrep, SqeFlags::empty(), args)
         };
         let base = region.as_ptr() as usize;
-        assert_eq!(value(run(&mut s, &mut mmap(4096, 8192))), Ok(base + 4096));
-        assert_eq!(value(run(&mut s, &mut mmap(100, 4096))), Err(Errno::EINVAL));
+        let read = MapFlags::PROT_READ;
         assert_eq!(
-            value(run(&mut s, &mut mmap(8192, 3 * 4096))),
+            value(run(&mut s, &mut mmap(4096, 8192, read))),
+            Ok(base + 4096)
+        );
+        assert_eq!(
+            value(run(&mut s, &mut mmap(100, 4096, read))),
             Err(Errno::EINVAL)
         );
+        let too_long = mmap(8192, 3 * 4096, read);
+        assert_eq!(value(run(&mut s, &mut { too_long })), Err(Errno::EINVAL));
+        // A read-only window cannot be mapped writable; a writable one can.
+        assert_eq!(
+            value(run(&mut s, &mut mmap(0, 4096, write))),
+            Err(Errno::EACCES)
+        );
+        s.writable_maps = true;
+        assert_eq!(value(run(&mut s, &mut mmap(0, 4096, write))), Ok(base));
     }
 
     #[test]
