@@ -38,11 +38,8 @@ impl FrameReader {
     /// stream).
     pub fn fill(&mut self, sock: RawFd) -> io::Result<usize> {
         let old = self.buf.len();
-        self.buf.resize(old + CHUNK, 0);
         let mut fds = Vec::new();
-        let result = scm::recv(sock, &mut self.buf[old..], &mut fds);
-        let n = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
+        let result = scm::recv(sock, &mut self.buf, CHUNK, &mut fds);
         if !fds.is_empty() {
             self.fds.push_back((self.start + old as u64, fds));
         }

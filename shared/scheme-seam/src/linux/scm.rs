@@ -56,12 +56,20 @@ pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     }
 }
 
-/// Receives into `buf`, appending any attached descriptors (close-on-exec)
-/// to `fds`; returns bytes received, 0 at end of stream.
-pub fn recv(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+/// Receives up to `max` bytes appended to `buf` (without initialising its
+/// spare capacity first), and any attached descriptors (close-on-exec)
+/// appended to `fds`; returns bytes received, 0 at end of stream.
+pub fn recv(
+    sock: RawFd,
+    buf: &mut Vec<u8>,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
     let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: max.min(spare.len()),
     };
     let mut cmsg = CmsgBuf([MaybeUninit::uninit(); CMSG_SPACE]);
     // SAFETY: an all-zero msghdr is a valid empty message.
@@ -91,6 +99,8 @@ pub fn recv(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<u
             hdr = libc::CMSG_NXTHDR(&msg, hdr);
         }
     }
+    // SAFETY: recvmsg initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n as usize) };
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other("more descriptors than a frame may carry"));
     }
