@@ -36,9 +36,13 @@ fn drmd_serves_both_nodes_and_exits_on_sigterm() {
 fn syncd_serves_its_root_and_exits_on_sigterm() {
     let d = Daemon::start(&workspace_binary("syncd"), &[], "sync");
     let root = d.open("");
-    assert_eq!(ioctl_errno(&root, 1), Some(libc::ENOSYS));
-    let err = SchemeFd::open(&d.path("timeline"), 0).unwrap_err();
+    let mut buf = [0u8; 256];
+    let n = root.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("syncobjs 0"));
+    assert_eq!(ioctl_errno(&root, 1), Some(libc::ENOTTY));
+    let err = SchemeFd::open(&d.path("no-such-thing"), 0).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    drop(root);
     assert_clean_exit(d);
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use libredox::flag::{MAP_SHARED, O_CLOEXEC};
 use syscall::flag::CallFlags;
@@ -36,6 +36,14 @@ impl SchemeFd {
         let flags = i32::try_from(flags).map_err(|_| Errno::EINVAL)?;
         let fd = libredox::Fd::open(path, flags | O_CLOEXEC, 0)?;
         Ok(SchemeFd { fd })
+    }
+
+    /// Gives up the handle, to pass it on.
+    pub fn into_fd(self) -> OwnedFd {
+        let raw = self.fd.into_raw();
+        // SAFETY: the descriptor was this handle's own, and ownership moves
+        // out with it.
+        unsafe { OwnedFd::from_raw_fd(raw as RawFd) }
     }
 
     /// Wraps a handle returned by [`SchemeFd::dup`] or received from a peer.

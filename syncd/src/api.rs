@@ -1,0 +1,52 @@
+//! The protocol of `scheme:sync`, shared by the daemon and its clients.
+//!
+//! Paths (opened relative to `/scheme/sync/`):
+//! - `timeline/<name>`: creates a timeline owned by the handle. Calls:
+//!   [`TIMELINE_ID`], [`SIGNAL`] (payload: the point as `u64`),
+//!   [`FAIL`] (payload: point `u64`, errno `i32`, pad `u32`). Closing the
+//!   handle abandons the timeline: points not yet signalled fail with
+//!   ECANCELED, so nobody waits forever on a fence no one can signal.
+//! - `timelines`: the read-only page of [`PAGE_SLOTS`] little-endian `u64`
+//!   slots; slot `id` holds timeline `id`'s last signalled point, for busy
+//!   checks without a call.
+//! - `fence/<timeline>/<point>`: a sync_file holding that one fence.
+//!   sync_file ioctls are calls with the ioctl's nr as metadata word 0:
+//!   FILE_INFO (4), SET_DEADLINE (5); readable (fevent) once every fence
+//!   has signalled; [`TOKEN`] names it for another handle's request. MERGE
+//!   (3) returns a new file, so it is a `dup` whose buffer is the
+//!   `sync_file::Merge` wire struct (with the other file's token).
+//! - `syncobj`: a table of syncobjs (one per DRM file). The syncobj ioctls
+//!   are calls with the DRM nr as metadata word 0 and the relibc wire
+//!   encoding as payload (`drm_uapi::syncobj`); HANDLE_TO_FD returns a new
+//!   file, so it is a `dup` whose buffer is the `HandleToFd` wire struct;
+//!   FD_TO_HANDLE takes the file's [`TOKEN`] in place of its fd.
+//! - `` (the root): reading it gives counters, for debugging and tests.
+
+/// The scheme's name.
+pub const SCHEME: &str = "sync";
+/// Prefix of a timeline-creating path.
+pub const TIMELINE_PATH: &str = "timeline/";
+/// Prefix of a single-fence sync_file path.
+pub const FENCE_PATH: &str = "fence/";
+/// The syncobj table path.
+pub const SYNCOBJ_PATH: &str = "syncobj";
+/// The timeline page path.
+pub const PAGE_PATH: &str = "timelines";
+
+/// Call: the owned timeline's id (the call's return value).
+pub const TIMELINE_ID: u64 = 0x100;
+/// Call: signal the owned timeline up to a point.
+pub const SIGNAL: u64 = 0x101;
+/// Call: mark one point of the owned timeline failed.
+pub const FAIL: u64 = 0x102;
+/// Call: this handle's capability token (payload: `u64` out), which names
+/// it in another handle's request in place of an fd.
+pub const TOKEN: u64 = 0x110;
+
+/// Bytes of the timeline page.
+pub const PAGE_LEN: usize = 4096;
+/// Timelines the page has slots for; ids at or above it are not published.
+pub const PAGE_SLOTS: u32 = (PAGE_LEN / 8) as u32;
+
+/// The `sync_fence_info` driver name, as Linux's virtio-gpu reports it.
+pub const DRIVER_NAME: &str = "virtio_gpu";

@@ -1,0 +1,399 @@
+//! The client side of `scheme:sync`: what drmd, virtio-gpud, the tests and
+//! the ioctl shims use. Every call is the wire encoding a Redox client's
+//! relibc sends, so these types also pin that encoding down.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use drm_uapi::sync_file::{self, FenceInfo, FileInfoHeader, Merge};
+use drm_uapi::syncobj::{
+    self as so, Array, Create, Destroy, FdToHandle, HandleToFd, TimelineArray, Transfer, WaitHeader,
+};
+use drm_uapi::wire::Builder;
+use scheme_seam::{SchemeFd, ShmRegion};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+use crate::api;
+
+fn path(rest: &str) -> String {
+    format!("/scheme/{}/{rest}", api::SCHEME)
+}
+
+/// The token naming `fd`'s handle in another handle's request.
+fn token(fd: &SchemeFd) -> io::Result<u64> {
+    let mut out = [0u8; 8];
+    fd.call(&mut out, &[api::TOKEN])?;
+    Ok(u64::from_le_bytes(out))
+}
+
+/// The owner of a timeline: the one who signals it. Dropping it abandons
+/// the timeline (its pending points fail with ECANCELED).
+#[derive(Debug)]
+pub struct TimelineOwner {
+    fd: SchemeFd,
+    id: u32,
+}
+
+impl TimelineOwner {
+    /// Creates a timeline named `name` (as FILE_INFO reports it).
+    pub fn create(name: &str) -> io::Result<TimelineOwner> {
+        let fd = SchemeFd::open(&path(&format!("{}{name}", api::TIMELINE_PATH)), 0)?;
+        let id = fd.call(&mut [], &[api::TIMELINE_ID])? as u32;
+        Ok(TimelineOwner { fd, id })
+    }
+
+    /// The timeline's id, by which fences on it are named.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Signals every point up to `point`.
+    pub fn signal(&self, point: u64) -> io::Result<()> {
+        self.fd
+            .call(&mut point.to_le_bytes(), &[api::SIGNAL])
+            .map(drop)
+    }
+
+    /// Marks `point` failed with `errno` (its waiters complete with it).
+    pub fn fail(&self, point: u64, errno: i32) -> io::Result<()> {
+        let mut payload = [0u8; 16];
+        payload[..8].copy_from_slice(&point.to_le_bytes());
+        payload[8..12].copy_from_slice(&errno.to_le_bytes());
+        self.fd.call(&mut payload, &[api::FAIL]).map(drop)
+    }
+}
+
+/// The read-only page of every timeline's last signalled point: a busy
+/// check without a call.
+#[derive(Debug)]
+pub struct TimelinePage {
+    map: ShmRegion,
+}
+
+impl TimelinePage {
+    /// Maps the page.
+    pub fn open() -> io::Result<TimelinePage> {
+        let fd = SchemeFd::open(&path(api::PAGE_PATH), 0)?;
+        Ok(TimelinePage {
+            map: fd.mmap(0, api::PAGE_LEN, false)?,
+        })
+    }
+
+    /// Timeline `id`'s last signalled point, if the page has a slot for it.
+    pub fn last_signaled(&self, id: u32) -> Option<u64> {
+        if id >= api::PAGE_SLOTS {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        self.map.read_bytes(id as usize * 8, &mut b);
+        Some(u64::from_le_bytes(b))
+    }
+}
+
+/// What FILE_INFO says of a sync_file.
+#[derive(Clone, Debug)]
+pub struct FileInfo {
+    /// 1 signalled, 0 active, negative errno on error.
+    pub status: i32,
+    /// Per fence: timeline name, driver name, status, signal time.
+    pub fences: Vec<FenceInfo>,
+}
+
+/// A sync_file: an immutable set of fences, pollable, mergeable.
+#[derive(Debug)]
+pub struct SyncFile {
+    fd: SchemeFd,
+}
+
+impl SyncFile {
+    /// A sync_file of the one fence `point` on `timeline`.
+    pub fn for_fence(timeline: u32, point: u64) -> io::Result<SyncFile> {
+        let fd = SchemeFd::open(&path(&format!("{}{timeline}/{point}", api::FENCE_PATH)), 0)?;
+        Ok(SyncFile { fd })
+    }
+
+    /// Wraps a sync_file descriptor received from a scheme.
+    pub fn from_fd(fd: OwnedFd) -> SyncFile {
+        SyncFile {
+            fd: SchemeFd::from_fd(fd),
+        }
+    }
+
+    /// Gives up the descriptor, to pass it on.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd.into_fd()
+    }
+
+    /// The handle, for raw calls.
+    pub fn handle(&self) -> &SchemeFd {
+        &self.fd
+    }
+
+    /// SYNC_IOC_MERGE: a new file with the fences of both.
+    pub fn merge(&self, other: &SyncFile, name: &str) -> io::Result<SyncFile> {
+        let mut m = Merge::new_zeroed();
+        let n = name.len().min(31);
+        m.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        m.token = token(&other.fd)?;
+        Ok(SyncFile::from_fd(self.fd.dup(m.as_bytes())?))
+    }
+
+    /// SYNC_IOC_FILE_INFO with room for every fence.
+    pub fn info(&self) -> io::Result<FileInfo> {
+        // Ask for the count first, as libsync does.
+        let mut payload = Builder::new(&FileInfoHeader::new_zeroed()).build();
+        self.fd.call(&mut payload, &[sync_file::FILE_INFO])?;
+        let (header, _) =
+            FileInfoHeader::read_from_prefix(&payload).map_err(|_| io::ErrorKind::InvalidData)?;
+        let mut ask = FileInfoHeader::new_zeroed();
+        ask.num_fences = header.num_fences;
+        let mut payload = Builder::new(&ask)
+            .zeroed::<FenceInfo>(header.num_fences as usize)
+            .build();
+        self.fd.call(&mut payload, &[sync_file::FILE_INFO])?;
+        let (header, rest) =
+            FileInfoHeader::read_from_prefix(&payload).map_err(|_| io::ErrorKind::InvalidData)?;
+        let fences = rest
+            .chunks_exact(size_of::<FenceInfo>())
+            .take(header.num_fences as usize)
+            .filter_map(|c| FenceInfo::read_from_bytes(c).ok())
+            .collect();
+        Ok(FileInfo {
+            status: header.status,
+            fences,
+        })
+    }
+
+    /// A descriptor readable once every fence has signalled.
+    pub fn poll_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.fd.poll_fd()
+    }
+
+    /// Waits up to `timeout` for every fence (libsync's `sync_wait`);
+    /// returns whether they signalled.
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.poll_fd()?.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n == 1 && p.revents & libc::POLLIN != 0)
+    }
+}
+
+/// A table of syncobjs (what a DRM file holds), with the syncobj ioctls.
+#[derive(Debug)]
+pub struct SyncobjTable {
+    fd: SchemeFd,
+}
+
+impl SyncobjTable {
+    /// Opens a new, empty table.
+    pub fn open() -> io::Result<SyncobjTable> {
+        Ok(SyncobjTable {
+            fd: SchemeFd::open(&path(api::SYNCOBJ_PATH), 0)?,
+        })
+    }
+
+    /// A raw ioctl: `nr` with its wire payload.
+    pub fn ioctl(&self, nr: u64, payload: &mut [u8]) -> io::Result<usize> {
+        self.fd.call(payload, &[nr])
+    }
+
+    /// SYNCOBJ_CREATE.
+    pub fn create(&self, signaled: bool) -> io::Result<u32> {
+        let c = Create {
+            handle: 0,
+            flags: if signaled { so::CREATE_SIGNALED } else { 0 },
+        };
+        let mut payload = c.as_bytes().to_vec();
+        self.ioctl(so::CREATE, &mut payload)?;
+        Ok(Create::read_from_bytes(&payload)
+            .map_err(|_| io::ErrorKind::InvalidData)?
+            .handle)
+    }
+
+    /// SYNCOBJ_DESTROY.
+    pub fn destroy(&self, handle: u32) -> io::Result<()> {
+        let mut payload = Destroy { handle, pad: 0 }.as_bytes().to_vec();
+        self.ioctl(so::DESTROY, &mut payload).map(drop)
+    }
+
+    /// SYNCOBJ_WAIT (`points` = None) or SYNCOBJ_TIMELINE_WAIT until the
+    /// absolute CLOCK_MONOTONIC `deadline_ns`; returns `first_signaled`.
+    pub fn wait(
+        &self,
+        handles: &[u32],
+        points: Option<&[u64]>,
+        deadline_ns: i64,
+        flags: u32,
+    ) -> io::Result<u32> {
+        let header = WaitHeader {
+            timeout_nsec: deadline_ns,
+            count_handles: handles.len() as u32,
+            flags,
+            first_signaled: 0,
+            pad: 0,
+            deadline_nsec: 0,
+        };
+        let mut b = Builder::new(&header).array(handles);
+        let nr = match points {
+            Some(points) => {
+                b = b.array(points);
+                so::TIMELINE_WAIT
+            }
+            None => so::WAIT,
+        };
+        let mut payload = b.build();
+        self.ioctl(nr, &mut payload)?;
+        let (out, _) =
+            WaitHeader::read_from_prefix(&payload).map_err(|_| io::ErrorKind::InvalidData)?;
+        Ok(out.first_signaled)
+    }
+
+    fn array(&self, nr: u64, handles: &[u32]) -> io::Result<()> {
+        let header = Array {
+            count_handles: handles.len() as u32,
+            pad: 0,
+        };
+        let mut payload = Builder::new(&header).array(handles).build();
+        self.ioctl(nr, &mut payload).map(drop)
+    }
+
+    /// SYNCOBJ_RESET.
+    pub fn reset(&self, handles: &[u32]) -> io::Result<()> {
+        self.array(so::RESET, handles)
+    }
+
+    /// SYNCOBJ_SIGNAL.
+    pub fn signal(&self, handles: &[u32]) -> io::Result<()> {
+        self.array(so::SIGNAL, handles)
+    }
+
+    fn timeline_array(
+        &self,
+        nr: u64,
+        handles: &[u32],
+        points: &[u64],
+        flags: u32,
+    ) -> io::Result<Vec<u64>> {
+        let header = TimelineArray {
+            count_handles: handles.len() as u32,
+            flags,
+        };
+        let mut payload = Builder::new(&header).array(handles).array(points).build();
+        self.ioctl(nr, &mut payload)?;
+        let at = size_of::<TimelineArray>() + 4 * handles.len();
+        Ok(payload[at..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    }
+
+    /// SYNCOBJ_TIMELINE_SIGNAL.
+    pub fn timeline_signal(&self, handles: &[u32], points: &[u64]) -> io::Result<()> {
+        self.timeline_array(so::TIMELINE_SIGNAL, handles, points, 0)
+            .map(drop)
+    }
+
+    /// SYNCOBJ_QUERY: each syncobj's signalled (or, with
+    /// LAST_SUBMITTED, newest) point.
+    pub fn query(&self, handles: &[u32], flags: u32) -> io::Result<Vec<u64>> {
+        self.timeline_array(so::QUERY, handles, &vec![0; handles.len()], flags)
+    }
+
+    /// SYNCOBJ_TRANSFER.
+    pub fn transfer(
+        &self,
+        src: u32,
+        src_point: u64,
+        dst: u32,
+        dst_point: u64,
+        flags: u32,
+    ) -> io::Result<()> {
+        let t = Transfer {
+            src_handle: src,
+            dst_handle: dst,
+            src_point,
+            dst_point,
+            flags,
+            pad: 0,
+        };
+        let mut payload = t.as_bytes().to_vec();
+        self.ioctl(so::TRANSFER, &mut payload).map(drop)
+    }
+
+    fn handle_to_fd(&self, handle: u32, flags: u32, point: u64) -> io::Result<OwnedFd> {
+        let h = HandleToFd {
+            handle,
+            flags,
+            token: 0,
+            point,
+        };
+        self.fd.dup(h.as_bytes())
+    }
+
+    /// HANDLE_TO_FD with EXPORT_SYNC_FILE: a snapshot of the fence (at
+    /// `point` on a timeline syncobj).
+    pub fn export_sync_file(&self, handle: u32, point: Option<u64>) -> io::Result<SyncFile> {
+        let (flags, point) = match point {
+            Some(p) => (
+                so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE | so::FLAGS_TIMELINE,
+                p,
+            ),
+            None => (so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, 0),
+        };
+        Ok(SyncFile::from_fd(self.handle_to_fd(handle, flags, point)?))
+    }
+
+    /// HANDLE_TO_FD: an opaque fd sharing the syncobj.
+    pub fn export(&self, handle: u32) -> io::Result<SchemeFd> {
+        Ok(SchemeFd::from_fd(self.handle_to_fd(handle, 0, 0)?))
+    }
+
+    fn fd_to_handle(&self, handle: u32, flags: u32, token: u64, point: u64) -> io::Result<u32> {
+        let f = FdToHandle {
+            handle,
+            flags,
+            token,
+            point,
+        };
+        let mut payload = f.as_bytes().to_vec();
+        self.ioctl(so::FD_TO_HANDLE, &mut payload)?;
+        Ok(FdToHandle::read_from_bytes(&payload)
+            .map_err(|_| io::ErrorKind::InvalidData)?
+            .handle)
+    }
+
+    /// FD_TO_HANDLE with IMPORT_SYNC_FILE: `file`'s fence into `handle`
+    /// (as timeline `point` when given).
+    pub fn import_sync_file(
+        &self,
+        handle: u32,
+        file: &SyncFile,
+        point: Option<u64>,
+    ) -> io::Result<()> {
+        let (flags, point) = match point {
+            Some(p) => (
+                so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE | so::FLAGS_TIMELINE,
+                p,
+            ),
+            None => (so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE, 0),
+        };
+        self.fd_to_handle(handle, flags, token(&file.fd)?, point)
+            .map(drop)
+    }
+
+    /// FD_TO_HANDLE: a new handle sharing an exported syncobj.
+    pub fn import(&self, exported: &SchemeFd) -> io::Result<u32> {
+        self.fd_to_handle(0, 0, token(exported)?, 0)
+    }
+}

@@ -1,0 +1,9 @@
+//! syncd, the fence authority: timelines, sync_files and syncobjs served on
+//! `scheme:sync` ([`api`] describes the protocol), with the client side
+//! drmd and virtio-gpud use ([`client`]).
+
+pub mod api;
+pub mod client;
+mod clock;
+pub mod core;
+pub mod scheme;

@@ -1,0 +1,284 @@
+//! syncd as a real process: timelines signalled by one process and waited
+//! on by others, sync_file poll and merge, syncobjs over the scheme,
+//! waiters that die, owners that die, and memory that stays flat.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use drm_uapi::syncobj as so;
+use scheme_seam::SchemeFd;
+use stack_tests::{bus_dir, workspace_binary, Daemon};
+use syncd::client::{SyncFile, SyncobjTable, TimelineOwner, TimelinePage};
+
+/// syncd serves one name per bus, so its tests take turns.
+static SYNCD: Mutex<()> = Mutex::new(());
+
+fn start() -> Daemon {
+    Daemon::start(&workspace_binary("syncd"), &[], "sync")
+}
+
+fn stats(d: &Daemon) -> String {
+    let fd = d.open("");
+    let mut buf = vec![0u8; 1024];
+    let n = fd.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn stat(d: &Daemon, key: &str) -> usize {
+    stats(d)
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {}", stats(d)))
+}
+
+fn now_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Starts `sync-tool args…` and waits for it to say it is waiting.
+fn waiter(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(workspace_binary("sync-tool"))
+        .args(args)
+        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "waiting");
+    (child, out)
+}
+
+#[test]
+fn a_waiter_process_is_parked_until_another_process_signals() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let d = start();
+    let owner = TimelineOwner::create("gpu").unwrap();
+    let id = owner.id().to_string();
+    let (mut child, mut out) = waiter(&["wait-fence", &id, "5", "10000"]);
+    std::thread::sleep(Duration::from_millis(100));
+    owner.signal(4).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "point 4 does not signal 5"
+    );
+    owner.signal(5).unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "signaled");
+    assert!(child.wait().unwrap().success());
+    drop(d);
+}
+
+#[test]
+fn merged_fences_of_two_timelines_signal_when_both_do() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = start();
+    let (a, b) = (
+        TimelineOwner::create("ring-a").unwrap(),
+        TimelineOwner::create("ring-b").unwrap(),
+    );
+    let fa = SyncFile::for_fence(a.id(), 3).unwrap();
+    let fb = SyncFile::for_fence(b.id(), 7).unwrap();
+    let merged = fa.merge(&fb, "both").unwrap();
+    let info = merged.info().unwrap();
+    assert_eq!(info.fences.len(), 2);
+    assert_eq!(info.status, 0);
+    a.signal(3).unwrap();
+    assert!(
+        !merged.wait(Duration::ZERO).unwrap(),
+        "one of two is not enough"
+    );
+    assert!(fa.wait(Duration::ZERO).unwrap());
+    b.signal(9).unwrap();
+    assert!(merged.wait(Duration::from_secs(5)).unwrap());
+    let info = merged.info().unwrap();
+    assert_eq!(info.status, 1);
+    let mut names: Vec<String> = info
+        .fences
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(&f.obj_name)
+                .trim_end_matches('\0')
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ring-a", "ring-b"]);
+    assert!(info
+        .fences
+        .iter()
+        .all(|f| f.status == 1 && f.timestamp_ns > 0));
+    // Merging with something that is not a sync_file is refused.
+    let err = fa.handle().dup(&[0u8; 3]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+}
+
+#[test]
+fn a_fence_whose_owner_is_gone_completes_with_an_error() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = start();
+    let owner = TimelineOwner::create("doomed").unwrap();
+    owner.signal(1).unwrap();
+    let done = SyncFile::for_fence(owner.id(), 1).unwrap();
+    let pending = SyncFile::for_fence(owner.id(), 2).unwrap();
+    drop(owner);
+    assert!(
+        pending.wait(Duration::from_secs(5)).unwrap(),
+        "not left hanging"
+    );
+    assert_eq!(pending.info().unwrap().status, -libc::ECANCELED);
+    assert_eq!(
+        done.info().unwrap().status,
+        1,
+        "what was signalled stays so"
+    );
+}
+
+#[test]
+fn the_timeline_page_answers_busy_checks_and_is_read_only() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = start();
+    let owner = TimelineOwner::create("page").unwrap();
+    let page = TimelinePage::open().unwrap();
+    assert_eq!(page.last_signaled(owner.id()), Some(0));
+    owner.signal(42).unwrap();
+    assert_eq!(page.last_signaled(owner.id()), Some(42));
+    let fd = SchemeFd::open("/scheme/sync/timelines", 0).unwrap();
+    let err = fd.mmap(0, 4096, true).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+}
+
+#[test]
+fn syncobjs_over_the_scheme_follow_the_linux_rules() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = start();
+    let t = SyncobjTable::open().unwrap();
+    let errno = |r: std::io::Result<u32>| r.unwrap_err().raw_os_error();
+    let signaled = t.create(true).unwrap();
+    let empty = t.create(false).unwrap();
+    assert_ne!(signaled, empty);
+    // A signalled syncobj completes a wait at once, even with a past deadline.
+    assert_eq!(t.wait(&[signaled], None, 0, 0).unwrap(), 0);
+    // An empty one without WAIT_FOR_SUBMIT is EINVAL; with it, a timeout is ETIME.
+    assert_eq!(
+        errno(t.wait(&[empty], None, now_ns() + 1_000_000, 0)),
+        Some(libc::EINVAL)
+    );
+    let soon = now_ns() + 50_000_000;
+    let flags = so::WAIT_FLAGS_WAIT_FOR_SUBMIT;
+    assert_eq!(
+        errno(t.wait(&[empty], None, soon, flags)),
+        Some(libc::ETIME)
+    );
+    // Any-of returns the index of a signalled one.
+    assert_eq!(t.wait(&[empty, signaled], None, 0, flags).unwrap(), 1);
+    // Unknown handles and flags.
+    assert_eq!(errno(t.wait(&[999], None, 0, 0)), Some(libc::ENOENT));
+    assert_eq!(
+        errno(t.wait(&[signaled], None, 0, 0x80)),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        t.destroy(999).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    // A wait parked on WAIT_FOR_SUBMIT wakes when another thread signals.
+    std::thread::scope(|s| {
+        let h = s.spawn(|| t.wait(&[empty], None, now_ns() + 5_000_000_000, flags));
+        std::thread::sleep(Duration::from_millis(50));
+        let other = SyncobjTable::open().unwrap();
+        let shared = other.import(&t.export(empty).unwrap()).unwrap();
+        other.signal(&[shared]).unwrap();
+        assert_eq!(h.join().unwrap().unwrap(), 0);
+    });
+    // Timeline points: signal, query, transfer.
+    let tl = t.create(false).unwrap();
+    t.timeline_signal(&[tl, tl], &[1, 2]).unwrap();
+    assert_eq!(t.query(&[tl], 0).unwrap(), vec![2]);
+    let bin = t.create(false).unwrap();
+    t.transfer(tl, 2, bin, 0, 0).unwrap();
+    assert_eq!(t.wait(&[bin], None, 0, 0).unwrap(), 0);
+    // sync_file export and import round trip a real fence.
+    let owner = TimelineOwner::create("gpu").unwrap();
+    let file = SyncFile::for_fence(owner.id(), 10).unwrap();
+    let imported = t.create(false).unwrap();
+    t.import_sync_file(imported, &file, None).unwrap();
+    assert_eq!(errno(t.wait(&[imported], None, 0, 0)), Some(libc::ETIME));
+    owner.signal(10).unwrap();
+    assert_eq!(t.wait(&[imported], None, 0, 0).unwrap(), 0);
+    let out = t.export_sync_file(imported, None).unwrap();
+    assert!(out.wait(Duration::ZERO).unwrap());
+    t.reset(&[imported]).unwrap();
+    assert!(
+        t.export_sync_file(imported, None).is_err(),
+        "no fence to export"
+    );
+}
+
+#[test]
+fn a_waiter_killed_mid_wait_leaves_nothing_behind() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let d = start();
+    let (mut child, _out) = waiter(&["wait-syncobj"]);
+    assert_eq!(stat(&d, "tables"), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stat(&d, "tables") != 0 || stat(&d, "syncobjs") != 0 {
+        assert!(Instant::now() < deadline, "{}", stats(&d));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And syncd keeps serving.
+    assert!(SyncobjTable::open().unwrap().create(true).is_ok());
+}
+
+/// syncd's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+#[test]
+fn ten_thousand_fences_leave_memory_flat() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let d = start();
+    let owner = TimelineOwner::create("many").unwrap();
+    let cycle = |from: u64, to: u64| {
+        for point in from..to {
+            let file = SyncFile::for_fence(owner.id(), point).unwrap();
+            owner.signal(point).unwrap();
+            assert!(file.wait(Duration::ZERO).unwrap());
+        }
+    };
+    cycle(1, 1001); // warm up the allocator
+    let before = rss_kib(d.pid());
+    cycle(1001, 11_001);
+    let after = rss_kib(d.pid());
+    assert_eq!(stat(&d, "sync_files"), 0);
+    assert_eq!(stat(&d, "tokens"), 0);
+    assert!(
+        after <= before + 512,
+        "RSS grew from {before} KiB to {after} KiB over 10,000 fences"
+    );
+}
