@@ -4,9 +4,8 @@
 //! signals, resets and imports wake it, and at its deadline it answers
 //! ETIME.
 
-use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -67,9 +66,10 @@ pub struct SyncScheme {
     token_of: HashMap<HandleId, u64>,
     token_keys: RandomState,
     token_counter: u64,
-    /// Deadlines of parked waits (CLOCK_MONOTONIC ns); stale ones only
-    /// cause a spare wake-up.
-    deadlines: BinaryHeap<Reverse<u64>>,
+    /// Deadlines of parked waits (CLOCK_MONOTONIC ns). A wait re-run while
+    /// parked inserts the same deadline again, which the set absorbs; one
+    /// whose wait was answered early only causes a spare wake-up.
+    deadlines: BTreeSet<u64>,
 }
 
 fn wire(e: WireError) -> Errno {
@@ -102,7 +102,7 @@ impl SyncScheme {
             token_of: HashMap::new(),
             token_keys: RandomState::new(),
             token_counter: 0,
-            deadlines: BinaryHeap::new(),
+            deadlines: BTreeSet::new(),
         })
     }
 
@@ -341,7 +341,7 @@ impl SyncScheme {
                         if deadline <= now {
                             return Err(Errno::ETIME);
                         }
-                        self.deadlines.push(Reverse(deadline));
+                        self.deadlines.insert(deadline);
                         Err(Errno::EAGAIN)
                     }
                 }
@@ -712,8 +712,7 @@ impl Scheme for SyncScheme {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let now = now_ns();
-        let &Reverse(next) = self.deadlines.iter().filter(|Reverse(d)| *d > now).min()?;
-        Some(Instant::now() + Duration::from_nanos(next - now))
+        let &next = self.deadlines.first()?;
+        Some(Instant::now() + Duration::from_nanos(next.saturating_sub(now_ns())))
     }
 }
