@@ -8,7 +8,7 @@
 //! typed response. A full ring makes the submitter wait for completions; it
 //! never fails or drops a command.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,10 @@ pub struct Gpu<T: Transport> {
     fences: Fences,
     /// Completions drained while waiting for another, until claimed.
     done: HashMap<RequestId, Completion>,
+    /// Requests nobody will claim: their completions are dropped.
+    detached: HashSet<RequestId>,
+    /// Fenced commands the device failed, not yet reported.
+    failed_fences: Vec<(Timeline, FenceId)>,
     next_resource: u32,
     next_ctx: u32,
     timeout: Duration,
@@ -163,6 +167,8 @@ impl<T: Transport> Gpu<T> {
             capset_cache: HashMap::new(),
             fences: Fences::default(),
             done: HashMap::new(),
+            detached: HashSet::new(),
+            failed_fences: Vec::new(),
             next_resource: 1,
             next_ctx: 1,
             timeout: opts.timeout,
@@ -210,6 +216,12 @@ impl<T: Transport> Gpu<T> {
         &self.transport
     }
 
+    /// Consumes pending interrupt signals (for event loops watching the
+    /// transport's interrupt fds).
+    pub fn ack_interrupts(&mut self) -> Result<(), Error> {
+        Ok(self.transport.ack_interrupts()?)
+    }
+
     /// Fence progress.
     pub fn fences(&self) -> &Fences {
         &self.fences
@@ -236,6 +248,13 @@ impl<T: Transport> Gpu<T> {
     pub fn new_resource_id(&mut self) -> ResourceId {
         let id = ResourceId::new(self.next_resource).expect("resource ids start at 1");
         self.next_resource += 1;
+        id
+    }
+
+    /// A context id never used before on this device.
+    pub fn new_context_id(&mut self) -> CtxId {
+        let id = CtxId::new(self.next_ctx).expect("context ids start at 1");
+        self.next_ctx += 1;
         id
     }
 
@@ -324,8 +343,30 @@ impl<T: Transport> Gpu<T> {
         self.ctrl.drain(&mut self.fences, &mut out);
         self.cursor.drain(&mut self.fences, &mut out);
         let n = out.len();
-        self.done.extend(out.into_iter().map(|c| (c.id, c)));
+        for c in out {
+            if let (Err(_), Some(fence)) = (&c.result, c.fence) {
+                self.failed_fences.push(fence);
+            }
+            if !self.detached.remove(&c.id) {
+                self.done.insert(c.id, c);
+            }
+        }
         n
+    }
+
+    /// Nobody will wait for `pending`: its completion is dropped when it
+    /// arrives (a device error is still logged, counted, and reported
+    /// through [`Gpu::take_failed_fences`] if it was fenced).
+    pub fn detach(&mut self, pending: &Pending) {
+        if self.done.remove(&pending.id).is_none() {
+            self.detached.insert(pending.id);
+        }
+    }
+
+    /// Fenced commands the device answered with an error since the last
+    /// call: their fences are done, but failed.
+    pub fn take_failed_fences(&mut self) -> Vec<(Timeline, FenceId)> {
+        std::mem::take(&mut self.failed_fences)
     }
 
     /// Takes a completion that is already drained, if it is.
@@ -418,8 +459,7 @@ impl<T: Transport> Gpu<T> {
         if !self.features.contains(Features::VIRGL) {
             return Err(Error::MissingFeature("VIRTIO_GPU_F_VIRGL"));
         }
-        let ctx = CtxId::new(self.next_ctx).expect("context ids start at 1");
-        self.next_ctx += 1;
+        let ctx = self.new_context_id();
         let context_init = if self.features.contains(Features::CONTEXT_INIT) {
             capset.get()
         } else {

@@ -8,11 +8,14 @@
 //! - [`fence`]: fence ids in queue order and per-timeline progress;
 //! - [`device`]: negotiation, both queues, capsets and the command API.
 
+pub mod api;
+pub mod client;
 pub mod command;
 pub mod device;
 pub mod dma;
 pub mod error;
 pub mod fence;
+pub mod objects;
 pub mod queue;
 pub mod resource;
 pub mod scheme;

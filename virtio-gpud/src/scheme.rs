@@ -1,30 +1,74 @@
-//! `scheme:virtio-gpu`, the daemon's private scheme (drmd and debuggers).
-//!
-//! Today it serves `stats`, a text snapshot of the device's negotiated
-//! features, capsets, queue counters and fence progress; the raw command
-//! interface, the trace and the object table come with their issues.
+//! `scheme:virtio-gpu`, the daemon's private scheme ([`crate::api`] has
+//! the protocol): sessions that forward raw commands through the object
+//! table, the device's interrupts as event sources, and device fence
+//! progress reported to syncd.
 
 use std::collections::HashMap;
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
-use scheme_seam::{Context, Errno, HandleId, Opened, Result, Scheme};
+use log::{info, warn};
+use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
+use syncd::client::TimelineOwner;
+use virtio_gpu_proto::{CommandType, CtrlHdr, Queue, ResourceUnref};
+use zerocopy::{FromBytes, IntoBytes};
 
-use crate::device::Gpu;
+use crate::api::{self, QueueHeader, QueueReply};
+use crate::command::DeviceError;
+use crate::device::{Gpu, Pending};
 use crate::fence::Timeline;
+use crate::objects::{IdKind, NewId, Objects, SessionId};
+use crate::resource::PAGE_SIZE;
 use crate::transport::Transport;
+use crate::Error;
 
 /// What a handle is open on.
 #[derive(Debug)]
 enum Node {
-    /// `stats`: counters as text, read from offset 0 each time.
+    /// `stats`: counters as text.
     Stats,
+    /// `objects`: the object table as text.
+    Objects,
+    /// A client of the device.
+    Session(SessionId),
 }
+
+/// A command waiting for its answer.
+#[derive(Debug)]
+struct Ticket {
+    session: SessionId,
+    pending: Pending,
+    response_len: usize,
+}
+
+/// How often to try reaching syncd while it is not there.
+const SYNCD_RETRY: Duration = Duration::from_secs(1);
 
 /// The scheme over one device.
 pub struct GpuScheme<T: Transport> {
     gpu: Gpu<T>,
     handles: HashMap<HandleId, Node>,
     next: HandleId,
+    objects: Objects,
+    tickets: HashMap<u64, Ticket>,
+    next_ticket: u64,
+    /// The device timeline in syncd, once syncd is reachable (it starts
+    /// after this daemon).
+    sync: Option<TimelineOwner>,
+    sync_retry: Option<Instant>,
+}
+
+fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
+    payload
+        .get(off..off + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or(Errno::EINVAL)
+}
+
+fn device_errno(e: &Error) -> Errno {
+    warn!("device: {e}");
+    Errno::EIO
 }
 
 impl<T: Transport> GpuScheme<T> {
@@ -34,6 +78,11 @@ impl<T: Transport> GpuScheme<T> {
             gpu,
             handles: HashMap::new(),
             next: 0,
+            objects: Objects::default(),
+            tickets: HashMap::new(),
+            next_ticket: 0,
+            sync: None,
+            sync_retry: None,
         }
     }
 
@@ -66,17 +115,216 @@ impl<T: Transport> GpuScheme<T> {
             "fence_signaled {}",
             gpu.fences().last_signaled(Timeline::Global).get()
         );
+        let _ = writeln!(s, "tickets {}", self.tickets.len());
         s
+    }
+
+    /// The bytes of the device's answer to `ty`.
+    fn response_len(&self, request: &[u8], ty: CommandType) -> usize {
+        match ty {
+            CommandType::GET_DISPLAY_INFO => 408,
+            CommandType::GET_CAPSET_INFO | CommandType::RESOURCE_ASSIGN_UUID => 40,
+            CommandType::GET_EDID => 1056,
+            CommandType::RESOURCE_MAP_BLOB => 32,
+            CommandType::GET_CAPSET => {
+                let id = request
+                    .get(24..28)
+                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
+                let size = self
+                    .gpu
+                    .capsets()
+                    .iter()
+                    .find(|c| c.id.get() == id)
+                    .map_or(0, |c| c.max_size);
+                24 + size as usize
+            }
+            ty if ty.queue() == Queue::Cursor => 0,
+            _ => 24,
+        }
+    }
+
+    fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        let (head, _) = QueueHeader::read_from_prefix(payload).map_err(|_| Errno::EINVAL)?;
+        if head.pad != 0 || head.flags & !(api::QUEUE_FENCED | api::QUEUE_DETACHED) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let request = &mut payload[size_of::<QueueHeader>()..];
+        let gpu = &mut self.gpu;
+        let admitted = self.objects.admit(session, request, |kind| match kind {
+            IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
+            IdKind::Context => NewId::Context(gpu.new_context_id()),
+        })?;
+        let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
+        let ty = hdr.command_type();
+        let response_len = self.response_len(request, ty);
+        let fence = (head.flags & api::QUEUE_FENCED != 0).then_some(Timeline::Global);
+        let pending = self
+            .gpu
+            .submit_bytes(ty.queue(), request, &[], response_len, fence)
+            .map_err(|e| device_errno(&e))?;
+        self.gpu.flush().map_err(|e| device_errno(&e))?;
+        let ticket = if head.flags & api::QUEUE_DETACHED != 0 {
+            self.gpu.detach(&pending);
+            0
+        } else {
+            self.next_ticket += 1;
+            self.tickets.insert(
+                self.next_ticket,
+                Ticket {
+                    session,
+                    pending,
+                    response_len,
+                },
+            );
+            self.next_ticket
+        };
+        let reply = QueueReply {
+            ticket,
+            fence: pending.fence.map_or(0, |f| f.get()),
+            created: u64::from(admitted.created),
+        };
+        reply.write_to_prefix(payload).map_err(|_| Errno::EINVAL)?;
+        Ok(0)
+    }
+
+    fn wait(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        let id = u64_at(payload, 0)?;
+        let ticket = match self.tickets.get(&id) {
+            Some(t) if t.session == session => t,
+            _ => return Err(Errno::ENOENT),
+        };
+        if payload.len() < ticket.response_len.max(8) {
+            return Err(Errno::EMSGSIZE);
+        }
+        let Some(done) = self.gpu.take_completion(&ticket.pending) else {
+            return Err(Errno::EAGAIN);
+        };
+        self.tickets.remove(&id);
+        match done.result {
+            Ok(bytes) => {
+                payload[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(DeviceError::Response { response, .. }) => {
+                let hdr = CtrlHdr {
+                    ty: response.0.into(),
+                    ..CtrlHdr::default()
+                };
+                payload[..24].copy_from_slice(hdr.as_bytes());
+                Ok(24)
+            }
+            Err(DeviceError::ShortResponse { .. }) => Err(Errno::EIO),
+        }
+    }
+
+    fn alloc(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        let len = usize::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
+        if len == 0 || payload.len() < 16 {
+            return Err(Errno::EINVAL);
+        }
+        let len = len.next_multiple_of(PAGE_SIZE);
+        let buf = self
+            .gpu
+            .pool()
+            .alloc(len, PAGE_SIZE)
+            .map_err(|_| Errno::ENOMEM)?;
+        let region = self.gpu.pool().region().device_addr();
+        let addr = self.objects.add_memory(session, buf);
+        payload[..8].copy_from_slice(&addr.to_le_bytes());
+        payload[8..16].copy_from_slice(&(addr - region).to_le_bytes());
+        Ok(0)
+    }
+
+    /// Releases everything a session owns on the device.
+    fn release(&mut self, session: SessionId) {
+        let stale: Vec<u64> = self
+            .tickets
+            .iter()
+            .filter(|(_, t)| t.session == session)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            if let Some(t) = self.tickets.remove(&id) {
+                self.gpu.detach(&t.pending);
+            }
+        }
+        let (resources, contexts, memory) = self.objects.take_session(session);
+        for r in &resources {
+            if let Err(e) = self.gpu.call(&ResourceUnref::new(*r), &[], None) {
+                warn!("releasing resource {}: {e}", r.get());
+            }
+        }
+        for c in &contexts {
+            if let Err(e) = self.gpu.destroy_context(*c) {
+                warn!("releasing context {}: {e}", c.get());
+            }
+        }
+        // Only now, with its resources gone, is the memory unused.
+        drop(memory);
+        if !resources.is_empty() || !contexts.is_empty() {
+            info!(
+                "session {session} closed: released {} resources, {} contexts",
+                resources.len(),
+                contexts.len()
+            );
+        }
+    }
+
+    /// Connects to syncd if it is not yet, at most once a [`SYNCD_RETRY`].
+    fn sync_owner(&mut self) -> Option<&TimelineOwner> {
+        if self.sync.is_none() && self.sync_retry.is_none_or(|t| t.elapsed() >= SYNCD_RETRY) {
+            self.sync_retry = Some(Instant::now());
+            match TimelineOwner::create("virtio_gpu-controlq") {
+                Ok(owner) => {
+                    let done = self.gpu.fences().last_signaled(Timeline::Global).get();
+                    if done > 0 {
+                        let _ = owner.signal(done);
+                    }
+                    info!("device fences are syncd timeline {}", owner.id());
+                    self.sync = Some(owner);
+                }
+                Err(e) => log::debug!("syncd not reachable yet: {e}"),
+            }
+        }
+        self.sync.as_ref()
+    }
+
+    /// Tells syncd what the device finished: failed fences first (a fence
+    /// can only fail before its point is reached), then progress.
+    fn report_fences(&mut self) {
+        let failed = self.gpu.take_failed_fences();
+        let progress = self.gpu.take_fence_progress();
+        if failed.is_empty() && progress.is_empty() {
+            return;
+        }
+        let Some(owner) = self.sync_owner() else {
+            return;
+        };
+        let mut broken = false;
+        for (_, fence) in failed {
+            broken |= owner.fail(fence.get(), Errno::EIO.0).is_err();
+        }
+        for (timeline, fence) in progress {
+            if timeline == Timeline::Global {
+                broken |= owner.signal(fence.get()).is_err();
+            }
+        }
+        if broken {
+            warn!("lost syncd; reconnecting");
+            self.sync = None;
+        }
     }
 }
 
 impl<T: Transport> Scheme for GpuScheme<T> {
     fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
+        self.next += 1;
         let node = match path.trim_matches('/') {
-            "stats" => Node::Stats,
+            api::STATS_PATH => Node::Stats,
+            api::OBJECTS_PATH => Node::Objects,
+            api::SESSION_PATH => Node::Session(self.next as SessionId),
             _ => return Err(Errno::ENOENT),
         };
-        self.next += 1;
         self.handles.insert(self.next, node);
         Ok(Opened::Handle(self.next))
     }
@@ -88,18 +336,98 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         offset: u64,
         _ctx: &mut Context,
     ) -> Result<usize> {
-        match self.handles.get(&id).ok_or(Errno::EBADF)? {
-            Node::Stats => {
-                let text = self.stats();
-                let start = (offset as usize).min(text.len());
-                let n = (text.len() - start).min(buf.len());
-                buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
-                Ok(n)
+        let text = match self.handles.get(&id).ok_or(Errno::EBADF)? {
+            Node::Stats => self.stats(),
+            Node::Objects => self.objects.describe(),
+            Node::Session(_) => return Err(Errno::EBADF),
+        };
+        let start = (offset as usize).min(text.len());
+        let n = (text.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
+        Ok(n)
+    }
+
+    fn call(
+        &mut self,
+        id: HandleId,
+        payload: &mut [u8],
+        metadata: &[u64],
+        _ctx: &mut Context,
+    ) -> Result<usize> {
+        let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
+            return Err(Errno::ENOTTY);
+        };
+        match *metadata.first().ok_or(Errno::EINVAL)? {
+            api::QUEUE => self.queue(session, payload),
+            api::WAIT => {
+                // A wait re-run after an interrupt finds its answer drained.
+                self.gpu.poll();
+                self.wait(session, payload)
             }
+            api::ALLOC => self.alloc(session, payload),
+            api::FREE => {
+                let addr = u64_at(payload, 0)?;
+                self.objects
+                    .remove_memory(session, addr)
+                    .map(|_| 0)
+                    .ok_or(Errno::ENOENT)
+            }
+            api::TIMELINE => self
+                .sync_owner()
+                .map(|o| o.id() as usize)
+                .ok_or(Errno::ENODEV),
+            _ => Err(Errno::ENOTTY),
         }
     }
 
+    fn mmap(
+        &mut self,
+        id: HandleId,
+        offset: u64,
+        len: usize,
+        _ctx: &mut Context,
+    ) -> Result<Mapping> {
+        let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
+            return Err(Errno::ENODEV);
+        };
+        let region = self.gpu.pool().region();
+        let addr = region
+            .device_addr()
+            .checked_add(offset)
+            .ok_or(Errno::EINVAL)?;
+        let buf = self.objects.memory(session, addr).ok_or(Errno::EACCES)?;
+        if len > buf.len() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Mapping {
+            region: region.shm().clone(),
+            offset: offset as usize,
+            writable: true,
+        })
+    }
+
     fn close(&mut self, id: HandleId, _ctx: &mut Context) {
-        self.handles.remove(&id);
+        if let Some(Node::Session(session)) = self.handles.remove(&id) {
+            self.release(session);
+        }
+    }
+
+    fn sources(&self) -> Vec<(RawFd, usize)> {
+        self.gpu
+            .transport()
+            .interrupt_fds()
+            .into_iter()
+            .enumerate()
+            .map(|(i, fd)| (fd, i))
+            .collect()
+    }
+
+    fn on_source(&mut self, _token: usize, _ctx: &mut Context) {
+        if let Err(e) = self.gpu.ack_interrupts() {
+            warn!("acknowledging interrupts: {e}");
+        }
+        // Drain everything: sources may be edge-triggered.
+        while self.gpu.poll() > 0 {}
+        self.report_fences();
     }
 }

@@ -52,7 +52,7 @@ const GRANULE: usize = 64;
 
 /// A contiguous range of memory mapped here and addressable by the device.
 pub struct DmaRegion {
-    shm: ShmRegion,
+    shm: Arc<ShmRegion>,
     device_addr: u64,
 }
 
@@ -61,7 +61,7 @@ impl DmaRegion {
     /// backed by a memfd that can be passed to a vhost-user backend.
     #[cfg(target_os = "linux")]
     pub fn new_memfd(len: usize, device_addr: u64) -> Result<Self, DmaError> {
-        let shm = ShmRegion::new("virtio-gpud-dma", len)?;
+        let shm = Arc::new(ShmRegion::new("virtio-gpud-dma", len)?);
         Ok(DmaRegion { shm, device_addr })
     }
 
@@ -71,12 +71,15 @@ impl DmaRegion {
     #[cfg(target_os = "redox")]
     pub fn new_physical(len: usize) -> Result<Self, DmaError> {
         let (shm, device_addr) = phys::contiguous(len)?;
-        Ok(DmaRegion { shm, device_addr })
+        Ok(DmaRegion {
+            shm: Arc::new(shm),
+            device_addr,
+        })
     }
 
     /// The shared memory behind the region (on Linux its memfd and this
     /// process's mapping, to announce to a vhost-user backend).
-    pub fn shm(&self) -> &ShmRegion {
+    pub fn shm(&self) -> &Arc<ShmRegion> {
         &self.shm
     }
 

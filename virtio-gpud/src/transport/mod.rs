@@ -61,4 +61,12 @@ pub trait Transport {
     /// change) or `timeout` passes; returns whether it signalled. Spurious
     /// wake-ups are allowed: callers re-check the rings.
     fn wait_interrupt(&mut self, timeout: Duration) -> Result<bool, TransportError>;
+
+    /// Descriptors that become readable when the device signals, for an
+    /// event loop to watch instead of blocking in `wait_interrupt`.
+    fn interrupt_fds(&self) -> Vec<std::os::fd::RawFd>;
+
+    /// Consumes pending interrupt signals without waiting, so an
+    /// edge-triggered or level-triggered watcher is re-armed.
+    fn ack_interrupts(&mut self) -> Result<(), TransportError>;
 }

@@ -375,6 +375,15 @@ impl Transport for VhostUserTransport {
                 Err(err.into())
             };
         }
+        self.ack_interrupts()?;
+        Ok(n > 0)
+    }
+
+    fn interrupt_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.queues.iter().map(|q| q.call.as_raw_fd()).collect()
+    }
+
+    fn ack_interrupts(&mut self) -> Result<(), TransportError> {
         for q in &self.queues {
             // Reset the counter; an empty eventfd reports WouldBlock.
             match q.call.read() {
@@ -383,7 +392,7 @@ impl Transport for VhostUserTransport {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(n > 0)
+        Ok(())
     }
 }
 

@@ -1,0 +1,39 @@
+//! A virtio-gpud session client run as its own process by the tests.
+//!
+//! `gpu-tool hold`: creates a context and a resource with backing, prints
+//! "holding", and waits to be killed.
+
+use std::io::Write;
+
+use virtio_gpu_proto::{CtxCreate, CtxId, Resource3dParams, ResourceCreate3d, ResourceId};
+use virtio_gpud::client::Session;
+use zerocopy::IntoBytes;
+
+fn main() -> std::io::Result<()> {
+    if std::env::args().nth(1).as_deref() != Some("hold") {
+        return Err(std::io::Error::other("usage: gpu-tool hold"));
+    }
+    let s = Session::open()?;
+    let placeholder = CtxId::new(1).expect("non-zero");
+    s.call(CtxCreate::new(placeholder, 0, "held").as_bytes(), 0, 24)?;
+    let params = Resource3dParams {
+        target: 2,
+        format: 67,
+        bind: 0xa,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        last_level: 0,
+        nr_samples: 0,
+        flags: 0,
+    };
+    let res = ResourceCreate3d::new(ResourceId::new(1).expect("non-zero"), &params);
+    s.call(res.as_bytes(), 0, 24)?;
+    s.alloc(4096)?;
+    println!("holding");
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::park();
+    }
+}

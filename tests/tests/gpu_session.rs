@@ -1,0 +1,219 @@
+//! virtio-gpud's private scheme across processes, on the real device: a
+//! client (in drmd's place) renders and reads back through a session with
+//! fences from syncd; sessions are isolated from each other; a client that
+//! dies has its objects released on the device.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use scheme_seam::SchemeFd;
+use stack_tests::{bus_dir, workspace_binary, Daemon};
+use syncd::client::SyncFile;
+use virtio_gpu_proto::{
+    Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxId, MemEntry, Resource3dParams,
+    ResourceAttachBacking, ResourceCreate3d, ResourceId, ResponseType, TransferFromHost3d,
+};
+use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use virtio_gpud::client::Session;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// The daemons serve fixed names in the bus directory: tests take turns.
+static DAEMONS: Mutex<()> = Mutex::new(());
+
+struct Stack {
+    _sync: Daemon,
+    _gpu: Daemon,
+}
+
+fn stack() -> Stack {
+    let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
+    Stack {
+        _sync: sync,
+        _gpu: gpu,
+    }
+}
+
+fn placeholder_ctx() -> CtxId {
+    CtxId::new(1).unwrap()
+}
+
+fn placeholder_res() -> ResourceId {
+    ResourceId::new(1).unwrap()
+}
+
+fn ok(answer: &[u8]) {
+    let (hdr, _) = CtrlHdr::read_from_prefix(answer).unwrap();
+    assert_eq!(hdr.response_type(), ResponseType::OK_NODATA);
+}
+
+fn target(w: u32, h: u32) -> Resource3dParams {
+    Resource3dParams {
+        target: virgl_stream::target::TEXTURE_2D,
+        format: virgl_stream::format::R8G8B8A8_UNORM,
+        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+        width: w,
+        height: h,
+        depth: 1,
+        array_size: 1,
+        last_level: 0,
+        nr_samples: 0,
+        flags: 0,
+    }
+}
+
+/// A context and an attached `w × h` render target with backing; returns
+/// (ctx, res, backing address, backing offset).
+fn setup(s: &Session, w: u32, h: u32) -> (CtxId, ResourceId, u64, u64) {
+    let (r, a) = s
+        .call(
+            CtxCreate::new(placeholder_ctx(), 0, "session-test").as_bytes(),
+            0,
+            24,
+        )
+        .unwrap();
+    ok(&a);
+    let ctx = CtxId::new(r.created as u32).unwrap();
+    let (r, a) = s
+        .call(
+            ResourceCreate3d::new(placeholder_res(), &target(w, h)).as_bytes(),
+            0,
+            24,
+        )
+        .unwrap();
+    ok(&a);
+    let res = ResourceId::new(r.created as u32).unwrap();
+    let (addr, offset) = s.alloc(u64::from(w * h * 4)).unwrap();
+    let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
+    attach.extend_from_slice(MemEntry::new(addr, w * h * 4).as_bytes());
+    ok(&s.call(&attach, 0, 24).unwrap().1);
+    ok(&s
+        .call(CtxAttachResource::new(ctx, res).as_bytes(), 0, 24)
+        .unwrap()
+        .1);
+    (ctx, res, addr, offset)
+}
+
+fn errno(r: std::io::Result<impl std::fmt::Debug>) -> Option<i32> {
+    r.unwrap_err().raw_os_error()
+}
+
+#[test]
+fn a_client_renders_and_reads_back_through_a_session_with_syncd_fences() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let s = Session::open().unwrap();
+    let timeline = s.timeline().unwrap();
+    let (w, h) = (64u32, 64u32);
+    let (ctx, res, _, offset) = setup(&s, w, h);
+
+    let mut stream = virgl_stream::Stream::new();
+    stream
+        .create_sub_ctx(1)
+        .set_sub_ctx(1)
+        .create_surface(1, res.get(), virgl_stream::format::R8G8B8A8_UNORM, 0)
+        .set_framebuffer_state(0, &[1])
+        .clear(virgl_stream::clear::COLOR0, [0.0, 0.0, 1.0, 1.0], 0.0, 0);
+    let bytes = stream.to_bytes();
+    let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+    submit.extend_from_slice(&bytes);
+    // Fenced and detached, as drmd's EXECBUFFER will queue it.
+    let r = s.queue(&submit, QUEUE_FENCED | QUEUE_DETACHED).unwrap();
+    assert_eq!(r.ticket, 0);
+    assert!(r.fence > 0);
+
+    let readback = TransferFromHost3d::new(ctx, res, Box3d::new(0, 0, 0, w, h, 1), 0, 0, 0, 0);
+    let r = s
+        .queue(readback.as_bytes(), QUEUE_FENCED | QUEUE_DETACHED)
+        .unwrap();
+    let fence = SyncFile::for_fence(timeline, r.fence).unwrap();
+    assert!(
+        fence.wait(Duration::from_secs(10)).unwrap(),
+        "syncd saw the device fence"
+    );
+    assert_eq!(fence.info().unwrap().status, 1);
+
+    let map = s.map(offset, (w * h * 4) as usize).unwrap();
+    let mut pixels = vec![0u8; (w * h * 4) as usize];
+    map.read_bytes(0, &mut pixels);
+    assert!(
+        pixels.chunks_exact(4).all(|p| p == [0, 0, 0xFF, 0xFF]),
+        "every pixel blue"
+    );
+}
+
+#[test]
+fn sessions_cannot_name_each_others_objects() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let a = Session::open().unwrap();
+    let b = Session::open().unwrap();
+    let (ctx_a, res_a, addr_a, offset_a) = setup(&a, 16, 16);
+    let (ctx_b, res_b, _, _) = setup(&b, 16, 16);
+    // B names A's context, A's resource, A's memory: all refused.
+    let attach = CtxAttachResource::new(ctx_a, res_b);
+    assert_eq!(errno(b.queue(attach.as_bytes(), 0)), Some(libc::EACCES));
+    let attach = CtxAttachResource::new(ctx_b, res_a);
+    assert_eq!(errno(b.queue(attach.as_bytes(), 0)), Some(libc::EACCES));
+    let mut steal = ResourceAttachBacking::new(res_b, 1).as_bytes().to_vec();
+    steal.extend_from_slice(MemEntry::new(addr_a, 4096).as_bytes());
+    assert_eq!(errno(b.queue(&steal, 0)), Some(libc::EACCES));
+    assert_eq!(errno(b.map(offset_a, 4096)), Some(libc::EACCES));
+    assert_eq!(errno(b.wait(1, 24)), Some(libc::ENOENT));
+    // Malformed requests get clear errnos and the session keeps working.
+    assert_eq!(errno(b.queue(&[0u8; 8], 0)), Some(libc::EINVAL));
+    assert_eq!(
+        errno(b.queue(
+            CtrlHdr::new(virtio_gpu_proto::CommandType(0x777)).as_bytes(),
+            0
+        )),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(b.queue(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0x80)),
+        Some(libc::EINVAL)
+    );
+    ok(&b
+        .call(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0, 24)
+        .unwrap()
+        .1);
+}
+
+fn objects() -> String {
+    let fd = SchemeFd::open("/scheme/virtio-gpu/objects", 0).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = fd.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn a_killed_client_has_its_objects_released_on_the_device() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    assert_eq!(objects(), "");
+    let mut child = Command::new(workspace_binary("gpu-tool"))
+        .arg("hold")
+        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "holding");
+    let held = objects();
+    assert!(
+        held.contains("resource ") && held.contains("context ") && held.contains("memory "),
+        "{held}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !objects().is_empty() {
+        assert!(Instant::now() < deadline, "still held: {}", objects());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

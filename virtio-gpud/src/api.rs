@@ -1,0 +1,72 @@
+//! The protocol of `scheme:virtio-gpu`, the daemon's private scheme
+//! (drmd and debuggers), shared with its clients.
+//!
+//! - `stats`: counters as text. `objects`: the object table as text.
+//! - `session`: a client of the device. Its resources, contexts and memory
+//!   are its own (another session cannot name them) and are released on
+//!   the device when the handle closes. Calls (metadata word 0):
+//!   - [`QUEUE`]: payload = [`QueueHeader`] then a raw virtio-gpu request
+//!     (header, fixed part, trailing payload). Checked against the object
+//!     table (ids assigned to create commands), placed in the control
+//!     queue, the device notified. The first 24 bytes come back as
+//!     [`QueueReply`]. With [`QUEUE_FENCED`] it carries a fence on the
+//!     device timeline; with [`QUEUE_DETACHED`] nobody waits for the answer
+//!     (errors are logged, and a failed fence fails in syncd).
+//!   - [`WAIT`]: payload = the ticket (`u64`), then room for the answer;
+//!     parks until the device answered, then returns the answer's length
+//!     with the answer in the payload (an error answer is a bare header).
+//!   - [`ALLOC`]: payload = length (`u64`) in; device address and mmap
+//!     offset (`u64` each) out: DMA memory for this session's backing,
+//!     mappable through this handle at that offset.
+//!   - [`FREE`]: payload = a device address from ALLOC.
+//!   - [`TIMELINE`]: the syncd timeline carrying the device's fences (the
+//!     return value), ENODEV while syncd is not reachable.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// The scheme's name.
+pub const SCHEME: &str = "virtio-gpu";
+/// Path of a new session.
+pub const SESSION_PATH: &str = "session";
+/// Path of the object table dump.
+pub const OBJECTS_PATH: &str = "objects";
+/// Path of the counters.
+pub const STATS_PATH: &str = "stats";
+
+/// Call: place a command.
+pub const QUEUE: u64 = 1;
+/// Call: wait for a command's answer.
+pub const WAIT: u64 = 2;
+/// Call: allocate DMA memory.
+pub const ALLOC: u64 = 3;
+/// Call: free DMA memory.
+pub const FREE: u64 = 4;
+/// Call: the syncd timeline id of device fences.
+pub const TIMELINE: u64 = 5;
+
+/// [`QueueHeader`] flag: fence the command on the device timeline.
+pub const QUEUE_FENCED: u32 = 1;
+/// [`QueueHeader`] flag: nobody will wait for the answer.
+pub const QUEUE_DETACHED: u32 = 2;
+
+/// What precedes the request in a [`QUEUE`] payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct QueueHeader {
+    /// `QUEUE_*` flags.
+    pub flags: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// What a [`QUEUE`] call writes over the start of its payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct QueueReply {
+    /// The ticket to [`WAIT`] on (0 when detached).
+    pub ticket: u64,
+    /// The device fence id (the syncd timeline point), 0 if unfenced.
+    pub fence: u64,
+    /// The id assigned to a created resource or context, 0 otherwise.
+    pub created: u64,
+}

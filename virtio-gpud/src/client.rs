@@ -1,0 +1,87 @@
+//! The client side of `scheme:virtio-gpu` sessions (drmd, tests, tools).
+
+use std::io;
+
+use scheme_seam::{SchemeFd, ShmRegion};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::api::{self, QueueHeader, QueueReply};
+
+/// A session with the device daemon.
+#[derive(Debug)]
+pub struct Session {
+    fd: SchemeFd,
+}
+
+impl Session {
+    /// Opens a session.
+    pub fn open() -> io::Result<Session> {
+        let path = format!("/scheme/{}/{}", api::SCHEME, api::SESSION_PATH);
+        Ok(Session {
+            fd: SchemeFd::open(&path, 0)?,
+        })
+    }
+
+    /// Places a raw request (header first) with `QUEUE_*` flags.
+    pub fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
+        let mut payload = QueueHeader { flags, pad: 0 }.as_bytes().to_vec();
+        payload.extend_from_slice(request);
+        // The reply is written over the payload's start.
+        let min = size_of::<QueueHeader>() + size_of::<QueueReply>();
+        if payload.len() < min {
+            payload.resize(min, 0);
+        }
+        self.fd.call(&mut payload, &[api::QUEUE])?;
+        let (reply, _) =
+            QueueReply::read_from_prefix(&payload).map_err(|_| io::ErrorKind::InvalidData)?;
+        Ok(reply)
+    }
+
+    /// Waits for a ticket's answer of up to `response_len` bytes.
+    pub fn wait(&self, ticket: u64, response_len: usize) -> io::Result<Vec<u8>> {
+        let mut payload = vec![0u8; response_len.max(8)];
+        payload[..8].copy_from_slice(&ticket.to_le_bytes());
+        let n = self.fd.call(&mut payload, &[api::WAIT])?;
+        payload.truncate(n);
+        Ok(payload)
+    }
+
+    /// Places a request and waits for its answer.
+    pub fn call(
+        &self,
+        request: &[u8],
+        flags: u32,
+        response_len: usize,
+    ) -> io::Result<(QueueReply, Vec<u8>)> {
+        let reply = self.queue(request, flags)?;
+        let answer = self.wait(reply.ticket, response_len)?;
+        Ok((reply, answer))
+    }
+
+    /// Allocates `len` bytes of DMA memory; returns its device address and
+    /// the offset to map it at.
+    pub fn alloc(&self, len: u64) -> io::Result<(u64, u64)> {
+        let mut payload = [0u8; 16];
+        payload[..8].copy_from_slice(&len.to_le_bytes());
+        self.fd.call(&mut payload, &[api::ALLOC])?;
+        let word = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().expect("8 bytes"));
+        Ok((word(0), word(8)))
+    }
+
+    /// Frees memory from [`Session::alloc`].
+    pub fn free(&self, addr: u64) -> io::Result<()> {
+        self.fd
+            .call(&mut addr.to_le_bytes(), &[api::FREE])
+            .map(drop)
+    }
+
+    /// Maps `len` bytes of allocated memory at `offset` (from `alloc`).
+    pub fn map(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
+        self.fd.mmap(offset, len, true)
+    }
+
+    /// The syncd timeline carrying device fences.
+    pub fn timeline(&self) -> io::Result<u32> {
+        Ok(self.fd.call(&mut [], &[api::TIMELINE])? as u32)
+    }
+}

@@ -1,0 +1,284 @@
+//! Who owns what on the device, and the check every command from a session
+//! passes before it reaches the device.
+//!
+//! The device trusts whatever ids and addresses it is given (and this
+//! backend does not even report virglrenderer's objections), so the checks
+//! live here: a session names only resources and contexts it created,
+//! points backing entries only into DMA memory it allocated, and its
+//! create commands get ids assigned here, never chosen by the caller.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use scheme_seam::Errno;
+use virtio_gpu_proto::{CommandType, CtrlHdr, CtxId, MemEntry, ResourceId};
+use zerocopy::FromBytes;
+
+use crate::dma::DmaBuf;
+
+/// A client of the private scheme (one per DRM file in drmd).
+pub type SessionId = u64;
+
+/// The id a create command needs from the device's allocators.
+pub enum NewId {
+    /// A fresh resource id.
+    Resource(ResourceId),
+    /// A fresh context id.
+    Context(CtxId),
+}
+
+/// Which kind of id to allocate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    /// For RESOURCE_CREATE_*.
+    Resource,
+    /// For CTX_CREATE.
+    Context,
+}
+
+/// What admitting a command created, for the caller to learn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// The id assigned to a created resource or context, 0 otherwise.
+    pub created: u32,
+}
+
+/// The table of owned objects.
+#[derive(Debug, Default)]
+pub struct Objects {
+    resources: HashMap<ResourceId, SessionId>,
+    contexts: HashMap<CtxId, SessionId>,
+    /// DMA allocations by device address.
+    backing: HashMap<u64, (SessionId, DmaBuf)>,
+}
+
+/// Size of each command's fixed part (ABI reference §1.5), the bytes the
+/// device reads before any trailing payload.
+fn fixed_size(ty: CommandType) -> Option<usize> {
+    Some(match ty {
+        CommandType::GET_DISPLAY_INFO | CommandType::CTX_DESTROY => 24,
+        CommandType::RESOURCE_UNREF
+        | CommandType::RESOURCE_DETACH_BACKING
+        | CommandType::RESOURCE_ATTACH_BACKING
+        | CommandType::GET_CAPSET_INFO
+        | CommandType::GET_CAPSET
+        | CommandType::GET_EDID
+        | CommandType::RESOURCE_ASSIGN_UUID
+        | CommandType::CTX_ATTACH_RESOURCE
+        | CommandType::CTX_DETACH_RESOURCE
+        | CommandType::SUBMIT_3D
+        | CommandType::RESOURCE_UNMAP_BLOB => 32,
+        CommandType::RESOURCE_CREATE_2D | CommandType::RESOURCE_MAP_BLOB => 40,
+        CommandType::SET_SCANOUT | CommandType::RESOURCE_FLUSH => 48,
+        CommandType::TRANSFER_TO_HOST_2D | CommandType::RESOURCE_CREATE_BLOB => 56,
+        CommandType::RESOURCE_CREATE_3D
+        | CommandType::TRANSFER_TO_HOST_3D
+        | CommandType::TRANSFER_FROM_HOST_3D => 72,
+        CommandType::SET_SCANOUT_BLOB | CommandType::CTX_CREATE => 96,
+        CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => 56,
+        _ => return None,
+    })
+}
+
+/// Offset of the resource id a command names, if it names one.
+fn resource_field(ty: CommandType) -> Option<usize> {
+    Some(match ty {
+        CommandType::RESOURCE_UNREF
+        | CommandType::RESOURCE_ATTACH_BACKING
+        | CommandType::RESOURCE_DETACH_BACKING
+        | CommandType::RESOURCE_ASSIGN_UUID
+        | CommandType::CTX_ATTACH_RESOURCE
+        | CommandType::CTX_DETACH_RESOURCE
+        | CommandType::RESOURCE_MAP_BLOB
+        | CommandType::RESOURCE_UNMAP_BLOB => 24,
+        CommandType::RESOURCE_FLUSH | CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => 40,
+        CommandType::SET_SCANOUT | CommandType::SET_SCANOUT_BLOB => 44,
+        CommandType::TRANSFER_TO_HOST_2D => 48,
+        CommandType::TRANSFER_TO_HOST_3D | CommandType::TRANSFER_FROM_HOST_3D => 56,
+        _ => return None,
+    })
+}
+
+fn u32_at(bytes: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(bytes[off..off + 4].try_into().expect("bounds checked"))
+}
+
+fn set_u32(bytes: &mut [u8], off: usize, value: u32) {
+    bytes[off..off + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+impl Objects {
+    fn owns_resource(&self, session: SessionId, raw: u32) -> bool {
+        ResourceId::new(raw).is_some_and(|id| self.resources.get(&id) == Some(&session))
+    }
+
+    fn owns_context(&self, session: SessionId, raw: u32) -> bool {
+        CtxId::new(raw).is_some_and(|id| self.contexts.get(&id) == Some(&session))
+    }
+
+    /// Whether `len` bytes at device address `addr` lie inside one of the
+    /// session's allocations.
+    fn owns_memory(&self, session: SessionId, addr: u64, len: u64) -> bool {
+        self.backing.values().any(|(s, buf)| {
+            *s == session
+                && addr >= buf.device_addr()
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|end| end <= buf.device_addr() + buf.len() as u64)
+        })
+    }
+
+    /// Checks `request` (a header, the command's fixed part, then its
+    /// trailing payload) from `session`, assigning ids to create commands
+    /// from `new_id`.
+    pub fn admit(
+        &mut self,
+        session: SessionId,
+        request: &mut [u8],
+        new_id: impl FnOnce(IdKind) -> NewId,
+    ) -> Result<Admitted, Errno> {
+        let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
+        let ty = hdr.command_type();
+        let fixed = fixed_size(ty).ok_or(Errno::EINVAL)?;
+        if request.len() < fixed {
+            return Err(Errno::EINVAL);
+        }
+        let ctx = hdr.ctx_id.get();
+        // A context in the header must be the session's own; commands that
+        // create one get theirs assigned below.
+        if ctx != 0 && ty != CommandType::CTX_CREATE && !self.owns_context(session, ctx) {
+            return Err(Errno::EACCES);
+        }
+        if let Some(off) = resource_field(ty) {
+            let res = u32_at(request, off);
+            let may_be_none = matches!(
+                ty,
+                CommandType::SET_SCANOUT | CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR
+            );
+            let allowed = self.owns_resource(session, res) || (res == 0 && may_be_none);
+            if !allowed {
+                return Err(Errno::EACCES);
+            }
+        }
+        let mut admitted = Admitted::default();
+        match ty {
+            CommandType::RESOURCE_CREATE_2D
+            | CommandType::RESOURCE_CREATE_3D
+            | CommandType::RESOURCE_CREATE_BLOB => {
+                let NewId::Resource(id) = new_id(IdKind::Resource) else {
+                    return Err(Errno::EIO);
+                };
+                set_u32(request, 24, id.get());
+                self.resources.insert(id, session);
+                admitted.created = id.get();
+            }
+            CommandType::CTX_CREATE => {
+                let NewId::Context(id) = new_id(IdKind::Context) else {
+                    return Err(Errno::EIO);
+                };
+                set_u32(request, 16, id.get());
+                self.contexts.insert(id, session);
+                admitted.created = id.get();
+            }
+            CommandType::RESOURCE_UNREF => {
+                self.resources
+                    .remove(&ResourceId::new(u32_at(request, 24)).expect("owned"));
+            }
+            CommandType::CTX_DESTROY => {
+                self.contexts.remove(&CtxId::new(ctx).expect("owned"));
+            }
+            CommandType::RESOURCE_ATTACH_BACKING => {
+                let n = u32_at(request, 28) as usize;
+                let entries = &request[fixed..];
+                if n == 0 || entries.len() != n.checked_mul(16).ok_or(Errno::EINVAL)? {
+                    return Err(Errno::EINVAL);
+                }
+                for e in entries.chunks_exact(16) {
+                    let (entry, _) = MemEntry::read_from_prefix(e).map_err(|_| Errno::EINVAL)?;
+                    if !self.owns_memory(session, entry.addr.get(), u64::from(entry.length.get())) {
+                        return Err(Errno::EACCES);
+                    }
+                }
+            }
+            CommandType::SUBMIT_3D if ctx == 0 => return Err(Errno::EINVAL),
+            _ => {}
+        }
+        Ok(admitted)
+    }
+
+    /// Records a DMA allocation made for `session`.
+    pub fn add_memory(&mut self, session: SessionId, buf: DmaBuf) -> u64 {
+        let addr = buf.device_addr();
+        self.backing.insert(addr, (session, buf));
+        addr
+    }
+
+    /// The session's allocation at device address `addr`.
+    pub fn memory(&self, session: SessionId, addr: u64) -> Option<&DmaBuf> {
+        match self.backing.get(&addr) {
+            Some((s, buf)) if *s == session => Some(buf),
+            _ => None,
+        }
+    }
+
+    /// Gives up the session's allocation at `addr`. The caller must know the
+    /// device no longer uses it (detached, or its resource released).
+    pub fn remove_memory(&mut self, session: SessionId, addr: u64) -> Option<DmaBuf> {
+        match self.backing.get(&addr) {
+            Some((s, _)) if *s == session => self.backing.remove(&addr).map(|(_, b)| b),
+            _ => None,
+        }
+    }
+
+    /// Everything the session owns, removed from the table: its resources,
+    /// contexts and memory, for release on the device.
+    pub fn take_session(
+        &mut self,
+        session: SessionId,
+    ) -> (Vec<ResourceId>, Vec<CtxId>, Vec<DmaBuf>) {
+        let resources = self
+            .resources
+            .iter()
+            .filter(|(_, s)| **s == session)
+            .map(|(r, _)| *r)
+            .collect::<Vec<_>>();
+        let contexts = self
+            .contexts
+            .iter()
+            .filter(|(_, s)| **s == session)
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>();
+        for r in &resources {
+            self.resources.remove(r);
+        }
+        for c in &contexts {
+            self.contexts.remove(c);
+        }
+        let addrs: Vec<u64> = self
+            .backing
+            .iter()
+            .filter(|(_, (s, _))| *s == session)
+            .map(|(a, _)| *a)
+            .collect();
+        let memory = addrs
+            .into_iter()
+            .filter_map(|a| self.backing.remove(&a).map(|(_, b)| b))
+            .collect();
+        (resources, contexts, memory)
+    }
+
+    /// The table as text, one object a line (the `objects` file).
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for (r, owner) in &self.resources {
+            let _ = writeln!(s, "resource {} session {owner}", r.get());
+        }
+        for (c, owner) in &self.contexts {
+            let _ = writeln!(s, "context {} session {owner}", c.get());
+        }
+        for (addr, (owner, buf)) in &self.backing {
+            let _ = writeln!(s, "memory {addr:#x} {} session {owner}", buf.len());
+        }
+        s
+    }
+}
