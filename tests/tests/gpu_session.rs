@@ -160,7 +160,15 @@ fn sessions_cannot_name_each_others_objects() {
     let mut steal = ResourceAttachBacking::new(res_b, 1).as_bytes().to_vec();
     steal.extend_from_slice(MemEntry::new(addr_a, 4096).as_bytes());
     assert_eq!(errno(b.queue(&steal, 0)), Some(libc::EACCES));
-    assert_eq!(errno(b.map(offset_a, 4096)), Some(libc::EACCES));
+    // Each session's memory is a region of its own: the same offset in B's
+    // mapping is B's memory, never A's.
+    let map_a = a.map(offset_a, 4096).unwrap();
+    map_a.write_bytes(0, b"belongs to A");
+    let map_b = b.map(offset_a, 4096).unwrap();
+    let mut seen = [0u8; 12];
+    map_b.read_bytes(0, &mut seen);
+    assert_ne!(&seen, b"belongs to A");
+    assert_eq!(errno(b.map(offset_a + (1 << 20), 4096)), Some(libc::EACCES));
     assert_eq!(errno(b.wait(1, 24)), Some(libc::ENOENT));
     // Malformed requests get clear errnos and the session keeps working.
     assert_eq!(errno(b.queue(&[0u8; 8], 0)), Some(libc::EINVAL));
@@ -214,6 +222,32 @@ fn a_killed_client_has_its_objects_released_on_the_device() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !objects().is_empty() {
         assert!(Instant::now() < deadline, "still held: {}", objects());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn running_out_of_memory_slots_is_enospc_and_closing_sessions_frees_them() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let mut sessions = Vec::new();
+    let refused = loop {
+        let s = Session::open().unwrap();
+        match s.alloc(4096) {
+            Ok(_) => sessions.push(s),
+            Err(e) => break e,
+        }
+        assert!(sessions.len() < 64, "the backend never ran out of slots");
+    };
+    assert_eq!(refused.raw_os_error(), Some(libc::ENOSPC));
+    // Existing sessions are unaffected.
+    assert!(sessions[0].alloc(4096).is_ok());
+    // Closing one gives its slot back.
+    drop(sessions.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let again = Session::open().unwrap();
+    while again.alloc(4096).is_err() {
+        assert!(Instant::now() < deadline, "the slot never came back");
         std::thread::sleep(Duration::from_millis(10));
     }
 }

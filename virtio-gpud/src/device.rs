@@ -251,6 +251,18 @@ impl<T: Transport> Gpu<T> {
         id
     }
 
+    /// A pool of DMA memory in a region of its own (a client's memory,
+    /// shareable with that client alone).
+    pub fn new_pool(&mut self, len: usize) -> Result<DmaPool, Error> {
+        Ok(DmaPool::new(self.transport.create_region(len)?))
+    }
+
+    /// Withdraws a pool from [`Gpu::new_pool`] from the device. Its
+    /// resources must be released first: the device may no longer touch it.
+    pub fn release_pool(&mut self, pool: DmaPool) -> Result<(), Error> {
+        Ok(self.transport.release_region(pool.region())?)
+    }
+
     /// A context id never used before on this device.
     pub fn new_context_id(&mut self) -> CtxId {
         let id = CtxId::new(self.next_ctx).expect("context ids start at 1");

@@ -17,6 +17,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::api::{self, QueueHeader, QueueReply};
 use crate::command::DeviceError;
 use crate::device::{Gpu, Pending};
+use crate::dma::DmaPool;
 use crate::fence::Timeline;
 use crate::objects::{IdKind, NewId, Objects, SessionId};
 use crate::resource::PAGE_SIZE;
@@ -42,6 +43,10 @@ struct Ticket {
     response_len: usize,
 }
 
+/// Each session's DMA memory: a region of its own, so a mapping shared with
+/// the client holds nothing of anyone else's. Sparse until touched.
+const SESSION_MEMORY: usize = 256 << 20;
+
 /// How often to try reaching syncd while it is not there.
 const SYNCD_RETRY: Duration = Duration::from_secs(1);
 
@@ -53,6 +58,8 @@ pub struct GpuScheme<T: Transport> {
     objects: Objects,
     tickets: HashMap<u64, Ticket>,
     next_ticket: u64,
+    /// Each session's memory pool, made on its first ALLOC.
+    pools: HashMap<SessionId, DmaPool>,
     /// The device timeline in syncd, once syncd is reachable (it starts
     /// after this daemon).
     sync: Option<TimelineOwner>,
@@ -81,6 +88,7 @@ impl<T: Transport> GpuScheme<T> {
             objects: Objects::default(),
             tickets: HashMap::new(),
             next_ticket: 0,
+            pools: HashMap::new(),
             sync: None,
             sync_retry: None,
         }
@@ -222,16 +230,23 @@ impl<T: Transport> GpuScheme<T> {
         if len == 0 || payload.len() < 16 {
             return Err(Errno::EINVAL);
         }
+        let pool = match self.pools.get(&session) {
+            Some(pool) => pool.clone(),
+            None => {
+                let pool = self.gpu.new_pool(SESSION_MEMORY).map_err(|e| {
+                    warn!("memory for session {session}: {e}");
+                    Errno::ENOSPC
+                })?;
+                self.pools.insert(session, pool.clone());
+                pool
+            }
+        };
         let len = len.next_multiple_of(PAGE_SIZE);
-        let buf = self
-            .gpu
-            .pool()
-            .alloc(len, PAGE_SIZE)
-            .map_err(|_| Errno::ENOMEM)?;
-        let region = self.gpu.pool().region().device_addr();
+        let buf = pool.alloc(len, PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
         let addr = self.objects.add_memory(session, buf);
+        let offset = addr - pool.region().device_addr();
         payload[..8].copy_from_slice(&addr.to_le_bytes());
-        payload[8..16].copy_from_slice(&(addr - region).to_le_bytes());
+        payload[8..16].copy_from_slice(&offset.to_le_bytes());
         Ok(0)
     }
 
@@ -261,6 +276,11 @@ impl<T: Transport> GpuScheme<T> {
         }
         // Only now, with its resources gone, is the memory unused.
         drop(memory);
+        if let Some(pool) = self.pools.remove(&session) {
+            if let Err(e) = self.gpu.release_pool(pool) {
+                warn!("withdrawing session {session}'s memory: {e}");
+            }
+        }
         if !resources.is_empty() || !contexts.is_empty() {
             info!(
                 "session {session} closed: released {} resources, {} contexts",
@@ -390,7 +410,10 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENODEV);
         };
-        let region = self.gpu.pool().region();
+        // Offsets are within the session's own region: the memfd a client
+        // receives holds its memory and nobody else's.
+        let pool = self.pools.get(&session).ok_or(Errno::EACCES)?;
+        let region = pool.region();
         let addr = region
             .device_addr()
             .checked_add(offset)

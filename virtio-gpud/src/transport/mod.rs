@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use virtio_gpu_proto::GpuConfig;
 
+use crate::dma::DmaRegion;
 use crate::queue::QueueAddrs;
 
 /// Errors of a transport.
@@ -69,4 +70,13 @@ pub trait Transport {
     /// Consumes pending interrupt signals without waiting, so an
     /// edge-triggered or level-triggered watcher is re-armed.
     fn ack_interrupts(&mut self) -> Result<(), TransportError>;
+
+    /// Creates another region of `len` bytes of DMA memory the device can
+    /// reach, apart from the first: a client's memory of its own, which can
+    /// be shared with that client without exposing anyone else's.
+    fn create_region(&mut self, len: usize) -> Result<DmaRegion, TransportError>;
+
+    /// Withdraws a region from `create_region`. The device must no longer
+    /// use it (its resources released).
+    fn release_region(&mut self, region: &DmaRegion) -> Result<(), TransportError>;
 }

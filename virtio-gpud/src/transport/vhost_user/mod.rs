@@ -38,6 +38,8 @@ pub use self::display::DisplayState;
 const PROTOCOL_FEATURES_BIT: u64 = 1 << 30;
 /// The backend has exactly two queues: control and cursor.
 const NUM_QUEUES: usize = 2;
+/// Regions start on this boundary of the device address space.
+const REGION_ALIGN: u64 = 1 << 30;
 /// Where Debian's `qemu-system-gui` installs the backend.
 pub const SYSTEM_BACKEND: &str = "/usr/lib/qemu/vhost-user-gpu";
 /// Where `cargo xtask setup` installs the backend it extracts from that
@@ -175,6 +177,10 @@ pub struct VhostUserTransport {
     /// addresses, which the backend translates through the memory table.
     host_base: u64,
     device_base: u64,
+    /// Memory slots the backend has left for `create_region`.
+    free_slots: u64,
+    /// Device address of the next region `create_region` makes.
+    next_region: u64,
     queues: Vec<QueueFds>,
     display: Option<Display>,
 }
@@ -215,17 +221,19 @@ impl VhostUserTransport {
                 "backend cannot report its configuration space".into(),
             ));
         }
-        frontend.set_protocol_features(VhostUserProtocolFeatures::CONFIG)?;
+        // Memory slots let each client's memory be a region of its own.
+        let wanted =
+            VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+        frontend.set_protocol_features(offered & wanted)?;
+        let free_slots = if offered.contains(VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS) {
+            // One slot holds the first region.
+            frontend.get_max_mem_slots()?.saturating_sub(1)
+        } else {
+            0
+        };
 
-        let shm = region.shm();
-        let host_base = shm.as_ptr() as u64;
-        frontend.set_mem_table(&[VhostUserMemoryRegionInfo {
-            guest_phys_addr: region.device_addr(),
-            memory_size: region.len() as u64,
-            userspace_addr: host_base,
-            mmap_offset: 0,
-            mmap_handle: shm.fd().as_raw_fd(),
-        }])?;
+        let host_base = region.shm().as_ptr() as u64;
+        frontend.set_mem_table(&[memory_info(region)])?;
 
         let display = match display {
             Some((w, h)) => Some(Self::connect_display(&raw, w, h)?),
@@ -245,6 +253,9 @@ impl VhostUserTransport {
             device_features,
             host_base,
             device_base: region.device_addr(),
+            free_slots,
+            next_region: (region.device_addr() + region.len() as u64)
+                .next_multiple_of(REGION_ALIGN),
             queues,
             display,
         })
@@ -379,6 +390,25 @@ impl Transport for VhostUserTransport {
         Ok(n > 0)
     }
 
+    fn create_region(&mut self, len: usize) -> Result<DmaRegion, TransportError> {
+        if self.free_slots == 0 {
+            return Err(TransportError::Unsupported(
+                "no memory slot left on the backend".into(),
+            ));
+        }
+        let region = DmaRegion::new_memfd(len, self.next_region).map_err(io::Error::other)?;
+        self.frontend.add_mem_region(&memory_info(&region))?;
+        self.free_slots -= 1;
+        self.next_region = (self.next_region + len as u64).next_multiple_of(REGION_ALIGN);
+        Ok(region)
+    }
+
+    fn release_region(&mut self, region: &DmaRegion) -> Result<(), TransportError> {
+        self.frontend.remove_mem_region(&memory_info(region))?;
+        self.free_slots += 1;
+        Ok(())
+    }
+
     fn interrupt_fds(&self) -> Vec<std::os::fd::RawFd> {
         self.queues.iter().map(|q| q.call.as_raw_fd()).collect()
     }
@@ -393,6 +423,19 @@ impl Transport for VhostUserTransport {
             }
         }
         Ok(())
+    }
+}
+
+/// How the backend learns of a region: its device address, size, our
+/// address of it (vring addresses are given in ours), and its memfd.
+fn memory_info(region: &DmaRegion) -> VhostUserMemoryRegionInfo {
+    let shm = region.shm();
+    VhostUserMemoryRegionInfo {
+        guest_phys_addr: region.device_addr(),
+        memory_size: region.len() as u64,
+        userspace_addr: shm.as_ptr() as u64,
+        mmap_offset: 0,
+        mmap_handle: shm.fd().as_raw_fd(),
     }
 }
 
