@@ -1,5 +1,8 @@
-//! drmd: serves `scheme:drm` until SIGTERM.
+//! drmd: serves `scheme:drm` until SIGTERM, on the device virtio-gpud owns.
 
+mod device;
+mod file;
+mod ioctl;
 mod scheme;
 
 use std::process::ExitCode;
@@ -10,7 +13,8 @@ use scheme_seam::daemon::Termination;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = Termination::install().and_then(|termination| {
-        scheme_seam::serve("drm", &mut scheme::DrmScheme::default(), &termination)
+        let device = device::Device::open()?;
+        scheme_seam::serve("drm", &mut scheme::DrmScheme::new(device), &termination)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,14 +1,29 @@
-//! `scheme:drm`: the device nodes Mesa and compositors open.
+//! `scheme:drm`: the device nodes Mesa and compositors open. Each open is
+//! a DRM file of its own ([`DrmFile`]); ioctls are calls whose metadata
+//! word 0 is the ioctl nr and whose payload is the relibc wire encoding
+//! (`drm_uapi`).
 //!
-//! Both nodes of the one GPU open today: `card0` (primary, KMS) and
-//! `renderD128` (render). Each open is a DRM file of its own, as on Linux;
-//! the ioctls arrive as calls whose first metadata word is the ioctl
-//! number, and none is implemented yet, so each answers ENOTTY, the errno
-//! Linux gives an ioctl a driver does not know.
+//! ioctls that return an fd are completed by a `dup` of the DRM fd whose
+//! buffer is the ioctl nr (`u64`) followed by a reference the ioctl gave:
+//! - EXECBUFFER with FENCE_FD_OUT writes the device fence point into
+//!   `fence_fd`; `dup(fd, [EXECBUFFER, point])` returns the sync_file.
+//! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use scheme_seam::{Context, Errno, HandleId, Opened, Result, Scheme};
+use drm_uapi::core as dc;
+use drm_uapi::syncobj::{self as so, HandleToFd};
+use drm_uapi::virtgpu as vg;
+use log::warn;
+use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
+use syncd::client::SyncFile;
+use virtio_gpu_proto::Features;
+use zerocopy::FromBytes;
+
+use crate::device::Device;
+use crate::file::{io_errno, DrmFile};
+use crate::ioctl;
 
 /// Which device node a DRM file was opened through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,59 +44,177 @@ impl Node {
     }
 }
 
-/// The DRM scheme: one entry per open DRM file.
-#[derive(Debug, Default)]
+/// How often parked requests (WAIT, EXECBUFFER with pending in-fences)
+/// look at fence progress: syncd publishes it on its page, which has no
+/// event to wake drmd.
+const POLL: Duration = Duration::from_millis(1);
+
+/// The DRM scheme.
 pub struct DrmScheme {
-    files: HashMap<HandleId, Node>,
+    device: Device,
+    files: HashMap<HandleId, DrmFile>,
     next: HandleId,
+    /// When each parked WAIT began, by file and GEM handle.
+    waits: HashMap<(HandleId, u32), Instant>,
+    /// Keep polling until then while requests are parked.
+    poll_until: Option<Instant>,
+}
+
+impl DrmScheme {
+    /// Serves `device`.
+    pub fn new(device: Device) -> Self {
+        DrmScheme {
+            device,
+            files: HashMap::new(),
+            next: 0,
+            waits: HashMap::new(),
+            poll_until: None,
+        }
+    }
+
+    fn parked(&mut self) {
+        self.poll_until = Some(Instant::now() + POLL * 10);
+    }
+}
+
+fn is_syncobj(nr: u64) -> bool {
+    matches!(
+        nr,
+        so::CREATE
+            | so::DESTROY
+            | so::FD_TO_HANDLE
+            | so::WAIT
+            | so::RESET
+            | so::SIGNAL
+            | so::TIMELINE_WAIT
+            | so::QUERY
+            | so::TRANSFER
+            | so::TIMELINE_SIGNAL
+            | so::EVENTFD
+    )
 }
 
 impl Scheme for DrmScheme {
     fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
         let node = Node::from_path(path).ok_or(Errno::ENOENT)?;
+        let file = DrmFile::open(node).map_err(|e| {
+            warn!("opening a DRM file: {e}");
+            io_errno(e)
+        })?;
         self.next += 1;
-        self.files.insert(self.next, node);
+        self.files.insert(self.next, file);
         Ok(Opened::Handle(self.next))
     }
 
     fn call(
         &mut self,
         id: HandleId,
-        _payload: &mut [u8],
+        payload: &mut [u8],
         metadata: &[u64],
         _ctx: &mut Context,
     ) -> Result<usize> {
-        self.files.get(&id).ok_or(Errno::EBADF)?;
-        metadata.first().ok_or(Errno::EINVAL)?;
-        Err(Errno::ENOTTY)
+        let nr = *metadata.first().ok_or(Errno::EINVAL)?;
+        let device = &mut self.device;
+        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
+        let result = match nr {
+            dc::VERSION => ioctl::core::version(payload),
+            dc::GET_CAP => ioctl::core::get_cap(payload),
+            dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(file, payload),
+            dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
+            vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
+            vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
+            vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
+            vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
+            vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
+            vg::MAP => ioctl::virtgpu::map(file, payload),
+            vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
+            vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
+            vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
+            vg::WAIT => {
+                let handle = payload
+                    .get(..4)
+                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
+                let since = *self.waits.entry((id, handle)).or_insert_with(Instant::now);
+                let r = ioctl::virtgpu::wait(device, file, since, payload);
+                if r != Err(Errno::EAGAIN) {
+                    self.waits.remove(&(id, handle));
+                }
+                r
+            }
+            vg::RESOURCE_CREATE_BLOB if !device.features.contains(Features::RESOURCE_BLOB) => {
+                Err(Errno::EINVAL)
+            }
+            so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+            nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
+            _ => Err(Errno::ENOTTY),
+        };
+        if result == Err(Errno::EAGAIN) {
+            self.parked();
+        }
+        result
+    }
+
+    fn dup(&mut self, id: HandleId, buf: &[u8], _ctx: &mut Context) -> Result<Opened> {
+        let (nr, rest) = u64::read_from_prefix(buf).map_err(|_| Errno::EINVAL)?;
+        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
+        match nr {
+            vg::EXECBUFFER => {
+                let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
+                let (timeline, _) = self.device.fences().map_err(io_errno)?;
+                let fence = SyncFile::for_fence(*timeline, point).map_err(io_errno)?;
+                Ok(Opened::Fd(fence.into_fd()))
+            }
+            so::HANDLE_TO_FD => {
+                let h = HandleToFd::read_from_bytes(rest).map_err(|_| Errno::EINVAL)?;
+                let table = file.syncobjs()?;
+                let fd = if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
+                    let point = (h.flags & so::FLAGS_TIMELINE != 0).then_some(h.point);
+                    table
+                        .export_sync_file(h.handle, point)
+                        .map_err(io_errno)?
+                        .into_fd()
+                } else {
+                    table.export(h.handle).map_err(io_errno)?.into_fd()
+                };
+                Ok(Opened::Fd(fd))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn mmap(
+        &mut self,
+        id: HandleId,
+        offset: u64,
+        len: usize,
+        _ctx: &mut Context,
+    ) -> Result<Mapping> {
+        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+        let bo = file
+            .bos
+            .values()
+            .find(|bo| bo.offset == offset)
+            .ok_or(Errno::EINVAL)?;
+        if len > bo.size as usize {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Mapping {
+            region: bo.map.clone(),
+            offset: 0,
+            writable: true,
+        })
     }
 
     fn close(&mut self, id: HandleId, _ctx: &mut Context) {
+        // Dropping the file closes its virtio-gpud session, which releases
+        // its objects on the device, and its syncobj table in syncd.
         self.files.remove(&id);
+        self.waits.retain(|(file, _), _| *file != id);
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use scheme_seam::Caller;
-
-    #[test]
-    fn both_nodes_open_as_separate_files_and_others_do_not() {
-        let mut s = DrmScheme::default();
-        let mut ctx = Context::new(Caller::default());
-        let a = s.open("card0", 0, &mut ctx).unwrap();
-        let b = s.open("renderD128", 0, &mut ctx).unwrap();
-        let (Opened::Handle(a), Opened::Handle(b)) = (a, b) else {
-            panic!("handles expected");
-        };
-        assert_ne!(a, b);
-        assert_eq!(s.files[&a], Node::Primary);
-        assert_eq!(s.files[&b], Node::Render);
-        assert!(matches!(s.open("card1", 0, &mut ctx), Err(Errno::ENOENT)));
-        assert_eq!(s.call(a, &mut [], &[0x00], &mut ctx), Err(Errno::ENOTTY));
-        assert_eq!(s.call(a, &mut [], &[], &mut ctx), Err(Errno::EINVAL));
-        s.close(a, &mut ctx);
-        assert_eq!(s.call(a, &mut [], &[0], &mut ctx), Err(Errno::EBADF));
+    fn next_deadline(&self) -> Option<Instant> {
+        let until = self.poll_until?;
+        let now = Instant::now();
+        (until > now).then(|| now + POLL)
     }
 }

@@ -2,10 +2,15 @@
 //! way init expects, serves its scheme, and exits cleanly on SIGTERM,
 //! leaving nothing behind.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use scheme_seam::SchemeFd;
-use stack_tests::{workspace_binary, Daemon};
+use stack_tests::{bus_dir, workspace_binary, Daemon};
+
+/// virtio-gpud serves a fixed name in the bus directory: tests that start
+/// it take turns.
+static GPU: Mutex<()> = Mutex::new(());
 
 fn ioctl_errno(fd: &SchemeFd, nr: u64) -> Option<i32> {
     fd.call(&mut [0u8; 8], &[nr]).unwrap_err().raw_os_error()
@@ -19,17 +24,32 @@ fn assert_clean_exit(mut d: Daemon) {
 
 #[test]
 fn drmd_serves_both_nodes_and_exits_on_sigterm() {
+    let _turn = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
     let d = Daemon::start(&workspace_binary("drmd"), &[], "drm");
     let card = d.open("card0");
     let render = d.open("renderD128");
-    // No ioctl is implemented yet: each answers ENOTTY, as Linux does for
-    // an unknown one, and the daemon keeps serving.
-    assert_eq!(ioctl_errno(&card, 0x00), Some(libc::ENOTTY));
-    assert_eq!(ioctl_errno(&render, 0x43), Some(libc::ENOTTY));
+    // An unknown ioctl answers ENOTTY, as Linux, and the daemon keeps serving.
+    assert_eq!(ioctl_errno(&card, 0x7F), Some(libc::ENOTTY));
+    assert_eq!(ioctl_errno(&render, 0x7E), Some(libc::ENOTTY));
     let err = SchemeFd::open(&d.path("card1"), 0).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
     drop((card, render));
     assert_clean_exit(d);
+    assert_clean_exit(gpu);
+}
+
+#[test]
+fn drmd_without_virtio_gpud_fails_at_once_with_a_clear_error() {
+    let _turn = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let output = std::process::Command::new(workspace_binary("drmd"))
+        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("cannot reach virtio-gpud"), "{log}");
+    assert!(!bus_dir().join("drm").exists());
 }
 
 #[test]
@@ -48,6 +68,7 @@ fn syncd_serves_its_root_and_exits_on_sigterm() {
 
 #[test]
 fn virtio_gpud_brings_up_the_device_serves_stats_and_releases_it_on_sigterm() {
+    let _turn = GPU.lock().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
     let stats = d.open("stats");
     let mut buf = vec![0u8; 4096];

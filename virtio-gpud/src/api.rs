@@ -21,6 +21,11 @@
 //!   - [`FREE`]: payload = a device address from ALLOC.
 //!   - [`TIMELINE`]: the syncd timeline carrying the device's fences (the
 //!     return value), ENODEV while syncd is not reachable.
+//!   - [`INFO`]: [`DeviceInfo`] then one [`CapsetEntry`] per capset (the
+//!     return value is the bytes written).
+//!   - [`CAPSET`]: payload = capset id and version (`u32` each) in, then
+//!     room; the capset's data out, from the daemon's cache (the return
+//!     value is its length).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -43,6 +48,37 @@ pub const ALLOC: u64 = 3;
 pub const FREE: u64 = 4;
 /// Call: the syncd timeline id of device fences.
 pub const TIMELINE: u64 = 5;
+
+/// Call: what the device negotiated.
+pub const INFO: u64 = 6;
+/// Call: a capset's data.
+pub const CAPSET: u64 = 7;
+
+/// The start of an [`INFO`] answer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct DeviceInfo {
+    /// Negotiated feature bits (`virtio_gpu_proto::Features`).
+    pub features: u64,
+    /// Scanouts the device has.
+    pub num_scanouts: u32,
+    /// [`CapsetEntry`]s that follow.
+    pub num_capsets: u32,
+}
+
+/// One capset in an [`INFO`] answer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct CapsetEntry {
+    /// Capset id.
+    pub id: u32,
+    /// Newest version.
+    pub max_version: u32,
+    /// Bytes of data.
+    pub max_size: u32,
+    /// Zero.
+    pub pad: u32,
+}
 
 /// [`QueueHeader`] flag: fence the command on the device timeline.
 pub const QUEUE_FENCED: u32 = 1;

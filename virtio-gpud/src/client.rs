@@ -80,6 +80,30 @@ impl Session {
         self.fd.mmap(offset, len, true)
     }
 
+    /// What the device negotiated, and its capsets.
+    pub fn info(&self) -> io::Result<(api::DeviceInfo, Vec<api::CapsetEntry>)> {
+        let mut payload = vec![0u8; 16 + 16 * 64];
+        let n = self.fd.call(&mut payload, &[api::INFO])?;
+        let bad = || io::Error::from(io::ErrorKind::InvalidData);
+        let (info, rest) = api::DeviceInfo::read_from_prefix(&payload[..n]).map_err(|_| bad())?;
+        let capsets = rest
+            .chunks_exact(16)
+            .take(info.num_capsets as usize)
+            .filter_map(|c| api::CapsetEntry::read_from_bytes(c).ok())
+            .collect();
+        Ok((info, capsets))
+    }
+
+    /// A capset's data (up to `max_size` bytes).
+    pub fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>> {
+        let mut payload = vec![0u8; max_size.max(8)];
+        payload[..4].copy_from_slice(&id.to_le_bytes());
+        payload[4..8].copy_from_slice(&version.to_le_bytes());
+        let n = self.fd.call(&mut payload, &[api::CAPSET])?;
+        payload.truncate(n.min(max_size));
+        Ok(payload)
+    }
+
     /// The syncd timeline carrying device fences.
     pub fn timeline(&self) -> io::Result<u32> {
         Ok(self.fd.call(&mut [], &[api::TIMELINE])? as u32)

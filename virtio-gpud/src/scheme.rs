@@ -250,6 +250,29 @@ impl<T: Transport> GpuScheme<T> {
         Ok(0)
     }
 
+    fn info(&self, payload: &mut [u8]) -> Result<usize> {
+        let capsets = self.gpu.capsets();
+        let mut out = api::DeviceInfo {
+            features: self.gpu.features().bits(),
+            num_scanouts: self.gpu.config().num_scanouts.get(),
+            num_capsets: capsets.len() as u32,
+        }
+        .as_bytes()
+        .to_vec();
+        for c in capsets {
+            let entry = api::CapsetEntry {
+                id: c.id.get(),
+                max_version: c.max_version,
+                max_size: c.max_size,
+                pad: 0,
+            };
+            out.extend_from_slice(entry.as_bytes());
+        }
+        let dst = payload.get_mut(..out.len()).ok_or(Errno::EMSGSIZE)?;
+        dst.copy_from_slice(&out);
+        Ok(out.len())
+    }
+
     /// Releases everything a session owns on the device.
     fn release(&mut self, session: SessionId) {
         let stale: Vec<u64> = self
@@ -396,6 +419,24 @@ impl<T: Transport> Scheme for GpuScheme<T> {
                 .sync_owner()
                 .map(|o| o.id() as usize)
                 .ok_or(Errno::ENODEV),
+            api::INFO => self.info(payload),
+            api::CAPSET => {
+                let word = |i: usize| -> Result<u32> {
+                    let b = payload.get(i..i + 4).ok_or(Errno::EINVAL)?;
+                    Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                };
+                let (id, version) = (word(0)?, word(4)?);
+                let data = self
+                    .gpu
+                    .capset(virtio_gpu_proto::CapsetId::new(id), version)
+                    .map_err(|e| match e {
+                        Error::NoSuchCapset(_) => Errno::EINVAL,
+                        e => device_errno(&e),
+                    })?;
+                let n = data.len().min(payload.len());
+                payload[..n].copy_from_slice(&data[..n]);
+                Ok(data.len())
+            }
             _ => Err(Errno::ENOTTY),
         }
     }

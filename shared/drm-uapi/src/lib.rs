@@ -1,5 +1,6 @@
-//! DRM syncobj and sync_file ioctls in the form a scheme daemon receives
-//! them: the payload of a scheme call, not the Linux ioctl struct.
+//! DRM core, virtgpu, syncobj and sync_file ioctls in the form a scheme
+//! daemon receives them: the payload of a scheme call, not the Linux ioctl
+//! struct.
 //!
 //! A scheme cannot follow pointers into the client's memory, so relibc's
 //! Redox ioctl forwarding (its `define_ioctl_data!` macro) re-packs every
@@ -23,19 +24,26 @@
 //!
 //! - [`wire`]: the generic payload reader/writer ([`Payload`]) and the
 //!   client-side [`Builder`], shared by every ioctl here.
+//! - [`core`]: the core (non-KMS) `DRM_IOCTL_*` a render
+//!   node serves — VERSION, GEM_CLOSE, GET_CAP, SET_CLIENT_CAP, PRIME
+//!   (served by drmd).
+//! - [`virtgpu`]: `DRM_IOCTL_VIRTGPU_*` (served by drmd).
 //! - [`syncobj`]: `DRM_IOCTL_SYNCOBJ_*` (served by drmd).
 //! - [`sync_file`]: `SYNC_IOC_*` (served by syncd).
 //!
-//! Layouts are checked at compile time against
-//! `docs/ABI-REFERENCE.md` §3.2 and §6.2–6.3.
+//! Layouts, and the Linux request numbers exported for the LD_PRELOAD
+//! shim, are checked at compile time against `docs/ABI-REFERENCE.md`
+//! §2.1–2.2, §3.2 and §6.2–6.3.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
+pub mod core;
 pub mod sync_file;
 pub mod syncobj;
+pub mod virtgpu;
 pub mod wire;
 
 pub use wire::{Builder, Payload, WireError, MAX_COUNT};

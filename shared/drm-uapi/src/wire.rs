@@ -86,6 +86,16 @@ pub const fn nr_of(request: u32) -> u64 {
     (request & 0xff) as u64
 }
 
+/// Whether `request` is a Linux DRM request number (type `'d'`) for `nr`
+/// with a `size`-byte argument, for the compile-time checks of the `IOC_*`
+/// constants: a typo in one of them would make the LD_PRELOAD shim miss or
+/// misroute an ioctl silently.
+pub(crate) const fn is_drm_request(request: u32, nr: u64, size: usize) -> bool {
+    nr_of(request) == nr
+        && (request >> 8) & 0xff == b'd' as u32
+        && (request >> 16) & 0x3fff == size as u32
+}
+
 /// Where one declared array sits in the payload.
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -199,6 +209,37 @@ impl<'a> Payload<'a> {
         self.array(count)
     }
 
+    /// Declares the next array as `count` raw bytes without copying it, and
+    /// returns its index for [`Payload::array_bytes`] and
+    /// [`Payload::set_array`].
+    ///
+    /// Byte arrays (EXECBUFFER command streams, VERSION strings, GET_CAPS
+    /// data) are not capped at [`MAX_COUNT`]: that cap exists to bound what
+    /// a hostile count makes the daemon allocate, and nothing is allocated
+    /// here — the bytes are already in the payload, which bounds them.
+    /// Mesa's virgl command buffers alone reach 260 KiB.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Size`] if the payload ends before the array does.
+    pub fn bytes(&mut self, count: u32) -> Result<usize, WireError> {
+        self.declare_within(count, 1, u32::MAX)?;
+        Ok(self.arrays.len() - 1)
+    }
+
+    /// Borrows the bytes of the array declared at `index`, so a large array
+    /// (a command stream) is copied once, straight to where it is needed.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Layout`] if no array was declared at `index`.
+    pub fn array_bytes(&self, index: usize) -> Result<&[u8], WireError> {
+        let span = self.arrays.get(index).ok_or(WireError::Layout {
+            reason: "no array declared at that index",
+        })?;
+        Ok(&self.bytes[span.offset..span.offset + span.count * span.elem])
+    }
+
     /// Declares the next array without reading it, for OUT-only arrays
     /// (QUERY points, FILE_INFO fences) whose input bytes are meaningless.
     ///
@@ -293,16 +334,19 @@ impl<'a> Payload<'a> {
 
     /// Validates the next array's extent and records it.
     fn declare(&mut self, count: u32, elem: usize) -> Result<Span, WireError> {
+        self.declare_within(count, elem, MAX_COUNT)
+    }
+
+    /// [`Payload::declare`] with the count capped at `max` instead of
+    /// [`MAX_COUNT`].
+    fn declare_within(&mut self, count: u32, elem: usize, max: u32) -> Result<Span, WireError> {
         if elem == 0 {
             return Err(WireError::Layout {
                 reason: "zero-sized array elements",
             });
         }
-        let too_many = WireError::TooMany {
-            count,
-            max: MAX_COUNT,
-        };
-        if count > MAX_COUNT {
+        let too_many = WireError::TooMany { count, max };
+        if count > max {
             return Err(too_many);
         }
         let n = usize::try_from(count).map_err(|_| too_many)?;

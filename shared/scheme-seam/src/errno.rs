@@ -42,6 +42,7 @@ errnos! {
     ENOSYS = 38, "Operation not implemented.";
     ETIME = 62, "Timer expired.";
     EPROTO = 71, "Protocol error.";
+    EOVERFLOW = 75, "Value too large.";
     EMSGSIZE = 90, "Message too long.";
     EOPNOTSUPP = 95, "Operation not supported.";
     ETIMEDOUT = 110, "Timed out.";

@@ -22,6 +22,9 @@ pub struct ShmRegion {
     /// The memfd behind the mapping, to hand to peers.
     #[cfg(target_os = "linux")]
     fd: OwnedFd,
+    /// Where in the memfd the mapping starts (a window of a peer's region).
+    #[cfg(target_os = "linux")]
+    file_offset: u64,
 }
 
 // SAFETY: plain shared memory with no thread affinity; all access is by
@@ -51,6 +54,7 @@ impl ShmRegion {
     /// Maps `len` bytes at `offset` of the shared-memory file `fd` (a memfd
     /// a peer sent), shared; read-write only if `writable`.
     pub fn map(fd: OwnedFd, offset: u64, len: usize, writable: bool) -> io::Result<Self> {
+        let file_offset = offset;
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE
         } else {
@@ -79,12 +83,19 @@ impl ShmRegion {
             len,
             writable,
             fd,
+            file_offset,
         })
     }
 
     /// The memfd, to send to a peer.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Where in the memfd this mapping starts: byte `n` of the region is
+    /// byte `file_offset + n` of the file.
+    pub fn file_offset(&self) -> u64 {
+        self.file_offset
     }
 }
 

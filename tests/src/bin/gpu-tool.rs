@@ -1,7 +1,9 @@
 //! A virtio-gpud session client run as its own process by the tests.
 //!
-//! `gpu-tool hold`: creates a context and a resource with backing, prints
-//! "holding", and waits to be killed.
+//! - `gpu-tool hold`: on a virtio-gpud session, creates a context and a
+//!   resource with backing, prints "holding", and waits to be killed.
+//! - `gpu-tool drm-hold`: the same through scheme:drm (RESOURCE_CREATE on a
+//!   render node).
 
 use std::io::Write;
 
@@ -10,9 +12,42 @@ use virtio_gpud::client::Session;
 use zerocopy::IntoBytes;
 
 fn main() -> std::io::Result<()> {
-    if std::env::args().nth(1).as_deref() != Some("hold") {
-        return Err(std::io::Error::other("usage: gpu-tool hold"));
+    match std::env::args().nth(1).as_deref() {
+        Some("hold") => hold_session(),
+        Some("drm-hold") => hold_drm(),
+        _ => Err(std::io::Error::other("usage: gpu-tool hold | drm-hold")),
     }
+}
+
+fn holding() -> std::io::Result<()> {
+    println!("holding");
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+fn hold_drm() -> std::io::Result<()> {
+    let fd = scheme_seam::SchemeFd::open("/scheme/drm/renderD128", 0)?;
+    let mut r = drm_uapi::virtgpu::ResourceCreate {
+        target: 2,
+        format: 67,
+        bind: 0xa,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..zerocopy::FromZeros::new_zeroed()
+    };
+    fd.call(
+        zerocopy::IntoBytes::as_mut_bytes(&mut r),
+        &[drm_uapi::virtgpu::RESOURCE_CREATE],
+    )?;
+    holding()
+}
+
+fn hold_session() -> std::io::Result<()> {
     let s = Session::open()?;
     let placeholder = CtxId::new(1).expect("non-zero");
     s.call(CtxCreate::new(placeholder, 0, "held").as_bytes(), 0, 24)?;
@@ -31,9 +66,5 @@ fn main() -> std::io::Result<()> {
     let res = ResourceCreate3d::new(ResourceId::new(1).expect("non-zero"), &params);
     s.call(res.as_bytes(), 0, 24)?;
     s.alloc(4096)?;
-    println!("holding");
-    std::io::stdout().flush()?;
-    loop {
-        std::thread::park();
-    }
+    holding()
 }

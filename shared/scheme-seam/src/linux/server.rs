@@ -513,7 +513,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                         match shareable_fd(&m.region, *writable) {
                             Ok(fd) => Exec::Reply(
                                 Reply::Mapped {
-                                    offset: m.offset as u64,
+                                    offset: m.region.file_offset() + m.offset as u64,
                                 },
                                 vec![fd],
                             ),

@@ -1,0 +1,343 @@
+//! The VIRTGPU ioctls (render nodes), following Linux's virtio-gpu driver
+//! (ABI reference §2.4): objects and contexts go to the device through the
+//! file's virtio-gpud session; fences are device fences, which syncd
+//! publishes.
+
+use std::time::{Duration, Instant};
+
+use drm_uapi::virtgpu::{
+    self as vg, ContextInitHeader, ExecSyncobj, ExecbufferHeader, GetCapsHeader, GetParam, Map,
+    ResourceCreate, ResourceInfo, Transfer, Wait,
+};
+use drm_uapi::wire::Payload;
+use scheme_seam::{Errno, Result};
+use syncd::client::SyncFile;
+use virtio_gpu_proto::{
+    Box3d, CmdSubmit, CtxAttachResource, Features, Format, MemEntry, Resource3dParams,
+    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d,
+    TransferToHost3d,
+};
+use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use zerocopy::IntoBytes;
+
+use super::wire;
+use crate::device::Device;
+use crate::file::{answer_errno, io_errno, Bo, DrmFile};
+
+/// Backing is page granular, as shmem is in Linux.
+const PAGE: u32 = 4096;
+/// How long a blocking WAIT waits before EBUSY (Linux: 15 s).
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// GETPARAM: what the device negotiated, answered without asking it.
+pub fn getparam(device: &Device, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut g: GetParam = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let f = device.features;
+    let flag = |x: Features| u64::from(f.contains(x));
+    g.value = match g.param {
+        vg::PARAM_3D_FEATURES => flag(Features::VIRGL),
+        vg::PARAM_CAPSET_QUERY_FIX => 1,
+        vg::PARAM_RESOURCE_BLOB => flag(Features::RESOURCE_BLOB),
+        // The host-visible shared memory region is a PCI capability this
+        // transport does not have.
+        vg::PARAM_HOST_VISIBLE => 0,
+        vg::PARAM_CROSS_DEVICE => flag(Features::RESOURCE_UUID),
+        vg::PARAM_CONTEXT_INIT | vg::PARAM_EXPLICIT_DEBUG_NAME => flag(Features::CONTEXT_INIT),
+        vg::PARAM_SUPPORTED_CAPSET_IDS => device.capset_mask(),
+        _ => return Err(Errno::EINVAL),
+    };
+    p.set_header(&g).map_err(wire)?;
+    Ok(0)
+}
+
+/// GET_CAPS: a capset of the device, copied up to the client's size.
+pub fn get_caps(device: &Device, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let c: GetCapsHeader = p.header().map_err(wire)?;
+    let data = p.skip_array::<u8>(c.size).map_err(wire)?;
+    p.finish().map_err(wire)?;
+    if device.capsets.is_empty() {
+        return Err(Errno::ENOSYS);
+    }
+    if c.size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !device
+        .capsets
+        .iter()
+        .any(|s| s.id == c.cap_set_id && s.max_version >= c.cap_set_ver)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let caps = device
+        .capset(c.cap_set_id, c.cap_set_ver)
+        .map_err(io_errno)?;
+    let n = caps.len().min(c.size as usize);
+    p.set_array(data, &caps[..n]).map_err(wire)?;
+    Ok(0)
+}
+
+/// CONTEXT_INIT: only with the CONTEXT_INIT feature (EINVAL otherwise, as
+/// Linux), and EEXIST once the context exists.
+pub fn context_init(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let h: ContextInitHeader = p.header().map_err(wire)?;
+    p.array::<vg::ContextParam>(h.num_params).map_err(wire)?;
+    p.finish().map_err(wire)?;
+    if !device
+        .features
+        .contains(Features::CONTEXT_INIT | Features::VIRGL)
+        || h.num_params > 4
+    {
+        return Err(Errno::EINVAL);
+    }
+    if file.has_context() {
+        return Err(Errno::EEXIST);
+    }
+    // The device here never offers CONTEXT_INIT; capset-bound contexts come
+    // with a device that does.
+    Err(Errno::EINVAL)
+}
+
+/// RESOURCE_CREATE: a device resource with page-rounded backing in the
+/// file's memory, attached to the file's context (created if need be).
+pub fn resource_create(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut r: ResourceCreate = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let virgl = device.features.contains(Features::VIRGL);
+    let placeholder = ResourceId::new(1).expect("non-zero");
+    let request = if virgl {
+        let params = Resource3dParams {
+            target: r.target,
+            format: r.format,
+            bind: r.bind,
+            width: r.width,
+            height: r.height,
+            depth: r.depth,
+            array_size: r.array_size,
+            last_level: r.last_level,
+            nr_samples: r.nr_samples,
+            flags: r.flags,
+        };
+        ResourceCreate3d::new(placeholder, &params)
+            .as_bytes()
+            .to_vec()
+    } else {
+        // Without virgl only 2D resources exist (Linux's rule).
+        if r.target != 2
+            || r.depth != 1
+            || r.array_size != 1
+            || r.last_level != 0
+            || r.nr_samples != 0
+        {
+            return Err(Errno::EINVAL);
+        }
+        ResourceCreate2d::new(placeholder, Format(r.format), r.width, r.height)
+            .as_bytes()
+            .to_vec()
+    };
+    let size = r
+        .size
+        .max(1)
+        .checked_next_multiple_of(PAGE)
+        .ok_or(Errno::EINVAL)?;
+    let (reply, answer) = file.session.call(&request, 0, 24).map_err(io_errno)?;
+    answer_errno(&answer)?;
+    let res = ResourceId::new(reply.created as u32).ok_or(Errno::EIO)?;
+    let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
+    let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
+    attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
+    answer_errno(&file.session.call(&attach, 0, 24).map_err(io_errno)?.1)?;
+    if virgl {
+        let ctx = file.context()?;
+        let request = CtxAttachResource::new(ctx, res);
+        answer_errno(
+            &file
+                .session
+                .call(request.as_bytes(), 0, 24)
+                .map_err(io_errno)?
+                .1,
+        )?;
+    }
+    let map = std::sync::Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
+    r.bo_handle = file.insert(Bo {
+        res: res.get(),
+        size,
+        addr,
+        offset,
+        map,
+        fence: 0,
+    })?;
+    r.res_handle = res.get();
+    p.set_header(&r).map_err(wire)?;
+    Ok(0)
+}
+
+/// RESOURCE_INFO.
+pub fn resource_info(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut i: ResourceInfo = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let bo = file.bo(i.bo_handle)?;
+    i.res_handle = bo.res;
+    i.size = bo.size;
+    i.blob_mem = 0;
+    p.set_header(&i).map_err(wire)?;
+    Ok(0)
+}
+
+/// MAP: the offset to mmap the object's backing at.
+pub fn map(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut m: Map = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    m.offset = file.bo(m.handle)?.offset;
+    p.set_header(&m).map_err(wire)?;
+    Ok(0)
+}
+
+/// TRANSFER_TO_HOST / TRANSFER_FROM_HOST: a fenced transfer whose fence
+/// the object then carries (for WAIT). Returns at once, as Linux.
+pub fn transfer(
+    device: &Device,
+    file: &mut DrmFile,
+    to_host: bool,
+    payload: &mut [u8],
+) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let t: Transfer = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    if !device.features.contains(Features::VIRGL) {
+        return Err(Errno::ENOSYS);
+    }
+    // Strides are only for blob objects, which do not exist here.
+    if t.stride != 0 || t.layer_stride != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let res = ResourceId::new(file.bo(t.bo_handle)?.res).ok_or(Errno::EIO)?;
+    let ctx = file.context()?;
+    let b = t.box_;
+    let bx = Box3d::new(b.x, b.y, b.z, b.w, b.h, b.d);
+    let offset = u64::from(t.offset);
+    let request = if to_host {
+        TransferToHost3d::new(ctx, res, bx, offset, t.level, 0, 0)
+            .as_bytes()
+            .to_vec()
+    } else {
+        TransferFromHost3d::new(ctx, res, bx, offset, t.level, 0, 0)
+            .as_bytes()
+            .to_vec()
+    };
+    let reply = file
+        .session
+        .queue(&request, QUEUE_FENCED | QUEUE_DETACHED)
+        .map_err(io_errno)?;
+    file.bo(t.bo_handle)?.fence = reply.fence;
+    Ok(0)
+}
+
+/// WAIT: whether the object's last fence has signalled, from syncd's page
+/// (no call): NOWAIT answers EBUSY while busy; otherwise the request parks
+/// until it signals or [`WAIT_TIMEOUT`] passes (EBUSY, as Linux).
+pub fn wait(
+    device: &mut Device,
+    file: &mut DrmFile,
+    since: Instant,
+    payload: &mut [u8],
+) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let w: Wait = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    if w.flags & !vg::WAIT_NOWAIT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fence = file.bo(w.handle)?.fence;
+    if device.signaled(fence).map_err(io_errno)? {
+        return Ok(0);
+    }
+    if w.flags & vg::WAIT_NOWAIT != 0 || since.elapsed() >= WAIT_TIMEOUT {
+        return Err(Errno::EBUSY);
+    }
+    Err(Errno::EAGAIN)
+}
+
+/// EXECBUFFER: the stream goes to the device as a fenced SUBMIT_3D in the
+/// file's context (created if need be); the fence goes on each listed
+/// object and into each out-syncobj; with FENCE_FD_OUT its point is
+/// written to `fence_fd`, and the client obtains the sync_file by `dup`.
+/// In-syncobjs that have not signalled park the request (it re-runs from
+/// the start: nothing was submitted yet).
+pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut e: ExecbufferHeader = p.header().map_err(wire)?;
+    // Mesa's command buffers exceed the element-array cap: a byte array,
+    // bounded by the payload itself.
+    let stream_index = p.bytes(e.size).map_err(wire)?;
+    let handles = p.u32s(e.num_bo_handles).map_err(wire)?;
+    let ins = p.array::<ExecSyncobj>(e.num_in_syncobjs).map_err(wire)?;
+    let outs = p.array::<ExecSyncobj>(e.num_out_syncobjs).map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let known = vg::EXECBUF_FENCE_FD_IN | vg::EXECBUF_FENCE_FD_OUT | vg::EXECBUF_RING_IDX;
+    if e.flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !device.features.contains(Features::VIRGL) {
+        return Err(Errno::ENOSYS);
+    }
+    // No rings without CONTEXT_INIT; in-fence fds are not carried on this
+    // wire yet.
+    if e.flags & (vg::EXECBUF_RING_IDX | vg::EXECBUF_FENCE_FD_IN) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    for h in &handles {
+        file.bo(*h)?;
+    }
+    for s in &ins {
+        let points = [s.point];
+        let table = file.syncobjs()?;
+        match table.wait(&[s.handle], Some(&points), 0, 0) {
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(Errno::ETIME.0) => return Err(Errno::EAGAIN),
+            Err(err) => return Err(io_errno(err)),
+        }
+    }
+    let ctx = file.context()?;
+    let stream = p.array_bytes(stream_index).map_err(wire)?;
+    let mut request = CmdSubmit::new(ctx, stream.len() as u32).as_bytes().to_vec();
+    request.extend_from_slice(stream);
+    let reply = file
+        .session
+        .queue(&request, QUEUE_FENCED | QUEUE_DETACHED)
+        .map_err(io_errno)?;
+    for h in &handles {
+        file.bo(*h)?.fence = reply.fence;
+    }
+    if !outs.is_empty() {
+        let (timeline, _) = device.fences().map_err(io_errno)?;
+        let fence = SyncFile::for_fence(*timeline, reply.fence).map_err(io_errno)?;
+        let table = file.syncobjs()?;
+        for s in &outs {
+            let point = (s.point != 0).then_some(s.point);
+            table
+                .import_sync_file(s.handle, &fence, point)
+                .map_err(io_errno)?;
+        }
+    }
+    let resets: Vec<u32> = ins
+        .iter()
+        .filter(|s| s.flags & vg::EXECBUF_SYNCOBJ_RESET != 0)
+        .map(|s| s.handle)
+        .collect();
+    if !resets.is_empty() {
+        file.syncobjs()?.reset(&resets).map_err(io_errno)?;
+    }
+    if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
+        // Device fence ids stay below 2^31 (the backend's limit).
+        e.fence_fd = i32::try_from(reply.fence).map_err(|_| Errno::EOVERFLOW)?;
+    }
+    p.set_header(&e).map_err(wire)?;
+    Ok(0)
+}
