@@ -2,13 +2,12 @@
 //! process, and daemons started the way init starts them (readiness on
 //! `INIT_NOTIFY`), stopped with SIGTERM.
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::sync::Once;
 
+use scheme_seam::daemon::Started;
 use scheme_seam::SchemeFd;
 
 /// The bus directory of this test process, created and exported (the
@@ -56,53 +55,29 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A daemon process serving scheme `name`; killed on drop if still running.
+/// A daemon process serving scheme `name`; stopped when dropped.
 #[derive(Debug)]
 pub struct Daemon {
-    child: Child,
+    started: Started,
     name: String,
 }
 
 impl Daemon {
-    /// Starts `program args…` and waits for its readiness byte on the
-    /// `INIT_NOTIFY` pipe, as Redox init does.
+    /// Starts `program args…` as init would and waits for its readiness
+    /// byte, with its log in the bus directory.
     pub fn start(program: &Path, args: &[&str], name: &str) -> Daemon {
         let dir = bus_dir();
-        let (mut ready, notify) = std::io::pipe().expect("pipe");
-        let notify = OwnedFd::from(notify);
-        let raw = notify.as_raw_fd();
         // Keep daemon logs out of test output; a failing test names the file.
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stderr(std::fs::File::create(&log).expect("creating the daemon log"))
-            .env(scheme_seam::linux::SCHEME_DIR, &dir)
-            .env(scheme_seam::daemon::INIT_NOTIFY, "3");
-        // SAFETY: only dup2 (async-signal-safe) runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        drop(notify);
-        let mut byte = [1u8];
-        ready.read_exact(&mut byte).unwrap_or_else(|e| {
-            panic!(
-                "{} never signalled readiness ({e}); its log: {}",
-                program.display(),
-                log.display()
-            )
-        });
-        assert_eq!(byte, [0]);
+            .env(scheme_seam::linux::SCHEME_DIR, &dir);
+        let started = Started::start(cmd)
+            .unwrap_or_else(|e| panic!("{}: {e}; its log: {}", program.display(), log.display()));
         assert!(dir.join(name).exists(), "socket exists once ready");
         Daemon {
-            child,
+            started,
             name: name.into(),
         }
     }
@@ -119,28 +94,17 @@ impl Daemon {
 
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.started.pid()
     }
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().expect("waiting for the daemon")
+        self.started.terminate().expect("waiting for the daemon")
     }
 
     /// Whether the daemon's socket is still in the bus directory.
     pub fn socket_exists(&self) -> bool {
         bus_dir().join(&self.name).exists()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

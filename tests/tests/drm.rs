@@ -7,16 +7,14 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use drm_uapi::core::{self as dc, GemClose, VersionHeader};
-use drm_uapi::virtgpu::{
-    self as vg, ExecSyncobj, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate,
-    Transfer, Wait,
-};
+use drm_uapi::core::{self as dc, GemClose};
+use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Wait};
 use drm_uapi::wire::Builder;
+use drmd::client::DrmFd;
 use scheme_seam::SchemeFd;
 use stack_tests::{bus_dir, workspace_binary, Daemon};
 use syncd::client::SyncFile;
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::{FromZeros, IntoBytes};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.
 static DAEMONS: Mutex<()> = Mutex::new(());
@@ -39,47 +37,48 @@ fn stack() -> Stack {
     }
 }
 
-fn render_node() -> SchemeFd {
-    SchemeFd::open("/scheme/drm/renderD128", 0).unwrap()
+fn render_node() -> DrmFd {
+    DrmFd::open("/scheme/drm/renderD128").unwrap()
 }
 
-fn ioctl(fd: &SchemeFd, nr: u64, payload: &mut [u8]) -> std::io::Result<usize> {
-    fd.call(payload, &[nr])
-}
-
-fn errno(r: std::io::Result<usize>) -> Option<i32> {
+fn errno(r: std::io::Result<impl std::fmt::Debug>) -> Option<i32> {
     r.unwrap_err().raw_os_error()
 }
 
-fn getparam(fd: &SchemeFd, param: u64) -> std::io::Result<u64> {
-    let mut g = GetParam { param, value: 0 };
-    ioctl(fd, vg::GETPARAM, g.as_mut_bytes())?;
-    Ok(g.value)
+fn whole(w: u32, h: u32) -> Box3d {
+    Box3d {
+        x: 0,
+        y: 0,
+        z: 0,
+        w,
+        h,
+        d: 1,
+    }
 }
 
 /// RESOURCE_CREATE of a `w × h` RGBA8 render target; (bo handle, res id).
-fn create(fd: &SchemeFd, w: u32, h: u32) -> (u32, u32) {
-    let mut r = ResourceCreate {
-        target: 2,
-        format: virgl_stream::format::R8G8B8A8_UNORM,
-        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
-        width: w,
-        height: h,
-        depth: 1,
-        array_size: 1,
-        size: w * h * 4,
-        stride: w * 4,
-        ..ResourceCreate::new_zeroed()
-    };
-    ioctl(fd, vg::RESOURCE_CREATE, r.as_mut_bytes()).unwrap();
-    assert_ne!(r.bo_handle, 0);
-    assert_ne!(r.res_handle, 0);
-    (r.bo_handle, r.res_handle)
+fn create(fd: &DrmFd, w: u32, h: u32) -> (u32, u32) {
+    let (bo, res) = fd
+        .resource_create(ResourceCreate {
+            target: 2,
+            format: virgl_stream::format::R8G8B8A8_UNORM,
+            bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+            width: w,
+            height: h,
+            depth: 1,
+            array_size: 1,
+            size: w * h * 4,
+            stride: w * 4,
+            ..ResourceCreate::new_zeroed()
+        })
+        .unwrap();
+    assert!(bo != 0 && res != 0);
+    (bo, res)
 }
 
 /// EXECBUFFER of a clear of resource `res` to `rgba` with `bo` listed;
-/// returns the fence point written to `fence_fd`.
-fn clear(fd: &SchemeFd, bo: u32, res: u32, rgba: [f32; 4]) -> u64 {
+/// returns the out-fence.
+fn clear(fd: &DrmFd, bo: u32, res: u32, rgba: [f32; 4]) -> SyncFile {
     let mut s = virgl_stream::Stream::new();
     s.create_sub_ctx(1)
         .set_sub_ctx(1)
@@ -87,41 +86,14 @@ fn clear(fd: &SchemeFd, bo: u32, res: u32, rgba: [f32; 4]) -> u64 {
         .set_framebuffer_state(0, &[1])
         .clear(virgl_stream::clear::COLOR0, rgba, 0.0, 0)
         .destroy_object(1);
-    let stream = s.to_bytes();
-    let header = ExecbufferHeader {
-        flags: vg::EXECBUF_FENCE_FD_OUT,
-        size: stream.len() as u32,
-        num_bo_handles: 1,
-        ..ExecbufferHeader::new_zeroed()
-    };
-    let mut payload = Builder::new(&header).array(&stream).array(&[bo]).build();
-    ioctl(fd, vg::EXECBUFFER, &mut payload).unwrap();
-    let (out, _) = ExecbufferHeader::read_from_prefix(&payload).unwrap();
-    assert!(out.fence_fd > 0);
-    out.fence_fd as u64
+    fd.execbuffer(&s.to_bytes(), &[bo], true).unwrap().unwrap()
 }
 
 /// TRANSFER_FROM_HOST of the whole `w × h` object, WAIT, MAP and read.
-fn read_back(fd: &SchemeFd, bo: u32, w: u32, h: u32) -> Vec<u8> {
-    let mut t = Transfer {
-        bo_handle: bo,
-        ..Transfer::new_zeroed()
-    };
-    t.box_.w = w;
-    t.box_.h = h;
-    t.box_.d = 1;
-    ioctl(fd, vg::TRANSFER_FROM_HOST, t.as_mut_bytes()).unwrap();
-    let mut wait = Wait {
-        handle: bo,
-        flags: 0,
-    };
-    ioctl(fd, vg::WAIT, wait.as_mut_bytes()).unwrap();
-    let mut m = Map {
-        handle: bo,
-        ..Map::new_zeroed()
-    };
-    ioctl(fd, vg::MAP, m.as_mut_bytes()).unwrap();
-    let map = fd.mmap(m.offset, (w * h * 4) as usize, true).unwrap();
+fn read_back(fd: &DrmFd, bo: u32, w: u32, h: u32) -> Vec<u8> {
+    fd.transfer(bo, whole(w, h), false).unwrap();
+    fd.wait(bo, false).unwrap();
+    let map = fd.map(bo, (w * h * 4) as usize).unwrap();
     let mut pixels = vec![0u8; (w * h * 4) as usize];
     map.read_bytes(0, &mut pixels);
     pixels
@@ -133,102 +105,83 @@ fn clear_and_read_back_through_scheme_drm() {
     let _stack = stack();
     let fd = render_node();
 
-    // VERSION twice, as Mesa does: lengths, then the strings.
-    let mut payload = VersionHeader::new_zeroed().as_bytes().to_vec();
-    ioctl(&fd, dc::VERSION, &mut payload).unwrap();
-    let (v, _) = VersionHeader::read_from_prefix(&payload).unwrap();
-    assert_eq!((v.version_major, v.version_minor), (0, 1));
-    let ask = VersionHeader {
-        name_len: v.name_len,
-        date_len: v.date_len,
-        desc_len: v.desc_len,
-        ..VersionHeader::new_zeroed()
-    };
-    let total = (v.name_len + v.date_len + v.desc_len) as usize;
-    let mut payload = Builder::new(&ask).zeroed::<u8>(total).build();
-    ioctl(&fd, dc::VERSION, &mut payload).unwrap();
-    let name = &payload[size_of::<VersionHeader>()..][..v.name_len as usize];
-    assert_eq!(name, b"virtio_gpu");
-
-    // GETPARAM, answered from what virtio-gpud negotiated.
-    assert_eq!(getparam(&fd, vg::PARAM_3D_FEATURES).unwrap(), 1);
-    assert_eq!(getparam(&fd, vg::PARAM_CAPSET_QUERY_FIX).unwrap(), 1);
-    assert_eq!(getparam(&fd, vg::PARAM_CONTEXT_INIT).unwrap(), 0);
+    let version = fd.version().unwrap();
+    assert_eq!(version.name, "virtio_gpu");
     assert_eq!(
-        getparam(&fd, vg::PARAM_SUPPORTED_CAPSET_IDS).unwrap() & 0b110,
+        version.number,
+        (0, 1, 0),
+        "minor 1 enables fence fds in Mesa"
+    );
+    // GETPARAM, answered from what virtio-gpud negotiated.
+    assert_eq!(fd.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+    assert_eq!(fd.getparam(vg::PARAM_CAPSET_QUERY_FIX).unwrap(), 1);
+    assert_eq!(fd.getparam(vg::PARAM_CONTEXT_INIT).unwrap(), 0);
+    assert_eq!(
+        fd.getparam(vg::PARAM_SUPPORTED_CAPSET_IDS).unwrap() & 0b110,
         0b110
     );
-    assert_eq!(
-        errno(ioctl(
-            &fd,
-            vg::GETPARAM,
-            GetParam {
-                param: 99,
-                value: 0
-            }
-            .as_mut_bytes()
-        )),
-        Some(libc::EINVAL)
-    );
-
+    assert_eq!(errno(fd.getparam(99)), Some(libc::EINVAL));
     // GET_CAPS for capset 2 at Mesa's size.
-    let caps = GetCapsHeader {
-        cap_set_id: 2,
-        cap_set_ver: 2,
-        size: 1376,
-        pad: 0,
-    };
-    let mut payload = Builder::new(&caps).zeroed::<u8>(1376).build();
-    ioctl(&fd, vg::GET_CAPS, &mut payload).unwrap();
-    let data = &payload[size_of::<GetCapsHeader>()..];
+    let caps = fd.get_caps(2, 2, 1376).unwrap();
     assert_eq!(
-        u32::from_le_bytes(data[..4].try_into().unwrap()),
+        u32::from_le_bytes(caps[..4].try_into().unwrap()),
         2,
         "capset max_version"
+    );
+    assert_eq!(
+        errno(fd.get_caps(2, 3, 1376)),
+        Some(libc::EINVAL),
+        "no version 3"
     );
 
     // RESOURCE_CREATE, EXECBUFFER with an out-fence, wait on it.
     let (w, h) = (64, 64);
     let (bo, res) = create(&fd, w, h);
-    let point = clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]);
-    let mut dup = vg::EXECBUFFER.to_le_bytes().to_vec();
-    dup.extend_from_slice(&point.to_le_bytes());
-    let fence = SyncFile::from_fd(fd.dup(&dup).unwrap());
+    let fence = clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]);
     assert!(
         fence.wait(Duration::from_secs(10)).unwrap(),
         "the out-fence signals"
     );
-
     // TRANSFER_FROM_HOST, WAIT, MAP + read: every pixel red.
     let pixels = read_back(&fd, bo, w, h);
     assert!(
         pixels.chunks_exact(4).all(|p| p == [0xFF, 0, 0, 0xFF]),
         "every pixel red"
     );
-
     // NOWAIT on an idle object answers 0; GEM_CLOSE releases it.
-    let mut nowait = Wait {
-        handle: bo,
-        flags: vg::WAIT_NOWAIT,
-    };
-    ioctl(&fd, vg::WAIT, nowait.as_mut_bytes()).unwrap();
-    ioctl(
-        &fd,
-        dc::GEM_CLOSE,
-        GemClose { handle: bo, pad: 0 }.as_mut_bytes(),
-    )
-    .unwrap();
-    assert_eq!(
-        errno(ioctl(
-            &fd,
-            vg::MAP,
-            Map {
-                handle: bo,
-                ..Map::new_zeroed()
-            }
-            .as_mut_bytes()
-        )),
-        Some(libc::ENOENT)
+    fd.wait(bo, true).unwrap();
+    fd.gem_close(bo).unwrap();
+    assert_eq!(errno(fd.map(bo, 16)), Some(libc::ENOENT));
+}
+
+#[test]
+fn an_upload_through_map_is_used_by_a_submit_and_read_back() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let (w, h) = (32u32, 16u32);
+    let (src, src_res) = create(&fd, w, h);
+    let (dst, dst_res) = create(&fd, w, h);
+    let pattern: Vec<u8> = (0..w * h * 4).map(|i| (i * 13 + i / 7) as u8).collect();
+    fd.map(src, pattern.len()).unwrap().write_bytes(0, &pattern);
+    fd.transfer(src, whole(w, h), true).unwrap();
+    let mut s = virgl_stream::Stream::new();
+    s.create_sub_ctx(1).set_sub_ctx(1).resource_copy_region(
+        dst_res,
+        0,
+        [0, 0, 0],
+        src_res,
+        0,
+        [0, 0, 0, w, h, 1],
+    );
+    let fence = fd
+        .execbuffer(&s.to_bytes(), &[src, dst], true)
+        .unwrap()
+        .unwrap();
+    assert!(fence.wait(Duration::from_secs(10)).unwrap());
+    assert!(
+        read_back(&fd, dst, w, h) == pattern,
+        "the copy holds the uploaded pattern"
     );
 }
 
@@ -239,8 +192,13 @@ fn two_clients_render_their_own_colours_and_cannot_name_each_others_objects() {
     let (a, b) = (render_node(), render_node());
     let (bo_a, res_a) = create(&a, 32, 32);
     let (bo_b, res_b) = create(&b, 32, 32);
-    clear(&a, bo_a, res_a, [0.0, 1.0, 0.0, 1.0]);
-    clear(&b, bo_b, res_b, [0.0, 0.0, 1.0, 1.0]);
+    let fences = [
+        clear(&a, bo_a, res_a, [0.0, 1.0, 0.0, 1.0]),
+        clear(&b, bo_b, res_b, [0.0, 0.0, 1.0, 1.0]),
+    ];
+    assert!(fences
+        .iter()
+        .all(|f| f.wait(Duration::from_secs(10)).unwrap()));
     assert!(read_back(&a, bo_a, 32, 32)
         .chunks_exact(4)
         .all(|p| p == [0, 0xFF, 0, 0xFF]));
@@ -248,15 +206,7 @@ fn two_clients_render_their_own_colours_and_cannot_name_each_others_objects() {
         .chunks_exact(4)
         .all(|p| p == [0, 0, 0xFF, 0xFF]));
     // A handle of A's means nothing to B (B's handles are its own numbers).
-    let foreign = bo_a + 100;
-    let mut m = Map {
-        handle: foreign,
-        ..Map::new_zeroed()
-    };
-    assert_eq!(
-        errno(ioctl(&b, vg::MAP, m.as_mut_bytes())),
-        Some(libc::ENOENT)
-    );
+    assert_eq!(errno(b.map(bo_a + 100, 16)), Some(libc::ENOENT));
 }
 
 #[test]
@@ -278,7 +228,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         vg::GET_CAPS,
     ] {
         assert_eq!(
-            errno(ioctl(&fd, nr, &mut [0u8; 3])),
+            errno(fd.ioctl(nr, &mut [0u8; 3])),
             Some(libc::EINVAL),
             "nr {nr:#x}"
         );
@@ -290,7 +240,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     };
     let mut payload = Builder::new(&header).build();
     assert_eq!(
-        errno(ioctl(&fd, vg::EXECBUFFER, &mut payload)),
+        errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
         Some(libc::EINVAL)
     );
     // An oversized count.
@@ -300,7 +250,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     };
     let mut payload = Builder::new(&header).build();
     assert_eq!(
-        errno(ioctl(&fd, vg::EXECBUFFER, &mut payload)),
+        errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
         Some(libc::EINVAL)
     );
     // Unknown handles, flags and nrs.
@@ -309,7 +259,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         flags: 0,
     };
     assert_eq!(
-        errno(ioctl(&fd, vg::WAIT, wait.as_mut_bytes())),
+        errno(fd.ioctl(vg::WAIT, wait.as_mut_bytes())),
         Some(libc::ENOENT)
     );
     let header = ExecbufferHeader {
@@ -317,11 +267,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         ..ExecbufferHeader::new_zeroed()
     };
     assert_eq!(
-        errno(ioctl(
-            &fd,
-            vg::EXECBUFFER,
-            &mut Builder::new(&header).build()
-        )),
+        errno(fd.ioctl(vg::EXECBUFFER, &mut Builder::new(&header).build())),
         Some(libc::EINVAL)
     );
     let header = ExecbufferHeader {
@@ -330,19 +276,18 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     };
     let mut payload = Builder::new(&header).array(&[55u32]).build();
     assert_eq!(
-        errno(ioctl(&fd, vg::EXECBUFFER, &mut payload)),
+        errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
         Some(libc::ENOENT)
     );
-    assert_eq!(errno(ioctl(&fd, 0x7F, &mut [0u8; 8])), Some(libc::ENOTTY));
+    assert_eq!(errno(fd.ioctl(0x7F, &mut [0u8; 8])), Some(libc::ENOTTY));
     let mut close = GemClose { handle: 9, pad: 0 };
     assert_eq!(
-        errno(ioctl(&fd, dc::GEM_CLOSE, close.as_mut_bytes())),
+        errno(fd.ioctl(dc::GEM_CLOSE, close.as_mut_bytes())),
         Some(libc::EINVAL)
     );
     // The file still works.
     let (bo, res) = create(&fd, 16, 16);
     clear(&fd, bo, res, [1.0, 1.0, 1.0, 1.0]);
-    let _ = ExecSyncobj::new_zeroed();
 }
 
 fn objects() -> String {

@@ -3,8 +3,9 @@
 //! - `setup`: installs what the device tests need when it is missing: QEMU's
 //!   `vhost-user-gpu` backend and the libraries virglrenderer and Mesa's
 //!   llvmpipe need (as root through apt-get; otherwise it names the steps).
-//! - `demo [OUTPUT.png]`: the main job: brings up the device and runs the
-//!   clear-and-read-back flow, writing the read-back image as a PNG.
+//! - `demo [OUTPUT.png]`: the main job: starts virtio-gpud (and with it the
+//!   device), syncd and drmd, then renders through scheme:drm as Mesa
+//!   does, writing the read-back image as a PNG.
 //! - `test`: set-up, formatting and lint checks, the Redox build check, the
 //!   demo, then every test.
 
@@ -12,7 +13,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+use scheme_seam::daemon::Started;
+use scheme_seam::linux::SCHEME_DIR;
 use virtio_gpud::transport::vhost_user::{find_backend, PROJECT_BACKEND};
+
+/// The stack's daemons, in the order init starts them.
+const DAEMONS: [&str; 3] = ["virtio-gpud", "syncd", "drmd"];
 
 /// Debian 12 packages the backend binary needs at run time (virglrenderer,
 /// Mesa's EGL/GBM with llvmpipe, and the backend's own libraries).
@@ -199,18 +205,46 @@ fn install_backend() -> Result {
 
 fn demo(output: Option<&str>) -> Result {
     setup()?;
-    let output = output.unwrap_or("out/clear-readback.png");
-    cargo(&[
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "virtio-gpud",
-        "--example",
-        "clear_readback",
-        "--",
-        output,
-    ])
+    let output = output.unwrap_or("out/drm-render.png");
+    let mut build = vec!["build", "--quiet", "--release"];
+    for package in DAEMONS {
+        build.extend(["--package", package]);
+    }
+    build.extend(["--bins", "--example", "render"]);
+    cargo(&build)?;
+    let release = workspace_root().join("target/release");
+    // A bus of the demo's own: /scheme/ for these daemons and this client.
+    let bus = workspace_root().join("target/demo/bus");
+    let _ = std::fs::remove_dir_all(&bus);
+    std::fs::create_dir_all(&bus).map_err(|e| format!("creating {}: {e}", bus.display()))?;
+    // Started in init's order; each is stopped (SIGTERM) when dropped.
+    let mut running = Vec::new();
+    for daemon in DAEMONS {
+        let log = bus.join(format!("{daemon}.log"));
+        let mut cmd = Command::new(release.join(daemon));
+        cmd.env(SCHEME_DIR, &bus)
+            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+        let started =
+            Started::start(cmd).map_err(|e| format!("{daemon}: {e} (log: {})", log.display()))?;
+        println!(
+            "started {daemon} (pid {}, log {})",
+            started.pid(),
+            log.display()
+        );
+        running.push(started);
+    }
+    let status = Command::new(release.join("examples/render"))
+        .arg(output)
+        .env(SCHEME_DIR, &bus)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("running the render client: {e}"))?;
+    drop(running);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the render client failed: {status}"))
+    }
 }
 
 fn test() -> Result {
@@ -235,7 +269,7 @@ fn test() -> Result {
     // Daemon binaries are started by the cross-process tests.
     cargo(&["build", "--workspace", "--bins"])?;
     // The main job must keep working too.
-    demo(Some("target/demo/clear-readback.png"))?;
+    demo(Some("target/demo/drm-render.png"))?;
     cargo_test()
 }
 

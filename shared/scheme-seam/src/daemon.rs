@@ -103,3 +103,85 @@ fn set_flags(fd: RawFd) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// How long [`Started::terminate`] waits after SIGTERM before SIGKILL.
+#[cfg(target_os = "linux")]
+pub const TERM_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A daemon this process started the way init starts it: with an
+/// `INIT_NOTIFY` pipe whose byte says it serves. Stopped with SIGTERM when
+/// dropped (Linux; tests, tools and the demo start the stack this way).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct Started {
+    child: std::process::Child,
+}
+
+#[cfg(target_os = "linux")]
+impl Started {
+    /// Starts `cmd` and waits until it is ready (or has failed).
+    pub fn start(mut cmd: std::process::Command) -> io::Result<Started> {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+
+        /// The descriptor number the daemon is told to write to.
+        const NOTIFY_FD: RawFd = 3;
+        let (mut ready, notify) = std::io::pipe()?;
+        let notify = OwnedFd::from(notify);
+        let raw = notify.as_raw_fd();
+        cmd.env(INIT_NOTIFY, NOTIFY_FD.to_string());
+        // SAFETY: only dup2, which is async-signal-safe, runs between fork
+        // and exec; the duplicate drops FD_CLOEXEC so the pipe survives exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, NOTIFY_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        drop(notify);
+        let mut byte = [1u8];
+        if let Err(e) = ready.read_exact(&mut byte) {
+            let status = child.wait()?;
+            return Err(io::Error::other(format!(
+                "{:?} exited ({status}) before it was ready: {e}",
+                cmd.get_program()
+            )));
+        }
+        Ok(Started { child })
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit; a daemon still running after
+    /// [`TERM_GRACE`] is killed.
+    pub fn terminate(&mut self) -> io::Result<std::process::ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        // SAFETY: signalling our own child, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + TERM_GRACE;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        log::warn!("pid {} ignored SIGTERM; killing it", self.child.id());
+        self.child.kill()?;
+        self.child.wait()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}

@@ -18,6 +18,8 @@ pub mod cmd {
     pub const SET_FRAMEBUFFER_STATE: u8 = 5;
     /// CLEAR.
     pub const CLEAR: u8 = 7;
+    /// RESOURCE_COPY_REGION.
+    pub const RESOURCE_COPY_REGION: u8 = 17;
     /// SET_SUB_CTX.
     pub const SET_SUB_CTX: u8 = 28;
     /// CREATE_SUB_CTX.
@@ -141,6 +143,26 @@ impl Stream {
         )
     }
 
+    /// RESOURCE_COPY_REGION: copies the box `src_box` (x, y, z, w, h, d) of
+    /// level `src_level` of resource `src` to (`x`, `y`, `z`) of level
+    /// `dst_level` of resource `dst` (device resource ids).
+    pub fn resource_copy_region(
+        &mut self,
+        dst: u32,
+        dst_level: u32,
+        [x, y, z]: [u32; 3],
+        src: u32,
+        src_level: u32,
+        src_box: [u32; 6],
+    ) -> &mut Self {
+        let [bx, by, bz, w, h, d] = src_box;
+        self.command(
+            cmd::RESOURCE_COPY_REGION,
+            0,
+            &[dst, dst_level, x, y, z, src, src_level, bx, by, bz, w, h, d],
+        )
+    }
+
     /// DESTROY_OBJECT `handle` (of any type).
     pub fn destroy_object(&mut self, handle: u32) -> &mut Self {
         self.command(cmd::DESTROY_OBJECT, 0, &[handle])
@@ -207,6 +229,14 @@ mod tests {
         s.clear(clear::DEPTH, [0.0; 4], 1.0, 7);
         let bits = 1.0f64.to_bits();
         assert_eq!(&s.words()[6..9], &[bits as u32, (bits >> 32) as u32, 7]);
+    }
+
+    #[test]
+    fn copy_region_has_thirteen_payload_dwords_in_decoder_order() {
+        let mut s = Stream::new();
+        s.resource_copy_region(7, 0, [1, 2, 0], 9, 0, [0, 0, 0, 4, 4, 1]);
+        assert_eq!(s.words()[0], 0x000D_0011);
+        assert_eq!(&s.words()[1..], &[7, 0, 1, 2, 0, 9, 0, 0, 0, 0, 4, 4, 1]);
     }
 
     #[test]

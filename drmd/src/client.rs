@@ -1,0 +1,179 @@
+//! A typed client of `scheme:drm`: each ioctl encoded on the wire exactly
+//! as relibc sends it ([`drm_uapi`]). Used by the demo and the tests, and
+//! the reference for the Linux shim.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use drm_uapi::core::{self as dc, GemClose, VersionHeader};
+use drm_uapi::virtgpu::{
+    self as vg, Box3d, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate, Transfer,
+    Wait,
+};
+use drm_uapi::wire::Builder;
+use scheme_seam::{SchemeFd, ShmRegion};
+use syncd::client::SyncFile;
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+/// What VERSION says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Major, minor, patch level.
+    pub number: (i32, i32, i32),
+    /// Driver name (`virtio_gpu`).
+    pub name: String,
+}
+
+/// An open DRM file.
+#[derive(Debug)]
+pub struct DrmFd {
+    fd: SchemeFd,
+}
+
+fn bad() -> io::Error {
+    io::ErrorKind::InvalidData.into()
+}
+
+impl DrmFd {
+    /// Opens a node, e.g. `/scheme/drm/renderD128`.
+    pub fn open(path: &str) -> io::Result<DrmFd> {
+        Ok(DrmFd {
+            fd: SchemeFd::open(path, 0)?,
+        })
+    }
+
+    /// A raw ioctl: `nr` with its wire payload.
+    pub fn ioctl(&self, nr: u64, payload: &mut [u8]) -> io::Result<usize> {
+        self.fd.call(payload, &[nr])
+    }
+
+    /// VERSION, asked twice as Mesa does (lengths, then strings).
+    pub fn version(&self) -> io::Result<Version> {
+        let mut payload = VersionHeader::new_zeroed().as_bytes().to_vec();
+        self.ioctl(dc::VERSION, &mut payload)?;
+        let (v, _) = VersionHeader::read_from_prefix(&payload).map_err(|_| bad())?;
+        let ask = VersionHeader {
+            name_len: v.name_len,
+            date_len: v.date_len,
+            desc_len: v.desc_len,
+            ..VersionHeader::new_zeroed()
+        };
+        let total = usize::try_from(v.name_len + v.date_len + v.desc_len).map_err(|_| bad())?;
+        let mut payload = Builder::new(&ask).zeroed::<u8>(total).build();
+        self.ioctl(dc::VERSION, &mut payload)?;
+        let name = payload
+            .get(size_of::<VersionHeader>()..size_of::<VersionHeader>() + v.name_len as usize)
+            .ok_or_else(bad)?;
+        Ok(Version {
+            number: (v.version_major, v.version_minor, v.version_patchlevel),
+            name: String::from_utf8_lossy(name).into_owned(),
+        })
+    }
+
+    /// VIRTGPU_GETPARAM.
+    pub fn getparam(&self, param: u64) -> io::Result<u64> {
+        let mut g = GetParam { param, value: 0 };
+        self.ioctl(vg::GETPARAM, g.as_mut_bytes())?;
+        Ok(g.value)
+    }
+
+    /// VIRTGPU_GET_CAPS of `size` bytes.
+    pub fn get_caps(&self, id: u32, version: u32, size: u32) -> io::Result<Vec<u8>> {
+        let header = GetCapsHeader {
+            cap_set_id: id,
+            cap_set_ver: version,
+            size,
+            pad: 0,
+        };
+        let mut payload = Builder::new(&header).zeroed::<u8>(size as usize).build();
+        self.ioctl(vg::GET_CAPS, &mut payload)?;
+        Ok(payload[size_of::<GetCapsHeader>()..].to_vec())
+    }
+
+    /// VIRTGPU_RESOURCE_CREATE; returns (GEM handle, resource id).
+    pub fn resource_create(&self, mut r: ResourceCreate) -> io::Result<(u32, u32)> {
+        self.ioctl(vg::RESOURCE_CREATE, r.as_mut_bytes())?;
+        Ok((r.bo_handle, r.res_handle))
+    }
+
+    /// VIRTGPU_EXECBUFFER of `stream` with `bos` listed; with `fence_out`,
+    /// returns the out-fence as a sync_file (obtained by `dup`).
+    pub fn execbuffer(
+        &self,
+        stream: &[u8],
+        bos: &[u32],
+        fence_out: bool,
+    ) -> io::Result<Option<SyncFile>> {
+        let header = ExecbufferHeader {
+            flags: if fence_out {
+                vg::EXECBUF_FENCE_FD_OUT
+            } else {
+                0
+            },
+            size: stream.len() as u32,
+            num_bo_handles: bos.len() as u32,
+            ..ExecbufferHeader::new_zeroed()
+        };
+        let mut payload = Builder::new(&header).array(stream).array(bos).build();
+        self.ioctl(vg::EXECBUFFER, &mut payload)?;
+        if !fence_out {
+            return Ok(None);
+        }
+        let (out, _) = ExecbufferHeader::read_from_prefix(&payload).map_err(|_| bad())?;
+        let point = u64::try_from(out.fence_fd).map_err(|_| bad())?;
+        Ok(Some(SyncFile::from_fd(
+            self.fd_of(vg::EXECBUFFER, &point.to_le_bytes())?,
+        )))
+    }
+
+    /// Finishes an fd-returning ioctl: a `dup` naming the ioctl and its
+    /// reference.
+    pub fn fd_of(&self, nr: u64, reference: &[u8]) -> io::Result<OwnedFd> {
+        let mut buf = nr.to_le_bytes().to_vec();
+        buf.extend_from_slice(reference);
+        self.fd.dup(&buf)
+    }
+
+    /// VIRTGPU_TRANSFER_TO_HOST or _FROM_HOST of a box of a GEM object.
+    pub fn transfer(&self, bo: u32, box_: Box3d, to_host: bool) -> io::Result<()> {
+        let mut t = Transfer {
+            bo_handle: bo,
+            box_,
+            ..Transfer::new_zeroed()
+        };
+        let nr = if to_host {
+            vg::TRANSFER_TO_HOST
+        } else {
+            vg::TRANSFER_FROM_HOST
+        };
+        self.ioctl(nr, t.as_mut_bytes()).map(drop)
+    }
+
+    /// VIRTGPU_WAIT (with NOWAIT: EBUSY while busy).
+    pub fn wait(&self, bo: u32, nowait: bool) -> io::Result<()> {
+        let mut w = Wait {
+            handle: bo,
+            flags: if nowait { vg::WAIT_NOWAIT } else { 0 },
+        };
+        self.ioctl(vg::WAIT, w.as_mut_bytes()).map(drop)
+    }
+
+    /// VIRTGPU_MAP then mmap: the object's pages, shared.
+    pub fn map(&self, bo: u32, len: usize) -> io::Result<ShmRegion> {
+        let mut m = Map {
+            handle: bo,
+            ..Map::new_zeroed()
+        };
+        self.ioctl(vg::MAP, m.as_mut_bytes())?;
+        self.fd.mmap(m.offset, len, true)
+    }
+
+    /// GEM_CLOSE.
+    pub fn gem_close(&self, bo: u32) -> io::Result<()> {
+        self.ioctl(
+            dc::GEM_CLOSE,
+            GemClose { handle: bo, pad: 0 }.as_mut_bytes(),
+        )
+        .map(drop)
+    }
+}
