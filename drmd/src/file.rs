@@ -31,6 +31,46 @@ pub struct Bo {
     pub fence: u64,
 }
 
+/// Where EXECBUFFER streams go: memory of the file's own that virtio-gpud
+/// hands to the device in place, so a stream is copied once (from the
+/// ioctl into here). A bump allocator, recycled once every stream in it
+/// has been consumed, which its submit's fence says.
+#[derive(Debug)]
+pub struct Arena {
+    /// Device address of the arena's first byte.
+    addr: u64,
+    map: ShmRegion,
+    head: usize,
+    /// The newest fence of a stream placed since the last recycle.
+    last_fence: u64,
+}
+
+/// Bytes of command arena per file.
+const ARENA: usize = 1 << 20;
+
+impl Arena {
+    /// Copies `stream` into the arena; returns its device address, or None
+    /// when it does not fit until earlier streams are consumed.
+    pub fn place(&mut self, stream: &[u8], consumed: impl FnOnce(u64) -> bool) -> Option<u64> {
+        let len = stream.len().next_multiple_of(64);
+        if self.head + len > ARENA {
+            if len > ARENA || !consumed(self.last_fence) {
+                return None;
+            }
+            self.head = 0;
+        }
+        self.map.write_bytes(self.head, stream);
+        let addr = self.addr + self.head as u64;
+        self.head += len;
+        Some(addr)
+    }
+
+    /// Records the fence of the submit that reads the newest stream.
+    pub fn placed(&mut self, fence: u64) {
+        self.last_fence = self.last_fence.max(fence);
+    }
+}
+
 /// Per-open-file state.
 #[derive(Debug)]
 pub struct DrmFile {
@@ -45,6 +85,8 @@ pub struct DrmFile {
     ctx: Option<CtxId>,
     /// Its syncobj table in syncd, opened on first use.
     syncobjs: Option<SyncobjTable>,
+    /// Its command arena, made on the first EXECBUFFER.
+    arena: Option<Arena>,
 }
 
 /// The answer header of a device command, as an errno.
@@ -76,6 +118,7 @@ impl DrmFile {
             next_handle: 0,
             ctx: None,
             syncobjs: None,
+            arena: None,
         })
     }
 
@@ -111,6 +154,21 @@ impl DrmFile {
     /// The object behind GEM handle `handle` (ENOENT, as Linux).
     pub fn bo(&mut self, handle: u32) -> Result<&mut Bo, Errno> {
         self.bos.get_mut(&handle).ok_or(Errno::ENOENT)
+    }
+
+    /// The file's command arena.
+    pub fn arena(&mut self) -> Result<&mut Arena, Errno> {
+        if self.arena.is_none() {
+            let (addr, offset) = self.session.alloc(ARENA as u64).map_err(io_errno)?;
+            let map = self.session.map(offset, ARENA).map_err(io_errno)?;
+            self.arena = Some(Arena {
+                addr,
+                map,
+                head: 0,
+                last_fence: 0,
+            });
+        }
+        Ok(self.arena.as_mut().expect("just set"))
     }
 
     /// The file's syncobj table in syncd.

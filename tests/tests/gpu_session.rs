@@ -15,7 +15,7 @@ use virtio_gpu_proto::{
     Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxId, MemEntry, Resource3dParams,
     ResourceAttachBacking, ResourceCreate3d, ResourceId, ResponseType, TransferFromHost3d,
 };
-use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use virtio_gpud::client::Session;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -170,6 +170,23 @@ fn sessions_cannot_name_each_others_objects() {
     assert_ne!(&seen, b"belongs to A");
     assert_eq!(errno(b.map(offset_a + (1 << 20), 4096)), Some(libc::EACCES));
     assert_eq!(errno(b.wait(1, 24)), Some(libc::ENOENT));
+    // A stream "in memory" must be in the session's own memory, and exactly
+    // the size the command says.
+    let stream_at = |addr: u64, len: u32, size: u32| {
+        let mut r = CmdSubmit::new(ctx_b, size).as_bytes().to_vec();
+        r.extend_from_slice(StreamRef { addr, len, pad: 0 }.as_bytes());
+        r
+    };
+    let in_memory = QUEUE_FENCED | QUEUE_STREAM_IN_MEMORY;
+    assert_eq!(
+        errno(b.queue(&stream_at(addr_a, 64, 64), in_memory)),
+        Some(libc::EACCES)
+    );
+    let (addr_b, _) = b.alloc(4096).unwrap();
+    assert_eq!(
+        errno(b.queue(&stream_at(addr_b, 64, 32), in_memory)),
+        Some(libc::EINVAL)
+    );
     // Malformed requests get clear errnos and the session keeps working.
     assert_eq!(errno(b.queue(&[0u8; 8], 0)), Some(libc::EINVAL));
     assert_eq!(

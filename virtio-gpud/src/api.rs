@@ -84,6 +84,24 @@ pub struct CapsetEntry {
 pub const QUEUE_FENCED: u32 = 1;
 /// [`QueueHeader`] flag: nobody will wait for the answer.
 pub const QUEUE_DETACHED: u32 = 2;
+/// [`QueueHeader`] flag: a SUBMIT_3D whose stream is in the session's own
+/// memory: the request is the command's fixed part then a [`StreamRef`];
+/// the device reads the stream in place (the one copy of the submit path
+/// is the client's write into that memory). The session must not change
+/// those bytes until the command's fence has signalled.
+pub const QUEUE_STREAM_IN_MEMORY: u32 = 4;
+
+/// Where a [`QUEUE_STREAM_IN_MEMORY`] stream is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct StreamRef {
+    /// Device address (inside an allocation of the session's).
+    pub addr: u64,
+    /// Bytes of stream; must equal the command's `size`.
+    pub len: u32,
+    /// Zero.
+    pub pad: u32,
+}
 
 /// What precedes the request in a [`QUEUE`] payload.
 #[repr(C)]

@@ -14,6 +14,28 @@ use crate::dma::{DmaBuf, DmaError, DmaPool};
 use crate::fence::{Fences, Timeline};
 use crate::queue::{Buffer, QueueError, SplitQueue};
 
+/// The bytes that follow a command's fixed part (backing entries, a virgl
+/// stream).
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    /// Copied into the command's own DMA buffer.
+    Inline(&'a [u8]),
+    /// Already in DMA memory: the device reads it where it is, through a
+    /// descriptor of its own (no copy). The caller keeps the memory
+    /// unchanged until the command completes.
+    Device {
+        /// Device address of the first byte.
+        addr: u64,
+        /// Length in bytes.
+        len: u32,
+    },
+}
+
+impl Payload<'_> {
+    /// No payload.
+    pub const NONE: Payload<'static> = Payload::Inline(&[]);
+}
+
 /// Identifies a submitted command until its completion is collected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(u64);
@@ -102,8 +124,9 @@ pub struct CommandQueue {
     stats: QueueStats,
 }
 
-/// Each command uses two descriptors: request (+ payload), response.
-const DESCS_PER_COMMAND: u16 = 2;
+/// A command uses up to three descriptors: request (with an inline
+/// payload), a payload in place, the response.
+const MAX_DESCS_PER_COMMAND: u16 = 3;
 
 impl CommandQueue {
     /// Wraps `vq`, allocating command buffers from `pool`.
@@ -123,9 +146,9 @@ impl CommandQueue {
         &self.vq
     }
 
-    /// Whether another command fits in the ring now.
+    /// Whether another command (of the largest chain) fits in the ring now.
     pub fn has_room(&self) -> bool {
-        self.vq.num_free() >= DESCS_PER_COMMAND
+        self.vq.num_free() >= MAX_DESCS_PER_COMMAND
     }
 
     /// Commands submitted and not yet completed.
@@ -149,20 +172,24 @@ impl CommandQueue {
     pub fn submit(
         &mut self,
         request: &[u8],
-        payload: &[u8],
+        payload: Payload<'_>,
         response_len: usize,
         fence: Option<(Timeline, &mut Fences)>,
     ) -> Result<(RequestId, Option<FenceId>), SubmitError> {
         let mut hdr = CtrlHdr::read_from_prefix(request)
             .map_err(|_| SubmitError::Malformed("shorter than a header"))?
             .0;
-        let readable = request.len() + payload.len();
+        let inline = match payload {
+            Payload::Inline(bytes) => bytes,
+            Payload::Device { .. } => &[],
+        };
+        let readable = request.len() + inline.len();
         let readable_u32 = u32::try_from(readable)
             .map_err(|_| SubmitError::Malformed("request larger than 4 GiB"))?;
         if !self.has_room() {
             return Err(QueueError::Full {
                 queue: self.vq.index(),
-                needed: DESCS_PER_COMMAND,
+                needed: MAX_DESCS_PER_COMMAND,
                 free: self.vq.num_free(),
             }
             .into());
@@ -182,25 +209,31 @@ impl CommandQueue {
         });
         buf.write_bytes(0, request);
         buf.write_obj(0, &hdr);
-        buf.write_bytes(request.len(), payload);
+        buf.write_bytes(request.len(), inline);
 
-        let chain = [
-            Buffer {
-                addr: buf.device_addr(),
-                len: readable_u32,
+        let mut chain = [Buffer {
+            addr: buf.device_addr(),
+            len: readable_u32,
+            device_writes: false,
+        }; MAX_DESCS_PER_COMMAND as usize];
+        let mut n = 1;
+        if let Payload::Device { addr, len } = payload {
+            chain[n] = Buffer {
+                addr,
+                len,
                 device_writes: false,
-            },
-            Buffer {
+            };
+            n += 1;
+        }
+        if response_len > 0 {
+            chain[n] = Buffer {
                 addr: buf.device_addr() + resp_off as u64,
                 len: response_len_u32,
                 device_writes: true,
-            },
-        ];
-        let chain = if response_len == 0 {
-            &chain[..1]
-        } else {
-            &chain[..]
-        };
+            };
+            n += 1;
+        }
+        let chain = &chain[..n];
         // Room was checked above and the chain is well formed, so this
         // cannot fail after a fence id was taken.
         let head = self.vq.add(chain)?;

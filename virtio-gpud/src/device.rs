@@ -20,7 +20,7 @@ use virtio_gpu_proto::{
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::command::{CommandQueue, Completion, QueueStats, RequestId, SubmitError};
+use crate::command::{CommandQueue, Completion, Payload, QueueStats, RequestId, SubmitError};
 use crate::dma::DmaPool;
 use crate::error::Error;
 use crate::fence::{Fences, Timeline};
@@ -290,19 +290,20 @@ impl<T: Transport> Gpu<T> {
         self.submit_bytes(
             R::TYPE.queue(),
             request.as_bytes(),
-            payload,
+            Payload::Inline(payload),
             response_len,
             fence,
         )
     }
 
-    /// Like [`Gpu::submit`] for a request given as bytes (header first);
-    /// `response_len` is the answer's full size.
+    /// Like [`Gpu::submit`] for a request given as bytes (header first),
+    /// its payload inline or in DMA memory; `response_len` is the answer's
+    /// full size.
     pub fn submit_bytes(
         &mut self,
         queue: Queue,
         request: &[u8],
-        payload: &[u8],
+        payload: Payload<'_>,
         response_len: usize,
         fence: Option<Timeline>,
     ) -> Result<Pending, Error> {
@@ -502,7 +503,13 @@ impl<T: Transport> Gpu<T> {
             .ok_or(Error::NoSuchCapset(id))?;
         let request = GetCapset::new(id, version);
         let size = std::mem::size_of::<RespCapset>() + info.max_size as usize;
-        let pending = self.submit_bytes(Queue::Control, request.as_bytes(), &[], size, None)?;
+        let pending = self.submit_bytes(
+            Queue::Control,
+            request.as_bytes(),
+            Payload::NONE,
+            size,
+            None,
+        )?;
         let bytes = self.wait(pending)?.result?;
         decode::<RespCapset>(GetCapset::TYPE, &bytes)?;
         if bytes.len() != size {

@@ -21,7 +21,7 @@ pub mod resource;
 pub mod scheme;
 pub mod transport;
 
-pub use command::{Completion, DeviceError, RequestId};
+pub use command::{Completion, DeviceError, Payload, RequestId};
 pub use device::{CapsetInfo, Gpu, GpuOptions, GpuStats, Pending};
 pub use error::Error;
 pub use fence::Timeline;

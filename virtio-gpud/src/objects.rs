@@ -118,7 +118,7 @@ impl Objects {
 
     /// Whether `len` bytes at device address `addr` lie inside one of the
     /// session's allocations.
-    fn owns_memory(&self, session: SessionId, addr: u64, len: u64) -> bool {
+    pub fn owns_memory(&self, session: SessionId, addr: u64, len: u64) -> bool {
         self.backing.values().any(|(s, buf)| {
             *s == session
                 && addr >= buf.device_addr()

@@ -15,7 +15,7 @@ use virtio_gpu_proto::{CommandType, CtrlHdr, Queue, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
-use crate::command::DeviceError;
+use crate::command::{DeviceError, Payload};
 use crate::device::{Gpu, Pending};
 use crate::dma::DmaPool;
 use crate::fence::Timeline;
@@ -153,10 +153,16 @@ impl<T: Transport> GpuScheme<T> {
 
     fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
         let (head, _) = QueueHeader::read_from_prefix(payload).map_err(|_| Errno::EINVAL)?;
-        if head.pad != 0 || head.flags & !(api::QUEUE_FENCED | api::QUEUE_DETACHED) != 0 {
+        let known = api::QUEUE_FENCED | api::QUEUE_DETACHED | api::QUEUE_STREAM_IN_MEMORY;
+        if head.pad != 0 || head.flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
         let request = &mut payload[size_of::<QueueHeader>()..];
+        let (request, stream) = if head.flags & api::QUEUE_STREAM_IN_MEMORY != 0 {
+            self.stream_ref(session, request)?
+        } else {
+            (request, Payload::NONE)
+        };
         let gpu = &mut self.gpu;
         let admitted = self.objects.admit(session, request, |kind| match kind {
             IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
@@ -168,7 +174,7 @@ impl<T: Transport> GpuScheme<T> {
         let fence = (head.flags & api::QUEUE_FENCED != 0).then_some(Timeline::Global);
         let pending = self
             .gpu
-            .submit_bytes(ty.queue(), request, &[], response_len, fence)
+            .submit_bytes(ty.queue(), request, stream, response_len, fence)
             .map_err(|e| device_errno(&e))?;
         self.gpu.flush().map_err(|e| device_errno(&e))?;
         let ticket = if head.flags & api::QUEUE_DETACHED != 0 {
@@ -193,6 +199,42 @@ impl<T: Transport> GpuScheme<T> {
         };
         reply.write_to_prefix(payload).map_err(|_| Errno::EINVAL)?;
         Ok(0)
+    }
+
+    /// Splits a [`api::QUEUE_STREAM_IN_MEMORY`] request into the SUBMIT_3D
+    /// fixed part and the stream it names, which must be the session's
+    /// memory and exactly the command's size.
+    fn stream_ref<'p>(
+        &self,
+        session: SessionId,
+        request: &'p mut [u8],
+    ) -> Result<(&'p mut [u8], Payload<'static>)> {
+        /// The fixed part of SUBMIT_3D.
+        const SUBMIT_LEN: usize = size_of::<virtio_gpu_proto::CmdSubmit>();
+        if request.len() != SUBMIT_LEN + size_of::<api::StreamRef>() {
+            return Err(Errno::EINVAL);
+        }
+        let (fixed, tail) = request.split_at_mut(SUBMIT_LEN);
+        let (cmd, _) =
+            virtio_gpu_proto::CmdSubmit::read_from_prefix(fixed).map_err(|_| Errno::EINVAL)?;
+        let (at, _) = api::StreamRef::read_from_prefix(tail).map_err(|_| Errno::EINVAL)?;
+        if cmd.hdr.command_type() != CommandType::SUBMIT_3D
+            || at.pad != 0
+            || cmd.size.get() != at.len
+        {
+            return Err(Errno::EINVAL);
+        }
+        if !self
+            .objects
+            .owns_memory(session, at.addr, u64::from(at.len))
+        {
+            return Err(Errno::EACCES);
+        }
+        let stream = Payload::Device {
+            addr: at.addr,
+            len: at.len,
+        };
+        Ok((fixed, stream))
     }
 
     fn wait(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {

@@ -4,13 +4,14 @@
 mod common;
 
 use common::{clear_stream, ctx, ctx_with_target, render_target, start_3d};
+use virtio_gpu_proto::Queue;
 use virtio_gpu_proto::{
     Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxAttachResource, CtxDetachResource, Features,
     MemEntry, ResourceAttachBacking, ResourceCreate3d, ResourceUnref, TransferFromHost3d,
     TransferToHost3d, CAPSET_V1_SIZE,
 };
 use virtio_gpud::resource::PAGE_SIZE;
-use virtio_gpud::Timeline;
+use virtio_gpud::{Payload, Timeline};
 use zerocopy::IntoBytes;
 
 const W: u32 = 64;
@@ -176,4 +177,36 @@ fn scatter_gather_backing_round_trips() {
     assert!(back == image, "scatter-gather read-back differs");
     gpu.call(&ResourceUnref::new(res), &[], None).unwrap();
     drop(spacers);
+}
+
+/// The stream is read where it lies in DMA memory (a descriptor of its
+/// own), not copied into the command's buffer.
+#[test]
+fn submit_3d_reads_its_stream_in_place() {
+    let mut dev = start_3d();
+    let gpu = &mut dev.gpu;
+    let (ctx, res) = ctx_with_target(gpu, 16, 16);
+    let stream = clear_stream(res.id.get(), [1.0, 0.0, 1.0, 1.0]);
+    let arena = gpu.pool().alloc(stream.len(), 64).unwrap();
+    arena.write_bytes(0, &stream);
+    let submit = CmdSubmit::new(ctx, stream.len() as u32);
+    let payload = Payload::Device {
+        addr: arena.device_addr(),
+        len: stream.len() as u32,
+    };
+    let pending = gpu
+        .submit_bytes(
+            Queue::Control,
+            submit.as_bytes(),
+            payload,
+            24,
+            Some(Timeline::Global),
+        )
+        .unwrap();
+    assert!(gpu.wait(pending).unwrap().result.is_ok());
+    let rb = TransferFromHost3d::new(ctx, res.id, Box3d::new(0, 0, 0, 16, 16, 1), 0, 0, 0, 0);
+    gpu.call(&rb, &[], Some(Timeline::Global)).unwrap();
+    let mut px = vec![0u8; 16 * 16 * 4];
+    res.backing.read_bytes(0, &mut px);
+    assert!(px.chunks_exact(4).all(|p| p == [0xFF, 0, 0xFF, 0xFF]));
 }

@@ -10,7 +10,7 @@ use virtio_gpu_proto::{
     ResponseType, ScanoutId, TransferFromHost3d, TransferToHost2d,
 };
 use virtio_gpud::transport::vhost_user::VhostUserTransport;
-use virtio_gpud::{DeviceError, Error, Gpu, Timeline};
+use virtio_gpud::{DeviceError, Error, Gpu, Payload, Timeline};
 use zerocopy::IntoBytes;
 
 fn device_error(r: Result<impl std::fmt::Debug, Error>) -> (CommandType, ResponseType) {
@@ -32,7 +32,13 @@ fn unknown_command_type_is_rejected() {
     let gpu = &mut dev.gpu;
     let request = CtrlHdr::new(CommandType(0x0999));
     let pending = gpu
-        .submit_bytes(Queue::Control, request.as_bytes(), &[0; 8], 24, None)
+        .submit_bytes(
+            Queue::Control,
+            request.as_bytes(),
+            Payload::Inline(&[0; 8]),
+            24,
+            None,
+        )
         .unwrap();
     let result = gpu.wait(pending).unwrap().result;
     assert_eq!(

@@ -17,7 +17,7 @@ use virtio_gpu_proto::{
     ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d,
     TransferToHost3d,
 };
-use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use zerocopy::IntoBytes;
 
 use super::wire;
@@ -306,12 +306,34 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     }
     let ctx = file.context()?;
     let stream = p.array_bytes(stream_index).map_err(wire)?;
-    let mut request = CmdSubmit::new(ctx, stream.len() as u32).as_bytes().to_vec();
-    request.extend_from_slice(stream);
-    let reply = file
-        .session
-        .queue(&request, QUEUE_FENCED | QUEUE_DETACHED)
-        .map_err(io_errno)?;
+    let submit = CmdSubmit::new(ctx, stream.len() as u32);
+    let flags = QUEUE_FENCED | QUEUE_DETACHED;
+    // The one copy of the submit path: into the arena, which the device
+    // reads in place. A stream that does not fit goes inline instead.
+    let placed = file
+        .arena()?
+        .place(stream, |fence| device.signaled(fence).unwrap_or(false));
+    let mut request = submit.as_bytes().to_vec();
+    let reply = match placed {
+        Some(addr) => {
+            let at = StreamRef {
+                addr,
+                len: stream.len() as u32,
+                pad: 0,
+            };
+            request.extend_from_slice(at.as_bytes());
+            let reply = file
+                .session
+                .queue(&request, flags | QUEUE_STREAM_IN_MEMORY)
+                .map_err(io_errno)?;
+            file.arena()?.placed(reply.fence);
+            reply
+        }
+        None => {
+            request.extend_from_slice(stream);
+            file.session.queue(&request, flags).map_err(io_errno)?
+        }
+    };
     for h in &handles {
         file.bo(*h)?.fence = reply.fence;
     }
