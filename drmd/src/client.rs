@@ -11,7 +11,7 @@ use drm_uapi::virtgpu::{
     Wait,
 };
 use drm_uapi::wire::Builder;
-use scheme_seam::{SchemeFd, ShmRegion};
+use scheme_seam::{SchemeFd, ShmRegion, Stat};
 use syncd::client::SyncFile;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
@@ -40,6 +40,12 @@ impl DrmFd {
         Ok(DrmFd {
             fd: SchemeFd::open(path, 0)?,
         })
+    }
+
+    /// `fstat` of the file: libdrm checks for a character device of major
+    /// 226 and reads the node type from the minor.
+    pub fn stat(&self) -> io::Result<Stat> {
+        self.fd.fstat()
     }
 
     /// A raw ioctl: `nr` with its wire payload.

@@ -16,7 +16,7 @@ use drm_uapi::core as dc;
 use drm_uapi::syncobj::{self as so, HandleToFd};
 use drm_uapi::virtgpu as vg;
 use log::warn;
-use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
+use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
@@ -34,7 +34,33 @@ pub enum Node {
     Render,
 }
 
+/// The DRM character devices' major number (Linux's `DRM_MAJOR`).
+pub const DRM_MAJOR: u32 = 226;
+
 impl Node {
+    /// The node's minor number, as Linux numbers the first device's nodes:
+    /// libdrm tells a render node from a primary one by it.
+    pub fn minor(self) -> u32 {
+        match self {
+            Node::Primary => 0,
+            Node::Render => 128,
+        }
+    }
+
+    /// What `fstat` says of the node: a character device with the
+    /// permissions Debian gives them (render nodes open to everyone).
+    fn stat(self) -> Stat {
+        let permissions = match self {
+            Node::Primary => 0o660,
+            Node::Render => 0o666,
+        };
+        Stat {
+            mode: Stat::CHAR_DEVICE | permissions,
+            rdev: Stat::device_number(DRM_MAJOR, self.minor()),
+            size: 0,
+        }
+    }
+
     fn from_path(path: &str) -> Option<Node> {
         match path.trim_matches('/') {
             "card0" => Some(Node::Primary),
@@ -180,6 +206,11 @@ impl Scheme for DrmScheme {
             }
             _ => Err(Errno::EINVAL),
         }
+    }
+
+    fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
+        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+        Ok(file.node.stat())
     }
 
     fn mmap(

@@ -11,7 +11,7 @@ use drm_uapi::core::{self as dc, GemClose};
 use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Wait};
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
-use scheme_seam::SchemeFd;
+use scheme_seam::{SchemeFd, Stat};
 use stack_tests::{bus_dir, workspace_binary, Daemon};
 use syncd::client::SyncFile;
 use zerocopy::{FromZeros, IntoBytes};
@@ -104,6 +104,15 @@ fn clear_and_read_back_through_scheme_drm() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _stack = stack();
     let fd = render_node();
+
+    // libdrm's drmGetMinorType: a character device of major 226, whose
+    // minor says render node (128) or primary (0).
+    let st = fd.stat().unwrap();
+    assert_eq!(st.mode, Stat::CHAR_DEVICE | 0o666);
+    assert_eq!(st.rdev, (226 << 8) | 128);
+    let card = DrmFd::open("/scheme/drm/card0").unwrap().stat().unwrap();
+    assert_eq!(card.mode & Stat::TYPE_MASK, Stat::CHAR_DEVICE);
+    assert_eq!(card.rdev, 226 << 8);
 
     let version = fd.version().unwrap();
     assert_eq!(version.name, "virtio_gpu");

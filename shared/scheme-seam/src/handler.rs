@@ -65,6 +65,47 @@ pub struct Mapping {
     pub writable: bool,
 }
 
+/// What `fstat` reports of a handle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    /// File type and permission bits, as POSIX `st_mode` (e.g.
+    /// [`Stat::CHAR_DEVICE`] `| 0o666`).
+    pub mode: u32,
+    /// The device number of a device file, `major << 8 | minor` in the
+    /// Linux encoding for majors and minors below 256 (`st_rdev`).
+    pub rdev: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Stat {
+    /// `S_IFCHR`: a character device.
+    pub const CHAR_DEVICE: u32 = 0o020_000;
+    /// `S_IFBLK`: a block device.
+    pub const BLOCK_DEVICE: u32 = 0o060_000;
+    /// `S_IFREG`: a regular file.
+    pub const REGULAR: u32 = 0o100_000;
+    /// `S_IFMT`: the file-type bits of `mode`.
+    pub const TYPE_MASK: u32 = 0o170_000;
+
+    /// Whether this is a device file, whose `rdev` means something.
+    pub fn is_device(&self) -> bool {
+        matches!(
+            self.mode & Self::TYPE_MASK,
+            Self::CHAR_DEVICE | Self::BLOCK_DEVICE
+        )
+    }
+
+    /// The device number `major:minor`, as glibc's `makedev` encodes it.
+    pub fn device_number(major: u32, minor: u32) -> u64 {
+        let (major, minor) = (u64::from(major), u64::from(minor));
+        ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff)
+    }
+}
+
 /// Per-request context: the caller, and the readiness changes the handler
 /// reports while handling it.
 #[derive(Debug)]
@@ -151,6 +192,16 @@ pub trait Scheme {
     fn fevent(&mut self, id: HandleId, flags: EventFlags, ctx: &mut Context) -> Result<EventFlags> {
         let _ = (id, flags, ctx);
         Ok(EventFlags::empty())
+    }
+
+    /// What handle `id` is (`fstat`). The default is what a file without
+    /// a type of its own reports: a regular file of size 0, read-write.
+    fn fstat(&mut self, id: HandleId, ctx: &mut Context) -> Result<Stat> {
+        let _ = (id, ctx);
+        Ok(Stat {
+            mode: Stat::REGULAR | 0o666,
+            ..Stat::default()
+        })
     }
 
     /// Maps `len` bytes at `offset` of handle `id`.

@@ -18,6 +18,7 @@ use super::scm;
 use super::wire::{decode, encode, Reply, Request, MAX_FDS};
 use crate::errno::Errno;
 use crate::handler::EventFlags;
+use crate::handler::Stat;
 use crate::shm::ShmRegion;
 
 /// `O_NONBLOCK` in open flags makes blocking requests answer EAGAIN.
@@ -251,6 +252,15 @@ impl SchemeFd {
             }
             (Reply::Error(e), _) => Err(errno(e)),
             (other, _) => Err(protocol(&format!("mmap reply {other:?}"))),
+        }
+    }
+
+    /// What the handle is (`fstat`).
+    pub fn fstat(&self) -> io::Result<Stat> {
+        match self.request(&Request::Fstat, &[])? {
+            (Reply::Stat { mode, rdev, size }, _) => Ok(Stat { mode, rdev, size }),
+            (Reply::Error(e), _) => Err(errno(e)),
+            (other, _) => Err(protocol(&format!("fstat reply {other:?}"))),
         }
     }
 

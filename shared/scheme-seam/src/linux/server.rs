@@ -492,6 +492,17 @@ impl<'s, S: Scheme> Server<'s, S> {
                     Err(e) => errno_reply(e),
                 }
             }
+            (Some(h), Request::Fstat) => match self.scheme.fstat(h, &mut ctx) {
+                Ok(st) => Exec::Reply(
+                    Reply::Stat {
+                        mode: st.mode,
+                        rdev: st.rdev,
+                        size: st.size,
+                    },
+                    Vec::new(),
+                ),
+                Err(e) => errno_reply(e),
+            },
             (
                 Some(h),
                 Request::Mmap {

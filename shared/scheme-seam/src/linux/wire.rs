@@ -71,6 +71,8 @@ pub enum Request {
         /// Whether the client wants to write.
         writable: bool,
     },
+    /// What the handle is.
+    Fstat,
     /// The attached descriptors are for the handle.
     SendFds {
         /// An argument word.
@@ -101,6 +103,15 @@ pub enum Reply {
     Mapped {
         /// Offset of the window in the memfd.
         offset: u64,
+    },
+    /// The handle's `fstat`.
+    Stat {
+        /// `st_mode`.
+        mode: u32,
+        /// `st_rdev`.
+        rdev: u64,
+        /// `st_size`.
+        size: u64,
     },
     /// Readiness now; the attached eventfd (first time only) is readable
     /// while the handle is ready for reading.

@@ -11,6 +11,7 @@ use syscall::flag::CallFlags;
 
 use super::{owned_fd, set_cloexec};
 use crate::errno::Errno;
+use crate::handler::Stat;
 use crate::shm::ShmRegion;
 
 /// Most metadata words a call carries: the kernel forwards three.
@@ -87,6 +88,22 @@ impl SchemeFd {
     /// the scheme's pages appear in this process.
     pub fn mmap(&self, offset: u64, len: usize, writable: bool) -> io::Result<ShmRegion> {
         ShmRegion::map_fd(&self.fd, offset, len, MAP_SHARED, writable)
+    }
+
+    /// What the handle is (`fstat`), with a device file's number read back
+    /// from `st_dev`, where the serving side puts it.
+    pub fn fstat(&self) -> io::Result<Stat> {
+        let mut st = syscall::Stat::default();
+        syscall::fstat(self.fd.raw(), &mut st).map_err(|e| Errno(e.errno))?;
+        let mut stat = Stat {
+            mode: u32::from(st.st_mode),
+            rdev: 0,
+            size: st.st_size,
+        };
+        if stat.is_device() {
+            stat.rdev = st.st_dev;
+        }
+        Ok(stat)
     }
 
     /// Sends `fds` to the scheme with an argument word. The kernel passes

@@ -9,7 +9,7 @@ use redox_scheme::OpenResult;
 use syscall::flag::MapFlags;
 use syscall::schemev2::NewFdFlags;
 
-use crate::{Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme};
+use crate::{Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, Stat};
 
 /// The scheme root's number: the handle the registered capability stands
 /// for, which every path open is relative to.
@@ -86,6 +86,13 @@ pub(super) fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) 
                 window_address(&m, len)
             }))
         }
+        Op::Fstat(req) => {
+            let id = req.fd;
+            Done::Value(scheme.fstat(id, ctx).map(|st| {
+                fill_stat(req.buf(), &st);
+                0
+            }))
+        }
         // The kernel does these itself once the scheme agrees; a mapping's
         // memory is the handler's to keep or free.
         Op::Fcntl { .. } | Op::Fsync { .. } | Op::Munmap { .. } => Done::Value(Ok(0)),
@@ -148,6 +155,22 @@ fn window_address(mapping: &Mapping, len: usize) -> Result<usize, Errno> {
     Ok(address)
 }
 
+/// Writes a handler's [`Stat`] into Redox's.
+///
+/// Redox's `Stat` has no `st_rdev`. A device file's number rides in
+/// `st_dev` instead, which identifies the scheme and so carries nothing a
+/// client of a device file needs; relibc reads it back as `st_rdev` for
+/// character and block devices (the patch under `recipes/`).
+fn fill_stat(out: &mut syscall::Stat, st: &Stat) {
+    // Redox keeps type and permission bits in 16 bits, as POSIX does.
+    out.st_mode = (st.mode & 0xffff) as u16;
+    out.st_size = st.size;
+    out.st_nlink = 1;
+    if st.is_device() {
+        out.st_dev = st.rdev;
+    }
+}
+
 /// The path below the scheme, as handlers expect it.
 fn root_relative(path: &str) -> &str {
     path.trim_start_matches('/')
@@ -176,7 +199,9 @@ mod tests {
     use syscall::schemev2::{NewFdFlags, Opcode, Sqe, SqeFlags};
 
     use super::{run_op, Done, FIRST_RESERVED_ID, ROOT};
-    use crate::{Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, ShmRegion};
+    use crate::{
+        Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, ShmRegion, Stat,
+    };
 
     /// Records what reached it; answers as told.
     #[derive(Default)]
@@ -255,6 +280,46 @@ mod tests {
         // SAFETY: every pointer in `args` refers to a buffer of the stated
         // length that the calling test keeps alive while it uses the op.
         unsafe { Op::from_sqe_unchecked(&sqe) }.expect("a known opcode")
+    }
+
+    #[test]
+    fn fstat_fills_redox_stat_with_the_device_number_in_st_dev() {
+        struct Dev;
+        impl Scheme for Dev {
+            fn open(&mut self, _: &str, _: usize, _: &mut Context) -> Result<Opened, Errno> {
+                Ok(Opened::Handle(1))
+            }
+            fn fstat(&mut self, id: HandleId, _: &mut Context) -> Result<Stat, Errno> {
+                match id {
+                    1 => Ok(Stat {
+                        mode: Stat::CHAR_DEVICE | 0o666,
+                        rdev: Stat::device_number(226, 128),
+                        size: 0,
+                    }),
+                    _ => Err(Errno::EBADF),
+                }
+            }
+            fn close(&mut self, _: HandleId, _: &mut Context) {}
+        }
+        let mut st = syscall::Stat::default();
+        let stat_op = |fd: HandleId, st: &mut syscall::Stat| {
+            let args = [
+                fd as u64,
+                st as *mut syscall::Stat as u64,
+                std::mem::size_of::<syscall::Stat>() as u64,
+                0,
+                0,
+                0,
+            ];
+            op(Opcode::Fstat, SqeFlags::empty(), args)
+        };
+        let mut ctx = Context::new(Caller::default());
+        let done = run_op(&mut Dev, &mut stat_op(1, &mut st), &mut ctx);
+        assert_eq!(value(done), Ok(0));
+        assert_eq!(st.st_mode, 0o020_666);
+        assert_eq!(st.st_dev, (226 << 8) | 128);
+        let done = run_op(&mut Dev, &mut stat_op(2, &mut st), &mut ctx);
+        assert_eq!(value(done), Err(Errno::EBADF));
     }
 
     fn run(s: &mut Fake, op: &mut Op) -> Option<Done> {
