@@ -57,24 +57,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     })?;
     println!("RESOURCE_CREATE {W}x{H}: GEM handle {bo}, resource {res}");
 
-    let mut stream = virgl_stream::Stream::new();
-    stream
-        .create_sub_ctx(1)
-        .set_sub_ctx(1)
-        .create_surface(1, res, virgl_stream::format::R8G8B8A8_UNORM, 0)
-        .set_framebuffer_state(0, &[1])
-        .clear(virgl_stream::clear::COLOR0, COLOUR, 0.0, 0)
-        .destroy_object(1);
+    let stream = virgl_stream::clear_stream(res, virgl_stream::format::R8G8B8A8_UNORM, COLOUR);
     let submitted = Instant::now();
     let fence = drm
-        .execbuffer(&stream.to_bytes(), &[bo], true)?
+        .execbuffer(&stream, &[bo], None, true)?
         .ok_or("no out-fence")?;
     if !fence.wait(Duration::from_secs(10))? {
         return Err("the out-fence never signalled".into());
     }
     println!(
         "EXECBUFFER ({} bytes of virgl stream) out-fence signalled after {:.0} us",
-        stream.to_bytes().len(),
+        stream.len(),
         submitted.elapsed().as_secs_f64() * 1e6
     );
 

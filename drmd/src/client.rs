@@ -37,8 +37,14 @@ fn bad() -> io::Error {
 impl DrmFd {
     /// Opens a node, e.g. `/scheme/drm/renderD128`.
     pub fn open(path: &str) -> io::Result<DrmFd> {
+        Self::open_with_flags(path, 0)
+    }
+
+    /// Opens a node with open `flags` (e.g. `O_NONBLOCK`: an ioctl that
+    /// would wait answers EAGAIN instead).
+    pub fn open_with_flags(path: &str, flags: usize) -> io::Result<DrmFd> {
         Ok(DrmFd {
-            fd: SchemeFd::open(path, 0)?,
+            fd: SchemeFd::open(path, flags)?,
         })
     }
 
@@ -102,25 +108,34 @@ impl DrmFd {
         Ok((r.bo_handle, r.res_handle))
     }
 
-    /// VIRTGPU_EXECBUFFER of `stream` with `bos` listed; with `fence_out`,
-    /// returns the out-fence as a sync_file (obtained by `dup`).
+    /// VIRTGPU_EXECBUFFER of `stream` with `bos` listed, run once
+    /// `in_fence` (if any) has signalled; with `fence_out`, returns the
+    /// out-fence as a sync_file (obtained by `dup`).
     pub fn execbuffer(
         &self,
         stream: &[u8],
         bos: &[u32],
+        in_fence: Option<&SyncFile>,
         fence_out: bool,
     ) -> io::Result<Option<SyncFile>> {
+        let mut flags = 0;
+        if in_fence.is_some() {
+            flags |= vg::EXECBUF_FENCE_FD_IN;
+        }
+        if fence_out {
+            flags |= vg::EXECBUF_FENCE_FD_OUT;
+        }
         let header = ExecbufferHeader {
-            flags: if fence_out {
-                vg::EXECBUF_FENCE_FD_OUT
-            } else {
-                0
-            },
+            flags,
             size: stream.len() as u32,
             num_bo_handles: bos.len() as u32,
             ..ExecbufferHeader::new_zeroed()
         };
-        let mut payload = Builder::new(&header).array(stream).array(bos).build();
+        let mut b = Builder::new(&header).array(stream).array(bos);
+        if let Some(fence) = in_fence {
+            b = b.array(&[fence.token()?]);
+        }
+        let mut payload = b.build();
         self.ioctl(vg::EXECBUFFER, &mut payload)?;
         if !fence_out {
             return Ok(None);

@@ -87,6 +87,17 @@ pub struct DrmFile {
     syncobjs: Option<SyncobjTable>,
     /// Its command arena, made on the first EXECBUFFER.
     arena: Option<Arena>,
+    /// Where its EXECBUFFER in-fences are looked at, made on first use.
+    in_fences: Option<InFenceSlot>,
+}
+
+/// A syncobj in a table of drmd's own in syncd — not the client's, which
+/// the client could change under drmd — that in-fence sync_files are
+/// imported into to learn whether they have signalled.
+#[derive(Debug)]
+struct InFenceSlot {
+    table: SyncobjTable,
+    handle: u32,
 }
 
 /// The answer header of a device command, as an errno.
@@ -119,6 +130,7 @@ impl DrmFile {
             ctx: None,
             syncobjs: None,
             arena: None,
+            in_fences: None,
         })
     }
 
@@ -169,6 +181,28 @@ impl DrmFile {
             });
         }
         Ok(self.arena.as_mut().expect("just set"))
+    }
+
+    /// Whether the sync_file named by `token` has signalled. A token that
+    /// names no sync_file is EINVAL, as an fd that is none is in Linux.
+    pub fn in_fence_signaled(&mut self, token: u64) -> Result<bool, Errno> {
+        if self.in_fences.is_none() {
+            let table = SyncobjTable::open().map_err(io_errno)?;
+            let handle = table.create(false).map_err(io_errno)?;
+            self.in_fences = Some(InFenceSlot { table, handle });
+        }
+        let slot = self.in_fences.as_ref().expect("just set");
+        slot.table
+            .import_sync_file_token(slot.handle, token)
+            .map_err(|e| match io_errno(e) {
+                Errno::ENOMEM => Errno::ENOMEM,
+                _ => Errno::EINVAL,
+            })?;
+        match slot.table.wait(&[slot.handle], None, 0, 0) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(Errno::ETIME.0) => Ok(false),
+            Err(e) => Err(io_errno(e)),
+        }
     }
 
     /// The file's syncobj table in syncd.

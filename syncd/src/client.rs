@@ -130,6 +130,12 @@ impl SyncFile {
         &self.fd
     }
 
+    /// The file's capability token, which names it in another daemon's
+    /// request (an EXECBUFFER in-fence) in place of its fd.
+    pub fn token(&self) -> io::Result<u64> {
+        token(&self.fd)
+    }
+
     /// SYNC_IOC_MERGE: a new file with the fences of both.
     pub fn merge(&self, other: &SyncFile, name: &str) -> io::Result<SyncFile> {
         let mut m = Merge::new_zeroed();
@@ -389,6 +395,13 @@ impl SyncobjTable {
             None => (so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE, 0),
         };
         self.fd_to_handle(handle, flags, token(&file.fd)?, point)
+            .map(drop)
+    }
+
+    /// FD_TO_HANDLE with IMPORT_SYNC_FILE, the sync_file named by its
+    /// capability `token` (another process's file, as a daemon receives it).
+    pub fn import_sync_file_token(&self, handle: u32, token: u64) -> io::Result<()> {
+        self.fd_to_handle(handle, so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE, token, 0)
             .map(drop)
     }
 

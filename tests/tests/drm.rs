@@ -13,7 +13,9 @@ use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
 use stack_tests::{bus_dir, workspace_binary, Daemon};
-use syncd::client::SyncFile;
+use syncd::client::{SyncFile, TimelineOwner};
+use virgl_stream::clear_stream;
+use virgl_stream::format::R8G8B8A8_UNORM;
 use zerocopy::{FromZeros, IntoBytes};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.
@@ -79,14 +81,8 @@ fn create(fd: &DrmFd, w: u32, h: u32) -> (u32, u32) {
 /// EXECBUFFER of a clear of resource `res` to `rgba` with `bo` listed;
 /// returns the out-fence.
 fn clear(fd: &DrmFd, bo: u32, res: u32, rgba: [f32; 4]) -> SyncFile {
-    let mut s = virgl_stream::Stream::new();
-    s.create_sub_ctx(1)
-        .set_sub_ctx(1)
-        .create_surface(1, res, virgl_stream::format::R8G8B8A8_UNORM, 0)
-        .set_framebuffer_state(0, &[1])
-        .clear(virgl_stream::clear::COLOR0, rgba, 0.0, 0)
-        .destroy_object(1);
-    fd.execbuffer(&s.to_bytes(), &[bo], true).unwrap().unwrap()
+    let stream = clear_stream(res, R8G8B8A8_UNORM, rgba);
+    fd.execbuffer(&stream, &[bo], None, true).unwrap().unwrap()
 }
 
 /// TRANSFER_FROM_HOST of the whole `w × h` object, WAIT, MAP and read.
@@ -184,7 +180,7 @@ fn an_upload_through_map_is_used_by_a_submit_and_read_back() {
         [0, 0, 0, w, h, 1],
     );
     let fence = fd
-        .execbuffer(&s.to_bytes(), &[src, dst], true)
+        .execbuffer(&s.to_bytes(), &[src, dst], None, true)
         .unwrap()
         .unwrap();
     assert!(fence.wait(Duration::from_secs(10)).unwrap());
@@ -216,6 +212,71 @@ fn two_clients_render_their_own_colours_and_cannot_name_each_others_objects() {
         .all(|p| p == [0, 0, 0xFF, 0xFF]));
     // A handle of A's means nothing to B (B's handles are its own numbers).
     assert_eq!(errno(b.map(bo_a + 100, 16)), Some(libc::ENOENT));
+}
+
+#[test]
+fn an_in_fence_holds_the_submit_until_it_signals() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let gate = TimelineOwner::create("test gate").unwrap();
+    let gate_file = SyncFile::for_fence(gate.id(), 1).unwrap();
+
+    // Non-blocking: a submit whose in-fence is pending answers EAGAIN and
+    // leaves nothing behind.
+    let nb = DrmFd::open_with_flags("/scheme/drm/renderD128", libc::O_NONBLOCK as usize).unwrap();
+    let (bo, res) = create(&nb, 16, 16);
+    let red = clear_stream(res, R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);
+    let green = clear_stream(res, R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
+    let done = nb.execbuffer(&red, &[bo], None, true).unwrap().unwrap();
+    assert!(done.wait(Duration::from_secs(10)).unwrap());
+    let pending = nb.execbuffer(&green, &[bo], Some(&gate_file), true);
+    assert_eq!(errno(pending), Some(libc::EAGAIN));
+    // A token that names no sync_file: EINVAL, as a bad fd in Linux.
+    let header = ExecbufferHeader {
+        flags: vg::EXECBUF_FENCE_FD_IN,
+        size: green.len() as u32,
+        ..ExecbufferHeader::new_zeroed()
+    };
+    let mut bad = Builder::new(&header)
+        .array(&green)
+        .array(&[0xBADu64])
+        .build();
+    assert_eq!(
+        errno(nb.ioctl(vg::EXECBUFFER, &mut bad)),
+        Some(libc::EINVAL)
+    );
+
+    // Blocking: the submit waits in drmd until the gate opens.
+    let fd = render_node();
+    let (bo_b, res_b) = create(&fd, 16, 16);
+    let blue = clear_stream(res_b, R8G8B8A8_UNORM, [0.0, 0.0, 1.0, 1.0]);
+    let out = std::thread::scope(|scope| {
+        let parked = scope.spawn(|| fd.execbuffer(&blue, &[bo_b], Some(&gate_file), true));
+        gate.signal(1).unwrap();
+        parked.join().unwrap()
+    });
+    assert!(out.unwrap().unwrap().wait(Duration::from_secs(10)).unwrap());
+    assert!(read_back(&fd, bo_b, 16, 16)
+        .chunks_exact(4)
+        .all(|p| p == [0, 0, 0xFF, 0xFF]));
+
+    // The gate is open now: the non-blocking submit goes through, and the
+    // object holds its colour, not the one before.
+    let out = nb
+        .execbuffer(&green, &[bo], Some(&gate_file), true)
+        .unwrap();
+    assert!(out.unwrap().wait(Duration::from_secs(10)).unwrap());
+    nb.transfer(bo, whole(16, 16), false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = nb.wait(bo, true) {
+        assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
+        assert!(Instant::now() < deadline, "the transfer never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let map = nb.map(bo, 16 * 16 * 4).unwrap();
+    let mut pixels = vec![0u8; 16 * 16 * 4];
+    map.read_bytes(0, &mut pixels);
+    assert!(pixels.chunks_exact(4).all(|p| p == [0, 0xFF, 0, 0xFF]));
 }
 
 #[test]

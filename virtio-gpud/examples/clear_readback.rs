@@ -75,15 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         res.backing.device_addr()
     );
 
-    let mut stream = virgl_stream::Stream::new();
-    stream
-        .create_sub_ctx(1)
-        .set_sub_ctx(1)
-        .create_surface(1, res.id.get(), params.format, 0)
-        .set_framebuffer_state(0, &[1])
-        .clear(virgl_stream::clear::COLOR0, COLOUR, 0.0, 0)
-        .destroy_object(1);
-    let bytes = stream.to_bytes();
+    let bytes = virgl_stream::clear_stream(res.id.get(), params.format, COLOUR);
     let t = Instant::now();
     let submit = gpu.submit(&CmdSubmit::new(ctx, bytes.len() as u32), &bytes, None)?;
     let readback = TransferFromHost3d::new(ctx, res.id, Box3d::new(0, 0, 0, W, H, 1), 0, 0, 0, 0);

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{clear_stream, ctx, ctx_with_target, render_target, start_3d};
+use common::{ctx, ctx_with_target, render_target, start_3d};
+use virgl_stream::clear_stream;
+use virgl_stream::format::R8G8B8A8_UNORM;
 use virtio_gpu_proto::Queue;
 use virtio_gpu_proto::{
     Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxAttachResource, CtxDetachResource, Features,
@@ -68,7 +70,7 @@ fn clear_and_read_back() {
     let gpu = &mut dev.gpu;
     let (ctx, res) = ctx_with_target(gpu, W, H);
 
-    let stream = clear_stream(res.id.get(), [1.0, 0.0, 0.0, 1.0]);
+    let stream = clear_stream(res.id.get(), R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);
     gpu.call(&CmdSubmit::new(ctx, stream.len() as u32), &stream, None)
         .unwrap();
     let rb = TransferFromHost3d::new(ctx, res.id, Box3d::new(0, 0, 0, W, H, 1), 0, 0, 0, 0);
@@ -186,7 +188,7 @@ fn submit_3d_reads_its_stream_in_place() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
     let (ctx, res) = ctx_with_target(gpu, 16, 16);
-    let stream = clear_stream(res.id.get(), [1.0, 0.0, 1.0, 1.0]);
+    let stream = clear_stream(res.id.get(), R8G8B8A8_UNORM, [1.0, 0.0, 1.0, 1.0]);
     let arena = gpu.pool().alloc(stream.len(), 64).unwrap();
     arena.write_bytes(0, &stream);
     let submit = CmdSubmit::new(ctx, stream.len() as u32);

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{clear_stream, ctx, ctx_with_target, render_target, start_2d, start_3d};
+use common::{ctx, ctx_with_target, render_target, start_2d, start_3d};
+use virgl_stream::clear_stream;
+use virgl_stream::format::R8G8B8A8_UNORM;
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, GetCapsetInfo, GetEdid, MemEntry, Queue,
     Rect, Resource3dParams, ResourceAttachBacking, ResourceCreate3d, ResourceFlush, ResourceId,
@@ -54,7 +56,7 @@ fn submit_3d_claiming_more_bytes_than_sent_is_rejected() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
     let ctx = ctx(gpu);
-    let stream = clear_stream(1, [0.0; 4]);
+    let stream = clear_stream(1, R8G8B8A8_UNORM, [0.0; 4]);
     let lying = CmdSubmit::new(ctx, stream.len() as u32 + 4096);
     assert_eq!(
         device_error(gpu.call(&lying, &stream, None)),
@@ -141,7 +143,7 @@ fn a_bad_context_does_not_disturb_a_good_one() {
         Some(Timeline::Global),
     );
 
-    let stream = clear_stream(res.id.get(), [0.0, 1.0, 0.0, 1.0]);
+    let stream = clear_stream(res.id.get(), R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
     gpu.call(&CmdSubmit::new(ctx, stream.len() as u32), &stream, None)
         .unwrap();
     let rb = TransferFromHost3d::new(ctx, res.id, Box3d::new(0, 0, 0, 16, 16, 1), 0, 0, 0, 0);

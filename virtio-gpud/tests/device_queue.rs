@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{clear_stream, ctx_with_target, start_3d, start_with};
+use common::{ctx_with_target, start_3d, start_with};
+use virgl_stream::clear_stream;
+use virgl_stream::format::R8G8B8A8_UNORM;
 use virtio_gpu_proto::{CmdSubmit, FenceId, GetCapsetInfo, RespCapsetInfo};
 use virtio_gpud::{Pending, Timeline};
 use zerocopy::FromBytes;
@@ -18,7 +20,7 @@ fn hundreds_in_flight_fill_the_ring_and_all_complete_once() {
     let mut dev = start_with(&opts);
     let gpu = &mut dev.gpu;
     let (ctx, res) = ctx_with_target(gpu, 128, 128);
-    let stream = clear_stream(res.id.get(), [0.0, 0.0, 1.0, 1.0]);
+    let stream = clear_stream(res.id.get(), R8G8B8A8_UNORM, [0.0, 0.0, 1.0, 1.0]);
     let free_before = gpu.pool().free_bytes();
     let fence_base = gpu.fences().last_signaled(Timeline::Global);
 
@@ -102,7 +104,7 @@ fn unfenced_commands_overtake_fenced_ones() {
     let mut dev = start_3d();
     let gpu = &mut dev.gpu;
     let (ctx, res) = ctx_with_target(gpu, 256, 256);
-    let stream = clear_stream(res.id.get(), [1.0, 1.0, 0.0, 1.0]);
+    let stream = clear_stream(res.id.get(), R8G8B8A8_UNORM, [1.0, 1.0, 0.0, 1.0]);
 
     let mut order = Vec::new();
     let mut pending = HashMap::new();

@@ -268,8 +268,9 @@ pub fn wait(
 /// file's context (created if need be); the fence goes on each listed
 /// object and into each out-syncobj; with FENCE_FD_OUT its point is
 /// written to `fence_fd`, and the client obtains the sync_file by `dup`.
-/// In-syncobjs that have not signalled park the request (it re-runs from
-/// the start: nothing was submitted yet).
+/// An in-fence (FENCE_FD_IN, by token) or in-syncobjs that have not
+/// signalled park the request (it re-runs from the start: nothing was
+/// submitted yet), where Linux would block in the ioctl.
 pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut e: ExecbufferHeader = p.header().map_err(wire)?;
@@ -279,6 +280,10 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     let handles = p.u32s(e.num_bo_handles).map_err(wire)?;
     let ins = p.array::<ExecSyncobj>(e.num_in_syncobjs).map_err(wire)?;
     let outs = p.array::<ExecSyncobj>(e.num_out_syncobjs).map_err(wire)?;
+    let in_fence = match e.flags & vg::EXECBUF_FENCE_FD_IN {
+        0 => None,
+        _ => Some(p.u64s(1).map_err(wire)?[0]),
+    };
     p.finish().map_err(wire)?;
     let known = vg::EXECBUF_FENCE_FD_IN | vg::EXECBUF_FENCE_FD_OUT | vg::EXECBUF_RING_IDX;
     if e.flags & !known != 0 {
@@ -287,13 +292,18 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     if !device.features.contains(Features::VIRGL) {
         return Err(Errno::ENOSYS);
     }
-    // No rings without CONTEXT_INIT; in-fence fds are not carried on this
-    // wire yet.
-    if e.flags & (vg::EXECBUF_RING_IDX | vg::EXECBUF_FENCE_FD_IN) != 0 {
+    // A ring index needs rings, which only CONTEXT_INIT makes: without
+    // it Linux answers EINVAL too.
+    if e.flags & vg::EXECBUF_RING_IDX != 0 {
         return Err(Errno::EINVAL);
     }
     for h in &handles {
         file.bo(*h)?;
+    }
+    if let Some(token) = in_fence {
+        if !file.in_fence_signaled(token)? {
+            return Err(Errno::EAGAIN);
+        }
     }
     for s in &ins {
         let points = [s.point];

@@ -76,7 +76,8 @@ pub const IOC_RESOURCE_CREATE_BLOB: u32 = 0xC030_644A;
 /// [`IOC_MAP`]).
 pub const IOC_CONTEXT_INIT: u32 = 0xC010_644B;
 
-/// EXECBUFFER: wait for the sync_file in `fence_fd` before running.
+/// EXECBUFFER: wait for an in-fence sync_file before running (on this wire
+/// its token follows the arrays; see [`ExecbufferHeader`]).
 pub const EXECBUF_FENCE_FD_IN: u32 = 0x01;
 /// EXECBUFFER: return an out-fence for the submission (see
 /// [`ExecbufferHeader::fence_fd`]).
@@ -162,7 +163,9 @@ pub struct Map {
 /// `bo_handles`, `in_syncobjs` and `out_syncobjs` pointers), followed by
 /// `command: [u8; size]`, `bo_handles: [u32; num_bo_handles]`,
 /// `in_syncobjs: [ExecSyncobj; num_in_syncobjs]` and
-/// `out_syncobjs: [ExecSyncobj; num_out_syncobjs]`.
+/// `out_syncobjs: [ExecSyncobj; num_out_syncobjs]`, then, with
+/// [`EXECBUF_FENCE_FD_IN`] only, the in-fence sync_file's capability token
+/// (`u64`) in place of the fd in `fence_fd`.
 ///
 /// The syncobj arrays are packed at 16 bytes per element whatever
 /// `syncobj_stride` says: the client library reads each element at the
@@ -184,9 +187,8 @@ pub struct ExecbufferHeader {
     /// With [`EXECBUF_FENCE_FD_OUT`], OUT: a reference to the submission's
     /// fence, written by the daemon; the client obtains the sync_file fd by
     /// `dup` on the drm fd with that reference (drmd defines the dup
-    /// buffer). With [`EXECBUF_FENCE_FD_IN`], IN: the Linux field, an fd
-    /// that means nothing to the daemon — an in-fence is not carried on
-    /// this wire yet.
+    /// buffer). With [`EXECBUF_FENCE_FD_IN`], IN: ignored; the in-fence
+    /// travels as a token after the arrays.
     pub fence_fd: i32,
     /// The ring to submit on, with [`EXECBUF_RING_IDX`]; must be below the
     /// context's ring count.

@@ -179,6 +179,20 @@ impl Stream {
     }
 }
 
+/// The stream of ABI reference §5.5 as a client's whole submit: in
+/// sub-context 1, clear colour buffer `res` (a render target of `format`)
+/// to `rgba` through surface 1, destroyed again afterwards.
+pub fn clear_stream(res: u32, format: u32, rgba: [f32; 4]) -> Vec<u8> {
+    let mut s = Stream::new();
+    s.create_sub_ctx(1)
+        .set_sub_ctx(1)
+        .create_surface(1, res, format, 0)
+        .set_framebuffer_state(0, &[1])
+        .clear(clear::COLOR0, rgba, 0.0, 0)
+        .destroy_object(1);
+    s.to_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,12 +201,11 @@ mod tests {
     #[test]
     fn clear_stream_matches_the_reference_encoding() {
         let res = 42;
-        let mut s = Stream::new();
-        s.create_sub_ctx(1)
-            .set_sub_ctx(1)
-            .create_surface(1, res, format::R8G8B8A8_UNORM, 0)
-            .set_framebuffer_state(0, &[1])
-            .clear(clear::COLOR0, [1.0, 0.0, 0.0, 1.0], 0.0, 0);
+        let bytes = clear_stream(res, format::R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);
+        let words: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+            .collect();
         let expected = [
             0x0001_001D,
             1,
@@ -217,10 +230,12 @@ mod tests {
             0,
             0,
             0,
+            // The surface is destroyed again.
+            0x0001_0003,
+            1,
         ];
-        assert_eq!(s.words(), &expected);
-        assert_eq!(s.to_bytes().len(), 92);
-        assert_eq!(&s.to_bytes()[..4], &[0x1D, 0x00, 0x01, 0x00]);
+        assert_eq!(words, expected);
+        assert_eq!(&bytes[..4], &[0x1D, 0x00, 0x01, 0x00]);
     }
 
     #[test]

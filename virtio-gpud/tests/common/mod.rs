@@ -80,18 +80,6 @@ pub fn render_target(w: u32, h: u32) -> Resource3dParams {
     }
 }
 
-/// The stream that clears surface 1 of resource `res` to `rgba`.
-pub fn clear_stream(res: u32, rgba: [f32; 4]) -> Vec<u8> {
-    let mut s = virgl_stream::Stream::new();
-    s.create_sub_ctx(1)
-        .set_sub_ctx(1)
-        .create_surface(1, res, virgl_stream::format::R8G8B8A8_UNORM, 0)
-        .set_framebuffer_state(0, &[1])
-        .clear(virgl_stream::clear::COLOR0, rgba, 0.0, 0)
-        .destroy_object(1);
-    s.to_bytes()
-}
-
 pub fn ctx(gpu: &mut Gpu<VhostUserTransport>) -> CtxId {
     gpu.create_context(virtio_gpu_proto::CapsetId::VIRGL2, "test")
         .expect("creating a context")
