@@ -6,6 +6,9 @@
 //! - `demo [OUTPUT.png]`: the main job: starts virtio-gpud (and with it the
 //!   device), syncd and drmd, then renders through scheme:drm as Mesa
 //!   does, writing the read-back image as a PNG.
+//! - `bench [ITERATIONS]`: the device figures straight from virtio-gpud's
+//!   library, then the same work through the three daemons and scheme:drm,
+//!   with the ratios between them.
 //! - `test`: set-up, formatting and lint checks, the Redox build check, the
 //!   demo, then every test.
 
@@ -46,8 +49,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("bench") => bench(args.get(1).map(String::as_str).unwrap_or("1000")),
         Some("test") => test(),
-        _ => Err("usage: cargo xtask (setup | demo [OUTPUT.png] | test)".into()),
+        _ => {
+            Err("usage: cargo xtask (setup | demo [OUTPUT.png] | bench [ITERATIONS] | test)".into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -206,23 +212,87 @@ fn install_backend() -> Result {
 fn demo(output: Option<&str>) -> Result {
     setup()?;
     let output = output.unwrap_or("out/drm-render.png");
+    build_release(&["--example", "render"])?;
+    run_on_stack("demo", "render", &[output])
+}
+
+fn bench(iterations: &str) -> Result {
+    setup()?;
+    build_release(&["--example", "device_bench", "--example", "drm_bench"])?;
+    // The reference: the device driven by virtio-gpud's library, alone.
+    let device = Command::new(release_dir().join("examples/device_bench"))
+        .arg(iterations)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running device_bench: {e}"))?;
+    let device = String::from_utf8_lossy(&device.stdout);
+    print!("{device}");
+    let figure = |prefix: &str, unit: &str| {
+        device
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| number_before(l, unit))
+            .ok_or(format!("device_bench printed no {prefix:?}"))
+    };
+    let p50 = figure("fenced SUBMIT_3D (64x64 clear) round trip", " us")?;
+    let rate = figure("fenced SUBMIT_3D     notify per batch", " commands/s")?;
+    run_on_stack(
+        "bench",
+        "drm_bench",
+        &[iterations, &p50.to_string(), &rate.to_string()],
+    )
+}
+
+/// Runs the release example `client` with `args` against the three daemons,
+/// started for it on a bus of their own under `target/<name>/bus`.
+fn run_on_stack(name: &str, client: &str, args: &[&str]) -> Result {
+    let bus = workspace_root().join(format!("target/{name}/bus"));
+    let running = start_stack(&bus)?;
+    let status = Command::new(release_dir().join("examples").join(client))
+        .args(args)
+        .env(SCHEME_DIR, &bus)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("running {client}: {e}"))?;
+    drop(running);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{client} failed: {status}"))
+    }
+}
+
+/// The first number before `unit` in `line` (e.g. a p50 before " us").
+fn number_before(line: &str, unit: &str) -> Option<f64> {
+    let end = line.find(unit)?;
+    line[..end].split_whitespace().last()?.parse().ok()
+}
+
+/// Builds the daemons in release mode, with `extra` cargo arguments.
+fn build_release(extra: &[&str]) -> Result {
     let mut build = vec!["build", "--quiet", "--release"];
     for package in DAEMONS {
         build.extend(["--package", package]);
     }
-    build.extend(["--bins", "--example", "render"]);
-    cargo(&build)?;
-    let release = workspace_root().join("target/release");
-    // A bus of the demo's own: /scheme/ for these daemons and this client.
-    let bus = workspace_root().join("target/demo/bus");
-    let _ = std::fs::remove_dir_all(&bus);
-    std::fs::create_dir_all(&bus).map_err(|e| format!("creating {}: {e}", bus.display()))?;
-    // Started in init's order; each is stopped (SIGTERM) when dropped.
+    build.push("--bins");
+    build.extend(extra);
+    cargo(&build)
+}
+
+fn release_dir() -> PathBuf {
+    workspace_root().join("target/release")
+}
+
+/// Starts the daemons in init's order on a bus of their own in `bus` (it
+/// stands for /scheme/); each is stopped (SIGTERM) when dropped.
+fn start_stack(bus: &Path) -> Result<Vec<Started>> {
+    let _ = std::fs::remove_dir_all(bus);
+    std::fs::create_dir_all(bus).map_err(|e| format!("creating {}: {e}", bus.display()))?;
     let mut running = Vec::new();
     for daemon in DAEMONS {
         let log = bus.join(format!("{daemon}.log"));
-        let mut cmd = Command::new(release.join(daemon));
-        cmd.env(SCHEME_DIR, &bus)
+        let mut cmd = Command::new(release_dir().join(daemon));
+        cmd.env(SCHEME_DIR, bus)
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
         let started =
             Started::start(cmd).map_err(|e| format!("{daemon}: {e} (log: {})", log.display()))?;
@@ -233,18 +303,7 @@ fn demo(output: Option<&str>) -> Result {
         );
         running.push(started);
     }
-    let status = Command::new(release.join("examples/render"))
-        .arg(output)
-        .env(SCHEME_DIR, &bus)
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("running the render client: {e}"))?;
-    drop(running);
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the render client failed: {status}"))
-    }
+    Ok(running)
 }
 
 fn test() -> Result {
@@ -285,16 +344,26 @@ fn cargo_test() -> Result {
         .spawn()
         .map_err(|e| format!("running cargo test: {e}"))?;
     let (mut passed, mut failed) = (0u64, 0u64);
+    let mut failures = Vec::new();
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading cargo test output: {e}"))?;
         println!("{line}");
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
+            failures.push(name.to_string());
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             passed += count_before(rest, " passed");
             failed += count_before(rest, " failed");
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    for name in &failures {
+        println!("failed: {name}");
+    }
     println!("{passed} passed, {failed} failed");
     if status.success() && failed == 0 && passed > 0 {
         Ok(())
