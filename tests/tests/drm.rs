@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core::{self as dc, GemClose};
+use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Wait};
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
@@ -284,18 +285,31 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _stack = stack();
     let fd = render_node();
-    // Truncated payloads.
+    // Truncated payloads, for every ioctl that decodes one.
     for nr in [
         dc::VERSION,
         dc::GET_CAP,
         dc::GEM_CLOSE,
         vg::GETPARAM,
+        vg::GET_CAPS,
+        vg::CONTEXT_INIT,
         vg::RESOURCE_CREATE,
+        vg::RESOURCE_INFO,
         vg::MAP,
         vg::WAIT,
         vg::EXECBUFFER,
         vg::TRANSFER_TO_HOST,
-        vg::GET_CAPS,
+        vg::TRANSFER_FROM_HOST,
+        so::CREATE,
+        so::DESTROY,
+        so::FD_TO_HANDLE,
+        so::WAIT,
+        so::RESET,
+        so::SIGNAL,
+        so::TIMELINE_WAIT,
+        so::QUERY,
+        so::TRANSFER,
+        so::TIMELINE_SIGNAL,
     ] {
         assert_eq!(
             errno(fd.ioctl(nr, &mut [0u8; 3])),
@@ -303,6 +317,16 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
             "nr {nr:#x}"
         );
     }
+    // SET_CLIENT_CAP is for the primary node only, as in Linux.
+    assert_eq!(
+        errno(fd.ioctl(dc::SET_CLIENT_CAP, &mut [0u8; 16])),
+        Some(libc::EACCES)
+    );
+    let card = DrmFd::open("/scheme/drm/card0").unwrap();
+    assert_eq!(
+        errno(card.ioctl(dc::SET_CLIENT_CAP, &mut [0u8; 3])),
+        Some(libc::EINVAL)
+    );
     // A count running past the payload.
     let header = ExecbufferHeader {
         size: 1 << 20,
