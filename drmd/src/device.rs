@@ -2,6 +2,7 @@
 //! GETPARAM), its capsets (for GET_CAPS), and syncd's view of its fences.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 
 use syncd::client::TimelinePage;
 use virtio_gpu_proto::Features;
@@ -17,8 +18,10 @@ pub struct Device {
     pub capsets: Vec<CapsetEntry>,
     /// A session of drmd's own, for device-wide queries.
     control: Session,
-    /// The syncd timeline of device fences and its page, once syncd answers.
-    fences: Option<(u32, TimelinePage)>,
+    /// syncd's timeline page, once syncd answers.
+    page: Option<TimelinePage>,
+    /// The syncd timeline of device fences, once virtio-gpud has one.
+    timeline: Option<u32>,
 }
 
 impl Device {
@@ -31,11 +34,17 @@ impl Device {
             )
         })?;
         let (info, capsets) = control.info()?;
+        // Init starts syncd first; opened now, the page's handle can be an
+        // event source for the whole run (see `progress_fd`).
+        let page = TimelinePage::open()
+            .map_err(|e| log::warn!("syncd not reachable yet ({e}): parked waits will poll"))
+            .ok();
         Ok(Device {
             features: Features::from_bits_retain(info.features),
             capsets,
             control,
-            fences: None,
+            page,
+            timeline: None,
         })
     }
 
@@ -57,14 +66,37 @@ impl Device {
             .fold(0, |m, c| m | 1 << c.id)
     }
 
-    /// The syncd timeline of device fences and its page (connecting the
-    /// first time: syncd may start after drmd's own start-up).
-    pub fn fences(&mut self) -> io::Result<&(u32, TimelinePage)> {
-        if self.fences.is_none() {
-            let timeline = self.control.timeline()?;
-            self.fences = Some((timeline, TimelinePage::open()?));
+    /// The syncd timeline of device fences (asking virtio-gpud the first
+    /// time: it attaches to syncd lazily).
+    pub fn timeline(&mut self) -> io::Result<u32> {
+        if self.timeline.is_none() {
+            self.timeline = Some(self.control.timeline()?);
         }
-        Ok(self.fences.as_ref().expect("just set"))
+        Ok(self.timeline.expect("just set"))
+    }
+
+    fn page(&mut self) -> io::Result<&TimelinePage> {
+        if self.page.is_none() {
+            self.page = Some(TimelinePage::open()?);
+        }
+        Ok(self.page.as_ref().expect("just set"))
+    }
+
+    /// A descriptor readable once a fence timeline moves, if syncd was up
+    /// when drmd started; without it parked waits poll the page.
+    pub fn progress_fd(&self) -> Option<RawFd> {
+        let page = self.page.as_ref()?;
+        page.poll_fd()
+            .map_err(|e| log::warn!("no fence progress events ({e}): parked waits will poll"))
+            .ok()
+            .map(|fd| fd.as_raw_fd())
+    }
+
+    /// Takes note of the fence progress [`Device::progress_fd`] reported.
+    pub fn acknowledge_progress(&self) {
+        if let Some(Err(e)) = self.page.as_ref().map(TimelinePage::acknowledge) {
+            log::warn!("acknowledging fence progress: {e}");
+        }
     }
 
     /// Whether device fence `point` has signalled (0: nothing to wait for).
@@ -72,8 +104,8 @@ impl Device {
         if point == 0 {
             return Ok(true);
         }
-        let (timeline, page) = self.fences()?;
-        match page.last_signaled(*timeline) {
+        let timeline = self.timeline()?;
+        match self.page()?.last_signaled(timeline) {
             Some(last) => Ok(last >= point),
             None => Err(io::Error::other("device timeline has no slot on the page")),
         }

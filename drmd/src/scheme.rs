@@ -10,6 +10,7 @@
 //! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
 
 use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core as dc;
@@ -24,6 +25,7 @@ use zerocopy::FromBytes;
 use crate::device::Device;
 use crate::file::{io_errno, DrmFile};
 use crate::ioctl;
+use crate::ioctl::virtgpu::WAIT_TIMEOUT;
 
 /// Which device node a DRM file was opened through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,10 +72,14 @@ impl Node {
     }
 }
 
-/// How often parked requests (WAIT, EXECBUFFER with pending in-fences)
-/// look at fence progress: syncd publishes it on its page, which has no
-/// event to wake drmd.
+/// How often parked requests look at fence progress when no event says
+/// so: EXECBUFFERs waiting on in-syncobjs (which a client may signal
+/// without any timeline moving), and WAITs if syncd's progress events are
+/// not available.
 const POLL: Duration = Duration::from_millis(1);
+
+/// The event-source token of syncd's fence progress.
+const PROGRESS: usize = 0;
 
 /// The DRM scheme.
 pub struct DrmScheme {
@@ -84,12 +90,15 @@ pub struct DrmScheme {
     waits: HashMap<(HandleId, u32), Instant>,
     /// Keep polling until then while requests are parked.
     poll_until: Option<Instant>,
+    /// Whether fence progress wakes drmd (parked WAITs need no polling).
+    progress_events: bool,
 }
 
 impl DrmScheme {
     /// Serves `device`.
     pub fn new(device: Device) -> Self {
         DrmScheme {
+            progress_events: device.progress_fd().is_some(),
             device,
             files: HashMap::new(),
             next: 0,
@@ -174,7 +183,7 @@ impl Scheme for DrmScheme {
             nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
             _ => Err(Errno::ENOTTY),
         };
-        if result == Err(Errno::EAGAIN) {
+        if result == Err(Errno::EAGAIN) && !(nr == vg::WAIT && self.progress_events) {
             self.parked();
         }
         result
@@ -186,8 +195,8 @@ impl Scheme for DrmScheme {
         match nr {
             vg::EXECBUFFER => {
                 let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
-                let (timeline, _) = self.device.fences().map_err(io_errno)?;
-                let fence = SyncFile::for_fence(*timeline, point).map_err(io_errno)?;
+                let timeline = self.device.timeline().map_err(io_errno)?;
+                let fence = SyncFile::for_fence(timeline, point).map_err(io_errno)?;
                 Ok(Opened::Fd(fence.into_fd()))
             }
             so::HANDLE_TO_FD => {
@@ -243,9 +252,29 @@ impl Scheme for DrmScheme {
         self.waits.retain(|(file, _), _| *file != id);
     }
 
+    fn sources(&self) -> Vec<(RawFd, usize)> {
+        self.device
+            .progress_fd()
+            .map(|fd| (fd, PROGRESS))
+            .into_iter()
+            .collect()
+    }
+
+    fn on_source(&mut self, token: usize, _ctx: &mut Context) {
+        // The serving loop re-runs parked requests after this.
+        if token == PROGRESS {
+            self.device.acknowledge_progress();
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        let until = self.poll_until?;
         let now = Instant::now();
-        (until > now).then(|| now + POLL)
+        let poll = self
+            .poll_until
+            .filter(|&until| until > now)
+            .map(|_| now + POLL);
+        // A parked WAIT answers EBUSY at its timeout even if nothing moves.
+        let timeout = self.waits.values().map(|&since| since + WAIT_TIMEOUT).min();
+        poll.into_iter().chain(timeout).min()
     }
 }

@@ -65,9 +65,10 @@ impl TimelineOwner {
 }
 
 /// The read-only page of every timeline's last signalled point: a busy
-/// check without a call.
+/// check without a call; and its handle, readable once any timeline moves.
 #[derive(Debug)]
 pub struct TimelinePage {
+    fd: SchemeFd,
     map: ShmRegion,
 }
 
@@ -75,9 +76,22 @@ impl TimelinePage {
     /// Maps the page.
     pub fn open() -> io::Result<TimelinePage> {
         let fd = SchemeFd::open(&path(api::PAGE_PATH), 0)?;
-        Ok(TimelinePage {
-            map: fd.mmap(0, api::PAGE_LEN, false)?,
-        })
+        let map = fd.mmap(0, api::PAGE_LEN, false)?;
+        Ok(TimelinePage { fd, map })
+    }
+
+    /// A descriptor that is readable while some timeline has moved since
+    /// the last [`TimelinePage::acknowledge`].
+    pub fn poll_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.fd.poll_fd()
+    }
+
+    /// Takes note of every move so far (the descriptor stops being
+    /// readable until the next); returns the move count.
+    pub fn acknowledge(&self) -> io::Result<u64> {
+        let mut count = [0u8; 8];
+        self.fd.read(&mut count)?;
+        Ok(u64::from_le_bytes(count))
     }
 
     /// Timeline `id`'s last signalled point, if the page has a slot for it.

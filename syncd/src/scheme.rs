@@ -38,8 +38,12 @@ enum Handle {
     Root,
     /// The owner of a timeline.
     Owner(TimelineId),
-    /// The timeline page, mapped read-only.
-    Page,
+    /// The timeline page, mapped read-only; readable (poll) while some
+    /// timeline has moved since the handle last read the move count.
+    Page {
+        /// The move count this handle last read.
+        seen: u64,
+    },
     /// A sync_file: an immutable set of fences.
     SyncFile(FenceSet),
     /// A table of syncobjs (one per DRM file): handle → shared object.
@@ -55,6 +59,9 @@ enum Handle {
 pub struct SyncScheme {
     timelines: Timelines,
     page: Arc<ShmRegion>,
+    /// How many times a timeline has moved: page handles read it to
+    /// acknowledge a wake-up.
+    moves: u64,
     handles: HashMap<HandleId, Handle>,
     next_handle: HandleId,
     /// Syncobjs with the number of handles and table entries referring to
@@ -94,6 +101,7 @@ impl SyncScheme {
         Ok(SyncScheme {
             timelines: Timelines::new(),
             page: Arc::new(ShmRegion::new("syncd-timelines", api::PAGE_LEN)?),
+            moves: 0,
             handles: HashMap::new(),
             next_handle: 0,
             objs: HashMap::new(),
@@ -168,15 +176,20 @@ impl SyncScheme {
         for (obj, _) in self.objs.values_mut() {
             obj.collect(&self.timelines);
         }
+        self.moves += 1;
         for (&h, handle) in &self.handles {
-            if let Handle::SyncFile(set) = handle {
-                let concerned = set
-                    .fences()
-                    .iter()
-                    .any(|f| matches!(f, Fence::Point { timeline, .. } if *timeline == tid));
-                if concerned && set.status(&self.timelines) != FenceStatus::Active {
-                    ctx.post_event(h, EventFlags::READ);
+            match handle {
+                Handle::SyncFile(set) => {
+                    let concerned = set
+                        .fences()
+                        .iter()
+                        .any(|f| matches!(f, Fence::Point { timeline, .. } if *timeline == tid));
+                    if concerned && set.status(&self.timelines) != FenceStatus::Active {
+                        ctx.post_event(h, EventFlags::READ);
+                    }
                 }
+                Handle::Page { .. } => ctx.post_event(h, EventFlags::READ),
+                _ => {}
             }
         }
     }
@@ -187,7 +200,7 @@ impl SyncScheme {
             let i = match h {
                 Handle::Root => 0,
                 Handle::Owner(_) => 1,
-                Handle::Page => 2,
+                Handle::Page { .. } => 2,
                 Handle::SyncFile(_) => 3,
                 Handle::Table { .. } => 4,
                 Handle::Exported(_) => 5,
@@ -532,7 +545,7 @@ impl Scheme for SyncScheme {
         let handle = if path.is_empty() {
             Handle::Root
         } else if path == api::PAGE_PATH {
-            Handle::Page
+            Handle::Page { seen: self.moves }
         } else if path == api::SYNCOBJ_PATH {
             Handle::Table {
                 objs: HashMap::new(),
@@ -594,6 +607,15 @@ impl Scheme for SyncScheme {
                 let n = (text.len() - start).min(buf.len());
                 buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
                 Ok(n)
+            }
+            Handle::Page { .. } => {
+                // The move count: reading it acknowledges the wake-up.
+                let out = buf.get_mut(..8).ok_or(Errno::EINVAL)?;
+                out.copy_from_slice(&self.moves.to_le_bytes());
+                if let Some(Handle::Page { seen }) = self.handles.get_mut(&id) {
+                    *seen = self.moves;
+                }
+                Ok(8)
             }
             _ => Err(Errno::EBADF),
         }
@@ -669,6 +691,7 @@ impl Scheme for SyncScheme {
             Handle::SyncFile(set) if set.status(&self.timelines) != FenceStatus::Active => {
                 Ok(EventFlags::READ)
             }
+            Handle::Page { seen } if *seen < self.moves => Ok(EventFlags::READ),
             _ => Ok(EventFlags::empty()),
         }
     }
@@ -681,12 +704,12 @@ impl Scheme for SyncScheme {
         _ctx: &mut Context,
     ) -> Result<Mapping> {
         match self.handles.get(&id).ok_or(Errno::EBADF)? {
-            Handle::Page if offset == 0 && len <= api::PAGE_LEN => Ok(Mapping {
+            Handle::Page { .. } if offset == 0 && len <= api::PAGE_LEN => Ok(Mapping {
                 region: self.page.clone(),
                 offset: 0,
                 writable: false,
             }),
-            Handle::Page => Err(Errno::EINVAL),
+            Handle::Page { .. } => Err(Errno::EINVAL),
             _ => Err(Errno::ENODEV),
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use drm_uapi::syncobj as so;
 use scheme_seam::SchemeFd;
-use stack_tests::{bus_dir, workspace_binary, Daemon};
+use stack_tests::{bus_dir, poll_readable, workspace_binary, Daemon};
 use syncd::client::{SyncFile, SyncobjTable, TimelineOwner, TimelinePage};
 
 /// syncd serves one name per bus, so its tests take turns.
@@ -146,14 +146,22 @@ fn a_fence_whose_owner_is_gone_completes_with_an_error() {
 }
 
 #[test]
-fn the_timeline_page_answers_busy_checks_and_is_read_only() {
+fn the_timeline_page_answers_busy_checks_wakes_on_progress_and_is_read_only() {
     let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
     let _d = start();
     let owner = TimelineOwner::create("page").unwrap();
     let page = TimelinePage::open().unwrap();
     assert_eq!(page.last_signaled(owner.id()), Some(0));
+    // The handle sleeps until a timeline moves, and again once acknowledged.
+    assert!(!poll_readable(page.poll_fd().unwrap(), 0));
     owner.signal(42).unwrap();
     assert_eq!(page.last_signaled(owner.id()), Some(42));
+    assert!(poll_readable(page.poll_fd().unwrap(), 5000));
+    let moves = page.acknowledge().unwrap();
+    assert!(!poll_readable(page.poll_fd().unwrap(), 0));
+    owner.signal(43).unwrap();
+    assert!(poll_readable(page.poll_fd().unwrap(), 5000));
+    assert_eq!(page.acknowledge().unwrap(), moves + 1);
     let fd = SchemeFd::open("/scheme/sync/timelines", 0).unwrap();
     let err = fd.mmap(0, 4096, true).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EACCES));

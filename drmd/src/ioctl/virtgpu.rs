@@ -348,8 +348,8 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         file.bo(*h)?.fence = reply.fence;
     }
     if !outs.is_empty() {
-        let (timeline, _) = device.fences().map_err(io_errno)?;
-        let fence = SyncFile::for_fence(*timeline, reply.fence).map_err(io_errno)?;
+        let timeline = device.timeline().map_err(io_errno)?;
+        let fence = SyncFile::for_fence(timeline, reply.fence).map_err(io_errno)?;
         let table = file.syncobjs()?;
         for s in &outs {
             let point = (s.point != 0).then_some(s.point);
