@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use log::{debug, info};
-use vhost::vhost_user::message::{FrontendReq, VhostUserConfigFlags};
+use vhost::vhost_user::message::{FrontendReq, VhostUserConfigFlags, VhostUserHeaderFlag};
 use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_gpu_proto::GpuConfig;
@@ -179,6 +179,8 @@ pub struct VhostUserTransport {
     device_base: u64,
     /// Memory slots the backend has left for `create_region`.
     free_slots: u64,
+    /// Whether the backend acknowledges messages that ask for it.
+    reply_ack: bool,
     /// Device address of the next region `create_region` makes.
     next_region: u64,
     queues: Vec<QueueFds>,
@@ -198,6 +200,29 @@ impl std::fmt::Debug for VhostUserTransport {
 }
 
 impl VhostUserTransport {
+    /// Makes a memory-table change that has taken effect when this
+    /// returns. The backend serves its socket and its queues from one loop
+    /// and may handle a queue kick before an earlier socket message, so a
+    /// region must be mapped before its addresses reach a queue (a command
+    /// into memory it has not mapped fails). With REPLY_ACK the backend
+    /// acknowledges the message; without it, an answered request is the
+    /// barrier.
+    fn memory_change(
+        &mut self,
+        change: impl FnOnce(&mut Frontend) -> vhost::Result<()>,
+    ) -> Result<(), TransportError> {
+        if self.reply_ack {
+            self.frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+        }
+        let result = change(&mut self.frontend);
+        self.frontend.set_hdr_flags(VhostUserHeaderFlag::empty());
+        result?;
+        if !self.reply_ack {
+            self.frontend.get_protocol_features()?;
+        }
+        Ok(())
+    }
+
     /// Connects over `stream`, shares `region` with the backend, and, with
     /// `display` = `Some((width, height))`, serves the backend's display
     /// socket with one scanout of that size.
@@ -221,9 +246,11 @@ impl VhostUserTransport {
                 "backend cannot report its configuration space".into(),
             ));
         }
-        // Memory slots let each client's memory be a region of its own.
-        let wanted =
-            VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+        // Memory slots let each client's memory be a region of its own;
+        // acknowledgements tell when a new one is mapped.
+        let wanted = VhostUserProtocolFeatures::CONFIG
+            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+            | VhostUserProtocolFeatures::REPLY_ACK;
         frontend.set_protocol_features(offered & wanted)?;
         let free_slots = if offered.contains(VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS) {
             // One slot holds the first region.
@@ -254,6 +281,7 @@ impl VhostUserTransport {
             host_base,
             device_base: region.device_addr(),
             free_slots,
+            reply_ack: offered.contains(VhostUserProtocolFeatures::REPLY_ACK),
             next_region: (region.device_addr() + region.len() as u64)
                 .next_multiple_of(REGION_ALIGN),
             queues,
@@ -397,14 +425,16 @@ impl Transport for VhostUserTransport {
             ));
         }
         let region = DmaRegion::new_memfd(len, self.next_region).map_err(io::Error::other)?;
-        self.frontend.add_mem_region(&memory_info(&region))?;
+        let info = memory_info(&region);
+        self.memory_change(|f| f.add_mem_region(&info).map(drop))?;
         self.free_slots -= 1;
         self.next_region = (self.next_region + len as u64).next_multiple_of(REGION_ALIGN);
         Ok(region)
     }
 
     fn release_region(&mut self, region: &DmaRegion) -> Result<(), TransportError> {
-        self.frontend.remove_mem_region(&memory_info(region))?;
+        let info = memory_info(region);
+        self.memory_change(|f| f.remove_mem_region(&info))?;
         self.free_slots += 1;
         Ok(())
     }
