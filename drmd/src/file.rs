@@ -98,6 +98,10 @@ pub struct DrmFile {
 struct InFenceSlot {
     table: SyncobjTable,
     handle: u32,
+    /// The sync_file imported last. A parked EXECBUFFER re-runs with the
+    /// same one, and a sync_file's fences never change: importing again
+    /// would only report progress to syncd's pollers — drmd itself.
+    imported: Option<u64>,
 }
 
 /// The answer header of a device command, as an errno.
@@ -189,15 +193,23 @@ impl DrmFile {
         if self.in_fences.is_none() {
             let table = SyncobjTable::open().map_err(io_errno)?;
             let handle = table.create(false).map_err(io_errno)?;
-            self.in_fences = Some(InFenceSlot { table, handle });
+            self.in_fences = Some(InFenceSlot {
+                table,
+                handle,
+                imported: None,
+            });
         }
-        let slot = self.in_fences.as_ref().expect("just set");
-        slot.table
-            .import_sync_file_token(slot.handle, token)
-            .map_err(|e| match io_errno(e) {
-                Errno::ENOMEM => Errno::ENOMEM,
-                _ => Errno::EINVAL,
-            })?;
+        let slot = self.in_fences.as_mut().expect("just set");
+        if slot.imported != Some(token) {
+            slot.imported = None;
+            slot.table
+                .import_sync_file_token(slot.handle, token)
+                .map_err(|e| match io_errno(e) {
+                    Errno::ENOMEM => Errno::ENOMEM,
+                    _ => Errno::EINVAL,
+                })?;
+            slot.imported = Some(token);
+        }
         match slot.table.wait(&[slot.handle], None, 0, 0) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(Errno::ETIME.0) => Ok(false),

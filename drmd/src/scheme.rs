@@ -72,10 +72,9 @@ impl Node {
     }
 }
 
-/// How often parked requests look at fence progress when no event says
-/// so: EXECBUFFERs waiting on in-syncobjs (which a client may signal
-/// without any timeline moving), and WAITs if syncd's progress events are
-/// not available.
+/// How often parked requests (WAIT, EXECBUFFER with pending in-fences)
+/// look at fence progress when syncd's progress events are not available
+/// (syncd was not up when drmd started).
 const POLL: Duration = Duration::from_millis(1);
 
 /// The event-source token of syncd's fence progress.
@@ -90,7 +89,7 @@ pub struct DrmScheme {
     waits: HashMap<(HandleId, u32), Instant>,
     /// Keep polling until then while requests are parked.
     poll_until: Option<Instant>,
-    /// Whether fence progress wakes drmd (parked WAITs need no polling).
+    /// Whether syncd's progress events wake parked requests (no polling).
     progress_events: bool,
 }
 
@@ -183,7 +182,7 @@ impl Scheme for DrmScheme {
             nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
             _ => Err(Errno::ENOTTY),
         };
-        if result == Err(Errno::EAGAIN) && !(nr == vg::WAIT && self.progress_events) {
+        if result == Err(Errno::EAGAIN) && !self.progress_events {
             self.parked();
         }
         result

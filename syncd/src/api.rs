@@ -8,10 +8,11 @@
 //!   ECANCELED, so nobody waits forever on a fence no one can signal.
 //! - `timelines`: the read-only page of [`PAGE_SLOTS`] little-endian `u64`
 //!   slots; slot `id` holds timeline `id`'s last signalled point, for busy
-//!   checks without a call. The handle is readable (poll) while some
-//!   timeline has moved since it last read; a read returns the move count
-//!   (`u64`) and acknowledges, so a daemon with parked waits sleeps until
-//!   progress instead of polling the page.
+//!   checks without a call. The handle is readable (poll) while there was
+//!   progress since it last read — a timeline moved, or a syncobj got a
+//!   new fence (SIGNAL, TIMELINE_SIGNAL, TRANSFER, FD_TO_HANDLE); a read
+//!   returns the progress count (`u64`) and acknowledges, so a daemon with
+//!   parked waits sleeps until progress instead of polling.
 //! - `fence/<timeline>/<point>`: a sync_file holding that one fence.
 //!   sync_file ioctls are calls with the ioctl's nr as metadata word 0:
 //!   FILE_INFO (4), SET_DEADLINE (5); readable (fevent) once every fence

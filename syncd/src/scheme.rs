@@ -176,20 +176,27 @@ impl SyncScheme {
         for (obj, _) in self.objs.values_mut() {
             obj.collect(&self.timelines);
         }
+        for (&h, handle) in &self.handles {
+            if let Handle::SyncFile(set) = handle {
+                let concerned = set
+                    .fences()
+                    .iter()
+                    .any(|f| matches!(f, Fence::Point { timeline, .. } if *timeline == tid));
+                if concerned && set.status(&self.timelines) != FenceStatus::Active {
+                    ctx.post_event(h, EventFlags::READ);
+                }
+            }
+        }
+        self.progress(ctx);
+    }
+
+    /// Something a parked wait may be waiting for happened (a timeline
+    /// moved, a syncobj got a new fence): page handles become readable.
+    fn progress(&mut self, ctx: &mut Context) {
         self.moves += 1;
         for (&h, handle) in &self.handles {
-            match handle {
-                Handle::SyncFile(set) => {
-                    let concerned = set
-                        .fences()
-                        .iter()
-                        .any(|f| matches!(f, Fence::Point { timeline, .. } if *timeline == tid));
-                    if concerned && set.status(&self.timelines) != FenceStatus::Active {
-                        ctx.post_event(h, EventFlags::READ);
-                    }
-                }
-                Handle::Page { .. } => ctx.post_event(h, EventFlags::READ),
-                _ => {}
+            if let Handle::Page { .. } = handle {
+                ctx.post_event(h, EventFlags::READ);
             }
         }
     }
@@ -676,7 +683,19 @@ impl Scheme for SyncScheme {
                 Ok(0)
             }
             (Handle::SyncFile(_), _) => Err(Errno::ENOTTY),
-            (Handle::Table { .. }, nr) => self.syncobj_call(id, nr, payload, ctx),
+            (Handle::Table { .. }, nr) => {
+                let r = self.syncobj_call(id, nr, payload, ctx);
+                // Ops that give a syncobj a new fence can satisfy another
+                // daemon's parked wait without any timeline moving.
+                let gives_fences = matches!(
+                    nr,
+                    so::SIGNAL | so::TIMELINE_SIGNAL | so::TRANSFER | so::FD_TO_HANDLE
+                );
+                if gives_fences && r.is_ok() {
+                    self.progress(ctx);
+                }
+                r
+            }
             _ => Err(Errno::ENOTTY),
         }
     }

@@ -14,7 +14,7 @@ use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
 use stack_tests::{bus_dir, workspace_binary, Daemon};
-use syncd::client::{SyncFile, TimelineOwner};
+use syncd::client::{SyncFile, SyncobjTable, TimelineOwner};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
 use zerocopy::{FromZeros, IntoBytes};
@@ -278,6 +278,141 @@ fn an_in_fence_holds_the_submit_until_it_signals() {
     let mut pixels = vec![0u8; 16 * 16 * 4];
     map.read_bytes(0, &mut pixels);
     assert!(pixels.chunks_exact(4).all(|p| p == [0, 0xFF, 0, 0xFF]));
+}
+
+/// SYNCOBJ_CREATE on the DRM file.
+fn syncobj_create(fd: &DrmFd) -> u32 {
+    let mut c = so::Create::new_zeroed();
+    fd.ioctl(so::CREATE, c.as_mut_bytes()).unwrap();
+    c.handle
+}
+
+/// FD_TO_HANDLE with IMPORT_SYNC_FILE: `file`'s fence into `handle`.
+fn syncobj_import(fd: &DrmFd, handle: u32, file: &SyncFile) {
+    let mut f = so::FdToHandle {
+        handle,
+        flags: so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+        token: file.token().unwrap(),
+        ..so::FdToHandle::new_zeroed()
+    };
+    fd.ioctl(so::FD_TO_HANDLE, f.as_mut_bytes()).unwrap();
+}
+
+/// SYNCOBJ_RESET (or another handle-array op `nr`) of `handles`.
+fn syncobj_array_op(fd: &DrmFd, nr: u64, handles: &[u32]) -> std::io::Result<usize> {
+    let header = so::Array {
+        count_handles: handles.len() as u32,
+        pad: 0,
+    };
+    fd.ioctl(nr, &mut Builder::new(&header).array(handles).build())
+}
+
+/// SYNCOBJ_WAIT for `handle` without waiting: whether it has signalled.
+fn syncobj_signaled(fd: &DrmFd, handle: u32) -> bool {
+    let header = so::WaitHeader {
+        count_handles: 1,
+        ..so::WaitHeader::new_zeroed()
+    };
+    let mut payload = Builder::new(&header).array(&[handle]).build();
+    match fd.ioctl(so::WAIT, &mut payload) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => false,
+        Err(e) => panic!("SYNCOBJ_WAIT: {e}"),
+    }
+}
+
+/// EXECBUFFER with in- and out-syncobjs (binary: point 0).
+fn execbuffer_syncobjs(
+    fd: &DrmFd,
+    stream: &[u8],
+    bo: u32,
+    ins: &[u32],
+    outs: &[u32],
+) -> std::io::Result<usize> {
+    let header = ExecbufferHeader {
+        size: stream.len() as u32,
+        num_bo_handles: 1,
+        syncobj_stride: 16,
+        num_in_syncobjs: ins.len() as u32,
+        num_out_syncobjs: outs.len() as u32,
+        ..ExecbufferHeader::new_zeroed()
+    };
+    let syncobj = |handle: &u32| vg::ExecSyncobj {
+        handle: *handle,
+        flags: 0,
+        point: 0,
+    };
+    let ins: Vec<_> = ins.iter().map(syncobj).collect();
+    let outs: Vec<_> = outs.iter().map(syncobj).collect();
+    let mut payload = Builder::new(&header)
+        .array(stream)
+        .array(&[bo])
+        .array(&ins)
+        .array(&outs)
+        .build();
+    fd.ioctl(vg::EXECBUFFER, &mut payload)
+}
+
+#[test]
+fn execbuffer_waits_on_in_syncobjs_and_signals_out_syncobjs() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let gate = TimelineOwner::create("syncobj gate").unwrap();
+    let fd = std::sync::Arc::new(render_node());
+    let (bo, res) = create(&fd, 16, 16);
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [1.0, 1.0, 0.0, 1.0]);
+    // `held` carries the gate's pending fence; `done` gets the submit's.
+    let (held, done) = (syncobj_create(&fd), syncobj_create(&fd));
+    syncobj_import(&fd, held, &SyncFile::for_fence(gate.id(), 1).unwrap());
+    assert!(!syncobj_signaled(&fd, held));
+
+    // Parked behind `held`; woken by a timeline moving.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let submit = {
+        let (fd, stream, tx) = (fd.clone(), stream.clone(), tx.clone());
+        move || tx.send(execbuffer_syncobjs(&fd, &stream, bo, &[held], &[done]).map(drop))
+    };
+    std::thread::spawn(submit.clone());
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "ran before its in-syncobj"
+    );
+    gate.signal(1).unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the gate's signal never woke the submit")
+        .unwrap();
+    fd.wait(bo, false).unwrap();
+    assert!(
+        syncobj_signaled(&fd, done),
+        "the out-syncobj has the submit's fence"
+    );
+    assert!(read_back(&fd, bo, 16, 16)
+        .chunks_exact(4)
+        .all(|p| p == [0xFF, 0xFF, 0, 0xFF]));
+
+    // Parked behind a fence no timeline will signal; woken when another
+    // party, holding the syncobj through syncd alone (not through drmd),
+    // signals it: no timeline moves and drmd hears of no request.
+    syncobj_import(&fd, held, &SyncFile::for_fence(gate.id(), 2).unwrap());
+    syncobj_array_op(&fd, so::RESET, &[done]).unwrap();
+    let export = so::HandleToFd {
+        handle: held,
+        ..so::HandleToFd::new_zeroed()
+    };
+    let shared = fd.fd_of(so::HANDLE_TO_FD, export.as_bytes()).unwrap();
+    let other = SyncobjTable::open().unwrap();
+    let theirs = other.import(&SchemeFd::from_fd(shared)).unwrap();
+    std::thread::spawn(submit);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "ran before its in-syncobj"
+    );
+    other.signal(&[theirs]).unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the other party's SYNCOBJ_SIGNAL never woke the submit")
+        .unwrap();
+    fd.wait(bo, false).unwrap();
+    assert!(syncobj_signaled(&fd, done));
 }
 
 #[test]
