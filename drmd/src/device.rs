@@ -93,9 +93,17 @@ impl Device {
     }
 
     /// Takes note of the fence progress [`Device::progress_fd`] reported.
-    pub fn acknowledge_progress(&self) {
-        if let Some(Err(e)) = self.page.as_ref().map(TimelinePage::acknowledge) {
-            log::warn!("acknowledging fence progress: {e}");
+    /// `false` if syncd no longer answers: the page handle is dropped (its
+    /// descriptor leaves the serving loop with it, rather than staying
+    /// readable forever) and waits must poll.
+    pub fn acknowledge_progress(&mut self) -> bool {
+        match self.page.as_ref().map(TimelinePage::acknowledge) {
+            Some(Err(e)) => {
+                log::warn!("fence progress events lost ({e}): parked waits will poll");
+                self.page = None;
+                false
+            }
+            _ => true,
         }
     }
 

@@ -261,8 +261,9 @@ impl Scheme for DrmScheme {
 
     fn on_source(&mut self, token: usize, _ctx: &mut Context) {
         // The serving loop re-runs parked requests after this.
-        if token == PROGRESS {
-            self.device.acknowledge_progress();
+        if token == PROGRESS && !self.device.acknowledge_progress() {
+            self.progress_events = false;
+            self.parked();
         }
     }
 
