@@ -555,3 +555,38 @@ fn a_killed_client_has_its_host_objects_released() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn drmd_keeps_serving_when_syncd_dies() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    assert!(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0])
+        .wait(Duration::from_secs(10))
+        .unwrap());
+
+    // SAFETY: a plain signal to a child process this test started.
+    unsafe { libc::kill(stack._sync.pid() as libc::pid_t, libc::SIGKILL) };
+    let log = bus_dir().join("drm.log");
+    let lost = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("fence progress events lost")
+            .count()
+    };
+
+    // Everything that does not need syncd still works; what does fails.
+    assert_eq!(fd.version().unwrap().name, "virtio_gpu");
+    assert_eq!(fd.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+    let second = render_node();
+    create(&second, 16, 16);
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
+    assert!(fd.execbuffer(&stream, &[bo], None, true).is_err());
+    // drmd noticed (once its progress descriptor reported the hang-up) or
+    // not yet; either way a descriptor that stays readable must not spin
+    // its loop, which would log the loss on every turn.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lost() <= 1, "drmd keeps waking for a dead syncd");
+    assert_eq!(fd.version().unwrap().name, "virtio_gpu");
+}
