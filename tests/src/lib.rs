@@ -2,10 +2,12 @@
 //! process, and daemons started the way init starts them (readiness on
 //! `INIT_NOTIFY`), stopped with SIGTERM.
 
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use scheme_seam::daemon::Started;
 use scheme_seam::SchemeFd;
@@ -117,4 +119,44 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
     };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 && p.revents & libc::POLLIN != 0 }
+}
+
+/// What virtio-gpud's object table holds, one line per object (its
+/// `objects` file): empty when no session owns anything.
+pub fn device_objects() -> String {
+    let fd =
+        SchemeFd::open("/scheme/virtio-gpu/objects", 0).expect("opening virtio-gpud's objects");
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = fd.read(&mut buf).expect("reading virtio-gpud's objects");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Runs `gpu-tool <command>` until it reports that it holds objects on the
+/// device, kills it (no chance to clean up), and waits until virtio-gpud's
+/// object table is empty again; returns what the tool held.
+pub fn kill_holder_and_await_release(command: &str) -> String {
+    let mut child = Command::new(workspace_binary("gpu-tool"))
+        .arg(command)
+        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting gpu-tool");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("reading gpu-tool");
+    assert_eq!(line.trim(), "holding");
+    let held = device_objects();
+    child.kill().expect("killing gpu-tool");
+    child.wait().expect("reaping gpu-tool");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !device_objects().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still held: {}",
+            device_objects()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    held
 }

@@ -2,8 +2,6 @@
 //! it: the DRM-level clear-and-read-back of ABI reference §5.5, two
 //! clients at once, malformed ioctls, and a client that dies.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,7 +11,9 @@ use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Wai
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
-use stack_tests::{bus_dir, workspace_binary, Daemon};
+use stack_tests::{
+    bus_dir, device_objects, kill_holder_and_await_release, workspace_binary, Daemon,
+};
 use syncd::client::{SyncFile, SyncobjTable, TimelineOwner};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
@@ -519,41 +519,17 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     clear(&fd, bo, res, [1.0, 1.0, 1.0, 1.0]);
 }
 
-fn objects() -> String {
-    let fd = SchemeFd::open("/scheme/virtio-gpu/objects", 0).unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = fd.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 #[test]
 fn a_killed_client_has_its_host_objects_released() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _stack = stack();
-    let mut child = Command::new(workspace_binary("gpu-tool"))
-        .arg("drm-hold")
-        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "holding");
-    let held = objects();
+    // drmd's own control session owns nothing.
+    assert_eq!(device_objects(), "");
+    let held = kill_holder_and_await_release("drm-hold");
     assert!(
         held.contains("resource ") && held.contains("context "),
         "{held}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // drmd's own control session owns nothing.
-    while !objects().is_empty() {
-        assert!(Instant::now() < deadline, "still held: {}", objects());
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -3,13 +3,10 @@
 //! fences from syncd; sessions are isolated from each other; a client that
 //! dies has its objects released on the device.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use scheme_seam::SchemeFd;
-use stack_tests::{bus_dir, workspace_binary, Daemon};
+use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxId, MemEntry, Resource3dParams,
@@ -206,41 +203,16 @@ fn sessions_cannot_name_each_others_objects() {
         .1);
 }
 
-fn objects() -> String {
-    let fd = SchemeFd::open("/scheme/virtio-gpu/objects", 0).unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = fd.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 #[test]
 fn a_killed_client_has_its_objects_released_on_the_device() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _stack = stack();
-    assert_eq!(objects(), "");
-    let mut child = Command::new(workspace_binary("gpu-tool"))
-        .arg("hold")
-        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "holding");
-    let held = objects();
+    assert_eq!(device_objects(), "");
+    let held = kill_holder_and_await_release("hold");
     assert!(
         held.contains("resource ") && held.contains("context ") && held.contains("memory "),
         "{held}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !objects().is_empty() {
-        assert!(Instant::now() < deadline, "still held: {}", objects());
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
