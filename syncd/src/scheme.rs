@@ -18,7 +18,7 @@ use drm_uapi::syncobj::{
 use drm_uapi::wire::{Payload, WireError};
 use log::debug;
 use scheme_seam::{
-    Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, ShmRegion,
+    read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, ShmRegion,
 };
 use zerocopy::FromBytes;
 
@@ -608,13 +608,7 @@ impl Scheme for SyncScheme {
         _ctx: &mut Context,
     ) -> Result<usize> {
         match self.handles.get(&id).ok_or(Errno::EBADF)? {
-            Handle::Root => {
-                let text = self.stats();
-                let start = (offset as usize).min(text.len());
-                let n = (text.len() - start).min(buf.len());
-                buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
-                Ok(n)
-            }
+            Handle::Root => Ok(read_text(&self.stats(), buf, offset)),
             Handle::Page { .. } => {
                 // The move count: reading it acknowledges the wake-up.
                 let out = buf.get_mut(..8).ok_or(Errno::EINVAL)?;

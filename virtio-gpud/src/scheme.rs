@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
+use scheme_seam::{read_text, Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
 use syncd::client::TimelineOwner;
 use virtio_gpu_proto::{CommandType, CtrlHdr, Queue, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
@@ -426,10 +426,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             Node::Objects => self.objects.describe(),
             Node::Session(_) => return Err(Errno::EBADF),
         };
-        let start = (offset as usize).min(text.len());
-        let n = (text.len() - start).min(buf.len());
-        buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
-        Ok(n)
+        Ok(read_text(&text, buf, offset))
     }
 
     fn call(

@@ -65,6 +65,17 @@ pub struct Mapping {
     pub writable: bool,
 }
 
+/// A `read` of `text` as a file's contents at `offset` into `buf` (for
+/// handles that show counters or tables as text); returns the bytes read.
+pub fn read_text(text: &str, buf: &mut [u8], offset: u64) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(text.len());
+    let n = (text.len() - start).min(buf.len());
+    buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
+    n
+}
+
 /// What `fstat` reports of a handle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {

@@ -26,7 +26,9 @@ mod redox_dispatch;
 pub mod shm;
 
 pub use errno::{Errno, Result};
-pub use handler::{Caller, Context, EventFlags, HandleId, Mapping, Opened, Scheme, Stat};
+pub use handler::{
+    read_text, Caller, Context, EventFlags, HandleId, Mapping, Opened, Scheme, Stat,
+};
 #[cfg(target_os = "linux")]
 pub use linux::{serve, SchemeFd};
 #[cfg(target_os = "redox")]
