@@ -165,9 +165,9 @@ impl Scheme for DrmScheme {
             vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
             vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
             vg::WAIT => {
-                let handle = payload
-                    .get(..4)
-                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
+                // Keyed by handle to time the wait; a short payload is
+                // refused by `wait` itself.
+                let handle = vg::Wait::read_from_prefix(payload).map_or(0, |(w, _)| w.handle);
                 let since = *self.waits.entry((id, handle)).or_insert_with(Instant::now);
                 let r = ioctl::virtgpu::wait(device, file, since, payload);
                 if r != Err(Errno::EAGAIN) {
