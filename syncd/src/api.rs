@@ -45,7 +45,7 @@ pub const SIGNAL: u64 = 0x101;
 pub const FAIL: u64 = 0x102;
 /// Call: this handle's capability token (payload: `u64` out), which names
 /// it in another handle's request in place of an fd.
-pub const TOKEN: u64 = 0x110;
+pub const TOKEN: u64 = scheme_seam::token::CALL;
 
 /// Bytes of the timeline page.
 pub const PAGE_LEN: usize = 4096;

@@ -4,10 +4,8 @@
 //! signals, resets and imports wake it, and at its deadline it answers
 //! ETIME.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,7 @@ use drm_uapi::syncobj::{
 };
 use drm_uapi::wire::{Payload, WireError};
 use log::debug;
+use scheme_seam::token::Tokens;
 use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, ShmRegion,
 };
@@ -69,10 +68,7 @@ pub struct SyncScheme {
     objs: HashMap<ObjId, (Syncobj, usize)>,
     next_obj: ObjId,
     /// Capability tokens naming handles in other handles' requests.
-    tokens: HashMap<u64, HandleId>,
-    token_of: HashMap<HandleId, u64>,
-    token_keys: RandomState,
-    token_counter: u64,
+    tokens: Tokens<HandleId>,
     /// Deadlines of parked waits (CLOCK_MONOTONIC ns). A wait re-run while
     /// parked inserts the same deadline again, which the set absorbs; one
     /// whose wait was answered early only causes a spare wake-up.
@@ -106,10 +102,7 @@ impl SyncScheme {
             next_handle: 0,
             objs: HashMap::new(),
             next_obj: 0,
-            tokens: HashMap::new(),
-            token_of: HashMap::new(),
-            token_keys: RandomState::new(),
-            token_counter: 0,
+            tokens: Tokens::default(),
             deadlines: BTreeSet::new(),
         })
     }
@@ -141,26 +134,8 @@ impl SyncScheme {
         }
     }
 
-    /// The handle's token, made on first use: unguessable, so a process can
-    /// only name handles it was given.
-    fn token(&mut self, id: HandleId) -> u64 {
-        if let Some(&t) = self.token_of.get(&id) {
-            return t;
-        }
-        let token = loop {
-            self.token_counter += 1;
-            let t = self.token_keys.hash_one(self.token_counter);
-            if t != 0 && !self.tokens.contains_key(&t) {
-                break t;
-            }
-        };
-        self.tokens.insert(token, id);
-        self.token_of.insert(id, token);
-        token
-    }
-
     fn by_token(&self, token: u64) -> Option<&Handle> {
-        self.tokens.get(&token).and_then(|h| self.handles.get(h))
+        self.tokens.get(token).and_then(|h| self.handles.get(&h))
     }
 
     /// Publishes a timeline's progress and wakes the sync_file pollers it
@@ -636,7 +611,7 @@ impl Scheme for SyncScheme {
                 if payload.len() != 8 {
                     return Err(Errno::EINVAL);
                 }
-                let token = self.token(id);
+                let token = self.tokens.token(id);
                 payload.copy_from_slice(&token.to_le_bytes());
                 Ok(0)
             }
@@ -728,9 +703,7 @@ impl Scheme for SyncScheme {
     }
 
     fn close(&mut self, id: HandleId, ctx: &mut Context) {
-        if let Some(token) = self.token_of.remove(&id) {
-            self.tokens.remove(&token);
-        }
+        self.tokens.remove(id);
         match self.handles.remove(&id) {
             Some(Handle::Owner(tid)) => {
                 // Nobody can signal its pending points any more.

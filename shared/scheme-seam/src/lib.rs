@@ -8,6 +8,7 @@
 //!   with SCM_RIGHTS, shared memory as memfds, readiness as eventfds.
 //! - `redox`: the adapter to `redox-scheme` and the `libredox` client.
 //! - [`daemon`]: start-up readiness and orderly termination.
+//! - [`token`]: capability tokens naming a handle in another's request.
 //!
 //! See `docs/SCHEME.md` for the whole picture.
 
@@ -24,6 +25,7 @@ pub mod redox;
 #[path = "redox/dispatch.rs"]
 mod redox_dispatch;
 pub mod shm;
+pub mod token;
 
 pub use errno::{Errno, Result};
 pub use handler::{
