@@ -240,3 +240,83 @@ fn running_out_of_memory_slots_is_enospc_and_closing_sessions_frees_them() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Clears `res` to `rgba` in `ctx` and reads it back into its backing,
+/// waiting for the device's answer to the read-back.
+fn clear_and_read_back(s: &Session, ctx: CtxId, res: ResourceId, w: u32, h: u32, rgba: [f32; 4]) {
+    let bytes = virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, rgba);
+    let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+    submit.extend_from_slice(&bytes);
+    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+    let readback = TransferFromHost3d::new(ctx, res, Box3d::new(0, 0, 0, w, h, 1), 0, 0, 0, 0);
+    ok(&s.call(readback.as_bytes(), QUEUE_FENCED, 24).unwrap().1);
+}
+
+#[test]
+fn a_shared_resource_lives_until_its_last_holder_lets_go() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let (w, h) = (16u32, 16u32);
+    let a = Session::open().unwrap();
+    let b = Session::open().unwrap();
+    let (_, res, addr, offset) = setup(&a, w, h);
+    let (ctx_b, _, _, _) = setup(&b, w, h);
+    let map = a.map(offset, (w * h * 4) as usize).unwrap();
+    let every_pixel = |rgba: [u8; 4]| {
+        let mut pixels = vec![0u8; (w * h * 4) as usize];
+        map.read_bytes(0, &mut pixels);
+        pixels.chunks_exact(4).all(|p| p == rgba)
+    };
+
+    // Before sharing, B cannot name it, nor share it, nor adopt by guess.
+    let attach = CtxAttachResource::new(ctx_b, res);
+    assert_eq!(errno(b.queue(attach.as_bytes(), 0)), Some(libc::EACCES));
+    assert_eq!(errno(b.share(res.get())), Some(libc::ENOENT));
+    assert_eq!(errno(b.adopt(1)), Some(libc::ENOENT));
+
+    let token = a.share(res.get()).unwrap();
+    assert_eq!(a.share(res.get()).unwrap(), token, "one token per resource");
+    assert_eq!(b.adopt(token).unwrap(), res.get());
+    assert_eq!(
+        b.adopt(token).unwrap(),
+        res.get(),
+        "adopting twice is one hold"
+    );
+    ok(&b.call(attach.as_bytes(), 0, 24).unwrap().1);
+    // B renders into it in its own context; the pixels land in A's memory.
+    clear_and_read_back(&b, ctx_b, res, w, h, [0.0, 1.0, 0.0, 1.0]);
+    assert!(every_pixel([0, 0xFF, 0, 0xFF]), "B's green in A's backing");
+
+    // Nobody pulls it from under the other holder.
+    let unref = virtio_gpu_proto::ResourceUnref::new(res);
+    assert_eq!(errno(a.queue(unref.as_bytes(), 0)), Some(libc::EBUSY));
+    let detach = virtio_gpu_proto::ResourceDetachBacking::new(res);
+    assert_eq!(errno(a.queue(detach.as_bytes(), 0)), Some(libc::EBUSY));
+    assert_eq!(errno(a.free(addr)), Some(libc::EBUSY));
+
+    // A's close leaves the resource and its backing (A's memory) to B.
+    drop(map);
+    drop(a);
+    let table = device_objects();
+    let line = format!("resource {} session ", res.get());
+    assert!(
+        table.contains(&line) && table.contains("memory "),
+        "{table}"
+    );
+    clear_and_read_back(&b, ctx_b, res, w, h, [1.0, 0.0, 0.0, 1.0]);
+
+    // B's release is the last: the resource and A's memory go, and the
+    // token names nothing any more.
+    b.release(res.get()).unwrap();
+    assert_eq!(errno(b.release(res.get())), Some(libc::ENOENT));
+    let c = Session::open().unwrap();
+    assert_eq!(errno(c.adopt(token)), Some(libc::ENOENT));
+    let table = device_objects();
+    assert!(!table.contains(&line), "{table}");
+    drop((b, c));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !device_objects().is_empty() {
+        assert!(Instant::now() < deadline, "left: {}", device_objects());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -26,6 +26,21 @@
 //!   - [`CAPSET`]: payload = capset id and version (`u32` each) in, then
 //!     room; the capset's data out, from the daemon's cache (the return
 //!     value is its length).
+//!   - [`SHARE`]: payload = a resource id the session holds (`u64`) in, a
+//!     share token (`u64`) out: with it another session can [`ADOPT`] the
+//!     resource (PRIME). The same token each time; it dies with the
+//!     resource.
+//!   - [`ADOPT`]: payload = a share token (`u64`); the session becomes a
+//!     holder of the resource, whose id is the return value (ENOENT for a
+//!     token naming nothing).
+//!   - [`RELEASE`]: payload = a resource id (`u64`) the session holds: it
+//!     lets go. With the last holder the resource is unreffed on the device
+//!     and the allocations its backing lies in are freed, whoever made
+//!     them; until then they stay, even past their session's close.
+//!
+//!   While a resource has several holders, RESOURCE_UNREF, ATTACH_BACKING
+//!   and DETACH_BACKING of it are EBUSY, and FREE of memory backing any
+//!   resource is EBUSY.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -53,6 +68,12 @@ pub const TIMELINE: u64 = 5;
 pub const INFO: u64 = 6;
 /// Call: a capset's data.
 pub const CAPSET: u64 = 7;
+/// Call: a token to share a resource with.
+pub const SHARE: u64 = 8;
+/// Call: hold a resource another session shared.
+pub const ADOPT: u64 = 9;
+/// Call: let go of a resource.
+pub const RELEASE: u64 = 10;
 
 /// The start of an [`INFO`] answer.
 #[repr(C)]

@@ -104,6 +104,26 @@ impl Session {
         Ok(payload)
     }
 
+    /// A token with which another session can adopt resource `res`.
+    pub fn share(&self, res: u32) -> io::Result<u64> {
+        let mut payload = u64::from(res).to_le_bytes();
+        self.fd.call(&mut payload, &[api::SHARE])?;
+        Ok(u64::from_le_bytes(payload))
+    }
+
+    /// Holds the resource `token` names; returns its id.
+    pub fn adopt(&self, token: u64) -> io::Result<u32> {
+        Ok(self.fd.call(&mut token.to_le_bytes(), &[api::ADOPT])? as u32)
+    }
+
+    /// Lets go of resource `res` (the last holder's release unrefs it and
+    /// frees its backing).
+    pub fn release(&self, res: u32) -> io::Result<()> {
+        self.fd
+            .call(&mut u64::from(res).to_le_bytes(), &[api::RELEASE])
+            .map(drop)
+    }
+
     /// The syncd timeline carrying device fences.
     pub fn timeline(&self) -> io::Result<u32> {
         Ok(self.fd.call(&mut [], &[api::TIMELINE])? as u32)

@@ -3,13 +3,21 @@
 //!
 //! The device trusts whatever ids and addresses it is given (and this
 //! backend does not even report virglrenderer's objections), so the checks
-//! live here: a session names only resources and contexts it created,
-//! points backing entries only into DMA memory it allocated, and its
-//! create commands get ids assigned here, never chosen by the caller.
+//! live here: a session names only contexts it created and resources it
+//! holds, points backing entries only into DMA memory it allocated, and
+//! its create commands get ids assigned here, never chosen by the caller.
+//!
+//! A resource can be shared (PRIME): its holder asks for a share token and
+//! another session adopts the resource with it. A shared resource lives on
+//! the device until its last holder releases it, and its backing — memory
+//! of the session that attached it — stays allocated until then, even if
+//! that session has closed. While shared, nobody may unref it, nor change
+//! its backing, under the others.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use scheme_seam::token::Tokens;
 use scheme_seam::Errno;
 use virtio_gpu_proto::{CommandType, CtrlHdr, CtxId, MemEntry, ResourceId};
 use zerocopy::FromBytes;
@@ -43,13 +51,51 @@ pub struct Admitted {
     pub created: u32,
 }
 
+/// A device resource as the table knows it.
+#[derive(Debug)]
+struct Resource {
+    /// The sessions that may name it, its creator first; it leaves the
+    /// device when the last one lets go.
+    holders: Vec<SessionId>,
+    /// The allocations (device addresses) its backing entries lie in.
+    backing: Vec<u64>,
+}
+
+impl Resource {
+    fn shared(&self) -> bool {
+        self.holders.len() > 1
+    }
+}
+
+/// A resource whose last holder let go, for release on the device.
+#[derive(Debug)]
+pub struct Released {
+    /// The resource to unref.
+    pub id: ResourceId,
+    /// Its backing, to drop once the device has let go of it.
+    pub memory: Vec<DmaBuf>,
+}
+
+/// What closing a session leaves to release on the device.
+#[derive(Debug, Default)]
+pub struct SessionRelease {
+    /// Resources nobody holds any more.
+    pub resources: Vec<Released>,
+    /// The session's contexts.
+    pub contexts: Vec<CtxId>,
+    /// The session's memory that backs nothing still alive.
+    pub memory: Vec<DmaBuf>,
+}
+
 /// The table of owned objects.
 #[derive(Debug, Default)]
 pub struct Objects {
-    resources: HashMap<ResourceId, SessionId>,
+    resources: HashMap<ResourceId, Resource>,
     contexts: HashMap<CtxId, SessionId>,
-    /// DMA allocations by device address.
+    /// DMA allocations by device address, with the session that made them.
     backing: HashMap<u64, (SessionId, DmaBuf)>,
+    /// Share tokens of resources offered for adoption.
+    shares: Tokens<ResourceId>,
 }
 
 /// Size of each command's fixed part (ABI reference §1.5), the bytes the
@@ -108,8 +154,27 @@ fn set_u32(bytes: &mut [u8], off: usize, value: u32) {
 }
 
 impl Objects {
+    fn resource(&self, session: SessionId, raw: u32) -> Option<&Resource> {
+        let r = self.resources.get(&ResourceId::new(raw)?)?;
+        r.holders.contains(&session).then_some(r)
+    }
+
     fn owns_resource(&self, session: SessionId, raw: u32) -> bool {
-        ResourceId::new(raw).is_some_and(|id| self.resources.get(&id) == Some(&session))
+        self.resource(session, raw).is_some()
+    }
+
+    /// The session's allocation that holds `len` bytes at `addr`.
+    fn allocation_of(&self, session: SessionId, addr: u64, len: u64) -> Option<u64> {
+        self.backing
+            .iter()
+            .find(|(_, (s, buf))| {
+                *s == session
+                    && addr >= buf.device_addr()
+                    && addr
+                        .checked_add(len)
+                        .is_some_and(|end| end <= buf.device_addr() + buf.len() as u64)
+            })
+            .map(|(a, _)| *a)
     }
 
     fn owns_context(&self, session: SessionId, raw: u32) -> bool {
@@ -119,13 +184,7 @@ impl Objects {
     /// Whether `len` bytes at device address `addr` lie inside one of the
     /// session's allocations.
     pub fn owns_memory(&self, session: SessionId, addr: u64, len: u64) -> bool {
-        self.backing.values().any(|(s, buf)| {
-            *s == session
-                && addr >= buf.device_addr()
-                && addr
-                    .checked_add(len)
-                    .is_some_and(|end| end <= buf.device_addr() + buf.len() as u64)
-        })
+        self.allocation_of(session, addr, len).is_some()
     }
 
     /// Checks `request` (a header, the command's fixed part, then its
@@ -169,7 +228,11 @@ impl Objects {
                     return Err(Errno::EIO);
                 };
                 set_u32(request, 24, id.get());
-                self.resources.insert(id, session);
+                let resource = Resource {
+                    holders: vec![session],
+                    backing: Vec::new(),
+                };
+                self.resources.insert(id, resource);
                 admitted.created = id.get();
             }
             CommandType::CTX_CREATE => {
@@ -181,24 +244,49 @@ impl Objects {
                 admitted.created = id.get();
             }
             CommandType::RESOURCE_UNREF => {
-                self.resources
-                    .remove(&ResourceId::new(u32_at(request, 24)).expect("owned"));
+                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                if self.resources[&id].shared() {
+                    return Err(Errno::EBUSY);
+                }
+                self.resources.remove(&id);
+                self.shares.remove(id);
+            }
+            CommandType::RESOURCE_DETACH_BACKING => {
+                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                let resource = self.resources.get_mut(&id).expect("owned");
+                if resource.shared() {
+                    return Err(Errno::EBUSY);
+                }
+                resource.backing.clear();
             }
             CommandType::CTX_DESTROY => {
                 self.contexts.remove(&CtxId::new(ctx).expect("owned"));
             }
             CommandType::RESOURCE_ATTACH_BACKING => {
+                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
                 let n = u32_at(request, 28) as usize;
                 let entries = &request[fixed..];
                 if n == 0 || entries.len() != n.checked_mul(16).ok_or(Errno::EINVAL)? {
                     return Err(Errno::EINVAL);
                 }
+                let mut allocations = Vec::with_capacity(n);
                 for e in entries.chunks_exact(16) {
                     let (entry, _) = MemEntry::read_from_prefix(e).map_err(|_| Errno::EINVAL)?;
-                    if !self.owns_memory(session, entry.addr.get(), u64::from(entry.length.get())) {
-                        return Err(Errno::EACCES);
-                    }
+                    let addr = entry.addr.get();
+                    let len = u64::from(entry.length.get());
+                    allocations.push(
+                        self.allocation_of(session, addr, len)
+                            .ok_or(Errno::EACCES)?,
+                    );
                 }
+                let resource = self.resources.get_mut(&id).expect("owned");
+                if resource.shared() {
+                    return Err(Errno::EBUSY);
+                }
+                // Recorded when admitted: should the device refuse the
+                // attach, the memory only stays pinned until the resource
+                // goes.
+                resource.backing.extend(allocations);
             }
             CommandType::SUBMIT_3D if ctx == 0 => return Err(Errno::EINVAL),
             _ => {}
@@ -221,57 +309,119 @@ impl Objects {
         }
     }
 
-    /// Gives up the session's allocation at `addr`. The caller must know the
-    /// device no longer uses it (detached, or its resource released).
-    pub fn remove_memory(&mut self, session: SessionId, addr: u64) -> Option<DmaBuf> {
+    /// Gives up the session's allocation at `addr`: ENOENT if it is not
+    /// one, EBUSY while it backs a resource (which another session may be
+    /// using). Detaching the backing or unreffing the resource ends that.
+    pub fn remove_memory(&mut self, session: SessionId, addr: u64) -> Result<DmaBuf, Errno> {
         match self.backing.get(&addr) {
-            Some((s, _)) if *s == session => self.backing.remove(&addr).map(|(_, b)| b),
-            _ => None,
+            Some((s, _)) if *s == session => {}
+            _ => return Err(Errno::ENOENT),
         }
+        if self.resources.values().any(|r| r.backing.contains(&addr)) {
+            return Err(Errno::EBUSY);
+        }
+        Ok(self.backing.remove(&addr).expect("present").1)
     }
 
-    /// Everything the session owns, removed from the table: its resources,
-    /// contexts and memory, for release on the device.
-    pub fn take_session(
-        &mut self,
-        session: SessionId,
-    ) -> (Vec<ResourceId>, Vec<CtxId>, Vec<DmaBuf>) {
-        let resources = self
+    /// Whether any of `session`'s memory is still allocated.
+    pub fn has_memory(&self, session: SessionId) -> bool {
+        self.backing.values().any(|(s, _)| *s == session)
+    }
+
+    /// A token with which another session can adopt `res`, which `session`
+    /// holds (the same token each time).
+    pub fn share(&mut self, session: SessionId, res: u32) -> Result<u64, Errno> {
+        if !self.owns_resource(session, res) {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.shares.token(ResourceId::new(res).expect("held")))
+    }
+
+    /// Makes `session` a holder of the resource `token` names; returns it.
+    pub fn adopt(&mut self, session: SessionId, token: u64) -> Result<ResourceId, Errno> {
+        let id = self.shares.get(token).ok_or(Errno::ENOENT)?;
+        let resource = self.resources.get_mut(&id).expect("shares track resources");
+        if !resource.holders.contains(&session) {
+            resource.holders.push(session);
+        }
+        Ok(id)
+    }
+
+    /// `session` lets go of `res`; if it was the last holder, the resource
+    /// leaves the table and is returned for release on the device.
+    pub fn release(&mut self, session: SessionId, res: u32) -> Result<Option<Released>, Errno> {
+        if !self.owns_resource(session, res) {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.let_go(session, ResourceId::new(res).expect("held")))
+    }
+
+    fn let_go(&mut self, session: SessionId, id: ResourceId) -> Option<Released> {
+        let resource = self.resources.get_mut(&id)?;
+        resource.holders.retain(|s| *s != session);
+        if !resource.holders.is_empty() {
+            return None;
+        }
+        let resource = self.resources.remove(&id).expect("present");
+        self.shares.remove(id);
+        let memory = resource
+            .backing
+            .iter()
+            .filter(|a| !self.resources.values().any(|r| r.backing.contains(a)))
+            .filter_map(|a| self.backing.remove(a).map(|(_, b)| b))
+            .collect();
+        Some(Released { id, memory })
+    }
+
+    /// Takes the session out of the table: its holds are let go (resources
+    /// nobody else holds are returned), its contexts are returned, and its
+    /// memory that backs nothing still alive is returned. Memory backing a
+    /// resource another session holds stays, under this session's name.
+    pub fn take_session(&mut self, session: SessionId) -> SessionRelease {
+        let held: Vec<ResourceId> = self
             .resources
             .iter()
-            .filter(|(_, s)| **s == session)
-            .map(|(r, _)| *r)
-            .collect::<Vec<_>>();
-        let contexts = self
+            .filter(|(_, r)| r.holders.contains(&session))
+            .map(|(id, _)| *id)
+            .collect();
+        let resources = held
+            .into_iter()
+            .filter_map(|id| self.let_go(session, id))
+            .collect();
+        let contexts: Vec<CtxId> = self
             .contexts
             .iter()
             .filter(|(_, s)| **s == session)
             .map(|(c, _)| *c)
-            .collect::<Vec<_>>();
-        for r in &resources {
-            self.resources.remove(r);
-        }
+            .collect();
         for c in &contexts {
             self.contexts.remove(c);
         }
         let addrs: Vec<u64> = self
             .backing
             .iter()
-            .filter(|(_, (s, _))| *s == session)
+            .filter(|(a, (s, _))| {
+                *s == session && !self.resources.values().any(|r| r.backing.contains(a))
+            })
             .map(|(a, _)| *a)
             .collect();
         let memory = addrs
             .into_iter()
             .filter_map(|a| self.backing.remove(&a).map(|(_, b)| b))
             .collect();
-        (resources, contexts, memory)
+        SessionRelease {
+            resources,
+            contexts,
+            memory,
+        }
     }
 
     /// The table as text, one object a line (the `objects` file).
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        for (r, owner) in &self.resources {
-            let _ = writeln!(s, "resource {} session {owner}", r.get());
+        for (id, r) in &self.resources {
+            let holders: Vec<String> = r.holders.iter().map(|h| h.to_string()).collect();
+            let _ = writeln!(s, "resource {} session {}", id.get(), holders.join(","));
         }
         for (c, owner) in &self.contexts {
             let _ = writeln!(s, "context {} session {owner}", c.get());

@@ -19,7 +19,7 @@ use crate::command::{DeviceError, Payload};
 use crate::device::{Gpu, Pending};
 use crate::dma::DmaPool;
 use crate::fence::Timeline;
-use crate::objects::{IdKind, NewId, Objects, SessionId};
+use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
 use crate::resource::PAGE_SIZE;
 use crate::transport::Transport;
 use crate::Error;
@@ -60,6 +60,9 @@ pub struct GpuScheme<T: Transport> {
     next_ticket: u64,
     /// Each session's memory pool, made on its first ALLOC.
     pools: HashMap<SessionId, DmaPool>,
+    /// Pools of closed sessions whose memory still backs a resource another
+    /// session holds; withdrawn from the device once it does not.
+    retired: HashMap<SessionId, DmaPool>,
     /// The device timeline in syncd, once syncd is reachable (it starts
     /// after this daemon).
     sync: Option<TimelineOwner>,
@@ -89,6 +92,7 @@ impl<T: Transport> GpuScheme<T> {
             tickets: HashMap::new(),
             next_ticket: 0,
             pools: HashMap::new(),
+            retired: HashMap::new(),
             sync: None,
             sync_retry: None,
         }
@@ -315,7 +319,8 @@ impl<T: Transport> GpuScheme<T> {
         Ok(out.len())
     }
 
-    /// Releases everything a session owns on the device.
+    /// Releases everything a session owns on the device, except what
+    /// another session still holds.
     fn release(&mut self, session: SessionId) {
         let stale: Vec<u64> = self
             .tickets
@@ -328,11 +333,14 @@ impl<T: Transport> GpuScheme<T> {
                 self.gpu.detach(&t.pending);
             }
         }
-        let (resources, contexts, memory) = self.objects.take_session(session);
-        for r in &resources {
-            if let Err(e) = self.gpu.call(&ResourceUnref::new(*r), &[], None) {
-                warn!("releasing resource {}: {e}", r.get());
-            }
+        let SessionRelease {
+            resources,
+            contexts,
+            memory,
+        } = self.objects.take_session(session);
+        let (n_resources, n_contexts) = (resources.len(), contexts.len());
+        for r in resources {
+            self.unref(r);
         }
         for c in &contexts {
             if let Err(e) = self.gpu.destroy_context(*c) {
@@ -342,17 +350,62 @@ impl<T: Transport> GpuScheme<T> {
         // Only now, with its resources gone, is the memory unused.
         drop(memory);
         if let Some(pool) = self.pools.remove(&session) {
+            self.retired.insert(session, pool);
+        }
+        self.withdraw_retired();
+        if n_resources > 0 || n_contexts > 0 {
+            info!(
+                "session {session} closed: released {n_resources} resources, {n_contexts} contexts"
+            );
+        }
+    }
+
+    /// Unrefs a resource nobody holds any more, then frees its backing.
+    fn unref(&mut self, r: Released) {
+        if let Err(e) = self.gpu.call(&ResourceUnref::new(r.id), &[], None) {
+            warn!("releasing resource {}: {e}", r.id.get());
+        }
+        drop(r.memory);
+    }
+
+    /// Withdraws the memory regions of closed sessions that back nothing.
+    fn withdraw_retired(&mut self) {
+        let idle: Vec<SessionId> = self
+            .retired
+            .keys()
+            .filter(|s| !self.objects.has_memory(**s))
+            .copied()
+            .collect();
+        for session in idle {
+            let pool = self.retired.remove(&session).expect("listed");
             if let Err(e) = self.gpu.release_pool(pool) {
                 warn!("withdrawing session {session}'s memory: {e}");
             }
         }
-        if !resources.is_empty() || !contexts.is_empty() {
-            info!(
-                "session {session} closed: released {} resources, {} contexts",
-                resources.len(),
-                contexts.len()
-            );
+    }
+
+    /// SHARE: payload = resource id (`u32`, pad to 8) in, token out.
+    fn share(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        let res = u32::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
+        let token = self.objects.share(session, res)?;
+        payload[..8].copy_from_slice(&token.to_le_bytes());
+        Ok(0)
+    }
+
+    /// ADOPT: payload = token in; the resource id is the return value.
+    fn adopt(&mut self, session: SessionId, payload: &[u8]) -> Result<usize> {
+        let token = u64_at(payload, 0)?;
+        Ok(self.objects.adopt(session, token)?.get() as usize)
+    }
+
+    /// RELEASE: payload = resource id (`u64`).
+    fn release_resource(&mut self, session: SessionId, payload: &[u8]) -> Result<usize> {
+        let res = u32::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
+        if let Some(r) = self.objects.release(session, res)? {
+            self.unref(r);
+            self.withdraw_retired();
         }
+        Ok(0)
     }
 
     /// Connects to syncd if it is not yet, at most once a [`SYNCD_RETRY`].
@@ -449,11 +502,11 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             api::ALLOC => self.alloc(session, payload),
             api::FREE => {
                 let addr = u64_at(payload, 0)?;
-                self.objects
-                    .remove_memory(session, addr)
-                    .map(|_| 0)
-                    .ok_or(Errno::ENOENT)
+                self.objects.remove_memory(session, addr).map(|_| 0)
             }
+            api::SHARE => self.share(session, payload),
+            api::ADOPT => self.adopt(session, payload),
+            api::RELEASE => self.release_resource(session, payload),
             api::TIMELINE => self
                 .sync_owner()
                 .map(|o| o.id() as usize)
