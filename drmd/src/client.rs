@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 
-use drm_uapi::core::{self as dc, GemClose, VersionHeader};
+use drm_uapi::core::{self as dc, GemClose, PrimeHandle, VersionHeader};
 use drm_uapi::virtgpu::{
     self as vg, Box3d, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate, Transfer,
     Wait,
@@ -28,6 +28,44 @@ pub struct Version {
 #[derive(Debug)]
 pub struct DrmFd {
     fd: SchemeFd,
+}
+
+/// A dma-buf from PRIME export: it keeps its buffer alive, and another DRM
+/// file (of any process it is passed to) imports the buffer with it.
+#[derive(Debug)]
+pub struct DmaBuf {
+    fd: SchemeFd,
+}
+
+impl DmaBuf {
+    /// Wraps a dma-buf fd (received from another process).
+    pub fn from_fd(fd: OwnedFd) -> DmaBuf {
+        DmaBuf {
+            fd: SchemeFd::from_fd(fd),
+        }
+    }
+
+    /// The fd, to pass to another process.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd.into_fd()
+    }
+
+    /// The capability token PRIME_FD_TO_HANDLE carries.
+    pub fn token(&self) -> io::Result<u64> {
+        let mut out = [0u8; 8];
+        self.fd.call(&mut out, &[scheme_seam::token::CALL])?;
+        Ok(u64::from_le_bytes(out))
+    }
+
+    /// mmap of the buffer's first `len` bytes, shared.
+    pub fn map(&self, len: usize) -> io::Result<ShmRegion> {
+        self.fd.mmap(0, len, true)
+    }
+
+    /// `fstat`: the size is the buffer's.
+    pub fn stat(&self) -> io::Result<Stat> {
+        self.fd.fstat()
+    }
 }
 
 fn bad() -> io::Error {
@@ -187,6 +225,28 @@ impl DrmFd {
         };
         self.ioctl(vg::MAP, m.as_mut_bytes())?;
         self.fd.mmap(m.offset, len, true)
+    }
+
+    /// PRIME_HANDLE_TO_FD with DRM_CLOEXEC | DRM_RDWR, as Mesa asks.
+    pub fn prime_export(&self, bo: u32) -> io::Result<DmaBuf> {
+        let h = PrimeHandle {
+            handle: bo,
+            flags: dc::PRIME_FLAG_CLOEXEC | dc::PRIME_FLAG_RDWR,
+            token: 0,
+        };
+        Ok(DmaBuf::from_fd(
+            self.fd_of(dc::PRIME_HANDLE_TO_FD, h.as_bytes())?,
+        ))
+    }
+
+    /// PRIME_FD_TO_HANDLE: this file's GEM handle for the dma-buf's buffer.
+    pub fn prime_import(&self, dma_buf: &DmaBuf) -> io::Result<u32> {
+        let mut h = PrimeHandle {
+            token: dma_buf.token()?,
+            ..PrimeHandle::new_zeroed()
+        };
+        self.ioctl(dc::PRIME_FD_TO_HANDLE, h.as_mut_bytes())?;
+        Ok(h.handle)
     }
 
     /// GEM_CLOSE.

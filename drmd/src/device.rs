@@ -3,11 +3,14 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use syncd::client::TimelinePage;
 use virtio_gpu_proto::Features;
 use virtio_gpud::api::CapsetEntry;
 use virtio_gpud::client::Session;
+
+use crate::gem::Offsets;
 
 /// The device, as drmd's clients see it.
 #[derive(Debug)]
@@ -16,8 +19,11 @@ pub struct Device {
     pub features: Features,
     /// Capsets the device offers.
     pub capsets: Vec<CapsetEntry>,
-    /// A session of drmd's own, for device-wide queries.
-    control: Session,
+    /// A session of drmd's own, for device-wide queries and for holding
+    /// exported objects (see [`crate::gem`]).
+    control: Arc<Session>,
+    /// mmap offsets of GEM objects.
+    offsets: Offsets,
     /// syncd's timeline page, once syncd answers.
     page: Option<TimelinePage>,
     /// The syncd timeline of device fences, once virtio-gpud has one.
@@ -42,10 +48,21 @@ impl Device {
         Ok(Device {
             features: Features::from_bits_retain(info.features),
             capsets,
-            control,
+            control: Arc::new(control),
+            offsets: Offsets::default(),
             page,
             timeline: None,
         })
+    }
+
+    /// The session that holds exported objects for their dma-bufs.
+    pub fn export_holder(&self) -> &Arc<Session> {
+        &self.control
+    }
+
+    /// An mmap offset for a new object of `size` bytes.
+    pub fn map_offset(&mut self, size: u32) -> u64 {
+        self.offsets.take(size)
     }
 
     /// The capset `id`'s data at `version`, from virtio-gpud's cache.

@@ -8,28 +8,14 @@ use std::sync::Arc;
 
 use scheme_seam::{Errno, ShmRegion};
 use syncd::client::SyncobjTable;
-use virtio_gpu_proto::{CtrlHdr, CtxCreate, CtxId, ResponseType};
+use virtio_gpu_proto::{
+    CtrlHdr, CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId, ResponseType,
+};
 use virtio_gpud::client::Session;
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::gem::Gem;
 use crate::scheme::Node;
-
-/// A GEM buffer object: a device resource with its backing.
-#[derive(Debug)]
-pub struct Bo {
-    /// The device's resource id.
-    pub res: u32,
-    /// Bytes of backing.
-    pub size: u32,
-    /// Device address of the backing (in the session's memory).
-    pub addr: u64,
-    /// The mmap offset (the backing's offset in the session's memory).
-    pub offset: u64,
-    /// drmd's mapping of the backing, shared with the client on mmap.
-    pub map: Arc<ShmRegion>,
-    /// The last device fence that used the object (0: none).
-    pub fence: u64,
-}
 
 /// Where EXECBUFFER streams go: memory of the file's own that virtio-gpud
 /// hands to the device in place, so a stream is copied once (from the
@@ -79,7 +65,7 @@ pub struct DrmFile {
     /// Its session with virtio-gpud: its resources, context and memory.
     pub session: Session,
     /// GEM handles.
-    pub bos: HashMap<u32, Bo>,
+    pub bos: HashMap<u32, Arc<Gem>>,
     next_handle: u32,
     /// The device context, created on first use as Linux does.
     ctx: Option<CtxId>,
@@ -160,16 +146,52 @@ impl DrmFile {
         self.ctx.is_some()
     }
 
-    /// A new GEM handle for `bo`.
-    pub fn insert(&mut self, bo: Bo) -> Result<u32, Errno> {
+    /// A new GEM handle for `gem`.
+    pub fn insert(&mut self, gem: Arc<Gem>) -> Result<u32, Errno> {
         self.next_handle = self.next_handle.checked_add(1).ok_or(Errno::ENOSPC)?;
-        self.bos.insert(self.next_handle, bo);
+        self.bos.insert(self.next_handle, gem);
         Ok(self.next_handle)
     }
 
     /// The object behind GEM handle `handle` (ENOENT, as Linux).
-    pub fn bo(&mut self, handle: u32) -> Result<&mut Bo, Errno> {
-        self.bos.get_mut(&handle).ok_or(Errno::ENOENT)
+    pub fn bo(&self, handle: u32) -> Result<&Arc<Gem>, Errno> {
+        self.bos.get(&handle).ok_or(Errno::ENOENT)
+    }
+
+    /// The file's handle to `gem`, if it has one.
+    pub fn handle_of(&self, gem: &Arc<Gem>) -> Option<u32> {
+        self.bos
+            .iter()
+            .find(|(_, g)| Arc::ptr_eq(g, gem))
+            .map(|(h, _)| *h)
+    }
+
+    /// Attaches resource `res` to the file's context (created if need be),
+    /// as every GEM handle's creation does in Linux.
+    pub fn attach(&mut self, res: ResourceId) -> Result<(), Errno> {
+        let request = CtxAttachResource::new(self.context()?, res);
+        let (_, answer) = self
+            .session
+            .call(request.as_bytes(), 0, 24)
+            .map_err(io_errno)?;
+        answer_errno(&answer)
+    }
+
+    /// Removes GEM handle `handle` (EINVAL if unknown, as Linux): the
+    /// resource leaves the file's context and the file's session lets go
+    /// of it — which unrefs it on the device unless someone else holds it.
+    pub fn close_handle(&mut self, handle: u32) -> Result<(), Errno> {
+        let gem = self.bos.remove(&handle).ok_or(Errno::EINVAL)?;
+        let res = ResourceId::new(gem.res).ok_or(Errno::EIO)?;
+        if let Some(ctx) = self.ctx {
+            let detach = CtxDetachResource::new(ctx, res);
+            let (_, answer) = self
+                .session
+                .call(detach.as_bytes(), 0, 24)
+                .map_err(io_errno)?;
+            answer_errno(&answer)?;
+        }
+        self.session.release(gem.res).map_err(io_errno)
     }
 
     /// The file's command arena.

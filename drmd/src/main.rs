@@ -2,6 +2,7 @@
 
 mod device;
 mod file;
+mod gem;
 mod ioctl;
 mod scheme;
 

@@ -8,15 +8,21 @@
 //! - EXECBUFFER with FENCE_FD_OUT writes the device fence point into
 //!   `fence_fd`; `dup(fd, [EXECBUFFER, point])` returns the sync_file.
 //! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
+//! - PRIME_HANDLE_TO_FD is `dup(fd, [PRIME_HANDLE_TO_FD, PrimeHandle])`:
+//!   the new handle is a dma-buf on this scheme. It answers the token call
+//!   (`scheme_seam::token::CALL`), which PRIME_FD_TO_HANDLE carries, and
+//!   can be mmapped at offset 0.
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core as dc;
 use drm_uapi::syncobj::{self as so, HandleToFd};
 use drm_uapi::virtgpu as vg;
 use log::warn;
+use scheme_seam::token::{self, Tokens};
 use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::Features;
@@ -24,6 +30,7 @@ use zerocopy::FromBytes;
 
 use crate::device::Device;
 use crate::file::{io_errno, DrmFile};
+use crate::gem::Gem;
 use crate::ioctl;
 use crate::ioctl::virtgpu::WAIT_TIMEOUT;
 
@@ -84,6 +91,10 @@ const PROGRESS: usize = 0;
 pub struct DrmScheme {
     device: Device,
     files: HashMap<HandleId, DrmFile>,
+    /// dma-bufs from PRIME export, each holding its object.
+    dma_bufs: HashMap<HandleId, Arc<Gem>>,
+    /// Tokens of dma-bufs, for PRIME import.
+    tokens: Tokens<HandleId>,
     next: HandleId,
     /// When each parked WAIT began, by file and GEM handle.
     waits: HashMap<(HandleId, u32), Instant>,
@@ -100,6 +111,8 @@ impl DrmScheme {
             progress_events: device.progress_fd().is_some(),
             device,
             files: HashMap::new(),
+            dma_bufs: HashMap::new(),
+            tokens: Tokens::default(),
             next: 0,
             waits: HashMap::new(),
             poll_until: None,
@@ -108,6 +121,26 @@ impl DrmScheme {
 
     fn parked(&mut self) {
         self.poll_until = Some(Instant::now() + POLL * 10);
+    }
+
+    fn new_handle(&mut self) -> HandleId {
+        self.next += 1;
+        self.next
+    }
+
+    /// A call on a dma-buf: only its token.
+    fn dma_buf_call(
+        &mut self,
+        id: HandleId,
+        payload: &mut [u8],
+        metadata: &[u64],
+    ) -> Result<usize> {
+        if metadata.first() != Some(&token::CALL) {
+            return Err(Errno::ENOTTY);
+        }
+        let out = payload.get_mut(..8).ok_or(Errno::EINVAL)?;
+        out.copy_from_slice(&self.tokens.token(id).to_le_bytes());
+        Ok(0)
     }
 }
 
@@ -135,9 +168,9 @@ impl Scheme for DrmScheme {
             warn!("opening a DRM file: {e}");
             io_errno(e)
         })?;
-        self.next += 1;
-        self.files.insert(self.next, file);
-        Ok(Opened::Handle(self.next))
+        let id = self.new_handle();
+        self.files.insert(id, file);
+        Ok(Opened::Handle(id))
     }
 
     fn call(
@@ -147,6 +180,9 @@ impl Scheme for DrmScheme {
         metadata: &[u64],
         _ctx: &mut Context,
     ) -> Result<usize> {
+        if self.dma_bufs.contains_key(&id) {
+            return self.dma_buf_call(id, payload, metadata);
+        }
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
         let device = &mut self.device;
         let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
@@ -155,6 +191,14 @@ impl Scheme for DrmScheme {
             dc::GET_CAP => ioctl::core::get_cap(payload),
             dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(file, payload),
             dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
+            // Returns an fd: a `dup` (see the module's documentation).
+            dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+            dc::PRIME_FD_TO_HANDLE => {
+                let (tokens, dma_bufs) = (&self.tokens, &self.dma_bufs);
+                ioctl::prime::import(device, file, payload, |token| {
+                    tokens.get(token).and_then(|h| dma_bufs.get(&h)).cloned()
+                })
+            }
             vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
             vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
             vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
@@ -189,9 +233,20 @@ impl Scheme for DrmScheme {
     }
 
     fn dup(&mut self, id: HandleId, buf: &[u8], _ctx: &mut Context) -> Result<Opened> {
+        // A dma-buf returns no fds (a plain dup of its fd shares the
+        // handle and never reaches the scheme).
+        if self.dma_bufs.contains_key(&id) {
+            return Err(Errno::EINVAL);
+        }
         let (nr, rest) = u64::read_from_prefix(buf).map_err(|_| Errno::EINVAL)?;
         let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
         match nr {
+            dc::PRIME_HANDLE_TO_FD => {
+                let gem = ioctl::prime::export(&self.device, file, rest)?;
+                let new = self.new_handle();
+                self.dma_bufs.insert(new, gem);
+                Ok(Opened::Handle(new))
+            }
             vg::EXECBUFFER => {
                 let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
                 let timeline = self.device.timeline().map_err(io_errno)?;
@@ -217,6 +272,14 @@ impl Scheme for DrmScheme {
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
+        if let Some(gem) = self.dma_bufs.get(&id) {
+            // As Linux's dma-buf inode: the buffer's size.
+            return Ok(Stat {
+                mode: 0o600,
+                rdev: 0,
+                size: u64::from(gem.size),
+            });
+        }
         let file = self.files.get(&id).ok_or(Errno::EBADF)?;
         Ok(file.node.stat())
     }
@@ -228,17 +291,23 @@ impl Scheme for DrmScheme {
         len: usize,
         _ctx: &mut Context,
     ) -> Result<Mapping> {
-        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
-        let bo = file
-            .bos
-            .values()
-            .find(|bo| bo.offset == offset)
-            .ok_or(Errno::EINVAL)?;
-        if len > bo.size as usize {
+        // A dma-buf maps from offset 0; a DRM file at the offset MAP gave.
+        let gem = match self.dma_bufs.get(&id) {
+            Some(gem) if offset == 0 => gem,
+            Some(_) => return Err(Errno::EINVAL),
+            None => {
+                let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+                file.bos
+                    .values()
+                    .find(|g| g.offset == offset)
+                    .ok_or(Errno::EINVAL)?
+            }
+        };
+        if len > gem.size as usize {
             return Err(Errno::EINVAL);
         }
         Ok(Mapping {
-            region: bo.map.clone(),
+            region: gem.map.clone(),
             offset: 0,
             writable: true,
         })
@@ -249,6 +318,8 @@ impl Scheme for DrmScheme {
         // its objects on the device, and its syncobj table in syncd.
         self.files.remove(&id);
         self.waits.retain(|(file, _), _| *file != id);
+        self.dma_bufs.remove(&id);
+        self.tokens.remove(id);
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {

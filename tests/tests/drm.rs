@@ -5,9 +5,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use drm_uapi::core::{self as dc, GemClose};
+use drm_uapi::core::{self as dc, GemClose, GetCap, PrimeHandle};
 use drm_uapi::syncobj as so;
-use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Wait};
+use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, ResourceInfo, Wait};
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
@@ -425,6 +425,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         dc::VERSION,
         dc::GET_CAP,
         dc::GEM_CLOSE,
+        dc::PRIME_FD_TO_HANDLE,
         vg::GETPARAM,
         vg::GET_CAPS,
         vg::CONTEXT_INIT,
@@ -565,4 +566,162 @@ fn drmd_keeps_serving_when_syncd_dies() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(lost() <= 1, "drmd keeps waking for a dead syncd");
     assert_eq!(fd.version().unwrap().name, "virtio_gpu");
+}
+
+fn all(pixels: &[u8], rgba: [u8; 4]) -> bool {
+    pixels.chunks_exact(4).all(|p| p == rgba)
+}
+
+fn fenced(fence: SyncFile) {
+    assert!(fence.wait(Duration::from_secs(10)).unwrap());
+}
+
+/// Waits until virtio-gpud's table no longer lists resource `res`.
+fn await_released(res: u32) {
+    let line = format!("resource {res} ");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while device_objects().contains(&line) {
+        assert!(Instant::now() < deadline, "{}", device_objects());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn prime_shares_a_buffer_between_files_until_the_last_user_lets_go() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let (w, h) = (16u32, 16u32);
+    let a = render_node();
+    let b = render_node();
+    let mut cap = GetCap {
+        capability: dc::DRM_CAP_PRIME,
+        value: 0,
+    };
+    a.ioctl(dc::GET_CAP, cap.as_mut_bytes()).unwrap();
+    assert_eq!(
+        cap.value,
+        dc::DRM_PRIME_CAP_IMPORT | dc::DRM_PRIME_CAP_EXPORT
+    );
+
+    let (bo_a, res) = create(&a, w, h);
+    fenced(clear(&a, bo_a, res, [1.0, 0.0, 0.0, 1.0]));
+    let dma_buf = a.prime_export(bo_a).unwrap();
+    assert_eq!(dma_buf.stat().unwrap().size, 4096, "the buffer's size");
+    // The exporter gets its own handle back; another file gets a handle
+    // of its own to the same object, the same one each time.
+    assert_eq!(a.prime_import(&dma_buf).unwrap(), bo_a);
+    let bo_b = b.prime_import(&dma_buf).unwrap();
+    assert_eq!(b.prime_import(&dma_buf).unwrap(), bo_b);
+    let mut info = ResourceInfo {
+        bo_handle: bo_b,
+        ..ResourceInfo::new_zeroed()
+    };
+    b.ioctl(vg::RESOURCE_INFO, info.as_mut_bytes()).unwrap();
+    assert_eq!((info.res_handle, info.size), (res, 4096));
+
+    // Both render into it and see each other's pixels.
+    assert!(
+        all(&read_back(&b, bo_b, w, h), [0xFF, 0, 0, 0xFF]),
+        "A's red in B"
+    );
+    fenced(clear(&b, bo_b, res, [0.0, 1.0, 0.0, 1.0]));
+    assert!(
+        all(&read_back(&a, bo_a, w, h), [0, 0xFF, 0, 0xFF]),
+        "B's green in A"
+    );
+    let mut through_dma_buf = vec![0u8; (w * h * 4) as usize];
+    dma_buf
+        .map(4096)
+        .unwrap()
+        .read_bytes(0, &mut through_dma_buf);
+    assert!(
+        all(&through_dma_buf, [0, 0xFF, 0, 0xFF]),
+        "mmap of the dma-buf"
+    );
+
+    // The exporter leaves entirely (its memory backs the buffer); B and the
+    // dma-buf keep it alive.
+    a.gem_close(bo_a).unwrap();
+    drop(a);
+    fenced(clear(&b, bo_b, res, [0.0, 0.0, 1.0, 1.0]));
+    assert!(all(&read_back(&b, bo_b, w, h), [0, 0, 0xFF, 0xFF]));
+    drop(dma_buf);
+    assert!(device_objects().contains(&format!("resource {res} ")));
+    b.gem_close(bo_b).unwrap();
+    await_released(res);
+}
+
+#[test]
+fn a_dma_buf_alone_keeps_its_buffer_for_a_later_import() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let (w, h) = (16u32, 16u32);
+    let a = render_node();
+    let (bo, res) = create(&a, w, h);
+    fenced(clear(&a, bo, res, [1.0, 1.0, 0.0, 1.0]));
+    let dma_buf = a.prime_export(bo).unwrap();
+    drop(a);
+    let c = render_node();
+    let bo_c = c.prime_import(&dma_buf).unwrap();
+    assert!(all(&read_back(&c, bo_c, w, h), [0xFF, 0xFF, 0, 0xFF]));
+    // Exporting it again gives a dma-buf of the same object.
+    let again = c.prime_export(bo_c).unwrap();
+    assert_eq!(c.prime_import(&again).unwrap(), bo_c);
+    drop((dma_buf, again));
+    assert!(device_objects().contains(&format!("resource {res} ")));
+    c.gem_close(bo_c).unwrap();
+    await_released(res);
+}
+
+#[test]
+fn prime_refuses_unknown_handles_flags_and_fds() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    let export = |handle: u32, flags: u32| {
+        let h = PrimeHandle {
+            handle,
+            flags,
+            token: 0,
+        };
+        fd.fd_of(dc::PRIME_HANDLE_TO_FD, h.as_bytes())
+    };
+    assert_eq!(errno(export(99, 0)), Some(libc::ENOENT));
+    assert_eq!(errno(export(bo, 0x4)), Some(libc::EINVAL));
+    assert_eq!(
+        errno(fd.fd_of(dc::PRIME_HANDLE_TO_FD, &[0u8; 3])),
+        Some(libc::EINVAL)
+    );
+    // The fd comes from the dup, not from the call.
+    let mut h = PrimeHandle {
+        handle: bo,
+        ..PrimeHandle::new_zeroed()
+    };
+    assert_eq!(
+        errno(fd.ioctl(dc::PRIME_HANDLE_TO_FD, h.as_mut_bytes())),
+        Some(libc::EOPNOTSUPP)
+    );
+    // A token naming no dma-buf of this device: a made-up one, and a
+    // sync_file's.
+    let import = |token: u64| {
+        let mut h = PrimeHandle {
+            token,
+            ..PrimeHandle::new_zeroed()
+        };
+        fd.ioctl(dc::PRIME_FD_TO_HANDLE, h.as_mut_bytes())
+    };
+    assert_eq!(errno(import(0x1234)), Some(libc::EBADF));
+    let fence = clear(&fd, bo, res, [1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(errno(import(fence.token().unwrap())), Some(libc::EBADF));
+    // A dma-buf answers nothing but its token.
+    let dma_buf = export(bo, 0).unwrap();
+    let dma_buf = SchemeFd::from_fd(dma_buf);
+    assert_eq!(
+        errno(dma_buf.call(&mut [0u8; 8], &[vg::GETPARAM])),
+        Some(libc::ENOTTY)
+    );
+    assert_eq!(errno(dma_buf.mmap(4096, 4096, true)), Some(libc::EINVAL));
+    // The file still works.
+    fenced(clear(&fd, bo, res, [0.0, 0.0, 0.0, 1.0]));
 }

@@ -1,13 +1,12 @@
-//! Core DRM ioctls Mesa needs: VERSION, GET_CAP, SET_CLIENT_CAP, GEM_CLOSE.
+//! Core DRM ioctls Mesa needs: VERSION, GET_CAP, SET_CLIENT_CAP, GEM_CLOSE
+//! (PRIME has a module of its own).
 
 use drm_uapi::core::{self as dc, GemClose, GetCap, SetClientCap, VersionHeader};
 use drm_uapi::wire::Payload;
 use scheme_seam::{Errno, Result};
-use virtio_gpu_proto::{CtxDetachResource, CtxId, ResourceId, ResourceUnref};
-use zerocopy::IntoBytes;
 
 use super::wire;
-use crate::file::{answer_errno, io_errno, DrmFile};
+use crate::file::DrmFile;
 use crate::scheme::Node;
 
 /// Linux's identity for this driver (ABI reference §2.5). Minor 1 tells
@@ -55,8 +54,9 @@ pub fn get_cap(payload: &mut [u8]) -> Result<usize> {
     let mut c: GetCap = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
     c.value = match c.capability {
-        // No dumb buffers, PRIME or KMS yet: say so rather than fail later.
-        dc::DRM_CAP_DUMB_BUFFER | dc::DRM_CAP_PRIME => 0,
+        // No dumb buffers or KMS yet: say so rather than fail later.
+        dc::DRM_CAP_DUMB_BUFFER => 0,
+        dc::DRM_CAP_PRIME => dc::DRM_PRIME_CAP_IMPORT | dc::DRM_PRIME_CAP_EXPORT,
         dc::DRM_CAP_SYNCOBJ | dc::DRM_CAP_SYNCOBJ_TIMELINE | dc::DRM_CAP_TIMESTAMP_MONOTONIC => 1,
         _ => return Err(Errno::EINVAL),
     };
@@ -80,8 +80,7 @@ pub fn set_client_cap(file: &DrmFile, payload: &mut [u8]) -> Result<usize> {
     Ok(0)
 }
 
-/// GEM_CLOSE (render): the handle goes; its resource is detached from the
-/// context and released on the device, then its memory freed.
+/// GEM_CLOSE (render): the handle goes (see [`DrmFile::close_handle`]).
 pub fn gem_close(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let c: GemClose = p.header().map_err(wire)?;
@@ -89,27 +88,6 @@ pub fn gem_close(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     if c.pad != 0 {
         return Err(Errno::EINVAL);
     }
-    let bo = file.bos.remove(&c.handle).ok_or(Errno::EINVAL)?;
-    let res = ResourceId::new(bo.res).ok_or(Errno::EIO)?;
-    if file.has_context() {
-        let ctx: CtxId = file.context()?;
-        let detach = CtxDetachResource::new(ctx, res);
-        answer_errno(
-            &file
-                .session
-                .call(detach.as_bytes(), 0, 24)
-                .map_err(io_errno)?
-                .1,
-        )?;
-    }
-    answer_errno(
-        &file
-            .session
-            .call(ResourceUnref::new(res).as_bytes(), 0, 24)
-            .map_err(io_errno)?
-            .1,
-    )?;
-    drop(bo.map);
-    file.session.free(bo.addr).map_err(io_errno)?;
+    file.close_handle(c.handle)?;
     Ok(0)
 }

@@ -4,6 +4,7 @@
 //! fields back into the payload.
 
 pub mod core;
+pub mod prime;
 pub mod syncobj;
 pub mod virtgpu;
 

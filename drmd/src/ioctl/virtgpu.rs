@@ -3,6 +3,7 @@
 //! file's virtio-gpud session; fences are device fences, which syncd
 //! publishes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drm_uapi::virtgpu::{
@@ -13,16 +14,16 @@ use drm_uapi::wire::Payload;
 use scheme_seam::{Errno, Result};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::{
-    Box3d, CmdSubmit, CtxAttachResource, Features, Format, MemEntry, Resource3dParams,
-    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d,
-    TransferToHost3d,
+    Box3d, CmdSubmit, Features, Format, MemEntry, Resource3dParams, ResourceAttachBacking,
+    ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost3d,
 };
 use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use zerocopy::IntoBytes;
 
 use super::wire;
 use crate::device::Device;
-use crate::file::{answer_errno, io_errno, Bo, DrmFile};
+use crate::file::{answer_errno, io_errno, DrmFile};
+use crate::gem::Gem;
 
 /// Backing is page granular, as shmem is in Linux.
 const PAGE: u32 = 4096;
@@ -103,7 +104,11 @@ pub fn context_init(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> 
 
 /// RESOURCE_CREATE: a device resource with page-rounded backing in the
 /// file's memory, attached to the file's context (created if need be).
-pub fn resource_create(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+pub fn resource_create(
+    device: &mut Device,
+    file: &mut DrmFile,
+    payload: &mut [u8],
+) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut r: ResourceCreate = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
@@ -152,25 +157,11 @@ pub fn resource_create(device: &Device, file: &mut DrmFile, payload: &mut [u8]) 
     attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
     answer_errno(&file.session.call(&attach, 0, 24).map_err(io_errno)?.1)?;
     if virgl {
-        let ctx = file.context()?;
-        let request = CtxAttachResource::new(ctx, res);
-        answer_errno(
-            &file
-                .session
-                .call(request.as_bytes(), 0, 24)
-                .map_err(io_errno)?
-                .1,
-        )?;
+        file.attach(res)?;
     }
-    let map = std::sync::Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
-    r.bo_handle = file.insert(Bo {
-        res: res.get(),
-        size,
-        addr,
-        offset,
-        map,
-        fence: 0,
-    })?;
+    let map = Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
+    let gem = Gem::new(res.get(), size, device.map_offset(size), map);
+    r.bo_handle = file.insert(Arc::new(gem))?;
     r.res_handle = res.get();
     p.set_header(&r).map_err(wire)?;
     Ok(0)
@@ -235,7 +226,7 @@ pub fn transfer(
         .session
         .queue(&request, QUEUE_FENCED | QUEUE_DETACHED)
         .map_err(io_errno)?;
-    file.bo(t.bo_handle)?.fence = reply.fence;
+    file.bo(t.bo_handle)?.set_fence(reply.fence);
     Ok(0)
 }
 
@@ -254,7 +245,7 @@ pub fn wait(
     if w.flags & !vg::WAIT_NOWAIT != 0 {
         return Err(Errno::EINVAL);
     }
-    let fence = file.bo(w.handle)?.fence;
+    let fence = file.bo(w.handle)?.fence();
     if device.signaled(fence).map_err(io_errno)? {
         return Ok(0);
     }
@@ -345,7 +336,7 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         }
     };
     for h in &handles {
-        file.bo(*h)?.fence = reply.fence;
+        file.bo(*h)?.set_fence(reply.fence);
     }
     if !outs.is_empty() {
         let timeline = device.timeline().map_err(io_errno)?;

@@ -1,0 +1,125 @@
+//! GEM objects: a device resource with its backing, named by handles in
+//! one or more DRM files and by the dma-bufs it was exported as.
+//!
+//! Each file that names an object holds the resource in virtio-gpud
+//! through its own session; an exported object is also held by drmd's
+//! control session for as long as the object exists anywhere in drmd, so
+//! a dma-buf keeps its buffer alive after every file has closed it — as a
+//! Linux dma-buf holds its GEM object.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use scheme_seam::ShmRegion;
+use virtio_gpud::client::Session;
+
+/// A GEM buffer object.
+#[derive(Debug)]
+pub struct Gem {
+    /// The device's resource id.
+    pub res: u32,
+    /// Bytes of backing.
+    pub size: u32,
+    /// The fake mmap offset (MAP's answer): one per object, the same in
+    /// every file that has it, as Linux's vma offsets.
+    pub offset: u64,
+    /// drmd's mapping of the backing, shared with clients on mmap.
+    pub map: Arc<ShmRegion>,
+    /// The last device fence that used the object (0: none). Shared by
+    /// every file that has the object, as a dma-buf's reservation is.
+    fence: AtomicU64,
+    /// Set on first export.
+    export: OnceLock<Export>,
+}
+
+/// An exported object's share with virtio-gpud.
+#[derive(Debug)]
+struct Export {
+    /// virtio-gpud's share token: what an importing file adopts.
+    token: u64,
+    /// The shared resource.
+    res: u32,
+    /// drmd's control session, holding the resource for the dma-bufs.
+    holder: Arc<Session>,
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        // The object is gone from drmd: no dma-buf or file names it.
+        // Files' holds went with their handles; this is the last of drmd's.
+        if let Err(e) = self.holder.release(self.res) {
+            log::warn!("releasing exported resource {}: {e}", self.res);
+        }
+    }
+}
+
+impl Gem {
+    /// A new object over resource `res`.
+    pub fn new(res: u32, size: u32, offset: u64, map: Arc<ShmRegion>) -> Gem {
+        Gem {
+            res,
+            size,
+            offset,
+            map,
+            fence: AtomicU64::new(0),
+            export: OnceLock::new(),
+        }
+    }
+
+    /// The last fence that used the object.
+    pub fn fence(&self) -> u64 {
+        self.fence.load(Ordering::Acquire)
+    }
+
+    /// Records a fence that uses the object.
+    pub fn set_fence(&self, fence: u64) {
+        self.fence.store(fence, Ordering::Release);
+    }
+
+    /// The share token of an exported object.
+    pub fn export_token(&self) -> Option<u64> {
+        self.export.get().map(|e| e.token)
+    }
+
+    /// The share token an importing file adopts the resource with; on first
+    /// export, `session` (a holder) shares it and `holder` takes a hold of
+    /// drmd's own for the dma-bufs.
+    pub fn export(&self, session: &Session, holder: &Arc<Session>) -> io::Result<u64> {
+        if let Some(e) = self.export.get() {
+            return Ok(e.token);
+        }
+        let token = session.share(self.res)?;
+        holder.adopt(token)?;
+        let export = Export {
+            token,
+            res: self.res,
+            holder: holder.clone(),
+        };
+        Ok(self.export.get_or_init(|| export).token)
+    }
+}
+
+/// Hands out mmap offsets: page-aligned, never reused, so an offset names
+/// one object for the daemon's life.
+#[derive(Debug)]
+pub struct Offsets {
+    next: u64,
+}
+
+impl Default for Offsets {
+    fn default() -> Self {
+        // Like Linux's DRM_FILE_PAGE_OFFSET_START: clear of 0, which some
+        // clients treat as "no offset".
+        Offsets { next: 1 << 32 }
+    }
+}
+
+impl Offsets {
+    /// An offset for an object of `size` bytes.
+    pub fn take(&mut self, size: u32) -> u64 {
+        let offset = self.next;
+        self.next += u64::from(size).next_multiple_of(4096);
+        offset
+    }
+}
