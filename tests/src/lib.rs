@@ -57,6 +57,17 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A command running `program` (an unmodified Mesa client) on the stack
+/// through the shim, with virgl as Mesa's only driver.
+pub fn mesa_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let shim = profile_dir().join("libdrm_shim.so");
+    let env = drm_shim::launch::environment(&shim, &bus_dir().join("virgl-drivers"))
+        .expect("preparing the Mesa environment");
+    let mut command = Command::new(program);
+    command.envs(env);
+    command
+}
+
 /// A daemon process serving scheme `name`; stopped when dropped.
 #[derive(Debug)]
 pub struct Daemon {
