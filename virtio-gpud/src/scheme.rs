@@ -408,6 +408,54 @@ impl<T: Transport> GpuScheme<T> {
         Ok(0)
     }
 
+    /// A session's call (see [`crate::api`]).
+    fn session_call(
+        &mut self,
+        session: SessionId,
+        payload: &mut [u8],
+        metadata: &[u64],
+    ) -> Result<usize> {
+        match *metadata.first().ok_or(Errno::EINVAL)? {
+            api::QUEUE => self.queue(session, payload),
+            api::WAIT => {
+                // A wait re-run after an interrupt finds its answer drained.
+                self.gpu.poll();
+                self.wait(session, payload)
+            }
+            api::ALLOC => self.alloc(session, payload),
+            api::FREE => {
+                let addr = u64_at(payload, 0)?;
+                self.objects.remove_memory(session, addr).map(|_| 0)
+            }
+            api::SHARE => self.share(session, payload),
+            api::ADOPT => self.adopt(session, payload),
+            api::RELEASE => self.release_resource(session, payload),
+            api::TIMELINE => self
+                .sync_owner()
+                .map(|o| o.id() as usize)
+                .ok_or(Errno::ENODEV),
+            api::INFO => self.info(payload),
+            api::CAPSET => {
+                let word = |i: usize| -> Result<u32> {
+                    let b = payload.get(i..i + 4).ok_or(Errno::EINVAL)?;
+                    Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                };
+                let (id, version) = (word(0)?, word(4)?);
+                let data = self
+                    .gpu
+                    .capset(virtio_gpu_proto::CapsetId::new(id), version)
+                    .map_err(|e| match e {
+                        Error::NoSuchCapset(_) => Errno::EINVAL,
+                        e => device_errno(&e),
+                    })?;
+                let n = data.len().min(payload.len());
+                payload[..n].copy_from_slice(&data[..n]);
+                Ok(data.len())
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
     /// Connects to syncd if it is not yet, at most once a [`SYNCD_RETRY`].
     fn sync_owner(&mut self) -> Option<&TimelineOwner> {
         if self.sync.is_none() && self.sync_retry.is_none_or(|t| t.elapsed() >= SYNCD_RETRY) {
@@ -492,45 +540,12 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENOTTY);
         };
-        match *metadata.first().ok_or(Errno::EINVAL)? {
-            api::QUEUE => self.queue(session, payload),
-            api::WAIT => {
-                // A wait re-run after an interrupt finds its answer drained.
-                self.gpu.poll();
-                self.wait(session, payload)
-            }
-            api::ALLOC => self.alloc(session, payload),
-            api::FREE => {
-                let addr = u64_at(payload, 0)?;
-                self.objects.remove_memory(session, addr).map(|_| 0)
-            }
-            api::SHARE => self.share(session, payload),
-            api::ADOPT => self.adopt(session, payload),
-            api::RELEASE => self.release_resource(session, payload),
-            api::TIMELINE => self
-                .sync_owner()
-                .map(|o| o.id() as usize)
-                .ok_or(Errno::ENODEV),
-            api::INFO => self.info(payload),
-            api::CAPSET => {
-                let word = |i: usize| -> Result<u32> {
-                    let b = payload.get(i..i + 4).ok_or(Errno::EINVAL)?;
-                    Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
-                };
-                let (id, version) = (word(0)?, word(4)?);
-                let data = self
-                    .gpu
-                    .capset(virtio_gpu_proto::CapsetId::new(id), version)
-                    .map_err(|e| match e {
-                        Error::NoSuchCapset(_) => Errno::EINVAL,
-                        e => device_errno(&e),
-                    })?;
-                let n = data.len().min(payload.len());
-                payload[..n].copy_from_slice(&data[..n]);
-                Ok(data.len())
-            }
-            _ => Err(Errno::ENOTTY),
-        }
+        let result = self.session_call(session, payload, metadata);
+        // A call may have drained completions (WAIT polls the device, a
+        // full ring waits in QUEUE) whose interrupt will not come again:
+        // their fences are reported now, not at the next interrupt.
+        self.report_fences();
+        result
     }
 
     fn mmap(
