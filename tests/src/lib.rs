@@ -61,7 +61,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 /// through the shim, with virgl as Mesa's only driver.
 pub fn mesa_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let shim = profile_dir().join("libdrm_shim.so");
-    let env = drm_shim::launch::environment(&shim, &bus_dir().join("virgl-drivers"))
+    let env = drmd::mesa::environment(&shim, &bus_dir().join("virgl-drivers"))
         .expect("preparing the Mesa environment");
     let mut command = Command::new(program);
     command.envs(env);

@@ -3,14 +3,24 @@
 //! - `setup`: installs what the device tests need when it is missing: QEMU's
 //!   `vhost-user-gpu` backend and the libraries virglrenderer and Mesa's
 //!   llvmpipe need (as root through apt-get; otherwise it names the steps).
-//! - `demo [OUTPUT.png]`: the main job: starts virtio-gpud (and with it the
-//!   device), syncd and drmd, then renders through scheme:drm as Mesa
-//!   does, writing the read-back image as a PNG.
+//! - `demo [DIR]`: the main job: starts virtio-gpud (and with it the
+//!   device), syncd and drmd, renders through scheme:drm the way Mesa's
+//!   driver does (`drm-render.png`), then runs an unmodified GLES2 program
+//!   on Debian's Mesa through the stack (`mesa-triangle.png`); both images
+//!   go to DIR (default `out/`).
 //! - `bench [ITERATIONS]`: the device figures straight from virtio-gpud's
 //!   library, then the same work through the three daemons and scheme:drm,
 //!   with the ratios between them.
 //! - `test`: set-up, formatting and lint checks, the Redox build check, the
-//!   demo, then every test.
+//!   demo, every test, then the piglit comparison.
+//! - `piglit`: runs the piglit subset (`tests/piglit/subset.txt`) on Mesa's
+//!   own virgl path (vtest), then on the stack, and lists every difference;
+//!   fails if a test passing on the reference does not pass on the stack,
+//!   unless docs/PIGLIT.md's "Known differences" names it with its cause.
+//! - `piglit-reference [RESULTS]`: the reference run alone; results in
+//!   `target/piglit/reference.txt`.
+
+mod piglit;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -37,6 +47,9 @@ const RUNTIME_PACKAGES: &[&str] = &[
     "libnuma1",
     "libdrm2",
 ];
+/// Debian 12 packages only the piglit comparison needs: the tests, glxinfo
+/// and eglinfo, and Mesa's vtest server (the reference path).
+const TEST_PACKAGES: &[&str] = &["piglit", "mesa-utils", "virgl-server"];
 /// The package that ships the backend (taken apart, not installed: its
 /// GUI dependencies are not needed).
 const BACKEND_PACKAGE: &str = "qemu-system-gui";
@@ -49,11 +62,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("piglit") => setup().and_then(|()| piglit_compare()),
         Some("bench") => bench(args.get(1).map(String::as_str).unwrap_or("1000")),
         Some("test") => test(),
-        _ => {
-            Err("usage: cargo xtask (setup | demo [OUTPUT.png] | bench [ITERATIONS] | test)".into())
-        }
+        Some("piglit-reference") => setup()
+            .and_then(|()| piglit::reference(&workspace_root(), args.get(1).map(String::as_str))),
+        _ => Err(
+            "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] | test | piglit \
+             | piglit-reference [RESULTS])"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,7 +136,7 @@ fn is_root() -> bool {
 /// The Redox target every daemon crate must keep compiling for.
 const REDOX_TARGET: &str = "x86_64-unknown-redox";
 /// Workspace members that only run on the build host.
-const HOST_ONLY: &[&str] = &["xtask", "stack-tests"];
+const HOST_ONLY: &[&str] = &["xtask", "stack-tests", "drm-shim"];
 
 fn setup() -> Result {
     let installed = Command::new("rustup")
@@ -132,6 +150,7 @@ fn setup() -> Result {
     {
         run("rustup", &["target", "add", REDOX_TARGET])?;
     }
+    install_test_packages()?;
     let backend = find_backend().ok();
     let missing = match &backend {
         Some(b) => missing_libraries(b)?,
@@ -174,6 +193,35 @@ fn setup() -> Result {
     Ok(())
 }
 
+/// Installs the [`TEST_PACKAGES`] that are missing, as root; otherwise
+/// only names them (the piglit comparison is the only thing needing them).
+fn install_test_packages() -> Result {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", package])
+                .output()
+                .is_ok_and(|o| o.stdout.ends_with(b" installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        println!(
+            "setup: the piglit comparison needs {} (sudo apt-get install {0})",
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    run("apt-get", &["update", "-q"])?;
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend_from_slice(&missing);
+    run("apt-get", &install)
+}
+
 /// Extracts the backend from its Debian package into [`PROJECT_BACKEND`].
 fn install_backend() -> Result {
     let work = workspace_root().join("target/backend-package");
@@ -209,11 +257,135 @@ fn install_backend() -> Result {
     Ok(())
 }
 
-fn demo(output: Option<&str>) -> Result {
+fn demo(dir: Option<&str>) -> Result {
     setup()?;
-    let output = output.unwrap_or("out/drm-render.png");
+    let dir = workspace_root().join(dir.unwrap_or("out"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     build_release(&["--example", "render"])?;
-    run_on_stack("demo", "render", &[output])
+    build_mesa_clients()?;
+    let bus = workspace_root().join("target/demo/bus");
+    let running = start_stack(&bus)?;
+    let drm_png = dir.join("drm-render.png");
+    let mut render = Command::new(release_dir().join("examples/render"));
+    render.arg(&drm_png);
+    run_client("render", render, &bus)?;
+    // The same device through Debian's unmodified Mesa.
+    let mesa_png = dir.join("mesa-triangle.png");
+    let mut triangle = Command::new(release_dir().join("gles-triangle"));
+    triangle
+        .args(["/dev/dri/renderD128".as_ref(), mesa_png.as_os_str()])
+        .envs(mesa_env(&bus)?);
+    run_client("gles-triangle", triangle, &bus)?;
+    drop(running);
+    println!(
+        "demo: wrote {} and {}",
+        drm_png.display(),
+        mesa_png.display()
+    );
+    Ok(())
+}
+
+/// Builds what runs unmodified Mesa programs on the stack: the shim and
+/// the GLES2 triangle program (release).
+fn build_mesa_clients() -> Result {
+    cargo(&[
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "drm-shim",
+        "--package",
+        "stack-tests",
+        "--lib",
+        "--bin",
+        "gles-triangle",
+    ])
+}
+
+/// The environment of a Mesa program on the stack serving `bus`.
+fn mesa_env(bus: &Path) -> Result<Vec<(String, String)>> {
+    let shim = release_dir().join("libdrm_shim.so");
+    let env = drmd::mesa::environment(&shim, &bus.join("virgl-drivers"))
+        .map_err(|e| format!("preparing Mesa's environment: {e}"))?;
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
+        .collect();
+    env.push((SCHEME_DIR.to_string(), bus.to_string_lossy().into_owned()));
+    Ok(env)
+}
+
+/// Runs `client` on the stack serving `bus`.
+fn run_client(name: &str, mut client: Command, bus: &Path) -> Result {
+    let status = client
+        .env(SCHEME_DIR, bus)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("running {name}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed: {status}"))
+    }
+}
+
+/// `cargo xtask piglit`: the subset on the reference path, then on the
+/// stack (release daemons, the shim, virgl as Mesa's only driver); prints
+/// both side by side with every difference.
+fn piglit_compare() -> Result {
+    let ws = workspace_root();
+    piglit::reference(&ws, None)?;
+    let reference = piglit::Results::read(&ws.join("target/piglit/reference.txt"))?;
+    build_release(&[])?;
+    build_mesa_clients()?;
+    let bus = ws.join("target/piglit/bus");
+    let running = start_stack(&bus)?;
+    let mut env = mesa_env(&bus)?;
+    env.push(("PIGLIT_PLATFORM".into(), "surfaceless_egl".into()));
+    let renderer = piglit::check_renderer(&env, "virgl")?;
+    println!("piglit: the subset through the stack, on {renderer}");
+    let started = std::time::Instant::now();
+    let logs = ws.join("target/piglit/stack-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    let subset = ws.join(piglit::SUBSET);
+    let stack = piglit::run_subset(
+        &subset,
+        &env,
+        piglit::DEFAULT_JOBS,
+        piglit::DEFAULT_TIMEOUT,
+        Some(&logs),
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    piglit::check_renderer(&env, "virgl").map_err(|e| format!("after the run: {e}"))?;
+    drop(running);
+    stack.write(
+        &ws.join("target/piglit/stack.txt"),
+        &format!("piglit through the stack: {renderer}\nwall time {wall:.1} s"),
+    )?;
+    println!("piglit through the stack: wall time {wall:.1} s");
+    print!("{}", piglit::compare_report(&reference, &stack));
+    // Exceptions are the backquoted names in docs/PIGLIT.md's "Known
+    // differences" section.
+    let page = std::fs::read_to_string(ws.join("docs/PIGLIT.md")).unwrap_or_default();
+    let explained = page
+        .split_once("## Known differences")
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or_default())
+        .unwrap_or_default();
+    let unexplained: Vec<String> = piglit::compare(&reference, &stack)
+        .into_iter()
+        .filter(|d| d.is_regression() && !explained.contains(&format!("`{}`", d.name)))
+        .map(|d| d.name)
+        .collect();
+    if unexplained.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} tests pass on the reference path and not on the stack (logs in {}): {}",
+            unexplained.len(),
+            logs.display(),
+            unexplained.join(", ")
+        ))
+    }
 }
 
 fn bench(iterations: &str) -> Result {
@@ -248,18 +420,11 @@ fn bench(iterations: &str) -> Result {
 fn run_on_stack(name: &str, client: &str, args: &[&str]) -> Result {
     let bus = workspace_root().join(format!("target/{name}/bus"));
     let running = start_stack(&bus)?;
-    let status = Command::new(release_dir().join("examples").join(client))
-        .args(args)
-        .env(SCHEME_DIR, &bus)
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("running {client}: {e}"))?;
+    let mut command = Command::new(release_dir().join("examples").join(client));
+    command.args(args);
+    let result = run_client(client, command, &bus);
     drop(running);
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{client} failed: {status}"))
-    }
+    result
 }
 
 /// The first number before `unit` in `line` (e.g. a p50 before " us").
@@ -325,11 +490,13 @@ fn test() -> Result {
     }
     check.extend(["--", "-D", "warnings"]);
     cargo(&check)?;
-    // Daemon binaries are started by the cross-process tests.
-    cargo(&["build", "--workspace", "--bins"])?;
+    // Daemon binaries are started by the cross-process tests, and the
+    // Mesa tests preload the shim (a library).
+    cargo(&["build", "--workspace"])?;
     // The main job must keep working too.
-    demo(Some("target/demo/drm-render.png"))?;
-    cargo_test()
+    demo(Some("target/demo"))?;
+    cargo_test()?;
+    piglit_compare()
 }
 
 /// Runs every test, echoing cargo's output, and closes with one

@@ -16,13 +16,12 @@
 //! that calling convention allows.
 //!
 //! `DRM_SHIM_DEBUG=1` prints each ioctl and its outcome to stderr.
-//! [`launch`] has the environment to run a Mesa program with.
+//! `drmd::mesa` has the environment to run a Mesa program with.
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod conns;
 mod ioctl;
-pub mod launch;
 mod linux_abi;
 mod real;
 mod sysfs;

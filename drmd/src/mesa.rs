@@ -1,6 +1,7 @@
-//! How to run an unmodified Mesa program on the stack: the environment
-//! that preloads the shim and makes Mesa pick its virgl driver, with no
-//! way to fall back to another one silently.
+//! How to run an unmodified Mesa program on the stack (Linux): the
+//! environment that preloads the shim (`libdrm_shim.so`, crate
+//! `drmd/shim`) and makes Mesa pick its virgl driver, with no way to fall
+//! back to another one silently.
 
 use std::ffi::OsString;
 use std::io;
@@ -17,7 +18,7 @@ pub fn environment(shim: &Path, drivers: &Path) -> io::Result<Vec<(&'static str,
     if !shim.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{} is not built (cargo build --workspace)", shim.display()),
+            format!("{} is not built (package drm-shim)", shim.display()),
         ));
     }
     if !Path::new(VIRGL_DRIVER).is_file() {
