@@ -217,7 +217,7 @@ fn install_test_packages() -> Result {
         return Ok(());
     }
     run("apt-get", &["update", "-q"])?;
-    let mut install = vec!["install", "-y", "-q"];
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
     install.extend_from_slice(&missing);
     run("apt-get", &install)
 }
