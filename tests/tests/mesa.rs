@@ -1,7 +1,9 @@
 //! Unmodified Mesa (Debian 12's virgl driver, `virtio_gpu_dri.so`) on the
 //! stack: programs open `/dev/dri/renderD128`, the shim carries their
 //! ioctls to drmd in relibc's wire encoding, and the device renders. Each
-//! test proves it ran on virgl: the drivers folder holds nothing else.
+//! test proves it ran on virgl: the drivers folder holds nothing else. A
+//! probe drives what Mesa's paths here do not: PRIME, sync_file merges and
+//! info, GETPARAM's pointer, dups.
 
 use std::process::Output;
 use std::sync::Mutex;
@@ -79,4 +81,16 @@ fn eglinfo_reports_the_virtio_gpu_driver_through_the_stack() {
             "{platform}\n{all}"
         );
     }
+}
+
+#[test]
+fn linux_ioctls_through_the_shim_share_buffers_and_fences_as_on_linux() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let output = mesa_command(workspace_binary("shim-probe"))
+        .output()
+        .expect("running shim-probe");
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("probe ok"), "{all}");
 }
