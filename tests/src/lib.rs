@@ -68,6 +68,25 @@ pub fn mesa_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// The three daemons, started in init's order: virtio-gpud (and with it the
+/// device), syncd, drmd; stopped when dropped.
+pub struct Stack {
+    /// virtio-gpud.
+    pub gpu: Daemon,
+    /// syncd.
+    pub sync: Daemon,
+    /// drmd.
+    pub drm: Daemon,
+}
+
+/// Starts the [`Stack`].
+pub fn stack() -> Stack {
+    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
+    let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
+    Stack { gpu, sync, drm }
+}
+
 /// A daemon process serving scheme `name`; stopped when dropped.
 #[derive(Debug)]
 pub struct Daemon {

@@ -11,9 +11,7 @@ use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Res
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
-use stack_tests::{
-    bus_dir, device_objects, kill_holder_and_await_release, workspace_binary, Daemon,
-};
+use stack_tests::{bus_dir, device_objects, kill_holder_and_await_release, stack};
 use syncd::client::{SyncFile, SyncobjTable, TimelineOwner};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
@@ -21,24 +19,6 @@ use zerocopy::{FromZeros, IntoBytes};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.
 static DAEMONS: Mutex<()> = Mutex::new(());
-
-struct Stack {
-    _gpu: Daemon,
-    _sync: Daemon,
-    _drm: Daemon,
-}
-
-/// Started in init's order: virtio-gpud, syncd, drmd.
-fn stack() -> Stack {
-    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
-    let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
-    let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
-    Stack {
-        _gpu: gpu,
-        _sync: sync,
-        _drm: drm,
-    }
-}
 
 fn render_node() -> DrmFd {
     DrmFd::open("/scheme/drm/renderD128").unwrap()
@@ -544,7 +524,7 @@ fn drmd_keeps_serving_when_syncd_dies() {
         .unwrap());
 
     // SAFETY: a plain signal to a child process this test started.
-    unsafe { libc::kill(stack._sync.pid() as libc::pid_t, libc::SIGKILL) };
+    unsafe { libc::kill(stack.sync.pid() as libc::pid_t, libc::SIGKILL) };
     let log = bus_dir().join("drm.log");
     let lost = || {
         std::fs::read_to_string(&log)

@@ -9,27 +9,10 @@ use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use stack_tests::{device_objects, mesa_command, workspace_binary, Daemon};
+use stack_tests::{device_objects, mesa_command, stack, workspace_binary};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.
 static DAEMONS: Mutex<()> = Mutex::new(());
-
-struct Stack {
-    _gpu: Daemon,
-    _sync: Daemon,
-    _drm: Daemon,
-}
-
-fn stack() -> Stack {
-    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &[], "virtio-gpu");
-    let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
-    let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
-    Stack {
-        _gpu: gpu,
-        _sync: sync,
-        _drm: drm,
-    }
-}
 
 fn text(output: &Output) -> String {
     format!(
