@@ -4,6 +4,6 @@
 
 pub mod api;
 pub mod client;
-mod clock;
+pub mod clock;
 pub mod core;
 pub mod scheme;

@@ -1,7 +1,14 @@
 //! The protocol of `scheme:virtio-gpu`, the daemon's private scheme
 //! (drmd and debuggers), shared with its clients.
 //!
-//! - `stats`: counters as text. `objects`: the object table as text.
+//! - `stats`: counters as text (anyone). `objects`: the object table as
+//!   text (root only).
+//! - `trace`, `trace/full`, `trace/cap=N` (root only): the live stream of
+//!   every command and device answer in both queues, in the format of
+//!   [`crate::trace::record`], each record's bytes cut at 4096 bytes, not at
+//!   all, or at N. Reads park while nothing is waiting (non-blocking: EAGAIN);
+//!   a reader that falls 4 MiB behind loses records, and its stream says how
+//!   many. Writing to `stats`, `objects` or `trace` is EBADF.
 //! - `session`: a client of the device. Its resources, contexts and memory
 //!   are its own (another session cannot name them) and are released on
 //!   the device when the handle closes. Calls (metadata word 0):
@@ -52,6 +59,8 @@ pub const SESSION_PATH: &str = "session";
 pub const OBJECTS_PATH: &str = "objects";
 /// Path of the counters.
 pub const STATS_PATH: &str = "stats";
+/// Path of the trace stream (`trace`, `trace/full`, `trace/cap=N`).
+pub const TRACE_PATH: &str = "trace";
 
 /// Call: place a command.
 pub const QUEUE: u64 = 1;

@@ -34,6 +34,19 @@ pub enum Payload<'a> {
 impl Payload<'_> {
     /// No payload.
     pub const NONE: Payload<'static> = Payload::Inline(&[]);
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Inline(bytes) => bytes.len(),
+            Payload::Device { len, .. } => *len as usize,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Identifies a submitted command until its completion is collected.

@@ -25,6 +25,7 @@ use crate::dma::DmaPool;
 use crate::error::Error;
 use crate::fence::{Fences, Timeline};
 use crate::queue::{QueueError, SplitQueue};
+use crate::trace::Tracer;
 use crate::transport::Transport;
 
 /// Features this driver uses when the device offers them.
@@ -86,7 +87,7 @@ pub struct Pending {
 }
 
 /// Counters for the device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GpuStats {
     /// The control queue.
     pub ctrl: QueueStats,
@@ -94,6 +95,25 @@ pub struct GpuStats {
     pub cursor: QueueStats,
     /// Times a submitter waited for ring space.
     pub ring_full_waits: u64,
+    /// Traffic by command and answer type.
+    pub traffic: Traffic,
+}
+
+/// What went through the queues, by type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Commands placed, by type.
+    pub commands: std::collections::BTreeMap<CommandType, u64>,
+    /// Error answers, by response type.
+    pub errors: std::collections::BTreeMap<ResponseType, u64>,
+    /// Fenced commands placed.
+    pub fences: u64,
+    /// Bytes of commands placed (request and payload).
+    pub bytes: u64,
+    /// The most commands in flight at once.
+    pub in_flight_high: usize,
+    /// Interrupts acknowledged.
+    pub interrupts: u64,
 }
 
 /// A negotiated, running virtio-gpu device.
@@ -117,6 +137,8 @@ pub struct Gpu<T: Transport> {
     next_ctx: u32,
     timeout: Duration,
     ring_full_waits: u64,
+    traffic: Traffic,
+    tracer: Tracer,
 }
 
 impl<T: Transport> std::fmt::Debug for Gpu<T> {
@@ -173,6 +195,8 @@ impl<T: Transport> Gpu<T> {
             next_ctx: 1,
             timeout: opts.timeout,
             ring_full_waits: 0,
+            traffic: Traffic::default(),
+            tracer: Tracer::default(),
         };
         for index in 0..gpu.config.num_capsets.get() {
             let info = gpu.call(&GetCapsetInfo::new(index), &[], None)?;
@@ -189,6 +213,38 @@ impl<T: Transport> Gpu<T> {
             gpu.capsets
         );
         Ok(gpu)
+    }
+
+    /// The bytes of the device's answer to `request` (header first): a
+    /// bare header for most commands, nothing on the cursor queue.
+    pub fn response_len(&self, request: &[u8]) -> usize {
+        let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
+            return 24;
+        };
+        match hdr.command_type() {
+            CommandType::GET_DISPLAY_INFO => 408,
+            CommandType::GET_CAPSET_INFO | CommandType::RESOURCE_ASSIGN_UUID => 40,
+            CommandType::GET_EDID => 1056,
+            CommandType::RESOURCE_MAP_BLOB => 32,
+            CommandType::GET_CAPSET => {
+                let id = request
+                    .get(24..28)
+                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+                let size = self
+                    .capsets
+                    .iter()
+                    .find(|c| c.id.get() == id)
+                    .map_or(0, |c| c.max_size);
+                24 + size as usize
+            }
+            ty if ty.queue() == Queue::Cursor => 0,
+            _ => 24,
+        }
+    }
+
+    /// The trace of this device's traffic.
+    pub fn tracer(&mut self) -> &mut Tracer {
+        &mut self.tracer
     }
 
     /// Negotiated features.
@@ -219,6 +275,7 @@ impl<T: Transport> Gpu<T> {
     /// Consumes pending interrupt signals (for event loops watching the
     /// transport's interrupt fds).
     pub fn ack_interrupts(&mut self) -> Result<(), Error> {
+        self.traffic.interrupts += 1;
         Ok(self.transport.ack_interrupts()?)
     }
 
@@ -239,6 +296,7 @@ impl<T: Transport> Gpu<T> {
             ctrl: self.ctrl.stats(),
             cursor: self.cursor.stats(),
             ring_full_waits: self.ring_full_waits,
+            traffic: self.traffic.clone(),
         }
     }
 
@@ -325,7 +383,22 @@ impl<T: Transport> Gpu<T> {
             };
             let fence = fence.map(|t| (t, fences));
             match q.submit(request, payload, response_len, fence) {
-                Ok((id, fence)) => return Ok(Pending { id, command, fence }),
+                Ok((id, fence)) => {
+                    let t = &mut self.traffic;
+                    *t.commands.entry(command).or_default() += 1;
+                    t.fences += u64::from(fence.is_some());
+                    t.bytes += (request.len() + payload.len()) as u64;
+                    let in_flight = self.ctrl.in_flight() + self.cursor.in_flight();
+                    t.in_flight_high = t.in_flight_high.max(in_flight);
+                    if self.tracer.is_on() {
+                        let inline = match payload {
+                            Payload::Inline(bytes) => Some(bytes),
+                            Payload::Device { .. } => None,
+                        };
+                        self.tracer.command(queue, id, request, inline, fence);
+                    }
+                    return Ok(Pending { id, command, fence });
+                }
                 Err(SubmitError::Queue(QueueError::Full { .. })) => {
                     // Back-pressure: let the device see what is queued and
                     // wait for it to hand descriptors back.
@@ -357,6 +430,12 @@ impl<T: Transport> Gpu<T> {
         self.cursor.drain(&mut self.fences, &mut out);
         let n = out.len();
         for c in out {
+            if let Err(crate::command::DeviceError::Response { response, .. }) = &c.result {
+                *self.traffic.errors.entry(*response).or_default() += 1;
+            }
+            if self.tracer.is_on() {
+                self.tracer.response(&c);
+            }
             if let (Err(_), Some(fence)) = (&c.result, c.fence) {
                 self.failed_fences.push(fence);
             }

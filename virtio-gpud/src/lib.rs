@@ -19,6 +19,7 @@ pub mod objects;
 pub mod queue;
 pub mod resource;
 pub mod scheme;
+pub mod trace;
 pub mod transport;
 
 pub use command::{Completion, DeviceError, Payload, RequestId};

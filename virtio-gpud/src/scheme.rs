@@ -9,9 +9,11 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use scheme_seam::{read_text, Context, Errno, HandleId, Mapping, Opened, Result, Scheme};
+use scheme_seam::{
+    read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
+};
 use syncd::client::TimelineOwner;
-use virtio_gpu_proto::{CommandType, CtrlHdr, Queue, ResourceUnref};
+use virtio_gpu_proto::{CommandType, CtrlHdr, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
@@ -21,6 +23,7 @@ use crate::dma::DmaPool;
 use crate::fence::Timeline;
 use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
 use crate::resource::PAGE_SIZE;
+use crate::trace;
 use crate::transport::Transport;
 use crate::Error;
 
@@ -33,6 +36,8 @@ enum Node {
     Objects,
     /// A client of the device.
     Session(SessionId),
+    /// A reader of the trace (its reader id is the handle id).
+    Trace,
 }
 
 /// A command waiting for its answer.
@@ -98,7 +103,7 @@ impl<T: Transport> GpuScheme<T> {
         }
     }
 
-    fn stats(&self) -> String {
+    fn stats(&mut self) -> String {
         let gpu = &self.gpu;
         let stats = gpu.stats();
         let mut s = String::new();
@@ -121,6 +126,18 @@ impl<T: Transport> GpuScheme<T> {
             );
         }
         let _ = writeln!(s, "ring_full_waits {}", stats.ring_full_waits);
+        let t = &stats.traffic;
+        let _ = writeln!(
+            s,
+            "fences {} bytes {} in_flight_high {} interrupts {}",
+            t.fences, t.bytes, t.in_flight_high, t.interrupts
+        );
+        for (ty, n) in &t.commands {
+            let _ = writeln!(s, "command {ty} {n}");
+        }
+        for (ty, n) in &t.errors {
+            let _ = writeln!(s, "error {ty} {n}");
+        }
         let _ = writeln!(s, "in_flight {}", gpu.in_flight());
         let _ = writeln!(
             s,
@@ -128,31 +145,9 @@ impl<T: Transport> GpuScheme<T> {
             gpu.fences().last_signaled(Timeline::Global).get()
         );
         let _ = writeln!(s, "tickets {}", self.tickets.len());
+        let (records, dropped) = self.gpu.tracer().counts();
+        let _ = writeln!(s, "trace_records {records} trace_dropped {dropped}");
         s
-    }
-
-    /// The bytes of the device's answer to `ty`.
-    fn response_len(&self, request: &[u8], ty: CommandType) -> usize {
-        match ty {
-            CommandType::GET_DISPLAY_INFO => 408,
-            CommandType::GET_CAPSET_INFO | CommandType::RESOURCE_ASSIGN_UUID => 40,
-            CommandType::GET_EDID => 1056,
-            CommandType::RESOURCE_MAP_BLOB => 32,
-            CommandType::GET_CAPSET => {
-                let id = request
-                    .get(24..28)
-                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
-                let size = self
-                    .gpu
-                    .capsets()
-                    .iter()
-                    .find(|c| c.id.get() == id)
-                    .map_or(0, |c| c.max_size);
-                24 + size as usize
-            }
-            ty if ty.queue() == Queue::Cursor => 0,
-            _ => 24,
-        }
     }
 
     fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
@@ -167,6 +162,9 @@ impl<T: Transport> GpuScheme<T> {
         } else {
             (request, Payload::NONE)
         };
+        if self.gpu.tracer().is_on() {
+            self.trace_stream(session, stream);
+        }
         let gpu = &mut self.gpu;
         let admitted = self.objects.admit(session, request, |kind| match kind {
             IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
@@ -174,12 +172,14 @@ impl<T: Transport> GpuScheme<T> {
         })?;
         let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
         let ty = hdr.command_type();
-        let response_len = self.response_len(request, ty);
+        let response_len = self.gpu.response_len(request);
         let fence = (head.flags & api::QUEUE_FENCED != 0).then_some(Timeline::Global);
+        self.gpu.tracer().set_origin(session);
         let pending = self
             .gpu
-            .submit_bytes(ty.queue(), request, stream, response_len, fence)
-            .map_err(|e| device_errno(&e))?;
+            .submit_bytes(ty.queue(), request, stream, response_len, fence);
+        self.gpu.tracer().set_origin(0);
+        let pending = pending.map_err(|e| device_errno(&e))?;
         self.gpu.flush().map_err(|e| device_errno(&e))?;
         let ticket = if head.flags & api::QUEUE_DETACHED != 0 {
             self.gpu.detach(&pending);
@@ -203,6 +203,29 @@ impl<T: Transport> GpuScheme<T> {
         };
         reply.write_to_prefix(payload).map_err(|_| Errno::EINVAL)?;
         Ok(0)
+    }
+
+    /// Hands the tracer the bytes of a stream in the session's memory,
+    /// which it cannot read itself.
+    fn trace_stream(&mut self, session: SessionId, stream: Payload<'_>) {
+        let Payload::Device { addr, len } = stream else {
+            return;
+        };
+        let Some(pool) = self.pools.get(&session) else {
+            return;
+        };
+        let region = pool.region();
+        let mut bytes = vec![0u8; len as usize];
+        let offset = (addr - region.device_addr()) as usize;
+        region.shm().read_bytes(offset, &mut bytes);
+        self.gpu.tracer().provide_device_payload(bytes);
+    }
+
+    /// Wakes the trace readers that got records.
+    fn wake_readers(&mut self, ctx: &mut Context) {
+        for id in self.gpu.tracer().take_woken() {
+            ctx.post_event(id, EventFlags::READ);
+        }
     }
 
     /// Splits a [`api::QUEUE_STREAM_IN_MEMORY`] request into the SUBMIT_3D
@@ -339,6 +362,8 @@ impl<T: Transport> GpuScheme<T> {
             memory,
         } = self.objects.take_session(session);
         let (n_resources, n_contexts) = (resources.len(), contexts.len());
+        // What is released on a session's behalf is its traffic.
+        self.gpu.tracer().set_origin(session);
         for r in resources {
             self.unref(r);
         }
@@ -347,6 +372,7 @@ impl<T: Transport> GpuScheme<T> {
                 warn!("releasing context {}: {e}", c.get());
             }
         }
+        self.gpu.tracer().set_origin(0);
         // Only now, with its resources gone, is the memory unused.
         drop(memory);
         if let Some(pool) = self.pools.remove(&session) {
@@ -402,7 +428,9 @@ impl<T: Transport> GpuScheme<T> {
     fn release_resource(&mut self, session: SessionId, payload: &[u8]) -> Result<usize> {
         let res = u32::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
         if let Some(r) = self.objects.release(session, res)? {
+            self.gpu.tracer().set_origin(session);
             self.unref(r);
+            self.gpu.tracer().set_origin(0);
             self.withdraw_retired();
         }
         Ok(0)
@@ -503,12 +531,31 @@ impl<T: Transport> GpuScheme<T> {
 }
 
 impl<T: Transport> Scheme for GpuScheme<T> {
-    fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
+    fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
+        let path = path.trim_matches('/');
+        let (name, option) = path.split_once('/').unwrap_or((path, ""));
+        // Traffic and ownership are for privileged callers only (root).
+        let privileged = ctx.caller().uid == 0;
+        if matches!(name, api::TRACE_PATH | api::OBJECTS_PATH) && !privileged {
+            return Err(Errno::EACCES);
+        }
         self.next += 1;
-        let node = match path.trim_matches('/') {
-            api::STATS_PATH => Node::Stats,
-            api::OBJECTS_PATH => Node::Objects,
-            api::SESSION_PATH => Node::Session(self.next as SessionId),
+        let node = match (name, option) {
+            (api::STATS_PATH, "") => Node::Stats,
+            (api::OBJECTS_PATH, "") => Node::Objects,
+            (api::SESSION_PATH, "") => Node::Session(self.next as SessionId),
+            (api::TRACE_PATH, option) => {
+                let cap = match option {
+                    "" => trace::DEFAULT_CAP,
+                    "full" => usize::MAX,
+                    cap => cap
+                        .strip_prefix("cap=")
+                        .and_then(|n| n.parse().ok())
+                        .ok_or(Errno::EINVAL)?,
+                };
+                self.gpu.tracer().add_reader(self.next, cap);
+                Node::Trace
+            }
             _ => return Err(Errno::ENOENT),
         };
         self.handles.insert(self.next, node);
@@ -526,6 +573,13 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             Node::Stats => self.stats(),
             Node::Objects => self.objects.describe(),
             Node::Session(_) => return Err(Errno::EBADF),
+            // A stream: offsets mean nothing; an empty trace parks the read.
+            Node::Trace => {
+                return match self.gpu.tracer().read(id, buf) {
+                    0 if !buf.is_empty() => Err(Errno::EAGAIN),
+                    n => Ok(n),
+                };
+            }
         };
         Ok(read_text(&text, buf, offset))
     }
@@ -535,7 +589,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         id: HandleId,
         payload: &mut [u8],
         metadata: &[u64],
-        _ctx: &mut Context,
+        ctx: &mut Context,
     ) -> Result<usize> {
         let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENOTTY);
@@ -545,7 +599,20 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         // full ring waits in QUEUE) whose interrupt will not come again:
         // their fences are reported now, not at the next interrupt.
         self.report_fences();
+        self.wake_readers(ctx);
         result
+    }
+
+    fn fevent(
+        &mut self,
+        id: HandleId,
+        _flags: EventFlags,
+        _ctx: &mut Context,
+    ) -> Result<EventFlags> {
+        match self.handles.get(&id).ok_or(Errno::EBADF)? {
+            Node::Trace if self.gpu.tracer().readable(id) => Ok(EventFlags::READ),
+            _ => Ok(EventFlags::empty()),
+        }
     }
 
     fn mmap(
@@ -577,9 +644,14 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         })
     }
 
-    fn close(&mut self, id: HandleId, _ctx: &mut Context) {
-        if let Some(Node::Session(session)) = self.handles.remove(&id) {
-            self.release(session);
+    fn close(&mut self, id: HandleId, ctx: &mut Context) {
+        match self.handles.remove(&id) {
+            Some(Node::Session(session)) => {
+                self.release(session);
+                self.wake_readers(ctx);
+            }
+            Some(Node::Trace) => self.gpu.tracer().remove_reader(id),
+            _ => {}
         }
     }
 
@@ -593,12 +665,13 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             .collect()
     }
 
-    fn on_source(&mut self, _token: usize, _ctx: &mut Context) {
+    fn on_source(&mut self, _token: usize, ctx: &mut Context) {
         if let Err(e) = self.gpu.ack_interrupts() {
             warn!("acknowledging interrupts: {e}");
         }
         // Drain everything: sources may be edge-triggered.
         while self.gpu.poll() > 0 {}
         self.report_fences();
+        self.wake_readers(ctx);
     }
 }

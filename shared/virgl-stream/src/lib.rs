@@ -5,8 +5,13 @@
 //! Only the commands this project's tools and tests emit are here; Mesa
 //! encodes real workloads itself. Lengths are computed by the encoder, since
 //! one wrong length puts the whole host context into an error state.
+//!
+//! [`names`] goes the other way: opcode and object names for every command
+//! of the protocol, and a walker over a stream's commands (for traces).
 
 #![forbid(unsafe_code)]
+
+pub mod names;
 
 /// Opcodes (`enum virgl_context_cmd`).
 pub mod cmd {

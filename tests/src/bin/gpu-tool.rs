@@ -4,6 +4,8 @@
 //!   resource with backing, prints "holding", and waits to be killed.
 //! - `gpu-tool drm-hold`: the same through scheme:drm (RESOURCE_CREATE on a
 //!   render node).
+//! - `gpu-tool open-as-nobody PATH...`: drops to user `nobody` (65534), opens
+//!   each scheme path and prints `PATH ok` or `PATH <errno>` per line.
 
 use std::io::Write;
 
@@ -15,7 +17,10 @@ fn main() -> std::io::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("hold") => hold_session(),
         Some("drm-hold") => hold_drm(),
-        _ => Err(std::io::Error::other("usage: gpu-tool hold | drm-hold")),
+        Some("open-as-nobody") => open_as_nobody(std::env::args().skip(2)),
+        _ => Err(std::io::Error::other(
+            "usage: gpu-tool hold | drm-hold | open-as-nobody PATH...",
+        )),
     }
 }
 
@@ -67,4 +72,19 @@ fn hold_session() -> std::io::Result<()> {
     s.call(res.as_bytes(), 0, 24)?;
     s.alloc(4096)?;
     holding()
+}
+
+fn open_as_nobody(paths: impl Iterator<Item = String>) -> std::io::Result<()> {
+    const NOBODY: libc::uid_t = 65534;
+    // SAFETY: plain system calls changing this process's own identity.
+    if unsafe { libc::setgid(NOBODY) } != 0 || unsafe { libc::setuid(NOBODY) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for path in paths {
+        match scheme_seam::SchemeFd::open(&path, 0) {
+            Ok(_) => println!("{path} ok"),
+            Err(e) => println!("{path} {}", e.raw_os_error().unwrap_or(0)),
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,1576 @@
+//! Turning records into text a person reads (one line per command and
+//! answer, like a packet analyzer, virgl streams summarized by opcode),
+//! JSON for tools, and filters. Pure functions over [`Record`]s; the
+//! `gpu-trace` tool is a thin loop around them.
+//!
+//! - [`StreamDecoder`] reassembles records from chunks cut anywhere (live
+//!   reads, file reads);
+//! - [`detail`] reads the parameters worth a glance out of a command or
+//!   answer ([`Detail`]);
+//! - [`describe`] and [`to_json`] render a record as one line;
+//! - [`Filter`] keeps the records of one context, type, resource or
+//!   session, answers included.
+//!
+//! Nothing here trusts the bytes: a record cut at the reader's cap, or a
+//! command with nonsense in it, is shown as far as it goes.
+
+use std::collections::BTreeSet;
+use std::fmt::{self, Write as _};
+
+use virgl_stream::names;
+use virtio_gpu_proto::{CommandType, CtrlHdr, ResponseType};
+use zerocopy::FromBytes;
+
+use super::record::{self, FormatError, Kind, Record, StreamHeader, FLAG_TRUNCATED};
+
+/// Bytes of a request or response header (`struct virtio_gpu_ctrl_hdr`).
+const HDR: usize = 24;
+/// Where SUBMIT_3D's virgl stream starts: after the header and `size`.
+const SUBMIT_FIXED: usize = 32;
+/// Runs of a virgl stream [`describe`] shows before summing up the rest.
+const TEXT_RUNS: usize = 24;
+/// Seqs of matched commands a [`Filter`] remembers while their answers are
+/// outstanding (answers lost to drops would otherwise pile up).
+const MATCHED_SEQS: usize = 1 << 16;
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+}
+
+/// `n` u32 fields from `off` on, or None if the bytes end before them.
+fn u32s<const N: usize>(b: &[u8], off: usize) -> Option<[u32; N]> {
+    let mut out = [0; N];
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = u32_at(b, off + 4 * i)?;
+    }
+    Some(out)
+}
+
+/// A run of equal commands in a virgl stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirglRun {
+    /// The opcode (`VIRGL_CCMD_*`).
+    pub opcode: u8,
+    /// The object type, for CREATE/BIND/DESTROY_OBJECT (0 otherwise).
+    pub object: u8,
+    /// How many such commands in a row.
+    pub count: u32,
+}
+
+impl VirglRun {
+    /// Whether the object type is part of what the command means.
+    fn has_object(&self) -> bool {
+        matches!(self.opcode, 1..=3) && self.object != 0
+    }
+}
+
+impl fmt::Display for VirglRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match names::opcode_name(self.opcode) {
+            Some(name) => f.write_str(name)?,
+            None => write!(f, "{:#04x}", self.opcode)?,
+        }
+        if self.has_object() {
+            match names::object_name(self.object) {
+                Some(name) => write!(f, "({name})")?,
+                None => write!(f, "({:#04x})", self.object)?,
+            }
+        }
+        if self.count > 1 {
+            write!(f, " x{}", self.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// A virgl stream summarized: its commands with repeats collapsed, and how
+/// far the walk got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirglSummary {
+    /// The commands in order, equal neighbours as one run.
+    pub runs: Vec<VirglRun>,
+    /// Bytes of whole commands walked.
+    pub walked: usize,
+    /// Bytes of the stream present (less than its size if the record was
+    /// cut).
+    pub present: usize,
+}
+
+/// Summarizes the virgl stream `stream` by opcode (the object type kept for
+/// CREATE/BIND/DESTROY_OBJECT), collapsing repeats.
+pub fn summarize_virgl(stream: &[u8]) -> VirglSummary {
+    let mut runs: Vec<VirglRun> = Vec::new();
+    let mut walk = names::commands(stream);
+    for (opcode, object, _) in walk.by_ref() {
+        let object = if matches!(opcode, 1..=3) { object } else { 0 };
+        match runs.last_mut() {
+            Some(last) if (last.opcode, last.object) == (opcode, object) => last.count += 1,
+            _ => runs.push(VirglRun {
+                opcode,
+                object,
+                count: 1,
+            }),
+        }
+    }
+    VirglSummary {
+        runs,
+        walked: walk.offset(),
+        present: stream.len(),
+    }
+}
+
+/// What a record's bytes say beyond its header: the parameters worth a
+/// glance, for the commands and answers that have them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Nothing more to say (or the bytes end before the fields).
+    None,
+    /// CTX_CREATE.
+    CtxCreate {
+        /// The debug name (lossy UTF-8).
+        name: String,
+        /// The capset id in the low byte, 0 for the default.
+        context_init: u32,
+    },
+    /// RESOURCE_CREATE_2D.
+    Create2d {
+        /// Format (`VIRGL_FORMAT_*` = virtio-gpu format).
+        format: u32,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// RESOURCE_CREATE_3D.
+    Create3d {
+        /// `PIPE_TEXTURE_*` target.
+        target: u32,
+        /// Format (`VIRGL_FORMAT_*`).
+        format: u32,
+        /// `VIRGL_BIND_*` bits.
+        bind: u32,
+        /// Width, height, depth.
+        size: [u32; 3],
+        /// Array layers.
+        array_size: u32,
+        /// Last mip level.
+        last_level: u32,
+        /// Sample count.
+        nr_samples: u32,
+        /// `VIRGL_RESOURCE_*` flags.
+        flags: u32,
+    },
+    /// RESOURCE_CREATE_BLOB.
+    CreateBlob {
+        /// `BLOB_MEM_*`.
+        blob_mem: u32,
+        /// `BLOB_FLAG_*`.
+        blob_flags: u32,
+        /// The host object, for host blobs.
+        blob_id: u64,
+        /// Bytes.
+        size: u64,
+        /// Backing entries that follow.
+        nr_entries: u32,
+    },
+    /// RESOURCE_ATTACH_BACKING.
+    Backing {
+        /// Entries the command says follow.
+        nr_entries: u32,
+        /// Entries present in the record (fewer if it was cut).
+        present: u32,
+        /// Bytes of the entries present.
+        bytes: u64,
+    },
+    /// SET_SCANOUT, SET_SCANOUT_BLOB, RESOURCE_FLUSH: a rectangle.
+    Rect {
+        /// The scanout (not for RESOURCE_FLUSH).
+        scanout: Option<u32>,
+        /// x, y, width, height.
+        rect: [u32; 4],
+    },
+    /// TRANSFER_TO_HOST_2D.
+    Transfer2d {
+        /// x, y, width, height.
+        rect: [u32; 4],
+        /// Byte offset in the backing.
+        offset: u64,
+    },
+    /// TRANSFER_TO_HOST_3D, TRANSFER_FROM_HOST_3D.
+    Transfer3d {
+        /// x, y, z, w, h, d.
+        box_: [u32; 6],
+        /// Mip level.
+        level: u32,
+        /// Byte offset in the backing.
+        offset: u64,
+        /// Row and layer strides (0: the host derives them).
+        strides: [u32; 2],
+    },
+    /// SUBMIT_3D.
+    Submit {
+        /// The stream's size as the command says.
+        size: u32,
+        /// The stream, as far as it is present.
+        virgl: VirglSummary,
+    },
+    /// GET_CAPSET_INFO.
+    CapsetIndex {
+        /// The capset index asked about.
+        index: u32,
+    },
+    /// GET_CAPSET, and its OK_CAPSET_INFO answer.
+    Capset {
+        /// Capset id.
+        id: u32,
+        /// Version (maximum version in the answer).
+        version: u32,
+        /// Maximum size (answer only).
+        max_size: Option<u32>,
+    },
+    /// GET_EDID.
+    Scanout {
+        /// The scanout.
+        scanout: u32,
+    },
+    /// UPDATE_CURSOR, MOVE_CURSOR.
+    Cursor {
+        /// Scanout, x, y.
+        pos: [u32; 3],
+    },
+    /// RESOURCE_MAP_BLOB.
+    MapBlob {
+        /// Offset in the host-visible region.
+        offset: u64,
+    },
+    /// OK_MAP_INFO.
+    MapInfo {
+        /// `MAP_CACHE_*`.
+        map_info: u32,
+    },
+    /// OK_DISPLAY_INFO: the enabled scanouts.
+    Displays {
+        /// (scanout, width, height) of each enabled scanout.
+        enabled: Vec<[u32; 3]>,
+    },
+}
+
+/// The parameters of `r`'s command or answer worth a glance.
+pub fn detail(r: &Record<'_>) -> Detail {
+    let b = r.bytes;
+    let d = match r.kind() {
+        Kind::COMMAND => command_detail(CommandType(r.header.ty), b),
+        Kind::RESPONSE => response_detail(ResponseType(r.header.ty), b),
+        _ => None,
+    };
+    d.unwrap_or(Detail::None)
+}
+
+fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
+    Some(match ty {
+        CommandType::CTX_CREATE => {
+            let [nlen, context_init] = u32s(b, HDR)?;
+            let name = b
+                .get(32..96)
+                .unwrap_or_else(|| b.get(32..).unwrap_or_default());
+            let name = &name[..name.len().min(nlen as usize)];
+            Detail::CtxCreate {
+                name: String::from_utf8_lossy(name).into_owned(),
+                context_init,
+            }
+        }
+        CommandType::RESOURCE_CREATE_2D => {
+            let [format, width, height] = u32s(b, 28)?;
+            Detail::Create2d {
+                format,
+                width,
+                height,
+            }
+        }
+        CommandType::RESOURCE_CREATE_3D => {
+            let [target, format, bind, w, h, depth, array_size, last_level, nr_samples, flags] =
+                u32s(b, 28)?;
+            Detail::Create3d {
+                target,
+                format,
+                bind,
+                size: [w, h, depth],
+                array_size,
+                last_level,
+                nr_samples,
+                flags,
+            }
+        }
+        CommandType::RESOURCE_CREATE_BLOB => {
+            let [blob_mem, blob_flags, nr_entries] = u32s(b, 28)?;
+            Detail::CreateBlob {
+                blob_mem,
+                blob_flags,
+                blob_id: u64_at(b, 40)?,
+                size: u64_at(b, 48)?,
+                nr_entries,
+            }
+        }
+        CommandType::RESOURCE_ATTACH_BACKING => {
+            let nr_entries = u32_at(b, 28)?;
+            let entries = b.get(32..).unwrap_or_default();
+            let present = entries.chunks_exact(16).take(nr_entries as usize);
+            let (mut n, mut bytes) = (0u32, 0u64);
+            for e in present {
+                n += 1;
+                bytes += u64::from(u32_at(e, 8).unwrap_or(0));
+            }
+            Detail::Backing {
+                nr_entries,
+                present: n,
+                bytes,
+            }
+        }
+        CommandType::SET_SCANOUT | CommandType::SET_SCANOUT_BLOB => Detail::Rect {
+            scanout: Some(u32_at(b, 40)?),
+            rect: u32s(b, HDR)?,
+        },
+        CommandType::RESOURCE_FLUSH => Detail::Rect {
+            scanout: None,
+            rect: u32s(b, HDR)?,
+        },
+        CommandType::TRANSFER_TO_HOST_2D => Detail::Transfer2d {
+            rect: u32s(b, HDR)?,
+            offset: u64_at(b, 40)?,
+        },
+        CommandType::TRANSFER_TO_HOST_3D | CommandType::TRANSFER_FROM_HOST_3D => {
+            let [level, stride, layer_stride] = u32s(b, 60)?;
+            Detail::Transfer3d {
+                box_: u32s(b, HDR)?,
+                level,
+                offset: u64_at(b, 48)?,
+                strides: [stride, layer_stride],
+            }
+        }
+        CommandType::SUBMIT_3D => {
+            let size = u32_at(b, HDR)?;
+            let rest = b.get(SUBMIT_FIXED..).unwrap_or_default();
+            let stream = &rest[..rest.len().min(size as usize)];
+            Detail::Submit {
+                size,
+                virgl: summarize_virgl(stream),
+            }
+        }
+        CommandType::GET_CAPSET_INFO => Detail::CapsetIndex {
+            index: u32_at(b, HDR)?,
+        },
+        CommandType::GET_CAPSET => {
+            let [id, version] = u32s(b, HDR)?;
+            Detail::Capset {
+                id,
+                version,
+                max_size: None,
+            }
+        }
+        CommandType::GET_EDID => Detail::Scanout {
+            scanout: u32_at(b, HDR)?,
+        },
+        CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => {
+            Detail::Cursor { pos: u32s(b, HDR)? }
+        }
+        CommandType::RESOURCE_MAP_BLOB => Detail::MapBlob {
+            offset: u64_at(b, 32)?,
+        },
+        _ => return None,
+    })
+}
+
+fn response_detail(ty: ResponseType, b: &[u8]) -> Option<Detail> {
+    Some(match ty {
+        ResponseType::OK_CAPSET_INFO => {
+            let [id, version, max_size] = u32s(b, HDR)?;
+            Detail::Capset {
+                id,
+                version,
+                max_size: Some(max_size),
+            }
+        }
+        ResponseType::OK_MAP_INFO => Detail::MapInfo {
+            map_info: u32_at(b, HDR)?,
+        },
+        ResponseType::OK_DISPLAY_INFO => {
+            let modes = b.get(HDR..).unwrap_or_default();
+            let enabled = modes
+                .chunks_exact(24)
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    let [_, _, w, h, enabled] = u32s(m, 0)?;
+                    (enabled != 0).then_some([i as u32, w, h])
+                })
+                .collect();
+            Detail::Displays { enabled }
+        }
+        _ => return None,
+    })
+}
+
+fn format_text(format: u32) -> String {
+    names::format_name(format).map_or_else(|| format!("format {format}"), str::to_string)
+}
+
+fn rect_text([x, y, w, h]: [u32; 4]) -> String {
+    format!("{w}x{h}+{x}+{y}")
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::None => Ok(()),
+            Detail::CtxCreate { name, context_init } => {
+                write!(f, "name={name:?}")?;
+                if *context_init != 0 {
+                    write!(f, " capset={}", context_init & 0xff)?;
+                }
+                Ok(())
+            }
+            Detail::Create2d {
+                format,
+                width,
+                height,
+            } => write!(f, "{} {width}x{height}", format_text(*format)),
+            Detail::Create3d {
+                target,
+                format,
+                bind,
+                size: [w, h, d],
+                array_size,
+                last_level,
+                nr_samples,
+                flags,
+            } => {
+                match names::target_name(*target) {
+                    Some(t) => write!(f, "{t}")?,
+                    None => write!(f, "target {target}")?,
+                }
+                write!(f, " {} {w}x{h}x{d} bind={bind:#x}", format_text(*format))?;
+                if *array_size > 1 {
+                    write!(f, " layers={array_size}")?;
+                }
+                if *last_level > 0 {
+                    write!(f, " levels={}", u64::from(*last_level) + 1)?;
+                }
+                if *nr_samples > 1 {
+                    write!(f, " samples={nr_samples}")?;
+                }
+                if *flags != 0 {
+                    write!(f, " flags={flags:#x}")?;
+                }
+                Ok(())
+            }
+            Detail::CreateBlob {
+                blob_mem,
+                blob_flags,
+                blob_id,
+                size,
+                nr_entries,
+            } => {
+                let mem = match *blob_mem {
+                    1 => "GUEST".to_string(),
+                    2 => "HOST3D".to_string(),
+                    3 => "HOST3D_GUEST".to_string(),
+                    m => format!("mem {m}"),
+                };
+                write!(f, "{mem} {size} B flags={blob_flags:#x}")?;
+                if *blob_id != 0 {
+                    write!(f, " blob_id={blob_id}")?;
+                }
+                if *nr_entries != 0 {
+                    write!(f, " entries={nr_entries}")?;
+                }
+                Ok(())
+            }
+            Detail::Backing {
+                nr_entries,
+                present,
+                bytes,
+            } => {
+                write!(f, "entries={nr_entries} backing={bytes} B")?;
+                if present < nr_entries {
+                    write!(f, " (of {present} entries present)")?;
+                }
+                Ok(())
+            }
+            Detail::Rect { scanout, rect } => {
+                if let Some(s) = scanout {
+                    write!(f, "scanout={s} ")?;
+                }
+                f.write_str(&rect_text(*rect))
+            }
+            Detail::Transfer2d { rect, offset } => {
+                write!(f, "{} offset={offset}", rect_text(*rect))
+            }
+            Detail::Transfer3d {
+                box_: [x, y, z, w, h, d],
+                level,
+                offset,
+                strides: [stride, layer_stride],
+            } => {
+                write!(
+                    f,
+                    "box={w}x{h}x{d}+{x}+{y}+{z} level={level} offset={offset}"
+                )?;
+                if *stride != 0 || *layer_stride != 0 {
+                    write!(f, " stride={stride} layer_stride={layer_stride}")?;
+                }
+                Ok(())
+            }
+            Detail::Submit { size, virgl } => {
+                write!(f, "stream={size} B [")?;
+                for (i, run) in virgl.runs.iter().take(TEXT_RUNS).enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{run}")?;
+                }
+                let more = virgl.runs.len().saturating_sub(TEXT_RUNS);
+                if more > 0 {
+                    write!(f, " +{more} more")?;
+                }
+                if virgl.present < *size as usize {
+                    // The record was cut at the cap (or the command is
+                    // shorter than it says): the rest is not here.
+                    f.write_str(if virgl.runs.is_empty() { "…" } else { " …" })?;
+                } else if virgl.walked < virgl.present {
+                    // The host's decoder would fail here too.
+                    write!(f, " BAD LENGTH at +{}", virgl.walked)?;
+                }
+                f.write_str("]")
+            }
+            Detail::CapsetIndex { index } => write!(f, "index={index}"),
+            Detail::Capset {
+                id,
+                version,
+                max_size,
+            } => {
+                write!(f, "capset={id} version={version}")?;
+                if let Some(size) = max_size {
+                    write!(f, " size={size}")?;
+                }
+                Ok(())
+            }
+            Detail::Scanout { scanout } => write!(f, "scanout={scanout}"),
+            Detail::Cursor { pos: [s, x, y] } => write!(f, "scanout={s} at {x},{y}"),
+            Detail::MapBlob { offset } => write!(f, "offset={offset:#x}"),
+            Detail::MapInfo { map_info } => write!(f, "map_info={map_info:#x}"),
+            Detail::Displays { enabled } => {
+                f.write_str("enabled=[")?;
+                for (i, [s, w, h]) in enabled.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{s}:{w}x{h}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// `time_ns - start_ns` as seconds with microseconds, e.g. `1.000042`.
+pub fn seconds(time_ns: u64, start_ns: u64) -> String {
+    let (sign, d) = if time_ns >= start_ns {
+        ("", time_ns - start_ns)
+    } else {
+        ("-", start_ns - time_ns)
+    };
+    format!(
+        "{sign}{}.{:06}",
+        d / 1_000_000_000,
+        (d % 1_000_000_000) / 1000
+    )
+}
+
+/// The queue's name: `ctrl`, `cursor`, or `q<n>`.
+pub fn queue_name(queue: u8) -> String {
+    match queue {
+        0 => "ctrl".to_string(),
+        1 => "cursor".to_string(),
+        q => format!("q{q}"),
+    }
+}
+
+/// The name of the record's type: the command's for a COMMAND, the
+/// answer's for a RESPONSE; `0x…` for one this build does not know.
+pub fn type_name(r: &Record<'_>) -> String {
+    let name = match r.kind() {
+        Kind::COMMAND => CommandType(r.header.ty).name(),
+        Kind::RESPONSE => ResponseType(r.header.ty).name(),
+        _ => "unknown",
+    };
+    if name == "unknown" {
+        format!("{:#06x}", r.header.ty)
+    } else {
+        name.to_string()
+    }
+}
+
+fn origin_text(origin: u64) -> String {
+    if origin == 0 {
+        "gpud".to_string()
+    } else {
+        format!("s{origin}")
+    }
+}
+
+fn size_text(r: &Record<'_>) -> String {
+    let h = &r.header;
+    if h.flags & FLAG_TRUNCATED != 0 || h.orig_len > h.bytes_len {
+        format!("{}/{} B cut", h.bytes_len, h.orig_len)
+    } else {
+        format!("{} B", h.bytes_len)
+    }
+}
+
+/// One line describing `r`, times relative to `start_ns`:
+///
+/// ```text
+///     0.000012 ctrl   s3        #5 -> SUBMIT_3D               ctx=1 stream=100 B [CREATE_SUB_CTX ...] 132 B
+///     0.000050 ctrl   s3        #5 <- OK_NODATA               ctx=1 38.0 µs 24 B
+///     0.001000 -- 17 records dropped --
+/// ```
+///
+/// Time, queue, origin session (`gpud` for the daemon itself), seq (which
+/// links an answer to its command), direction, type name, the header's
+/// context, fence and ring, the resource, what [`detail`] finds, the
+/// answer's latency, and the bytes traced (`n/m B cut` when cut at the cap).
+pub fn describe(r: &Record<'_>, start_ns: u64) -> String {
+    let h = &r.header;
+    let time = seconds(h.time_ns, start_ns);
+    let dir = match r.kind() {
+        Kind::COMMAND => "->",
+        Kind::RESPONSE => "<-",
+        Kind::DROPPED => return format!("{time:>12} -- {} records dropped --", h.latency_ns),
+        Kind(k) => return format!("{time:>12} ?? record kind {k} ({} B)", h.bytes_len),
+    };
+    let mut line = format!(
+        "{time:>12} {:<6} {:<5} {:>8} {dir} {:<23}",
+        queue_name(h.queue),
+        origin_text(h.origin),
+        format!("#{}", h.seq),
+        type_name(r),
+    );
+    if h.ctx_id != 0 {
+        let _ = write!(line, " ctx={}", h.ctx_id);
+    }
+    if h.hdr_flags & CtrlHdr::FLAG_FENCE != 0 || h.fence_id != 0 {
+        let _ = write!(line, " fence={}", h.fence_id);
+    }
+    if h.hdr_flags & CtrlHdr::FLAG_INFO_RING_IDX != 0 {
+        let _ = write!(line, " ring={}", h.ring_idx);
+    }
+    if h.resource != 0 {
+        let _ = write!(line, " res={}", h.resource);
+    }
+    let d = detail(r);
+    if d != Detail::None {
+        let _ = write!(line, " {d}");
+    }
+    if r.kind() == Kind::RESPONSE {
+        let _ = write!(line, " {:.1} µs", h.latency_ns as f64 / 1000.0);
+    }
+    let _ = write!(line, " {}", size_text(r));
+    line
+}
+
+/// `bytes` as lowercase hex, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `bytes` as an indented hex dump, 16 bytes a line with their offset, for
+/// under a [`describe`] line.
+pub fn hex_dump(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, line) in bytes.chunks(16).enumerate() {
+        let _ = write!(s, "      {:04x} ", i * 16);
+        for (j, b) in line.iter().enumerate() {
+            let sep = if j == 8 { "  " } else { " " };
+            let _ = write!(s, "{sep}{b:02x}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `s` as a JSON string literal.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `"key":` then a JSON string or `null`.
+fn json_opt_str(out: &mut String, key: &str, value: Option<&str>) {
+    let _ = write!(out, ",\"{key}\":");
+    match value {
+        Some(v) => json_str(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+fn json_array<T: fmt::Display>(out: &mut String, key: &str, values: &[T]) {
+    let _ = write!(out, ",\"{key}\":[");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{v}");
+    }
+    out.push(']');
+}
+
+impl Detail {
+    /// The detail's fields as JSON object members, each preceded by a comma.
+    fn json_members(&self, out: &mut String) {
+        match self {
+            Detail::None => {}
+            Detail::CtxCreate { name, context_init } => {
+                out.push_str(",\"name\":");
+                json_str(out, name);
+                let _ = write!(out, ",\"context_init\":{context_init}");
+            }
+            Detail::Create2d {
+                format,
+                width,
+                height,
+            } => {
+                let _ = write!(out, ",\"format\":{format}");
+                json_opt_str(out, "format_name", names::format_name(*format));
+                let _ = write!(out, ",\"width\":{width},\"height\":{height}");
+            }
+            Detail::Create3d {
+                target,
+                format,
+                bind,
+                size: [w, h, d],
+                array_size,
+                last_level,
+                nr_samples,
+                flags,
+            } => {
+                let _ = write!(out, ",\"target\":{target}");
+                json_opt_str(out, "target_name", names::target_name(*target));
+                let _ = write!(out, ",\"format\":{format}");
+                json_opt_str(out, "format_name", names::format_name(*format));
+                let _ = write!(
+                    out,
+                    ",\"bind\":{bind},\"width\":{w},\"height\":{h},\"depth\":{d},\
+                     \"array_size\":{array_size},\"last_level\":{last_level},\
+                     \"nr_samples\":{nr_samples},\"flags\":{flags}"
+                );
+            }
+            Detail::CreateBlob {
+                blob_mem,
+                blob_flags,
+                blob_id,
+                size,
+                nr_entries,
+            } => {
+                let _ = write!(
+                    out,
+                    ",\"blob_mem\":{blob_mem},\"blob_flags\":{blob_flags},\
+                     \"blob_id\":{blob_id},\"size\":{size},\"nr_entries\":{nr_entries}"
+                );
+            }
+            Detail::Backing {
+                nr_entries,
+                present,
+                bytes,
+            } => {
+                let _ = write!(
+                    out,
+                    ",\"nr_entries\":{nr_entries},\"entries_present\":{present},\
+                     \"backing_bytes\":{bytes}"
+                );
+            }
+            Detail::Rect { scanout, rect } => {
+                if let Some(s) = scanout {
+                    let _ = write!(out, ",\"scanout\":{s}");
+                }
+                json_array(out, "rect", rect);
+            }
+            Detail::Transfer2d { rect, offset } => {
+                json_array(out, "rect", rect);
+                let _ = write!(out, ",\"offset\":{offset}");
+            }
+            Detail::Transfer3d {
+                box_,
+                level,
+                offset,
+                strides: [stride, layer_stride],
+            } => {
+                json_array(out, "box", box_);
+                let _ = write!(
+                    out,
+                    ",\"level\":{level},\"offset\":{offset},\"stride\":{stride},\
+                     \"layer_stride\":{layer_stride}"
+                );
+            }
+            Detail::Submit { size, virgl } => {
+                let _ = write!(
+                    out,
+                    ",\"stream_size\":{size},\"stream_present\":{},\"stream_walked\":{}",
+                    virgl.present, virgl.walked
+                );
+                out.push_str(",\"virgl\":[");
+                for (i, run) in virgl.runs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{{\"opcode\":{}", run.opcode);
+                    json_opt_str(out, "name", names::opcode_name(run.opcode));
+                    if run.has_object() {
+                        let _ = write!(out, ",\"object\":{}", run.object);
+                        json_opt_str(out, "object_name", names::object_name(run.object));
+                    }
+                    let _ = write!(out, ",\"count\":{}}}", run.count);
+                }
+                out.push(']');
+            }
+            Detail::CapsetIndex { index } => {
+                let _ = write!(out, ",\"capset_index\":{index}");
+            }
+            Detail::Capset {
+                id,
+                version,
+                max_size,
+            } => {
+                let _ = write!(out, ",\"capset_id\":{id},\"capset_version\":{version}");
+                if let Some(size) = max_size {
+                    let _ = write!(out, ",\"capset_max_size\":{size}");
+                }
+            }
+            Detail::Scanout { scanout } => {
+                let _ = write!(out, ",\"scanout\":{scanout}");
+            }
+            Detail::Cursor { pos: [s, x, y] } => {
+                let _ = write!(out, ",\"scanout\":{s},\"x\":{x},\"y\":{y}");
+            }
+            Detail::MapBlob { offset } => {
+                let _ = write!(out, ",\"offset\":{offset}");
+            }
+            Detail::MapInfo { map_info } => {
+                let _ = write!(out, ",\"map_info\":{map_info}");
+            }
+            Detail::Displays { enabled } => {
+                out.push_str(",\"displays\":[");
+                for (i, [s, w, h]) in enabled.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{{\"scanout\":{s},\"width\":{w},\"height\":{h}}}");
+                }
+                out.push(']');
+            }
+        }
+    }
+}
+
+/// `r` as one line of JSON (no trailing newline): every header field by
+/// number, with names beside the numbers (`kind`, `queue_name`,
+/// `type_name`, `t` = seconds since `start_ns`), the [`detail`] under
+/// `"detail"`, and the bytes as hex under `"bytes"` if `with_bytes`.
+pub fn to_json(r: &Record<'_>, start_ns: u64, with_bytes: bool) -> String {
+    let h = &r.header;
+    let mut out = String::with_capacity(256);
+    let kind = match r.kind() {
+        Kind::COMMAND => "command",
+        Kind::RESPONSE => "response",
+        Kind::DROPPED => "dropped",
+        _ => "unknown",
+    };
+    let _ = write!(
+        out,
+        "{{\"kind\":\"{kind}\",\"kind_code\":{},\"t\":{},\"time_ns\":{}",
+        h.kind,
+        seconds(h.time_ns, start_ns),
+        h.time_ns
+    );
+    if r.kind() == Kind::DROPPED {
+        let _ = write!(out, ",\"dropped\":{}}}", h.latency_ns);
+        return out;
+    }
+    let _ = write!(
+        out,
+        ",\"seq\":{},\"queue\":{},\"queue_name\":\"{}\",\"origin\":{},\"type\":{}",
+        h.seq,
+        h.queue,
+        queue_name(h.queue),
+        h.origin,
+        h.ty
+    );
+    out.push_str(",\"type_name\":");
+    json_str(&mut out, &type_name(r));
+    if r.kind() == Kind::RESPONSE {
+        let is_error = ResponseType(h.ty).is_error();
+        let _ = write!(
+            out,
+            ",\"error\":{is_error},\"latency_ns\":{},\"latency_us\":{:.3}",
+            h.latency_ns,
+            h.latency_ns as f64 / 1000.0
+        );
+    }
+    let _ = write!(
+        out,
+        ",\"ctx_id\":{},\"fence_id\":{},\"hdr_flags\":{},\"ring_idx\":{},\"resource\":{},\
+         \"flags\":{},\"truncated\":{},\"bytes_len\":{},\"orig_len\":{}",
+        h.ctx_id,
+        h.fence_id,
+        h.hdr_flags,
+        h.ring_idx,
+        h.resource,
+        h.flags,
+        h.flags & FLAG_TRUNCATED != 0,
+        h.bytes_len,
+        h.orig_len
+    );
+    let d = detail(r);
+    if d != Detail::None {
+        out.push_str(",\"detail\":{");
+        let mut members = String::new();
+        d.json_members(&mut members);
+        out.push_str(members.strip_prefix(',').unwrap_or(&members));
+        out.push('}');
+    }
+    if with_bytes {
+        let _ = write!(out, ",\"bytes\":\"{}\"", hex(r.bytes));
+    }
+    out.push('}');
+    out
+}
+
+/// A command or response type by name (`SUBMIT_3D`, `submit_3d`,
+/// `VIRTIO_GPU_CMD_SUBMIT_3D`, `ERR_INVALID_PARAMETER`) or number (`519`,
+/// `0x207`).
+pub fn type_by_name(name: &str) -> Option<u32> {
+    let name = name.trim();
+    if let Some(hex) = name.strip_prefix("0x").or_else(|| name.strip_prefix("0X")) {
+        return u32::from_str_radix(hex, 16).ok();
+    }
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper
+        .strip_prefix("VIRTIO_GPU_CMD_")
+        .or_else(|| upper.strip_prefix("VIRTIO_GPU_RESP_"))
+        .unwrap_or(&upper);
+    // Codes live in 0x01xx..0x03xx (commands) and 0x11xx..0x12xx (answers).
+    let commands = (0x100..0x400).find(|&c| CommandType(c).name() == bare);
+    commands.or_else(|| (0x1100..0x1300).find(|&c| ResponseType(c).name() == bare))
+}
+
+/// Which records to keep. Each field set must match; a command's answer
+/// is kept when its command was (so `ty` may name a command and still keep
+/// its answer), and DROPPED notices are always kept.
+///
+/// `ty` may also name a response type (`ERR_INVALID_PARAMETER`): then the
+/// answers of that type are kept.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// The header's context id.
+    pub ctx: Option<u32>,
+    /// The command (or response) type.
+    pub ty: Option<u32>,
+    /// The resource the command names.
+    pub resource: Option<u32>,
+    /// The session that placed the command (0: virtio-gpud itself).
+    pub origin: Option<u64>,
+    /// Seqs of commands kept whose answer has not come yet (with `ty`).
+    matched: BTreeSet<u64>,
+}
+
+impl Filter {
+    /// A filter keeping everything.
+    pub fn new() -> Filter {
+        Filter::default()
+    }
+
+    /// Whether the filter keeps everything.
+    pub fn is_empty(&self) -> bool {
+        self.ctx.is_none() && self.ty.is_none() && self.resource.is_none() && self.origin.is_none()
+    }
+
+    /// Whether to keep `r`. Feed records in stream order: a command's
+    /// answer matches when the command did.
+    pub fn matches(&mut self, r: &Record<'_>) -> bool {
+        let h = &r.header;
+        // Answers carry their command's context, resource and origin.
+        let fields = self.ctx.is_none_or(|c| c == h.ctx_id)
+            && self.resource.is_none_or(|res| res == h.resource)
+            && self.origin.is_none_or(|o| o == h.origin);
+        match r.kind() {
+            Kind::COMMAND => {
+                let keep = fields && self.ty.is_none_or(|t| t == h.ty);
+                if keep && self.ty.is_some() {
+                    self.matched.insert(h.seq);
+                    if self.matched.len() > MATCHED_SEQS {
+                        self.matched.pop_first();
+                    }
+                }
+                keep
+            }
+            Kind::RESPONSE => match self.ty {
+                None => fields,
+                Some(t) => self.matched.remove(&h.seq) || (fields && t == h.ty),
+            },
+            _ => true,
+        }
+    }
+}
+
+/// Reassembles a trace stream from chunks cut anywhere (inside the stream
+/// header or a record): push what a read returned, then take the records
+/// that are whole.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    buf: Vec<u8>,
+    /// Where the records start in `buf`, once the stream header is checked.
+    body: Option<usize>,
+    /// Bytes of records returned, from `body` on.
+    at: usize,
+    /// Bytes dropped from the front of `buf` (for error offsets).
+    drained: usize,
+}
+
+impl StreamDecoder {
+    /// A decoder expecting the stream header first.
+    pub fn new() -> StreamDecoder {
+        StreamDecoder::default()
+    }
+
+    /// Appends the next bytes of the stream.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if let Some(body) = self.body {
+            self.buf.drain(..body + self.at);
+            self.drained += body + self.at;
+            self.body = Some(0);
+            self.at = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next whole record, or None until more bytes are pushed. Errors
+    /// (not a trace, a version this reader does not know, a corrupt record)
+    /// are final.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FormatError> {
+        let body = match self.body {
+            Some(body) => body,
+            None => {
+                let n = self.buf.len().min(record::MAGIC.len());
+                if self.buf[..n] != record::MAGIC[..n] {
+                    return Err(FormatError::BadMagic);
+                }
+                let Ok((h, _)) = StreamHeader::read_from_prefix(&self.buf) else {
+                    return Ok(None);
+                };
+                let header_len = h.header_len as usize;
+                if h.version == record::VERSION && header_len < size_of::<StreamHeader>() {
+                    return Err(FormatError::BadMagic);
+                }
+                if h.version == record::VERSION && self.buf.len() < header_len {
+                    return Ok(None);
+                }
+                let body = self.buf.len() - record::stream_body(&self.buf)?.len();
+                self.body = Some(body);
+                body
+            }
+        };
+        let at = body + self.at;
+        let mut rel = 0;
+        let r = record::next_record(&self.buf[at..], &mut rel).map_err(|e| match e {
+            FormatError::Corrupt(off) => FormatError::Corrupt(self.drained + at + off),
+            e => e,
+        })?;
+        self.at += rel;
+        Ok(r)
+    }
+
+    /// Bytes pushed but not returned as records: at the end of the input, a
+    /// record cut short (or a stream header still incomplete).
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.body.map_or(0, |b| b + self.at)
+    }
+
+    /// Whether the stream header was read (an input that ends before it is
+    /// not a trace).
+    pub fn started(&self) -> bool {
+        self.body.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use record::{encode, RecordHeader};
+    use virtio_gpu_proto::{
+        Box3d, CmdSubmit, CtxAttachResource, CtxCreate, CtxId, FenceId, MemEntry, Resource3dParams,
+        ResourceAttachBacking, ResourceCreate3d, ResourceId, TransferFromHost3d,
+    };
+    use zerocopy::IntoBytes;
+
+    const ORIGIN: u64 = 3;
+    const CTX: u32 = 1;
+    const RES: u32 = 42;
+    /// An arbitrary CLOCK_MONOTONIC start.
+    const T0: u64 = 5_000_000_000;
+
+    fn ctx() -> CtxId {
+        CtxId::new(CTX).unwrap()
+    }
+
+    fn res() -> ResourceId {
+        ResourceId::new(RES).unwrap()
+    }
+
+    /// The command record the producer makes for `bytes` (header first).
+    fn command(seq: u64, t_us: u64, bytes: &[u8], cap: usize) -> (RecordHeader, Vec<u8>) {
+        let (hdr, _) = CtrlHdr::read_from_prefix(bytes).unwrap();
+        let ty = hdr.command_type();
+        let resource = match ty {
+            CommandType::RESOURCE_CREATE_3D
+            | CommandType::RESOURCE_ATTACH_BACKING
+            | CommandType::CTX_ATTACH_RESOURCE => RES,
+            CommandType::TRANSFER_FROM_HOST_3D => u32_at(bytes, 56).unwrap(),
+            _ => 0,
+        };
+        let keep = bytes.len().min(cap);
+        let h = RecordHeader {
+            kind: Kind::COMMAND.0,
+            flags: if keep < bytes.len() {
+                FLAG_TRUNCATED
+            } else {
+                0
+            },
+            seq,
+            time_ns: T0 + t_us * 1000,
+            fence_id: hdr.fence_id.get(),
+            origin: ORIGIN,
+            ty: ty.0,
+            ctx_id: hdr.ctx_id.get(),
+            hdr_flags: hdr.flags.get(),
+            resource,
+            orig_len: bytes.len() as u32,
+            ..RecordHeader::default()
+        };
+        (h, bytes[..keep].to_vec())
+    }
+
+    /// Its OK_NODATA answer after `latency_us`.
+    fn answer(cmd: &RecordHeader, latency_us: u64) -> (RecordHeader, Vec<u8>) {
+        let mut bytes = CtrlHdr::default().as_bytes().to_vec();
+        bytes[..4].copy_from_slice(&ResponseType::OK_NODATA.0.to_le_bytes());
+        let h = RecordHeader {
+            kind: Kind::RESPONSE.0,
+            seq: cmd.seq,
+            time_ns: cmd.time_ns + latency_us * 1000,
+            latency_ns: latency_us * 1000,
+            fence_id: cmd.fence_id,
+            origin: cmd.origin,
+            ty: ResponseType::OK_NODATA.0,
+            ctx_id: cmd.ctx_id,
+            resource: cmd.resource,
+            orig_len: bytes.len() as u32,
+            ..RecordHeader::default()
+        };
+        (h, bytes)
+    }
+
+    /// The clear-and-read-back flow of ABI reference §5.6 as a trace stream,
+    /// each command answered OK_NODATA; bytes cut at `cap`.
+    fn clear_readback_stream(cap: usize) -> Vec<u8> {
+        let params = Resource3dParams {
+            target: virgl_stream::target::TEXTURE_2D,
+            format: virgl_stream::format::R8G8B8A8_UNORM,
+            bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+            width: 64,
+            height: 64,
+            depth: 1,
+            array_size: 1,
+            ..Resource3dParams::default()
+        };
+        let virgl = virgl_stream::clear_stream(
+            RES,
+            virgl_stream::format::R8G8B8A8_UNORM,
+            [1.0, 0.0, 0.0, 1.0],
+        );
+        let mut attach = ResourceAttachBacking::new(res(), 1).as_bytes().to_vec();
+        attach.extend_from_slice(MemEntry::new(0x1_0000_0000, 16384).as_bytes());
+        let mut submit = CmdSubmit::new(ctx(), virgl.len() as u32)
+            .as_bytes()
+            .to_vec();
+        submit.extend_from_slice(&virgl);
+        let mut transfer =
+            TransferFromHost3d::new(ctx(), res(), Box3d::new(0, 0, 0, 64, 64, 1), 0, 0, 0, 0);
+        transfer.hdr = transfer.hdr.fenced(FenceId::new(7));
+        let commands: [Vec<u8>; 6] = [
+            CtxCreate::new(ctx(), 0, "clear-readback")
+                .as_bytes()
+                .to_vec(),
+            ResourceCreate3d::new(res(), &params).as_bytes().to_vec(),
+            attach,
+            CtxAttachResource::new(ctx(), res()).as_bytes().to_vec(),
+            submit,
+            transfer.as_bytes().to_vec(),
+        ];
+        let mut stream = StreamHeader::V1.as_bytes().to_vec();
+        let mut t_us = 0;
+        for (i, c) in commands.iter().enumerate() {
+            let (h, b) = command(i as u64 + 1, t_us, c, cap);
+            encode(&mut stream, h, &b);
+            let latency = if i == 5 { 850 } else { 12 + i as u64 };
+            let (h, b) = answer(&h, latency);
+            encode(&mut stream, h, &b);
+            t_us += latency + 5;
+        }
+        stream
+    }
+
+    fn records(stream: &[u8]) -> Vec<Record<'_>> {
+        let body = record::stream_body(stream).unwrap();
+        let mut at = 0;
+        std::iter::from_fn(|| record::next_record(body, &mut at).unwrap()).collect()
+    }
+
+    const EXPECTED_TEXT: [&str; 12] = [
+        "    0.000000 ctrl   s3          #1 -> CTX_CREATE              ctx=1 name=\"clear-readback\" 96 B",
+        "    0.000012 ctrl   s3          #1 <- OK_NODATA               ctx=1 12.0 µs 24 B",
+        "    0.000017 ctrl   s3          #2 -> RESOURCE_CREATE_3D      res=42 2D R8G8B8A8_UNORM 64x64x1 bind=0xa 72 B",
+        "    0.000030 ctrl   s3          #2 <- OK_NODATA               res=42 13.0 µs 24 B",
+        "    0.000035 ctrl   s3          #3 -> RESOURCE_ATTACH_BACKING res=42 entries=1 backing=16384 B 48 B",
+        "    0.000049 ctrl   s3          #3 <- OK_NODATA               res=42 14.0 µs 24 B",
+        "    0.000054 ctrl   s3          #4 -> CTX_ATTACH_RESOURCE     ctx=1 res=42 32 B",
+        "    0.000069 ctrl   s3          #4 <- OK_NODATA               ctx=1 res=42 15.0 µs 24 B",
+        "    0.000074 ctrl   s3          #5 -> SUBMIT_3D               ctx=1 stream=100 B [CREATE_SUB_CTX SET_SUB_CTX CREATE_OBJECT(SURFACE) SET_FRAMEBUFFER_STATE CLEAR DESTROY_OBJECT] 132 B",
+        "    0.000090 ctrl   s3          #5 <- OK_NODATA               ctx=1 16.0 µs 24 B",
+        "    0.000095 ctrl   s3          #6 -> TRANSFER_FROM_HOST_3D   ctx=1 fence=7 res=42 box=64x64x1+0+0+0 level=0 offset=0 72 B",
+        "    0.000945 ctrl   s3          #6 <- OK_NODATA               ctx=1 fence=7 res=42 850.0 µs 24 B",
+    ];
+
+    #[test]
+    fn the_clear_readback_flow_reads_like_a_capture() {
+        let stream = clear_readback_stream(usize::MAX);
+        let lines: Vec<String> = records(&stream).iter().map(|r| describe(r, T0)).collect();
+        for line in &lines {
+            println!("{line}");
+        }
+        assert_eq!(lines, EXPECTED_TEXT);
+    }
+
+    #[test]
+    fn the_clear_readback_flow_as_json() {
+        let stream = clear_readback_stream(usize::MAX);
+        let rs = records(&stream);
+        let lines: Vec<String> = rs.iter().map(|r| to_json(r, T0, false)).collect();
+        for line in &lines {
+            println!("{line}");
+        }
+        assert_eq!(
+            lines[8],
+            "{\"kind\":\"command\",\"kind_code\":1,\"t\":0.000074,\"time_ns\":5000074000,\
+             \"seq\":5,\"queue\":0,\"queue_name\":\"ctrl\",\"origin\":3,\"type\":519,\
+             \"type_name\":\"SUBMIT_3D\",\"ctx_id\":1,\"fence_id\":0,\"hdr_flags\":0,\
+             \"ring_idx\":0,\"resource\":0,\"flags\":0,\"truncated\":false,\"bytes_len\":132,\
+             \"orig_len\":132,\"detail\":{\"stream_size\":100,\"stream_present\":100,\
+             \"stream_walked\":100,\"virgl\":[{\"opcode\":29,\"name\":\"CREATE_SUB_CTX\",\
+             \"count\":1},{\"opcode\":28,\"name\":\"SET_SUB_CTX\",\"count\":1},\
+             {\"opcode\":1,\"name\":\"CREATE_OBJECT\",\"object\":8,\"object_name\":\"SURFACE\",\
+             \"count\":1},{\"opcode\":5,\"name\":\"SET_FRAMEBUFFER_STATE\",\"count\":1},\
+             {\"opcode\":7,\"name\":\"CLEAR\",\"count\":1},{\"opcode\":3,\
+             \"name\":\"DESTROY_OBJECT\",\"count\":1}]}}"
+        );
+        assert_eq!(
+            lines[11],
+            "{\"kind\":\"response\",\"kind_code\":2,\"t\":0.000945,\"time_ns\":5000945000,\
+             \"seq\":6,\"queue\":0,\"queue_name\":\"ctrl\",\"origin\":3,\"type\":4352,\
+             \"type_name\":\"OK_NODATA\",\"error\":false,\"latency_ns\":850000,\
+             \"latency_us\":850.000,\"ctx_id\":1,\"fence_id\":7,\"hdr_flags\":0,\"ring_idx\":0,\
+             \"resource\":42,\"flags\":0,\"truncated\":false,\"bytes_len\":24,\"orig_len\":24}"
+        );
+        assert!(lines[2].contains(
+            "\"detail\":{\"target\":2,\"target_name\":\"2D\",\"format\":67,\
+             \"format_name\":\"R8G8B8A8_UNORM\",\"bind\":10,\"width\":64,\"height\":64,\
+             \"depth\":1,\"array_size\":1,\"last_level\":0,\"nr_samples\":0,\"flags\":0}"
+        ));
+        assert!(lines[4].contains(
+            "\"detail\":{\"nr_entries\":1,\"entries_present\":1,\"backing_bytes\":16384}"
+        ));
+        assert!(lines[10].contains(
+            "\"detail\":{\"box\":[0,0,0,64,64,1],\"level\":0,\"offset\":0,\"stride\":0,\
+             \"layer_stride\":0}"
+        ));
+        // Bytes only when asked.
+        assert!(!lines[0].contains("\"bytes\""));
+        let with = to_json(&rs[1], T0, true);
+        assert!(with.ends_with(",\"bytes\":\"001100000000000000000000000000000000000000000000\"}"));
+        let dropped = RecordHeader {
+            kind: Kind::DROPPED.0,
+            time_ns: T0 + 1,
+            latency_ns: 9,
+            ..RecordHeader::default()
+        };
+        let r = Record {
+            header: dropped,
+            bytes: &[],
+        };
+        assert_eq!(
+            to_json(&r, T0, true),
+            "{\"kind\":\"dropped\",\"kind_code\":3,\"t\":0.000000,\"time_ns\":5000000001,\
+             \"dropped\":9}"
+        );
+        assert_eq!(describe(&r, T0), "    0.000000 -- 9 records dropped --");
+    }
+
+    #[test]
+    fn cut_records_say_so_and_summarize_what_is_there() {
+        // 32 + 36 bytes: SUBMIT's fixed part and CREATE_SUB_CTX,
+        // SET_SUB_CTX, then CREATE_OBJECT cut short.
+        let stream = clear_readback_stream(68);
+        let rs = records(&stream);
+        let line = describe(&rs[8], T0);
+        assert!(
+            line.ends_with("ctx=1 stream=100 B [CREATE_SUB_CTX SET_SUB_CTX …] 68/132 B cut"),
+            "{line}"
+        );
+        assert!(describe(&rs[4], T0).ends_with("res=42 entries=1 backing=16384 B 48 B"));
+        assert!(describe(&rs[0], T0).ends_with("ctx=1 name=\"clear-readback\" 68/96 B cut"));
+        // The transfer's fields end past the cut: no detail.
+        assert!(describe(&rs[10], T0).ends_with("ctx=1 fence=7 res=42 68/72 B cut"));
+        // Cut inside the fixed part: no detail, still a line.
+        let stream = clear_readback_stream(24);
+        for r in records(&stream) {
+            let _ = describe(&r, T0);
+            let _ = to_json(&r, T0, true);
+        }
+    }
+
+    #[test]
+    fn repeats_collapse_and_bad_lengths_show() {
+        let mut s = virgl_stream::Stream::new();
+        for _ in 0..12 {
+            s.command(8, 0, &[0; 12]);
+        }
+        s.command(99, 0, &[]);
+        let mut bytes = s.to_bytes();
+        let sum = summarize_virgl(&bytes);
+        assert_eq!(
+            sum.runs,
+            [
+                VirglRun {
+                    opcode: 8,
+                    object: 0,
+                    count: 12
+                },
+                VirglRun {
+                    opcode: 99,
+                    object: 0,
+                    count: 1
+                }
+            ]
+        );
+        // A length running past the end.
+        bytes.extend_from_slice(&0x0009_0007u32.to_le_bytes());
+        let mut submit = CmdSubmit::new(ctx(), bytes.len() as u32)
+            .as_bytes()
+            .to_vec();
+        submit.extend_from_slice(&bytes);
+        let (h, b) = command(1, 0, &submit, usize::MAX);
+        let mut stream = StreamHeader::V1.as_bytes().to_vec();
+        encode(&mut stream, h, &b);
+        let line = describe(&records(&stream)[0], T0);
+        assert!(
+            line.ends_with("stream=632 B [DRAW_VBO x12 0x63 BAD LENGTH at +628] 664 B"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn garbage_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for ty in (0x100..0x10e)
+            .chain(0x200..0x20a)
+            .chain([0x300, 0x301, 0x1101, 0x1102, 0x1106])
+        {
+            for len in [0, 3, 24, 31, 33, 60, 100, 500] {
+                let bytes: Vec<u8> = (0..len).map(|_| noise() as u8).collect();
+                let kind = if ty >= 0x1100 {
+                    Kind::RESPONSE
+                } else {
+                    Kind::COMMAND
+                };
+                let r = Record {
+                    header: RecordHeader {
+                        kind: kind.0,
+                        ty,
+                        bytes_len: len as u32,
+                        orig_len: noise() as u32,
+                        time_ns: noise(),
+                        ..RecordHeader::default()
+                    },
+                    bytes: &bytes,
+                };
+                let _ = describe(&r, T0);
+                let _ = to_json(&r, T0, true);
+            }
+        }
+    }
+
+    #[test]
+    fn filters_keep_commands_and_their_answers() {
+        let stream = clear_readback_stream(usize::MAX);
+        let rs = records(&stream);
+        let kept = |mut f: Filter| -> Vec<(u8, u64)> {
+            rs.iter()
+                .filter(|r| f.matches(r))
+                .map(|r| (r.header.kind, r.header.seq))
+                .collect()
+        };
+        let (c, a) = (Kind::COMMAND.0, Kind::RESPONSE.0);
+        assert_eq!(kept(Filter::new()).len(), 12);
+        let f = Filter {
+            ty: type_by_name("submit_3d"),
+            ..Filter::new()
+        };
+        assert_eq!(kept(f), [(c, 5), (a, 5)]);
+        let f = Filter {
+            resource: Some(RES),
+            ..Filter::new()
+        };
+        assert_eq!(
+            kept(f),
+            [
+                (c, 2),
+                (a, 2),
+                (c, 3),
+                (a, 3),
+                (c, 4),
+                (a, 4),
+                (c, 6),
+                (a, 6)
+            ]
+        );
+        let f = Filter {
+            ctx: Some(CTX),
+            ty: type_by_name("0x206"),
+            ..Filter::new()
+        };
+        assert_eq!(kept(f), [(c, 6), (a, 6)]);
+        let f = Filter {
+            origin: Some(ORIGIN + 1),
+            ..Filter::new()
+        };
+        assert!(kept(f).is_empty());
+        // A response type keeps the answers of that type.
+        let f = Filter {
+            ty: type_by_name("OK_NODATA"),
+            ..Filter::new()
+        };
+        assert_eq!(kept(f).len(), 6);
+        // DROPPED notices always pass.
+        let mut f = Filter {
+            ctx: Some(77),
+            ..Filter::new()
+        };
+        let dropped = Record {
+            header: RecordHeader {
+                kind: Kind::DROPPED.0,
+                latency_ns: 2,
+                ..RecordHeader::default()
+            },
+            bytes: &[],
+        };
+        assert!(f.matches(&dropped));
+    }
+
+    #[test]
+    fn types_by_name_or_number() {
+        assert_eq!(type_by_name("SUBMIT_3D"), Some(0x207));
+        assert_eq!(type_by_name("VIRTIO_GPU_CMD_CTX_CREATE"), Some(0x200));
+        assert_eq!(type_by_name("move_cursor"), Some(0x301));
+        assert_eq!(type_by_name("0x0105"), Some(0x105));
+        assert_eq!(type_by_name("519"), Some(519));
+        assert_eq!(type_by_name("ERR_INVALID_PARAMETER"), Some(0x1205));
+        assert_eq!(type_by_name("VIRTIO_GPU_RESP_OK_NODATA"), Some(0x1100));
+        assert_eq!(type_by_name("unknown"), None);
+        assert_eq!(type_by_name("NOPE"), None);
+    }
+
+    #[test]
+    fn the_stream_decoder_reassembles_any_chunking() {
+        let stream = clear_readback_stream(usize::MAX);
+        let want: Vec<String> = records(&stream).iter().map(|r| describe(r, T0)).collect();
+        for chunk in [1, 7, 16, 17, 80, 81, 1000, stream.len()] {
+            let mut d = StreamDecoder::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(chunk) {
+                d.push(piece);
+                while let Some(r) = d.next_record().unwrap() {
+                    got.push(describe(&r, T0));
+                }
+            }
+            assert_eq!(got, want, "chunks of {chunk}");
+            assert!(d.started());
+            assert_eq!(d.pending(), 0);
+        }
+        // A cut tail stays pending.
+        let mut d = StreamDecoder::new();
+        d.push(&stream[..stream.len() - 3]);
+        while d.next_record().unwrap().is_some() {}
+        assert_eq!(d.pending(), 24 + 80 - 3);
+    }
+
+    #[test]
+    fn the_stream_decoder_rejects_what_is_not_a_trace() {
+        let mut d = StreamDecoder::new();
+        d.push(b"VGT");
+        assert!(d.next_record().unwrap().is_none());
+        assert!(!d.started());
+        d.push(b"x");
+        assert_eq!(d.next_record().unwrap_err(), FormatError::BadMagic);
+
+        let mut v2 = StreamHeader::V1;
+        v2.version = 2;
+        let mut d = StreamDecoder::new();
+        d.push(v2.as_bytes());
+        assert_eq!(d.next_record().unwrap_err(), FormatError::Version(2));
+
+        let mut stream = StreamHeader::V1.as_bytes().to_vec();
+        encode(&mut stream, RecordHeader::default(), b"ok");
+        let mut bad = stream.clone();
+        bad[16] = 5; // len 5: below the record header's size
+        let mut d = StreamDecoder::new();
+        d.push(&bad);
+        assert_eq!(d.next_record().unwrap_err(), FormatError::Corrupt(16));
+    }
+}
