@@ -29,6 +29,8 @@ pub struct Arena {
     head: usize,
     /// The newest fence of a stream placed since the last recycle.
     last_fence: u64,
+    /// Bytes copied in, in all (for the ioctl counters).
+    copied: u64,
 }
 
 /// Bytes of command arena per file.
@@ -46,6 +48,7 @@ impl Arena {
             self.head = 0;
         }
         self.map.write_bytes(self.head, stream);
+        self.copied += stream.len() as u64;
         let addr = self.addr + self.head as u64;
         self.head += len;
         Some(addr)
@@ -194,6 +197,12 @@ impl DrmFile {
         self.session.release(gem.res).map_err(io_errno)
     }
 
+    /// Bytes of client data drmd has copied for this file (command streams
+    /// into the arena).
+    pub fn copied(&self) -> u64 {
+        self.arena.as_ref().map_or(0, |a| a.copied)
+    }
+
     /// The file's command arena.
     pub fn arena(&mut self) -> Result<&mut Arena, Errno> {
         if self.arena.is_none() {
@@ -204,6 +213,7 @@ impl DrmFile {
                 map,
                 head: 0,
                 last_fence: 0,
+                copied: 0,
             });
         }
         Ok(self.arena.as_mut().expect("just set"))

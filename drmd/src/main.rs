@@ -5,6 +5,7 @@ mod file;
 mod gem;
 mod ioctl;
 mod scheme;
+mod stats;
 
 use std::process::ExitCode;
 

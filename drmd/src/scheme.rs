@@ -12,8 +12,11 @@
 //!   the new handle is a dma-buf on this scheme. It answers the token call
 //!   (`scheme_seam::token::CALL`), which PRIME_FD_TO_HANDLE carries, and
 //!   can be mmapped at offset 0.
+//!
+//! `stats` (read-only text) counts what each ioctl type cost (see
+//! [`crate::stats`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +25,9 @@ use drm_uapi::core as dc;
 use drm_uapi::syncobj::{self as so, HandleToFd};
 use drm_uapi::virtgpu as vg;
 use log::warn;
+use scheme_seam::metrics;
 use scheme_seam::token::{self, Tokens};
-use scheme_seam::{Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
+use scheme_seam::{read_text, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
@@ -33,6 +37,7 @@ use crate::file::{io_errno, DrmFile};
 use crate::gem::Gem;
 use crate::ioctl;
 use crate::ioctl::virtgpu::WAIT_TIMEOUT;
+use crate::stats::{IoctlStats, Op};
 
 /// Which device node a DRM file was opened through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +100,10 @@ pub struct DrmScheme {
     dma_bufs: HashMap<HandleId, Arc<Gem>>,
     /// Tokens of dma-bufs, for PRIME import.
     tokens: Tokens<HandleId>,
+    /// Readers of `stats`.
+    stats_readers: HashSet<HandleId>,
+    /// What each ioctl type cost.
+    stats: IoctlStats,
     next: HandleId,
     /// When each parked WAIT began, by file and GEM handle.
     waits: HashMap<(HandleId, u32), Instant>,
@@ -113,6 +122,8 @@ impl DrmScheme {
             files: HashMap::new(),
             dma_bufs: HashMap::new(),
             tokens: Tokens::default(),
+            stats_readers: HashSet::new(),
+            stats: IoctlStats::default(),
             next: 0,
             waits: HashMap::new(),
             poll_until: None,
@@ -126,6 +137,41 @@ impl DrmScheme {
     fn new_handle(&mut self) -> HandleId {
         self.next += 1;
         self.next
+    }
+
+    /// The fd an fd-returning ioctl `nr` of file `id` returns, by the
+    /// reference its call gave (`rest`).
+    fn dup_fd(&mut self, id: HandleId, nr: u64, rest: &[u8]) -> Result<Opened> {
+        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
+        match nr {
+            dc::PRIME_HANDLE_TO_FD => {
+                let gem = ioctl::prime::export(&self.device, file, rest)?;
+                let new = self.new_handle();
+                self.dma_bufs.insert(new, gem);
+                Ok(Opened::Handle(new))
+            }
+            vg::EXECBUFFER => {
+                let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
+                let timeline = self.device.timeline().map_err(io_errno)?;
+                let fence = SyncFile::for_fence(timeline, point).map_err(io_errno)?;
+                Ok(Opened::Fd(fence.into_fd()))
+            }
+            so::HANDLE_TO_FD => {
+                let h = HandleToFd::read_from_bytes(rest).map_err(|_| Errno::EINVAL)?;
+                let table = file.syncobjs()?;
+                let fd = if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
+                    let point = (h.flags & so::FLAGS_TIMELINE != 0).then_some(h.point);
+                    table
+                        .export_sync_file(h.handle, point)
+                        .map_err(io_errno)?
+                        .into_fd()
+                } else {
+                    table.export(h.handle).map_err(io_errno)?.into_fd()
+                };
+                Ok(Opened::Fd(fd))
+            }
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     /// A call on a dma-buf: only its token.
@@ -163,6 +209,11 @@ fn is_syncobj(nr: u64) -> bool {
 
 impl Scheme for DrmScheme {
     fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
+        if path.trim_matches('/') == "stats" {
+            let id = self.new_handle();
+            self.stats_readers.insert(id);
+            return Ok(Opened::Handle(id));
+        }
         let node = Node::from_path(path).ok_or(Errno::ENOENT)?;
         let file = DrmFile::open(node).map_err(|e| {
             warn!("opening a DRM file: {e}");
@@ -186,6 +237,8 @@ impl Scheme for DrmScheme {
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
         let device = &mut self.device;
         let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
+        let (traffic, copied) = (metrics::traffic(), file.copied());
+        let bytes_in = payload.len();
         let result = match nr {
             dc::VERSION => ioctl::core::version(payload),
             dc::GET_CAP => ioctl::core::get_cap(payload),
@@ -226,8 +279,17 @@ impl Scheme for DrmScheme {
             nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
             _ => Err(Errno::ENOTTY),
         };
-        if result == Err(Errno::EAGAIN) && !self.progress_events {
-            self.parked();
+        if result == Err(Errno::EAGAIN) {
+            if !self.progress_events {
+                self.parked();
+            }
+        } else if let Some(file) = self.files.get(&id) {
+            // Counted once done: a parked request's earlier attempts only
+            // looked at fences.
+            let downstream = metrics::traffic().since(traffic);
+            let copied = file.copied() - copied;
+            self.stats
+                .record(Op::Call(nr), bytes_in, downstream, copied);
         }
         result
     }
@@ -239,36 +301,26 @@ impl Scheme for DrmScheme {
             return Err(Errno::EINVAL);
         }
         let (nr, rest) = u64::read_from_prefix(buf).map_err(|_| Errno::EINVAL)?;
-        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
-        match nr {
-            dc::PRIME_HANDLE_TO_FD => {
-                let gem = ioctl::prime::export(&self.device, file, rest)?;
-                let new = self.new_handle();
-                self.dma_bufs.insert(new, gem);
-                Ok(Opened::Handle(new))
-            }
-            vg::EXECBUFFER => {
-                let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
-                let timeline = self.device.timeline().map_err(io_errno)?;
-                let fence = SyncFile::for_fence(timeline, point).map_err(io_errno)?;
-                Ok(Opened::Fd(fence.into_fd()))
-            }
-            so::HANDLE_TO_FD => {
-                let h = HandleToFd::read_from_bytes(rest).map_err(|_| Errno::EINVAL)?;
-                let table = file.syncobjs()?;
-                let fd = if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
-                    let point = (h.flags & so::FLAGS_TIMELINE != 0).then_some(h.point);
-                    table
-                        .export_sync_file(h.handle, point)
-                        .map_err(io_errno)?
-                        .into_fd()
-                } else {
-                    table.export(h.handle).map_err(io_errno)?.into_fd()
-                };
-                Ok(Opened::Fd(fd))
-            }
-            _ => Err(Errno::EINVAL),
+        let traffic = metrics::traffic();
+        let opened = self.dup_fd(id, nr, rest);
+        if opened.is_ok() {
+            let downstream = metrics::traffic().since(traffic);
+            self.stats.record(Op::Fd(nr), buf.len(), downstream, 0);
         }
+        opened
+    }
+
+    fn read(
+        &mut self,
+        id: HandleId,
+        buf: &mut [u8],
+        offset: u64,
+        _ctx: &mut Context,
+    ) -> Result<usize> {
+        if !self.stats_readers.contains(&id) {
+            return Err(Errno::EBADF);
+        }
+        Ok(read_text(&self.stats.describe(), buf, offset))
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
@@ -320,6 +372,7 @@ impl Scheme for DrmScheme {
         self.waits.retain(|(file, _), _| *file != id);
         self.dma_bufs.remove(&id);
         self.tokens.remove(id);
+        self.stats_readers.remove(&id);
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {

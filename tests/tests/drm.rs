@@ -705,3 +705,79 @@ fn prime_refuses_unknown_handles_flags_and_fds() {
     // The file still works.
     fenced(clear(&fd, bo, res, [0.0, 0.0, 0.0, 1.0]));
 }
+
+/// drmd's `stats` line for ioctl `name`: (calls, hops, bytes_in, bytes_out,
+/// copied).
+fn ioctl_counters(name: &str) -> (u64, u64, u64, u64, u64) {
+    let fd = SchemeFd::open("/scheme/drm/stats", 0).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let n = fd.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {text}"));
+    let w: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .skip(1)
+        .step_by(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (w[0], w[1], w[2], w[3], w[4])
+}
+
+#[test]
+fn drmd_counts_the_hops_and_copies_of_each_ioctl() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);
+    // The first submit also makes the file's arena (ALLOC and mmap at
+    // virtio-gpud); count the ones after it.
+    assert!(fd
+        .execbuffer(&stream, &[bo], None, false)
+        .unwrap()
+        .is_none());
+    let first = ioctl_counters("VIRTGPU_EXECBUFFER");
+    assert_eq!((first.0, first.1), (1, 4));
+    fd.execbuffer(&stream, &[bo], None, false).unwrap();
+    fd.execbuffer(&stream, &[bo], None, true).unwrap().unwrap();
+    fd.getparam(vg::PARAM_3D_FEATURES).unwrap();
+    fd.wait(bo, false).unwrap();
+    for _ in 0..10 {
+        fd.wait(bo, true).unwrap();
+    }
+    // A submit: the client's call, then virtio-gpud's QUEUE; its stream
+    // copied once, into the arena, and not sent on.
+    let now = ioctl_counters("VIRTGPU_EXECBUFFER");
+    let (calls, hops, bytes_in, bytes_out, copied) = (
+        now.0 - first.0,
+        now.1 - first.1,
+        now.2 - first.2,
+        now.3 - first.3,
+        now.4 - first.4,
+    );
+    assert_eq!(calls, 2);
+    assert_eq!(
+        hops,
+        2 * 2,
+        "one hop to drmd, one to virtio-gpud, per submit"
+    );
+    assert!(bytes_in >= 2 * stream.len() as u64);
+    assert!(
+        bytes_out < 2 * stream.len() as u64,
+        "the stream does not travel on"
+    );
+    assert_eq!(copied, 2 * stream.len() as u64);
+    // The out-fence's sync_file: the client's dup, then the syncd open of
+    // the fence (and, this first time, the device timeline's id from
+    // virtio-gpud, kept afterwards).
+    let (calls, hops, ..) = ioctl_counters("VIRTGPU_EXECBUFFER_FD");
+    assert_eq!((calls, hops), (1, 3));
+    // GETPARAM and WAIT are answered by drmd alone: WAIT from syncd's page.
+    assert_eq!(ioctl_counters("VIRTGPU_GETPARAM").1, 1);
+    let (calls, hops, ..) = ioctl_counters("VIRTGPU_WAIT");
+    assert_eq!((calls, hops), (11, 11), "no round trip to syncd per WAIT");
+}

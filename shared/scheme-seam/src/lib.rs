@@ -9,6 +9,7 @@
 //! - `redox`: the adapter to `redox-scheme` and the `libredox` client.
 //! - [`daemon`]: start-up readiness and orderly termination.
 //! - [`token`]: capability tokens naming a handle in another's request.
+//! - [`metrics`]: the requests and bytes this process sends to schemes.
 //!
 //! See `docs/SCHEME.md` for the whole picture.
 
@@ -17,6 +18,7 @@ pub mod errno;
 pub mod handler;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod metrics;
 mod parked;
 #[cfg(target_os = "redox")]
 pub mod redox;

@@ -66,6 +66,7 @@ fn protocol(what: &str) -> io::Error {
 impl SchemeFd {
     /// Opens `/scheme/<name>/<path>` with `flags`.
     pub fn open(path: &str, flags: usize) -> io::Result<SchemeFd> {
+        crate::metrics::count(0);
         let (name, rest) = super::split_scheme_path(path)?;
         let stream = UnixStream::connect(super::scheme_dir().join(name))?;
         let fd = Self::with_flags(stream, flags);
@@ -186,6 +187,7 @@ impl SchemeFd {
 
     /// Reads at offset 0 (schemes here are not positioned files).
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::metrics::count(0);
         let req = Request::Read {
             len: buf.len() as u64,
             offset: 0,
@@ -203,6 +205,7 @@ impl SchemeFd {
 
     /// Writes at offset 0.
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        crate::metrics::count(buf.len());
         self.value(&Request::Write {
             data: buf.to_vec(),
             offset: 0,
@@ -212,6 +215,7 @@ impl SchemeFd {
     /// A call: `payload` goes to the scheme and comes back as it left it;
     /// `metadata` is at most three words.
     pub fn call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        crate::metrics::count(payload.len());
         let req = Request::Call {
             payload: payload.to_vec(),
             metadata: metadata.to_vec(),
@@ -230,6 +234,7 @@ impl SchemeFd {
     /// Duplicates the handle (`buf` says how); returns the new handle's
     /// descriptor, for [`SchemeFd::from_fd`] or to pass on.
     pub fn dup(&self, buf: &[u8]) -> io::Result<OwnedFd> {
+        crate::metrics::count(buf.len());
         match self.request(&Request::Dup { buf: buf.to_vec() }, &[])? {
             (Reply::Handle | Reply::Fd, mut fds) if fds.len() == 1 => Ok(fds.remove(0)),
             (Reply::Error(e), _) => Err(errno(e)),
@@ -241,6 +246,7 @@ impl SchemeFd {
     /// writable only if asked for (and if the scheme allows it: EACCES
     /// otherwise).
     pub fn mmap(&self, offset: u64, len: usize, writable: bool) -> io::Result<ShmRegion> {
+        crate::metrics::count(0);
         let req = Request::Mmap {
             offset,
             len: len as u64,
@@ -257,6 +263,7 @@ impl SchemeFd {
 
     /// What the handle is (`fstat`).
     pub fn fstat(&self) -> io::Result<Stat> {
+        crate::metrics::count(0);
         match self.request(&Request::Fstat, &[])? {
             (Reply::Stat { mode, rdev, size }, _) => Ok(Stat { mode, rdev, size }),
             (Reply::Error(e), _) => Err(errno(e)),

@@ -34,6 +34,7 @@ impl SchemeFd {
     /// `O_*` values, as `libc` spells them here); the handle is always
     /// close-on-exec.
     pub fn open(path: &str, flags: usize) -> io::Result<SchemeFd> {
+        crate::metrics::count(0);
         let flags = i32::try_from(flags).map_err(|_| Errno::EINVAL)?;
         let fd = libredox::Fd::open(path, flags | O_CLOEXEC, 0)?;
         Ok(SchemeFd { fd })
@@ -58,17 +59,20 @@ impl SchemeFd {
 
     /// Reads what the scheme has for this handle.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::metrics::count(0);
         Ok(self.fd.read(buf)?)
     }
 
     /// Writes `buf` to the handle.
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        crate::metrics::count(buf.len());
         Ok(self.fd.write(buf)?)
     }
 
     /// A call: `payload` goes to the scheme and comes back rewritten;
     /// `metadata` is at most three words, the ioctl number first.
     pub fn call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        crate::metrics::count(payload.len());
         if metadata.len() > MAX_METADATA {
             return Err(Errno::EINVAL.into());
         }
@@ -78,6 +82,7 @@ impl SchemeFd {
     /// Duplicates the handle; `buf` says what kind of duplicate, as the
     /// scheme defines. The new handle is close-on-exec.
     pub fn dup(&self, buf: &[u8]) -> io::Result<OwnedFd> {
+        crate::metrics::count(buf.len());
         let raw = libredox::call::dup(self.fd.raw(), buf)?;
         let fd = owned_fd(raw)?;
         set_cloexec(raw);
@@ -87,12 +92,14 @@ impl SchemeFd {
     /// Maps `len` bytes at `offset` of the handle, shared and read-write:
     /// the scheme's pages appear in this process.
     pub fn mmap(&self, offset: u64, len: usize, writable: bool) -> io::Result<ShmRegion> {
+        crate::metrics::count(0);
         ShmRegion::map_fd(&self.fd, offset, len, MAP_SHARED, writable)
     }
 
     /// What the handle is (`fstat`), with a device file's number read back
     /// from `st_dev`, where the serving side puts it.
     pub fn fstat(&self) -> io::Result<Stat> {
+        crate::metrics::count(0);
         let mut st = syscall::Stat::default();
         syscall::fstat(self.fd.raw(), &mut st).map_err(|e| Errno(e.errno))?;
         let mut stat = Stat {
