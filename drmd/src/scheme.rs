@@ -111,6 +111,9 @@ pub struct DrmScheme {
     poll_until: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
     progress_events: bool,
+    /// A progress event was seen and not yet acknowledged (see
+    /// `on_source`).
+    unacknowledged: bool,
 }
 
 impl DrmScheme {
@@ -118,6 +121,7 @@ impl DrmScheme {
     pub fn new(device: Device) -> Self {
         DrmScheme {
             progress_events: device.progress_fd().is_some(),
+            unacknowledged: false,
             device,
             files: HashMap::new(),
             dma_bufs: HashMap::new(),
@@ -384,8 +388,20 @@ impl Scheme for DrmScheme {
     }
 
     fn on_source(&mut self, token: usize, _ctx: &mut Context) {
-        // The serving loop re-runs parked requests after this.
-        if token == PROGRESS && !self.device.acknowledge_progress() {
+        if token != PROGRESS {
+            return;
+        }
+        // The serving loop re-runs parked requests after this. Acknowledging
+        // is a round trip to syncd that the clients whose waits this progress
+        // ends need not wait for: the first wake-up only lets the loop answer
+        // them; the descriptor, still readable, wakes the loop again at once
+        // and that turn acknowledges.
+        if !self.unacknowledged {
+            self.unacknowledged = true;
+            return;
+        }
+        self.unacknowledged = false;
+        if !self.device.acknowledge_progress() {
             self.progress_events = false;
             self.parked();
         }
