@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use scheme_seam::daemon::Started;
 use scheme_seam::SchemeFd;
 
+pub mod gl;
+
 /// The bus directory of this test process, created and exported (the
 /// client side reads it from the environment) on first use. Each test
 /// serves schemes of its own names in it.
