@@ -1,13 +1,25 @@
-//! Measures the driver against the real device: fence round trips and
+//! Measures the driver against the real device: fence round trips,
 //! command throughput with one notification per batch versus one per
-//! command. Reports numbers; judges nothing.
+//! command, and 4 MiB transfers each way. Reports numbers; judges nothing.
+//! It is the reference `cargo xtask bench` sets the stack against: the
+//! device driven by virtio-gpud's library with no daemon in between.
 //!
-//! Usage: `device_bench [ITERATIONS]` (default 2000).
+//! Usage: `device_bench [ITERATIONS] [--event-idx-only]` (default 2000).
+//! Besides its lines for people it prints the event-index run's figures as
+//! `FIGURE device.<name> <value> <unit>` lines (xtask's `bench` module):
+//! `submit_rtt_p50`/`_p99` (us), `submit_rate_serial` (fenced submits/s, one
+//! at a time, each waited), `submit_rate_batched`/`_unbatched` (fenced
+//! submits/s in flight, notify per batch / per command), `transfer_to_host_mbps` and
+//! `transfer_from_host_mbps` (MB/s, 1 MB = 10^6 bytes). The second run,
+//! with VIRTIO_F_EVENT_IDX off, is skipped with `--event-idx-only`.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use virtio_gpu_proto::{CapsetId, CmdSubmit, CtxAttachResource, GetCapsetInfo, Resource3dParams};
+use virtio_gpu_proto::{
+    Box3d, CapsetId, CmdSubmit, CtxAttachResource, GetCapsetInfo, Resource3dParams,
+    TransferFromHost3d, TransferToHost3d,
+};
 use virtio_gpud::transport::vhost_user::{launch, LaunchOptions, VhostUserTransport};
 use virtio_gpud::{Gpu, Timeline};
 
@@ -18,8 +30,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-fn report_latency(name: &str, mut samples: Vec<Duration>) {
+/// Prints a latency figure; returns (p50, p99) in microseconds.
+fn report_latency(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
+    let quantiles = (percentile(&samples, 0.5), percentile(&samples, 0.99));
     println!(
         "{name:<44} p50 {:>7.1} us   p99 {:>7.1} us   min {:>7.1} us   max {:>8.1} us",
         percentile(&samples, 0.5),
@@ -27,7 +41,19 @@ fn report_latency(name: &str, mut samples: Vec<Duration>) {
         percentile(&samples, 0.0),
         percentile(&samples, 1.0)
     );
+    quantiles
 }
+
+/// Prints a `FIGURE` line (when `figures` is on).
+fn figure(figures: bool, key: &str, value: f64, unit: &str) {
+    if figures {
+        println!("FIGURE device.{key} {value:.1} {unit}");
+    }
+}
+
+/// Side of the transfer resource: 1024x1024 RGBA8, 4 MiB.
+const TRANSFER_SIDE: u32 = 1024;
+const TRANSFER_BYTES: usize = (TRANSFER_SIDE * TRANSFER_SIDE * 4) as usize;
 
 /// Submits `n` commands made by `submit`, keeping the ring full, flushing
 /// after every command or only when a batch is in; returns commands/s.
@@ -64,12 +90,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(2000);
+    let event_idx_only = std::env::args().skip(2).any(|a| a == "--event-idx-only");
     println!("{n} iterations per figure");
     run(n, true)?;
-    println!("-- again with VIRTIO_F_EVENT_IDX off (suppression by flags only)");
-    run(n, false)
+    if !event_idx_only {
+        println!("-- again with VIRTIO_F_EVENT_IDX off (suppression by flags only)");
+        run(n, false)?;
+    }
+    Ok(())
 }
 
+/// One pass on a fresh device; its figures are the reference only with
+/// event index on, the stack's setting.
 fn run(n: usize, event_idx: bool) -> Result<(), Box<dyn Error>> {
     let mut opts = LaunchOptions::new(true)?;
     opts.backend.log_file = Some(std::env::temp_dir().join("vhost-user-gpu-bench.log"));
@@ -122,6 +154,7 @@ fn run(n: usize, event_idx: bool) -> Result<(), Box<dyn Error>> {
     report_latency("unfenced command round trip (GET_CAPSET_INFO)", samples);
 
     let mut samples = Vec::with_capacity(n);
+    let all = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
         let p = submit_clear(gpu, Some(Timeline::Global))?;
@@ -130,7 +163,11 @@ fn run(n: usize, event_idx: bool) -> Result<(), Box<dyn Error>> {
         samples.push(t.elapsed());
         gpu.wait(p)?.result?;
     }
-    report_latency("fenced SUBMIT_3D (64x64 clear) round trip", samples);
+    let serial = n as f64 / all.elapsed().as_secs_f64();
+    let (p50, p99) = report_latency("fenced SUBMIT_3D (64x64 clear) round trip", samples);
+    figure(event_idx, "submit_rtt_p50", p50, "us");
+    figure(event_idx, "submit_rtt_p99", p99, "us");
+    figure(event_idx, "submit_rate_serial", serial, "/s");
 
     for (name, fenced) in [
         ("unfenced SUBMIT_3D", None),
@@ -148,9 +185,97 @@ fn run(n: usize, event_idx: bool) -> Result<(), Box<dyn Error>> {
                     "notify per batch"
                 }
             );
+            if fenced.is_some() {
+                let key = if per_command {
+                    "submit_rate_unbatched"
+                } else {
+                    "submit_rate_batched"
+                };
+                figure(event_idx, key, rate, "/s");
+            }
         }
     }
     gpu.destroy_resource(res)?;
+    transfers(gpu, ctx, n, event_idx)?;
     gpu.destroy_context(ctx)?;
     Ok(())
+}
+
+/// Fenced TRANSFER_TO_HOST_3D and TRANSFER_FROM_HOST_3D of a whole
+/// 1024x1024 RGBA8 resource, each waited before the next; prints MB/s.
+/// A pattern written to the backing must come back after a round trip.
+fn transfers(
+    gpu: &mut Device,
+    ctx: virtio_gpu_proto::CtxId,
+    n: usize,
+    figures: bool,
+) -> Result<(), Box<dyn Error>> {
+    let params = Resource3dParams {
+        target: virgl_stream::target::TEXTURE_2D,
+        format: virgl_stream::format::R8G8B8A8_UNORM,
+        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+        width: TRANSFER_SIDE,
+        height: TRANSFER_SIDE,
+        depth: 1,
+        array_size: 1,
+        last_level: 0,
+        nr_samples: 0,
+        flags: 0,
+    };
+    let res = gpu.create_resource_3d(&params, TRANSFER_BYTES)?;
+    gpu.call(&CtxAttachResource::new(ctx, res.id), &[], None)?;
+    let whole = Box3d::new(0, 0, 0, TRANSFER_SIDE, TRANSFER_SIDE, 1);
+    let pattern: Vec<u8> = (0..TRANSFER_BYTES).map(|i| (i % 251) as u8).collect();
+    res.backing.write_bytes(0, &pattern);
+    let reps = transfer_repetitions(n);
+    for to_host in [true, false] {
+        let transfer = |gpu: &mut Device| -> Result<(), Box<dyn Error>> {
+            let p = if to_host {
+                let t = TransferToHost3d::new(ctx, res.id, whole, 0, 0, 0, 0);
+                gpu.submit(&t, &[], Some(Timeline::Global))?
+            } else {
+                let t = TransferFromHost3d::new(ctx, res.id, whole, 0, 0, 0, 0);
+                gpu.submit(&t, &[], Some(Timeline::Global))?
+            };
+            gpu.wait_fence(Timeline::Global, p.fence.expect("fenced"))?;
+            gpu.wait(p)?.result?;
+            Ok(())
+        };
+        transfer(gpu)?;
+        if !to_host {
+            // What went up comes back down.
+            res.backing.fill(0);
+            transfer(gpu)?;
+            let mut back = vec![0u8; TRANSFER_BYTES];
+            res.backing.read_bytes(0, &mut back);
+            if back != pattern {
+                return Err("TRANSFER_FROM_HOST_3D did not bring back what went up".into());
+            }
+        }
+        let t = Instant::now();
+        for _ in 0..reps {
+            transfer(gpu)?;
+        }
+        let mbps = (reps * TRANSFER_BYTES) as f64 / 1e6 / t.elapsed().as_secs_f64();
+        let (name, key) = if to_host {
+            (
+                "TRANSFER_TO_HOST_3D, 4 MiB, fenced",
+                "transfer_to_host_mbps",
+            )
+        } else {
+            (
+                "TRANSFER_FROM_HOST_3D, 4 MiB, fenced",
+                "transfer_from_host_mbps",
+            )
+        };
+        println!("{name:<44} {mbps:>9.0} MB/s   ({reps} transfers, each waited)");
+        figure(figures, key, mbps, "MB/s");
+    }
+    gpu.destroy_resource(res)?;
+    Ok(())
+}
+
+/// How many 4 MiB transfers a run of `n` iterations times.
+fn transfer_repetitions(n: usize) -> usize {
+    (n / 10).clamp(5, 200)
 }

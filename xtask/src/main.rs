@@ -8,11 +8,14 @@
 //!   driver does (`drm-render.png`), then runs an unmodified GLES2 program
 //!   on Debian's Mesa through the stack (`mesa-triangle.png`); both images
 //!   go to DIR (default `out/`).
-//! - `bench [ITERATIONS]`: the device figures straight from virtio-gpud's
-//!   library, then the same work through the three daemons and scheme:drm,
-//!   with the ratios between them.
+//! - `bench [ITERATIONS] [--repeat R] [--smoke]`: the device figures
+//!   straight from virtio-gpud's library, the same work through the three
+//!   daemons and scheme:drm, and GL through Mesa on the stack against Mesa
+//!   on vtest, R times (default 3); one table of min/median/max and ratios,
+//!   with drmd's per-ioctl counters, written into docs/PERFORMANCE.md.
+//!   `--smoke`: one short run, printed only.
 //! - `test`: set-up, formatting and lint checks, the Redox build check, the
-//!   demo, every test, then the piglit comparison.
+//!   demo, every test, the piglit comparison, then the smoke benchmark.
 //! - `piglit`: runs the piglit subset (`tests/piglit/subset.txt`) on Mesa's
 //!   own virgl path (vtest), then on the stack, and lists every difference;
 //!   fails if a test passing on the reference does not pass on the stack,
@@ -20,6 +23,8 @@
 //! - `piglit-reference [RESULTS]`: the reference run alone; results in
 //!   `target/piglit/reference.txt`.
 
+mod bench;
+mod glbench;
 mod piglit;
 
 use std::io::{BufRead, BufReader};
@@ -63,12 +68,13 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("demo") => demo(args.get(1).map(String::as_str)),
         Some("piglit") => setup().and_then(|()| piglit_compare()),
-        Some("bench") => bench(args.get(1).map(String::as_str).unwrap_or("1000")),
+        Some("bench") => BenchArgs::parse(&args[1..]).and_then(|a| bench(&a)),
         Some("test") => test(),
         Some("piglit-reference") => setup()
             .and_then(|()| piglit::reference(&workspace_root(), args.get(1).map(String::as_str))),
         _ => Err(
-            "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] | test | piglit \
+            "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] [--repeat R] [--smoke] \
+             | test | piglit \
              | piglit-reference [RESULTS])"
                 .into(),
         ),
@@ -388,49 +394,215 @@ fn piglit_compare() -> Result {
     }
 }
 
-fn bench(iterations: &str) -> Result {
+/// What `cargo xtask bench [ITERATIONS] [--repeat R] [--smoke]` asks.
+#[derive(Clone, Debug, PartialEq)]
+struct BenchArgs {
+    /// Iterations per figure, passed to both programs.
+    iterations: usize,
+    /// Runs of each program; figures are min/median/max over them.
+    repeat: usize,
+    /// Seconds per GL workload and for the NOWAIT loops.
+    seconds: f64,
+    /// A quick check that the benchmark works: prints, writes no docs.
+    smoke: bool,
+    /// The command as typed, for the docs.
+    command: String,
+}
+
+impl BenchArgs {
+    /// The CI run: one short run of everything.
+    fn smoke() -> BenchArgs {
+        BenchArgs::parse(&["--smoke".to_string()]).expect("valid")
+    }
+
+    fn parse(args: &[String]) -> Result<BenchArgs> {
+        let usage = || "usage: cargo xtask bench [ITERATIONS] [--repeat R] [--smoke]".to_string();
+        let (mut iterations, mut repeat, mut smoke) = (None, None, false);
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--smoke" => smoke = true,
+                "--repeat" => {
+                    let r = it.next().and_then(|r| r.parse().ok()).ok_or_else(usage)?;
+                    repeat = Some(r);
+                }
+                n => iterations = Some(n.parse().map_err(|_| usage())?),
+            }
+        }
+        let mut command = String::from("cargo xtask bench");
+        for arg in args {
+            command.push(' ');
+            command.push_str(arg);
+        }
+        Ok(BenchArgs {
+            iterations: iterations.unwrap_or(if smoke { 20 } else { 1000 }),
+            repeat: repeat.unwrap_or(if smoke { 1 } else { 3 }).max(1),
+            seconds: if smoke { 0.2 } else { 1.0 },
+            smoke,
+            command,
+        })
+    }
+}
+
+/// `cargo xtask bench`: runs `device_bench` (the reference: virtio-gpud's
+/// library straight on the device) and, on a fresh stack, `drm_bench` (the
+/// same work through the three daemons) and the GL benchmark (Mesa through
+/// the stack against Mesa on vtest), `repeat` times, alternating; then
+/// prints one table of min/median/max per figure with drmd's per-ioctl
+/// counters and, unless smoke, writes it into docs/PERFORMANCE.md.
+fn bench(args: &BenchArgs) -> Result {
     setup()?;
     build_release(&["--example", "device_bench", "--example", "drm_bench"])?;
-    // The reference: the device driven by virtio-gpud's library, alone.
-    let device = Command::new(release_dir().join("examples/device_bench"))
-        .arg(iterations)
+    build_mesa_clients()?;
+    cargo(&[
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "stack-tests",
+        "--bin",
+        "gl-bench",
+    ])?;
+    let ws = workspace_root();
+    let iterations = args.iterations.to_string();
+    let nowait_seconds = args.seconds.to_string();
+    let mut runs = bench::Runs::default();
+    let mut stats = Err("not read".to_string());
+    for run in 1..=args.repeat {
+        println!("bench: run {run} of {}", args.repeat);
+        let mut device = Command::new(release_dir().join("examples/device_bench"));
+        device.args([iterations.as_str(), "--event-idx-only"]);
+        runs.add(bench::parse_figures(&captured("device_bench", device)?));
+
+        let bus = ws.join("target/bench/bus");
+        let running = start_stack(&bus)?;
+        let mut client = Command::new(release_dir().join("examples/drm_bench"));
+        client
+            .args([iterations.as_str(), nowait_seconds.as_str()])
+            .env(SCHEME_DIR, &bus);
+        runs.add(bench::parse_figures(&captured("drm_bench", client)?));
+        runs.add(glbench::figures(&ws, args.seconds, &mesa_env(&bus)?)?);
+        if run == args.repeat {
+            stats = drm_stats(&bus);
+        }
+        drop(running);
+    }
+    let mut text = format!(
+        "`{}`: {} iterations per figure, {} run{} of each; ours = the stack \
+         (Mesa for the GL rows), reference = the device alone (Mesa on vtest).\n\n{}",
+        args.command,
+        args.iterations,
+        args.repeat,
+        if args.repeat == 1 { "" } else { "s" },
+        runs.table()
+    );
+    match stats.map(|s| bench::parse_stats(&s)) {
+        Ok(counters) if !counters.is_empty() => {
+            text.push_str(
+                "\nPer ioctl, drmd's counters (`/scheme/drm/stats`) at the end of the last \
+                 run (drm_bench, then the GL benchmark through Mesa):\n\n",
+            );
+            text.push_str(&bench::stats_table(&counters));
+        }
+        Ok(_) => text.push_str("\nPer-ioctl counters: `/scheme/drm/stats` had no ioctl lines.\n"),
+        Err(e) => text.push_str(&format!("\nPer-ioctl counters: not available ({e}).\n")),
+    }
+    println!("\n{text}");
+    if args.smoke {
+        return Ok(());
+    }
+    let block = format!("{}\n{text}", machine_description()?);
+    let path = ws.join("docs/PERFORMANCE.md");
+    let page =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let page = bench::splice(&page, &block)
+        .ok_or("docs/PERFORMANCE.md has no <!-- bench:begin --> ... <!-- bench:end --> markers")?;
+    std::fs::write(&path, page).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("bench: wrote the tables into {}", path.display());
+    Ok(())
+}
+
+/// Runs `command` (`name` in messages) to completion; echoes and returns
+/// its stdout.
+fn captured(name: &str, mut command: Command) -> Result<String> {
+    let out = command
+        .current_dir(workspace_root())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("running device_bench: {e}"))?;
-    let device = String::from_utf8_lossy(&device.stdout);
-    print!("{device}");
-    let figure = |prefix: &str, unit: &str| {
-        device
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| number_before(l, unit))
-            .ok_or(format!("device_bench printed no {prefix:?}"))
+        .map_err(|e| format!("running {name}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{name} failed: {}", out.status))
+    }
+}
+
+/// drmd's per-ioctl counters, read from `/scheme/drm/stats` on `bus`.
+fn drm_stats(bus: &Path) -> Result<String> {
+    // The scheme client finds the bus through the environment; nothing
+    // else runs in this process meanwhile.
+    let before = std::env::var_os(SCHEME_DIR);
+    std::env::set_var(SCHEME_DIR, bus);
+    let read = (|| {
+        let fd = scheme_seam::SchemeFd::open("/scheme/drm/stats", 0)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let n = fd.read(&mut buf)?;
+        buf.truncate(n);
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf).into_owned())
+    })();
+    match before {
+        Some(v) => std::env::set_var(SCHEME_DIR, v),
+        None => std::env::remove_var(SCHEME_DIR),
+    }
+    read.map_err(|e| format!("reading /scheme/drm/stats: {e}"))
+}
+
+/// The machine and software the figures come from, as Markdown lines.
+fn machine_description() -> Result<String> {
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
     };
-    let p50 = figure("fenced SUBMIT_3D (64x64 clear) round trip", " us")?;
-    let rate = figure("fenced SUBMIT_3D     notify per batch", " commands/s")?;
-    run_on_stack(
-        "bench",
-        "drm_bench",
-        &[iterations, &p50.to_string(), &rate.to_string()],
-    )
-}
-
-/// Runs the release example `client` with `args` against the three daemons,
-/// started for it on a bus of their own under `target/<name>/bus`.
-fn run_on_stack(name: &str, client: &str, args: &[&str]) -> Result {
-    let bus = workspace_root().join(format!("target/{name}/bus"));
-    let running = start_stack(&bus)?;
-    let mut command = Command::new(release_dir().join("examples").join(client));
-    command.args(args);
-    let result = run_client(client, command, &bus);
-    drop(running);
-    result
-}
-
-/// The first number before `unit` in `line` (e.g. a p50 before " us").
-fn number_before(line: &str, unit: &str) -> Option<f64> {
-    let end = line.find(unit)?;
-    line[..end].split_whitespace().last()?.parse().ok()
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches(" kB").parse::<f64>().ok())
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb / (1 << 20) as f64)
+        });
+    let packages = output(
+        "dpkg-query",
+        &[
+            "-W",
+            "-f=${Package} ${Version}, ",
+            "libvirglrenderer1",
+            "libgl1-mesa-dri",
+        ],
+    );
+    Ok(format!(
+        "- machine: {}; {cpu}, {cores} cores, {memory} of memory\n\
+         - device: QEMU's vhost-user-gpu ({}); {}\n\
+         - produced {} by the command below\n",
+        output("uname", &["-srm"]),
+        virtio_gpud::transport::vhost_user::find_backend()
+            .map_or("not found".into(), |p| p.display().to_string()),
+        packages.trim_end_matches([',', ' ']),
+        output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    ))
 }
 
 /// Builds the daemons in release mode, with `extra` cargo arguments.
@@ -496,7 +668,9 @@ fn test() -> Result {
     // The main job must keep working too.
     demo(Some("target/demo"))?;
     cargo_test()?;
-    piglit_compare()
+    piglit_compare()?;
+    // The benchmark must keep working; its timings are not judged.
+    bench(&BenchArgs::smoke())
 }
 
 /// Runs every test, echoing cargo's output, and closes with one
@@ -545,4 +719,26 @@ fn count_before(line: &str, label: &str) -> u64 {
         .and_then(|end| line[..end].rsplit([' ', ';', '.']).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BenchArgs;
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, String> {
+        BenchArgs::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn bench_arguments() {
+        let a = parse(&["500", "--repeat", "5"]).unwrap();
+        assert_eq!((a.iterations, a.repeat, a.smoke), (500, 5, false));
+        assert_eq!(a.command, "cargo xtask bench 500 --repeat 5");
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.iterations, a.repeat), (1000, 3));
+        let smoke = BenchArgs::smoke();
+        assert_eq!((smoke.iterations, smoke.repeat, smoke.smoke), (20, 1, true));
+        assert!(parse(&["--repeat"]).is_err());
+        assert!(parse(&["lots"]).is_err());
+    }
 }
