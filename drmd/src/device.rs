@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use syncd::client::TimelinePage;
+use syncd::client::{SyncFile, TimelinePage};
 use virtio_gpu_proto::Features;
 use virtio_gpud::api::CapsetEntry;
 use virtio_gpud::client::Session;
@@ -90,6 +90,13 @@ impl Device {
             self.timeline = Some(self.control.timeline()?);
         }
         Ok(self.timeline.expect("just set"))
+    }
+
+    /// A sync_file of device fence `point`, made by duplicating drmd's
+    /// page handle at syncd (no new connection per fence).
+    pub fn sync_file(&mut self, point: u64) -> io::Result<SyncFile> {
+        let timeline = self.timeline()?;
+        self.page()?.sync_file(timeline, point)
     }
 
     fn page(&mut self) -> io::Result<&TimelinePage> {

@@ -28,7 +28,6 @@ use log::warn;
 use scheme_seam::metrics;
 use scheme_seam::token::{self, Tokens};
 use scheme_seam::{read_text, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
-use syncd::client::SyncFile;
 use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
@@ -156,8 +155,7 @@ impl DrmScheme {
             }
             vg::EXECBUFFER => {
                 let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
-                let timeline = self.device.timeline().map_err(io_errno)?;
-                let fence = SyncFile::for_fence(timeline, point).map_err(io_errno)?;
+                let fence = self.device.sync_file(point).map_err(io_errno)?;
                 Ok(Opened::Fd(fence.into_fd()))
             }
             so::HANDLE_TO_FD => {

@@ -12,7 +12,10 @@
 //!   progress since it last read — a timeline moved, or a syncobj got a
 //!   new fence (SIGNAL, TIMELINE_SIGNAL, TRANSFER, FD_TO_HANDLE); a read
 //!   returns the progress count (`u64`) and acknowledges, so a daemon with
-//!   parked waits sleeps until progress instead of polling.
+//!   parked waits sleeps until progress instead of polling. `dup` with a
+//!   [`FenceRef`] gives a sync_file of that fence, as opening
+//!   `fence/<timeline>/<point>` does, without a new connection to syncd
+//!   (drmd makes its out-fences so).
 //! - `fence/<timeline>/<point>`: a sync_file holding that one fence.
 //!   sync_file ioctls are calls with the ioctl's nr as metadata word 0:
 //!   FILE_INFO (4), SET_DEADLINE (5); readable (fevent) once every fence
@@ -36,6 +39,29 @@ pub const FENCE_PATH: &str = "fence/";
 pub const SYNCOBJ_PATH: &str = "syncobj";
 /// The timeline page path.
 pub const PAGE_PATH: &str = "timelines";
+
+/// A fence, as a `dup` of the page handle names it.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct FenceRef {
+    /// The timeline.
+    pub timeline: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The point on it.
+    pub point: u64,
+}
 
 /// Call: the owned timeline's id (the call's return value).
 pub const TIMELINE_ID: u64 = 0x100;

@@ -94,6 +94,17 @@ impl TimelinePage {
         Ok(u64::from_le_bytes(count))
     }
 
+    /// A sync_file of fence `point` on `timeline`, made by duplicating this
+    /// handle (no new connection to syncd, unlike [`SyncFile::for_fence`]).
+    pub fn sync_file(&self, timeline: u32, point: u64) -> io::Result<SyncFile> {
+        let f = api::FenceRef {
+            timeline,
+            pad: 0,
+            point,
+        };
+        Ok(SyncFile::from_fd(self.fd.dup(f.as_bytes())?))
+    }
+
     /// Timeline `id`'s last signalled point, if the page has a slot for it.
     pub fn last_signaled(&self, id: u32) -> Option<u64> {
         if id >= api::PAGE_SLOTS {

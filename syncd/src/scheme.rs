@@ -138,6 +138,17 @@ impl SyncScheme {
         self.tokens.get(token).and_then(|h| self.handles.get(&h))
     }
 
+    /// A sync_file of one fence (ENOENT for an unknown timeline).
+    fn fence_file(&self, timeline: TimelineId, point: u64) -> Result<Handle> {
+        if !self.timelines.exists(timeline) {
+            return Err(Errno::ENOENT);
+        }
+        Ok(Handle::SyncFile(FenceSet::single(Fence::Point {
+            timeline,
+            point,
+        })))
+    }
+
     /// Publishes a timeline's progress and wakes the sync_file pollers it
     /// concerns.
     fn timeline_moved(&mut self, tid: TimelineId, ctx: &mut Context) {
@@ -542,10 +553,7 @@ impl Scheme for SyncScheme {
             let (t, p) = rest.split_once('/').ok_or(Errno::ENOENT)?;
             let timeline = TimelineId(t.parse().map_err(|_| Errno::ENOENT)?);
             let point: u64 = p.parse().map_err(|_| Errno::ENOENT)?;
-            if !self.timelines.exists(timeline) {
-                return Err(Errno::ENOENT);
-            }
-            Handle::SyncFile(FenceSet::single(Fence::Point { timeline, point }))
+            self.fence_file(timeline, point)?
         } else {
             return Err(Errno::ENOENT);
         };
@@ -569,6 +577,13 @@ impl Scheme for SyncScheme {
             Handle::Table { .. } => {
                 let h = HandleToFd::read_from_bytes(buf).map_err(|_| Errno::EINVAL)?;
                 self.export(id, &h)?
+            }
+            Handle::Page { .. } => {
+                let f = api::FenceRef::read_from_bytes(buf).map_err(|_| Errno::EINVAL)?;
+                if f.pad != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                self.fence_file(TimelineId(f.timeline), f.point)?
             }
             _ => return Err(Errno::EOPNOTSUPP),
         };

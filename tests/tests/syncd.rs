@@ -168,6 +168,36 @@ fn the_timeline_page_answers_busy_checks_wakes_on_progress_and_is_read_only() {
 }
 
 #[test]
+fn the_page_handle_makes_sync_files_without_a_new_connection() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = start();
+    let owner = TimelineOwner::create("dup").unwrap();
+    let page = TimelinePage::open().unwrap();
+    let fence = page.sync_file(owner.id(), 5).unwrap();
+    // The same sync_file as opening fence/<timeline>/<point> gives.
+    let opened = SyncFile::for_fence(owner.id(), 5).unwrap();
+    assert_eq!(fence.info().unwrap().status, 0);
+    assert!(!fence.wait(Duration::from_millis(0)).unwrap());
+    owner.signal(5).unwrap();
+    assert!(fence.wait(Duration::from_secs(5)).unwrap());
+    assert_eq!(fence.info().unwrap().status, 1);
+    assert_eq!(opened.info().unwrap().status, 1);
+    assert!(fence
+        .merge(&opened, "both")
+        .unwrap()
+        .wait(Duration::from_secs(5))
+        .unwrap());
+    // An unknown timeline is ENOENT, a malformed reference EINVAL.
+    let err = page.sync_file(owner.id() + 100, 1).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    let fd = SchemeFd::open("/scheme/sync/timelines", 0).unwrap();
+    assert_eq!(
+        fd.dup(&[0u8; 5]).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
 fn syncobjs_over_the_scheme_follow_the_linux_rules() {
     let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
     let _d = start();

@@ -12,7 +12,6 @@ use drm_uapi::virtgpu::{
 };
 use drm_uapi::wire::Payload;
 use scheme_seam::{Errno, Result};
-use syncd::client::SyncFile;
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, Features, Format, MemEntry, Resource3dParams, ResourceAttachBacking,
     ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost3d,
@@ -339,8 +338,7 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         file.bo(*h)?.set_fence(reply.fence);
     }
     if !outs.is_empty() {
-        let timeline = device.timeline().map_err(io_errno)?;
-        let fence = SyncFile::for_fence(timeline, reply.fence).map_err(io_errno)?;
+        let fence = device.sync_file(reply.fence).map_err(io_errno)?;
         let table = file.syncobjs()?;
         for s in &outs {
             let point = (s.point != 0).then_some(s.point);
