@@ -28,6 +28,8 @@ pub enum Kind {
     DmaBuf,
     /// A sync_file (syncd).
     SyncFile,
+    /// An exported syncobj (syncd): only its token means anything.
+    Syncobj,
 }
 
 /// One handle.

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 
 use drm_uapi::core::{self as dc};
 use drm_uapi::sync_file as sf;
+use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg};
 use drm_uapi::wire::Builder;
 use scheme_seam::token;
@@ -195,10 +196,31 @@ unsafe fn drm(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
                 write_arg(arg, r.size, &b);
                 Ok(v)
             }
+            so::HANDLE_TO_FD => syncobj_export(conn, r, arg),
+            so::FD_TO_HANDLE => syncobj_import(conn, r, arg),
+            so::WAIT => syncobj_wait(conn, r, arg),
+            so::TIMELINE_WAIT => syncobj_timeline_wait(conn, r, arg),
+            so::RESET | so::SIGNAL => {
+                let a: la::SyncobjArray = read_arg(arg, r.size)?;
+                let handles = user_bytes(a.handles, a.count_handles as usize * 4);
+                let header = so::Array {
+                    count_handles: a.count_handles,
+                    pad: a.pad,
+                };
+                call(
+                    conn,
+                    r.nr,
+                    &mut Builder::new(&header).array(&handles).build(),
+                )
+            }
+            so::QUERY | so::TIMELINE_SIGNAL => syncobj_timeline_array(conn, r, arg),
             // The same bytes on both sides: GET_CAP, SET_CLIENT_CAP,
             // GEM_CLOSE, MAP, RESOURCE_CREATE, RESOURCE_INFO, the
-            // transfers, WAIT.
-            dc::GET_CAP
+            // transfers, WAIT, and the syncobj CREATE, DESTROY, TRANSFER.
+            so::CREATE
+            | so::DESTROY
+            | so::TRANSFER
+            | dc::GET_CAP
             | dc::SET_CLIENT_CAP
             | dc::GEM_CLOSE
             | vg::MAP
@@ -215,8 +237,7 @@ unsafe fn drm(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
                 copy_out(arg as u64, &payload);
                 Ok(v)
             }
-            // Not forwarded (Mesa's virgl driver does not use them):
-            // SYNCOBJ_* and everything else.
+            // SYNCOBJ_EVENTFD (no wire form yet) and everything else.
             _ => Err(libc::EINVAL),
         }
     }
@@ -412,4 +433,126 @@ unsafe fn sync_file(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
         }
         _ => Err(libc::ENOTTY),
     }
+}
+
+/// # Safety
+/// As [`ioctl`].
+unsafe fn syncobj_export(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
+    // SAFETY: the caller's guarantee.
+    let mut h: la::SyncobjHandle = unsafe { read_arg(arg, r.size)? };
+    if h.pad != 0 {
+        return Err(libc::EINVAL);
+    }
+    let wire = so::HandleToFd {
+        handle: h.handle,
+        flags: h.flags,
+        token: 0,
+        point: h.point,
+    };
+    let mut buf = so::HANDLE_TO_FD.to_le_bytes().to_vec();
+    buf.extend_from_slice(wire.as_bytes());
+    let kind = if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
+        Kind::SyncFile
+    } else {
+        Kind::Syncobj
+    };
+    h.fd = fd_from(conn, &buf, kind, true)?;
+    // SAFETY: the caller's guarantee.
+    unsafe { write_arg(arg, r.size, &h) };
+    Ok(0)
+}
+
+/// # Safety
+/// As [`ioctl`].
+unsafe fn syncobj_import(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
+    // SAFETY: the caller's guarantee.
+    let mut h: la::SyncobjHandle = unsafe { read_arg(arg, r.size)? };
+    if h.pad != 0 {
+        return Err(libc::EINVAL);
+    }
+    let mut wire = so::FdToHandle {
+        handle: h.handle,
+        flags: h.flags,
+        token: token_of(h.fd)?,
+        point: h.point,
+    };
+    call(conn, r.nr, wire.as_mut_bytes())?;
+    h.handle = wire.handle;
+    // SAFETY: the caller's guarantee.
+    unsafe { write_arg(arg, r.size, &h) };
+    Ok(0)
+}
+
+/// # Safety
+/// As [`ioctl`].
+unsafe fn syncobj_wait(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
+    // SAFETY: the caller's guarantee.
+    let mut w: la::SyncobjWait = unsafe { read_arg(arg, r.size)? };
+    let header = so::WaitHeader {
+        timeout_nsec: w.timeout_nsec,
+        count_handles: w.count_handles,
+        flags: w.flags,
+        first_signaled: 0,
+        pad: w.pad,
+        deadline_nsec: w.deadline_nsec,
+    };
+    // SAFETY: the caller's pointer, with the length its count gives.
+    let handles = unsafe { user_bytes(w.handles, w.count_handles as usize * 4) };
+    let mut payload = Builder::new(&header).array(&handles).build();
+    let v = call(conn, r.nr, &mut payload)?;
+    let (out, _) = so::WaitHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
+    w.first_signaled = out.first_signaled;
+    // SAFETY: the caller's guarantee.
+    unsafe { write_arg(arg, r.size, &w) };
+    Ok(v)
+}
+
+/// # Safety
+/// As [`ioctl`].
+unsafe fn syncobj_timeline_wait(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
+    // SAFETY: the caller's guarantee.
+    let mut w: la::SyncobjTimelineWait = unsafe { read_arg(arg, r.size)? };
+    let header = so::TimelineWaitHeader {
+        timeout_nsec: w.timeout_nsec,
+        count_handles: w.count_handles,
+        flags: w.flags,
+        first_signaled: 0,
+        pad: w.pad,
+        deadline_nsec: w.deadline_nsec,
+    };
+    let n = w.count_handles as usize;
+    // SAFETY: the caller's pointers, with the lengths its count gives.
+    let (handles, points) = unsafe { (user_bytes(w.handles, n * 4), user_bytes(w.points, n * 8)) };
+    let mut payload = Builder::new(&header).array(&handles).array(&points).build();
+    let v = call(conn, r.nr, &mut payload)?;
+    let (out, _) = so::TimelineWaitHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
+    w.first_signaled = out.first_signaled;
+    // SAFETY: the caller's guarantee.
+    unsafe { write_arg(arg, r.size, &w) };
+    Ok(v)
+}
+
+/// QUERY (points written back) and TIMELINE_SIGNAL.
+///
+/// # Safety
+/// As [`ioctl`].
+unsafe fn syncobj_timeline_array(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
+    // SAFETY: the caller's guarantee.
+    let a: la::SyncobjTimelineArray = unsafe { read_arg(arg, r.size)? };
+    let n = a.count_handles as usize;
+    // SAFETY: the caller's pointers, with the lengths its count gives.
+    let (handles, points) = unsafe { (user_bytes(a.handles, n * 4), user_bytes(a.points, n * 8)) };
+    let header = so::TimelineArray {
+        count_handles: a.count_handles,
+        flags: a.flags,
+    };
+    let mut payload = Builder::new(&header).array(&handles).array(&points).build();
+    let v = call(conn, r.nr, &mut payload)?;
+    if r.nr == so::QUERY {
+        let at = size_of::<so::TimelineArray>() + handles.len();
+        let out = payload.get(at..at + points.len()).ok_or(libc::EIO)?;
+        // SAFETY: the caller gave room for `n` points.
+        unsafe { copy_out(a.points, out) };
+    }
+    Ok(v)
 }

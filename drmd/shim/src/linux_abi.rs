@@ -114,6 +114,63 @@ pub struct FileInfo {
     pub sync_fence_info: u64,
 }
 
+/// `struct drm_syncobj_handle`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SyncobjHandle {
+    pub handle: u32,
+    pub flags: u32,
+    pub fd: i32,
+    pub pad: u32,
+    pub point: u64,
+}
+
+/// `struct drm_syncobj_wait`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SyncobjWait {
+    pub handles: u64,
+    pub timeout_nsec: i64,
+    pub count_handles: u32,
+    pub flags: u32,
+    pub first_signaled: u32,
+    pub pad: u32,
+    pub deadline_nsec: u64,
+}
+
+/// `struct drm_syncobj_timeline_wait`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SyncobjTimelineWait {
+    pub handles: u64,
+    pub points: u64,
+    pub timeout_nsec: i64,
+    pub count_handles: u32,
+    pub flags: u32,
+    pub first_signaled: u32,
+    pub pad: u32,
+    pub deadline_nsec: u64,
+}
+
+/// `struct drm_syncobj_array`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SyncobjArray {
+    pub handles: u64,
+    pub count_handles: u32,
+    pub pad: u32,
+}
+
+/// `struct drm_syncobj_timeline_array`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SyncobjTimelineArray {
+    pub handles: u64,
+    pub points: u64,
+    pub count_handles: u32,
+    pub flags: u32,
+}
+
 /// Linux's `O_CLOEXEC` and `O_RDWR`, which `drm_prime_handle.flags`
 /// carries as `DRM_CLOEXEC` / `DRM_RDWR`.
 pub const O_CLOEXEC: u32 = 0o2_000_000;
@@ -131,4 +188,9 @@ const _: () = {
     assert!(size_of::<ResourceCreateBlob>() == 48);
     assert!(size_of::<Merge>() == 48);
     assert!(size_of::<FileInfo>() == 56);
+    assert!(size_of::<SyncobjHandle>() == 24);
+    assert!(size_of::<SyncobjWait>() == 40);
+    assert!(size_of::<SyncobjTimelineWait>() == 48);
+    assert!(size_of::<SyncobjArray>() == 16);
+    assert!(size_of::<SyncobjTimelineArray>() == 24);
 };

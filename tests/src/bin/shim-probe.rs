@@ -1,8 +1,10 @@
 //! A Linux program that uses a DRM render node through the plain C library
 //! — `open`, `ioctl` with Linux's structs, `poll`, `mmap`, `dup`, `fstat` —
 //! for what Mesa's tests do not reach: PRIME between two files, sync_file
-//! out-fences polled, merged and described, GETPARAM's int pointer, and a
-//! dup outliving its original. Run under the shim (`drmd::mesa`); prints
+//! out-fences polled, merged and described, GETPARAM's int pointer,
+//! syncobjs (signalled by a submit, waited, exported as a sync_file and
+//! imported, timeline points, reset, destroyed), and a dup outliving its
+//! original. Run under the shim (`drmd::mesa`); prints
 //! "probe ok" or what was wrong (exit 1).
 
 use std::ffi::CString;
@@ -10,6 +12,7 @@ use std::process::ExitCode;
 
 use drm_uapi::core as dc;
 use drm_uapi::sync_file as sf;
+use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg, Box3d, Map, ResourceCreate, ResourceInfo, Transfer, Wait};
 use zerocopy::FromZeros;
 
@@ -72,6 +75,54 @@ struct FileInfo {
 struct GetParam {
     param: u64,
     value: u64,
+}
+
+/// `struct drm_syncobj_handle`.
+#[repr(C)]
+#[derive(Default)]
+struct SyncobjHandle {
+    handle: u32,
+    flags: u32,
+    fd: i32,
+    pad: u32,
+    point: u64,
+}
+
+/// `struct drm_syncobj_wait`.
+#[repr(C)]
+#[derive(Default)]
+struct SyncobjWait {
+    handles: u64,
+    timeout_nsec: i64,
+    count_handles: u32,
+    flags: u32,
+    first_signaled: u32,
+    pad: u32,
+    deadline_nsec: u64,
+}
+
+/// `struct drm_syncobj_timeline_array`.
+#[repr(C)]
+#[derive(Default)]
+struct SyncobjTimelineArray {
+    handles: u64,
+    points: u64,
+    count_handles: u32,
+    flags: u32,
+}
+
+/// `struct drm_syncobj_array`.
+#[repr(C)]
+#[derive(Default)]
+struct SyncobjArray {
+    handles: u64,
+    count_handles: u32,
+    pad: u32,
+}
+
+/// `DRM_IOWR(nr, T)`, as Linux's drm.h spells the syncobj requests.
+fn iowr<T>(nr: u64) -> u32 {
+    0xC000_0000 | ((size_of::<T>() as u32) << 16) | (u32::from(b'd') << 8) | nr as u32
 }
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -338,6 +389,8 @@ fn probe() -> Result {
         "the dma-buf's mmap",
     )?;
 
+    syncobjs(b, imported.handle, res)?;
+
     // A dup outlives the fd it was made from.
     // SAFETY: an open fd.
     let twin = unsafe { libc::dup(a) };
@@ -350,5 +403,146 @@ fn probe() -> Result {
         [0, 0, 0xFF, 0xFF],
         "after the dup",
     )?;
+    Ok(())
+}
+
+/// Syncobjs through the shim: an EXECBUFFER signals one, WAIT sees it,
+/// it exports as a sync_file that polls and imports into another, a
+/// timeline point is signalled and queried, and they are reset and
+/// destroyed.
+fn syncobjs(fd: i32, bo: u32, res: u32) -> Result {
+    let mut handles = [0u32; 3];
+    for h in &mut handles {
+        let mut c = so::Create::default();
+        ioctl(fd, iowr::<so::Create>(so::CREATE), &mut c, "SYNCOBJ_CREATE")?;
+        *h = c.handle;
+    }
+    // The submit signals the first.
+    let stream = virgl_stream::clear_stream(res, virgl_stream::format::R8G8B8A8_UNORM, [0.0; 4]);
+    let bos = [bo];
+    let out = [vg::ExecSyncobj {
+        handle: handles[0],
+        flags: 0,
+        point: 0,
+    }];
+    let mut e = Execbuffer {
+        size: stream.len() as u32,
+        command: stream.as_ptr() as u64,
+        bo_handles: bos.as_ptr() as u64,
+        num_bo_handles: 1,
+        syncobj_stride: size_of::<vg::ExecSyncobj>() as u32,
+        num_out_syncobjs: 1,
+        out_syncobjs: out.as_ptr() as u64,
+        ..Execbuffer::default()
+    };
+    ioctl(
+        fd,
+        vg::IOC_EXECBUFFER,
+        &mut e,
+        "EXECBUFFER with an out-syncobj",
+    )?;
+    let mut w = SyncobjWait {
+        handles: handles.as_ptr() as u64,
+        timeout_nsec: i64::MAX,
+        count_handles: 1,
+        ..SyncobjWait::default()
+    };
+    ioctl(fd, iowr::<SyncobjWait>(so::WAIT), &mut w, "SYNCOBJ_WAIT")?;
+    // Exported as a sync_file, it polls signalled and imports elsewhere.
+    let mut h = SyncobjHandle {
+        handle: handles[0],
+        flags: so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE,
+        fd: -1,
+        ..SyncobjHandle::default()
+    };
+    ioctl(
+        fd,
+        iowr::<SyncobjHandle>(so::HANDLE_TO_FD),
+        &mut h,
+        "SYNCOBJ_HANDLE_TO_FD",
+    )?;
+    poll_readable(h.fd)?;
+    let mut import = SyncobjHandle {
+        handle: handles[1],
+        flags: so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+        fd: h.fd,
+        ..SyncobjHandle::default()
+    };
+    ioctl(
+        fd,
+        iowr::<SyncobjHandle>(so::FD_TO_HANDLE),
+        &mut import,
+        "SYNCOBJ_FD_TO_HANDLE",
+    )?;
+    let mut w = SyncobjWait {
+        handles: handles[1..].as_ptr() as u64,
+        timeout_nsec: 0,
+        count_handles: 1,
+        ..SyncobjWait::default()
+    };
+    ioctl(
+        fd,
+        iowr::<SyncobjWait>(so::WAIT),
+        &mut w,
+        "SYNCOBJ_WAIT on the import",
+    )?;
+    // A timeline point, signalled and queried back.
+    let points = [7u64];
+    let mut signal = SyncobjTimelineArray {
+        handles: handles[2..].as_ptr() as u64,
+        points: points.as_ptr() as u64,
+        count_handles: 1,
+        flags: 0,
+    };
+    let request = iowr::<SyncobjTimelineArray>(so::TIMELINE_SIGNAL);
+    ioctl(fd, request, &mut signal, "SYNCOBJ_TIMELINE_SIGNAL")?;
+    let mut queried = [0u64];
+    let mut query = SyncobjTimelineArray {
+        handles: handles[2..].as_ptr() as u64,
+        points: queried.as_mut_ptr() as u64,
+        count_handles: 1,
+        flags: 0,
+    };
+    ioctl(
+        fd,
+        iowr::<SyncobjTimelineArray>(so::QUERY),
+        &mut query,
+        "SYNCOBJ_QUERY",
+    )?;
+    if queried[0] != 7 {
+        return Err(format!("SYNCOBJ_QUERY gave point {}", queried[0]));
+    }
+    // Reset: waiting on the first now finds nothing (EINVAL, as Linux).
+    let mut reset = SyncobjArray {
+        handles: handles.as_ptr() as u64,
+        count_handles: 1,
+        pad: 0,
+    };
+    ioctl(
+        fd,
+        iowr::<SyncobjArray>(so::RESET),
+        &mut reset,
+        "SYNCOBJ_RESET",
+    )?;
+    let mut w = SyncobjWait {
+        handles: handles.as_ptr() as u64,
+        timeout_nsec: 0,
+        count_handles: 1,
+        ..SyncobjWait::default()
+    };
+    if ioctl(fd, iowr::<SyncobjWait>(so::WAIT), &mut w, "").is_ok() {
+        return Err("SYNCOBJ_WAIT on a reset syncobj succeeded".into());
+    }
+    for h in handles {
+        let mut d = so::Destroy { handle: h, pad: 0 };
+        ioctl(
+            fd,
+            iowr::<so::Destroy>(so::DESTROY),
+            &mut d,
+            "SYNCOBJ_DESTROY",
+        )?;
+    }
+    // SAFETY: an fd this program owns.
+    unsafe { libc::close(h.fd) };
     Ok(())
 }
