@@ -249,10 +249,12 @@ impl DrmFile {
         }
     }
 
-    /// The file's syncobj table in syncd.
+    /// The file's syncobj table in syncd. Non-blocking: a SYNCOBJ_WAIT that
+    /// cannot answer yet is EAGAIN, and the request parks in drmd's loop
+    /// instead of holding it (and every other client) until it ends.
     pub fn syncobjs(&mut self) -> Result<&SyncobjTable, Errno> {
         if self.syncobjs.is_none() {
-            self.syncobjs = Some(SyncobjTable::open().map_err(io_errno)?);
+            self.syncobjs = Some(SyncobjTable::open_nonblocking().map_err(io_errno)?);
         }
         Ok(self.syncobjs.as_ref().expect("just set"))
     }

@@ -106,6 +106,9 @@ pub struct DrmScheme {
     next: HandleId,
     /// When each parked WAIT began, by file and GEM handle.
     waits: HashMap<(HandleId, u32), Instant>,
+    /// The deadlines of parked SYNCOBJ waits, by file and their
+    /// CLOCK_MONOTONIC timeout: the request re-runs then and answers ETIME.
+    syncobj_deadlines: HashMap<(HandleId, i64), Instant>,
     /// Keep polling until then while requests are parked.
     poll_until: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
@@ -129,6 +132,7 @@ impl DrmScheme {
             stats: IoctlStats::default(),
             next: 0,
             waits: HashMap::new(),
+            syncobj_deadlines: HashMap::new(),
             poll_until: None,
         }
     }
@@ -278,6 +282,19 @@ impl Scheme for DrmScheme {
                 Err(Errno::EINVAL)
             }
             so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+            so::WAIT | so::TIMELINE_WAIT => {
+                // Both headers start with the absolute timeout.
+                let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
+                let r = ioctl::syncobj::forward(file, nr, payload);
+                if r == Err(Errno::EAGAIN) {
+                    let left = timeout.saturating_sub(syncd::clock::now_ns() as i64).max(0);
+                    let at = Instant::now() + Duration::from_nanos(left as u64);
+                    self.syncobj_deadlines.insert((id, timeout), at);
+                } else {
+                    self.syncobj_deadlines.remove(&(id, timeout));
+                }
+                r
+            }
             nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
             _ => Err(Errno::ENOTTY),
         };
@@ -372,6 +389,7 @@ impl Scheme for DrmScheme {
         // its objects on the device, and its syncobj table in syncd.
         self.files.remove(&id);
         self.waits.retain(|(file, _), _| *file != id);
+        self.syncobj_deadlines.retain(|(file, _), _| *file != id);
         self.dma_bufs.remove(&id);
         self.tokens.remove(id);
         self.stats_readers.remove(&id);
@@ -411,8 +429,10 @@ impl Scheme for DrmScheme {
             .poll_until
             .filter(|&until| until > now)
             .map(|_| now + POLL);
-        // A parked WAIT answers EBUSY at its timeout even if nothing moves.
+        // A parked WAIT answers EBUSY at its timeout even if nothing moves,
+        // a parked SYNCOBJ wait ETIME at its deadline.
         let timeout = self.waits.values().map(|&since| since + WAIT_TIMEOUT).min();
-        poll.into_iter().chain(timeout).min()
+        let deadline = self.syncobj_deadlines.values().min().copied();
+        poll.into_iter().chain(timeout).chain(deadline).min()
     }
 }

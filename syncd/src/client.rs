@@ -234,6 +234,15 @@ impl SyncobjTable {
         })
     }
 
+    /// Opens a new, empty table whose waits never block: one that cannot
+    /// answer yet answers EAGAIN, for a daemon that parks the request
+    /// itself rather than stop serving everyone else.
+    pub fn open_nonblocking() -> io::Result<SyncobjTable> {
+        Ok(SyncobjTable {
+            fd: SchemeFd::open(&path(api::SYNCOBJ_PATH), scheme_seam::NONBLOCK)?,
+        })
+    }
+
     /// A raw ioctl: `nr` with its wire payload.
     pub fn ioctl(&self, nr: u64, payload: &mut [u8]) -> io::Result<usize> {
         self.fd.call(payload, &[nr])

@@ -781,3 +781,59 @@ fn drmd_counts_the_hops_and_copies_of_each_ioctl() {
     let (calls, hops, ..) = ioctl_counters("VIRTGPU_WAIT");
     assert_eq!((calls, hops), (11, 11), "no round trip to syncd per WAIT");
 }
+
+/// SYNCOBJ_WAIT for `handle` until CLOCK_MONOTONIC `deadline_ns`.
+fn syncobj_wait_until(fd: &DrmFd, handle: u32, deadline_ns: i64) -> std::io::Result<usize> {
+    let header = so::WaitHeader {
+        timeout_nsec: deadline_ns,
+        count_handles: 1,
+        ..so::WaitHeader::new_zeroed()
+    };
+    fd.ioctl(
+        so::WAIT,
+        &mut Builder::new(&header).array(&[handle]).build(),
+    )
+}
+
+fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+#[test]
+fn a_long_syncobj_wait_stalls_nobody_else_and_ends_at_its_signal_or_deadline() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let owner = TimelineOwner::create("held-back").unwrap();
+    let a = std::sync::Arc::new(render_node());
+    let held = syncobj_create(&a);
+    syncobj_import(&a, held, &SyncFile::for_fence(owner.id(), 1).unwrap());
+    // A waits (30 s at most) for a fence nobody has signalled yet.
+    let waiter = {
+        let a = a.clone();
+        std::thread::spawn(move || syncobj_wait_until(&a, held, monotonic_ns() + 30_000_000_000))
+    };
+    // Let A's wait reach drmd, then B is served meanwhile.
+    std::thread::sleep(Duration::from_millis(200));
+    let b = render_node();
+    assert_eq!(b.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+    let (bo, res) = create(&b, 16, 16);
+    assert!(clear(&b, bo, res, [1.0, 1.0, 1.0, 1.0])
+        .wait(Duration::from_secs(10))
+        .unwrap());
+    assert!(!waiter.is_finished(), "A's wait ended before its fence did");
+    // The signal ends A's wait.
+    owner.signal(1).unwrap();
+    assert!(waiter.join().unwrap().is_ok());
+    // A wait whose deadline passes first ends with ETIME, also parked.
+    let later = syncobj_create(&a);
+    syncobj_import(&a, later, &SyncFile::for_fence(owner.id(), 2).unwrap());
+    let err = syncobj_wait_until(&a, later, monotonic_ns() + 300_000_000).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIME));
+    assert_eq!(b.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+}

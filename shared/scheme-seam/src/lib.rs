@@ -38,3 +38,12 @@ pub use linux::{serve, SchemeFd};
 #[cfg(target_os = "redox")]
 pub use redox::{serve, SchemeFd};
 pub use shm::ShmRegion;
+
+/// The open flag that makes a handle's blocking requests answer EAGAIN
+/// instead of waiting (the platform's `O_NONBLOCK`).
+#[cfg(target_os = "linux")]
+pub const NONBLOCK: usize = libc::O_NONBLOCK as usize;
+/// The open flag that makes a handle's blocking requests answer EAGAIN
+/// instead of waiting (the platform's `O_NONBLOCK`).
+#[cfg(target_os = "redox")]
+pub const NONBLOCK: usize = syscall::flag::O_NONBLOCK;

@@ -232,13 +232,8 @@ fn live_path(cap: Option<Cap>) -> String {
     }
 }
 
-#[cfg(target_os = "linux")]
-const O_NONBLOCK: usize = libc::O_NONBLOCK as usize;
-#[cfg(target_os = "redox")]
-const O_NONBLOCK: usize = syscall::flag::O_NONBLOCK;
-
 fn open_live(path: &str, nonblock: bool) -> Result<SchemeFd, Stop> {
-    let flags = if nonblock { O_NONBLOCK } else { 0 };
+    let flags = if nonblock { scheme_seam::NONBLOCK } else { 0 };
     SchemeFd::open(path, flags).map_err(|e| {
         let hint = match e.kind() {
             ErrorKind::PermissionDenied => " (reading the trace needs root)",

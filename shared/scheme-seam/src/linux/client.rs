@@ -21,8 +21,7 @@ use crate::handler::EventFlags;
 use crate::handler::Stat;
 use crate::shm::ShmRegion;
 
-/// `O_NONBLOCK` in open flags makes blocking requests answer EAGAIN.
-const NONBLOCK: usize = libc::O_NONBLOCK as usize;
+use crate::NONBLOCK;
 
 /// Replies read by whichever thread held the reader, for their owners.
 #[derive(Default)]
