@@ -11,7 +11,7 @@ use drm_uapi::virtgpu::{self as vg, Box3d, ExecbufferHeader, ResourceCreate, Res
 use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
-use stack_tests::{bus_dir, device_objects, kill_holder_and_await_release, stack};
+use stack_tests::{bus_dir, device_objects, kill_holder_and_await_release, stack, Daemon};
 use syncd::client::{SyncFile, SyncobjTable, TimelineOwner};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
@@ -836,4 +836,50 @@ fn a_long_syncobj_wait_stalls_nobody_else_and_ends_at_its_signal_or_deadline() {
     let err = syncobj_wait_until(&a, later, monotonic_ns() + 300_000_000).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ETIME));
     assert_eq!(b.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+}
+
+#[test]
+fn a_dead_device_fails_calls_with_etimedout_instead_of_hanging() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let gpu = Daemon::start(
+        &stack_tests::workspace_binary("virtio-gpud"),
+        &["--device-timeout-ms", "1000"],
+        "virtio-gpu",
+    );
+    let _sync = Daemon::start(&stack_tests::workspace_binary("syncd"), &[], "sync");
+    let _drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    assert!(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0])
+        .wait(Duration::from_secs(10))
+        .unwrap());
+    // The device backend (virtio-gpud's child) dies.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", gpu.pid())).unwrap();
+    let backend: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: a plain signal to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGKILL) };
+    // A call that needs the device's answer fails once the device timeout
+    // passes; drmd and virtio-gpud keep serving.
+    let err = fd
+        .resource_create(ResourceCreate {
+            target: 2,
+            format: R8G8B8A8_UNORM,
+            width: 4,
+            height: 4,
+            depth: 1,
+            array_size: 1,
+            size: 64,
+            ..ResourceCreate::new_zeroed()
+        })
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    assert_eq!(fd.version().unwrap().name, "virtio_gpu");
+    let stats = {
+        let s = SchemeFd::open("/scheme/virtio-gpu/stats", 0).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(stats.contains("stuck 1"), "{stats}");
 }

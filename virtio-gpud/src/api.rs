@@ -22,6 +22,9 @@
 //!   - [`WAIT`]: payload = the ticket (`u64`), then room for the answer;
 //!     parks until the device answered, then returns the answer's length
 //!     with the answer in the payload (an error answer is a bare header).
+//!     ETIMEDOUT when the device has not answered within its timeout
+//!     (`--device-timeout-ms`, default 10 s): it is stuck or gone, which is
+//!     logged and counted (`stuck` in `stats`), not waited on forever.
 //!   - [`ALLOC`]: payload = length (`u64`) in; device address and mmap
 //!     offset (`u64` each) out: DMA memory for this session's backing,
 //!     mappable through this handle at that offset.

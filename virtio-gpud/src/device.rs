@@ -242,6 +242,12 @@ impl<T: Transport> Gpu<T> {
         }
     }
 
+    /// How long a command may go unanswered before the device counts as
+    /// stuck.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The trace of this device's traffic.
     pub fn tracer(&mut self) -> &mut Tracer {
         &mut self.tracer

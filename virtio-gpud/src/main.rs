@@ -25,7 +25,18 @@ fn run() -> Result<(), Box<dyn Error>> {
     use virtio_gpud::transport::vhost_user::{launch, LaunchOptions};
 
     let termination = Termination::install()?;
-    let (gpu, _backend) = launch(&LaunchOptions::new(true)?)?;
+    let mut opts = LaunchOptions::new(true)?;
+    // `--device-timeout-ms N`: how long a command may go unanswered before
+    // the device counts as stuck (default 10 s).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {}
+        [flag, ms] if flag == "--device-timeout-ms" => {
+            opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
+        }
+        _ => return Err("usage: virtio-gpud [--device-timeout-ms N]".into()),
+    }
+    let (gpu, _backend) = launch(&opts)?;
     scheme_seam::serve("virtio-gpu", &mut GpuScheme::new(gpu), &termination)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{error, info, warn};
 use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
 };
@@ -46,6 +46,9 @@ struct Ticket {
     session: SessionId,
     pending: Pending,
     response_len: usize,
+    /// When the command was placed: unanswered for the device timeout, the
+    /// device is stuck and the wait fails instead of lasting forever.
+    placed: Instant,
 }
 
 /// Each session's DMA memory: a region of its own, so a mapping shared with
@@ -65,6 +68,8 @@ pub struct GpuScheme<T: Transport> {
     next_ticket: u64,
     /// Each session's memory pool, made on its first ALLOC.
     pools: HashMap<SessionId, DmaPool>,
+    /// Waits failed because the device did not answer in time.
+    stuck: u64,
     /// Pools of closed sessions whose memory still backs a resource another
     /// session holds; withdrawn from the device once it does not.
     retired: HashMap<SessionId, DmaPool>,
@@ -97,6 +102,7 @@ impl<T: Transport> GpuScheme<T> {
             tickets: HashMap::new(),
             next_ticket: 0,
             pools: HashMap::new(),
+            stuck: 0,
             retired: HashMap::new(),
             sync: None,
             sync_retry: None,
@@ -144,7 +150,7 @@ impl<T: Transport> GpuScheme<T> {
             "fence_signaled {}",
             gpu.fences().last_signaled(Timeline::Global).get()
         );
-        let _ = writeln!(s, "tickets {}", self.tickets.len());
+        let _ = writeln!(s, "tickets {} stuck {}", self.tickets.len(), self.stuck);
         let (records, dropped) = self.gpu.tracer().counts();
         let _ = writeln!(s, "trace_records {records} trace_dropped {dropped}");
         s
@@ -192,6 +198,7 @@ impl<T: Transport> GpuScheme<T> {
                     session,
                     pending,
                     response_len,
+                    placed: Instant::now(),
                 },
             );
             self.next_ticket
@@ -274,7 +281,18 @@ impl<T: Transport> GpuScheme<T> {
             return Err(Errno::EMSGSIZE);
         }
         let Some(done) = self.gpu.take_completion(&ticket.pending) else {
-            return Err(Errno::EAGAIN);
+            if ticket.placed.elapsed() < self.gpu.timeout() {
+                return Err(Errno::EAGAIN);
+            }
+            let t = self.tickets.remove(&id).expect("present");
+            error!(
+                "device stuck: {} unanswered for {:?}",
+                t.pending.command,
+                self.gpu.timeout()
+            );
+            self.gpu.detach(&t.pending);
+            self.stuck += 1;
+            return Err(Errno::ETIMEDOUT);
         };
         self.tickets.remove(&id);
         match done.result {
@@ -653,6 +671,12 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             Some(Node::Trace) => self.gpu.tracer().remove_reader(id),
             _ => {}
         }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        // The oldest unanswered wait fails at the device timeout.
+        let timeout = self.gpu.timeout();
+        self.tickets.values().map(|t| t.placed + timeout).min()
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {
