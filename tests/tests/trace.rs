@@ -1,6 +1,7 @@
 //! virtio-gpud's trace, read live from its scheme while real clients work:
 //! the clear-and-read-back flow through drmd shows up command by command
-//! with its ids and fences, replays to the same pixels on a fresh device,
+//! with its ids and fences, replays to the same pixels on a fresh device (an
+//! upload included),
 //! several readers see the same stream, a reader that never reads loses
 //! records without stalling anything, and only root may read it.
 
@@ -199,6 +200,85 @@ fn the_trace_shows_the_flow_through_drmd_and_replays_to_the_same_pixels() {
     assert!(pixels
         .chunks_exact(4)
         .all(|p| p == [0x40, 0x80, 0xBF, 0xFF]));
+}
+
+#[test]
+fn an_upload_is_in_a_full_trace_and_replays_to_the_same_copy() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let full = reader("trace/full");
+    let capped = reader("trace");
+    let fd = DrmFd::open("/scheme/drm/renderD128").unwrap();
+    let (w, h) = (32u32, 16u32);
+    let make = || {
+        fd.resource_create(ResourceCreate {
+            target: 2,
+            format: R8G8B8A8_UNORM,
+            bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+            width: w,
+            height: h,
+            depth: 1,
+            array_size: 1,
+            size: w * h * 4,
+            ..ResourceCreate::new_zeroed()
+        })
+        .unwrap()
+    };
+    let ((src, src_res), (dst, dst_res)) = (make(), make());
+    let pattern: Vec<u8> = (0..w * h * 4).map(|i| (i * 13 + i / 7) as u8).collect();
+    fd.map(src, pattern.len()).unwrap().write_bytes(0, &pattern);
+    let whole = Box3d {
+        x: 0,
+        y: 0,
+        z: 0,
+        w,
+        h,
+        d: 1,
+    };
+    fd.transfer(src, whole, true).unwrap();
+    let mut s = virgl_stream::Stream::new();
+    s.create_sub_ctx(1).set_sub_ctx(1).resource_copy_region(
+        dst_res,
+        0,
+        [0, 0, 0],
+        src_res,
+        0,
+        [0, 0, 0, w, h, 1],
+    );
+    let fence = fd
+        .execbuffer(&s.to_bytes(), &[src, dst], None, true)
+        .unwrap()
+        .unwrap();
+    assert!(fence.wait(Duration::from_secs(10)).unwrap());
+    fd.transfer(dst, whole, false).unwrap();
+    fd.wait(dst, false).unwrap();
+    let stream = drain(&full);
+    // The upload is a MEMORY record just before its transfer, for the full
+    // reader only.
+    let all = records(&stream);
+    let at = all
+        .iter()
+        .position(|(h, _)| h.kind == Kind::MEMORY.0)
+        .expect("a MEMORY record");
+    let (memory, bytes) = &all[at];
+    assert_eq!(memory.resource, src_res);
+    assert_eq!(&bytes[..pattern.len()], &pattern[..]);
+    let next = &all[at + 1].0;
+    assert_eq!(
+        (next.kind, next.ty),
+        (Kind::COMMAND.0, CommandType::TRANSFER_TO_HOST_3D.0)
+    );
+    assert_eq!(next.seq, memory.seq);
+    assert!(records(&drain(&capped))
+        .iter()
+        .all(|(h, _)| h.kind != Kind::MEMORY.0));
+    drop(stack);
+    // Replayed on a fresh device, the copy holds the pattern again.
+    let (mut gpu, _backend) = launch(&LaunchOptions::new(true).unwrap()).expect("a fresh device");
+    let replay = virtio_gpud::trace::replay::replay(&mut gpu, &stream).expect("replaying");
+    assert!(replay.mismatches.is_empty(), "{:?}", replay.mismatches);
+    let copy = replay.backing(dst_res).expect("the copy's backing");
+    assert_eq!(&copy[..pattern.len()], &pattern[..]);
 }
 
 #[test]

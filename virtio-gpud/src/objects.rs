@@ -301,6 +301,23 @@ impl Objects {
         addr
     }
 
+    /// What resource `res`'s backing holds now, allocation by allocation in
+    /// attach order (for the trace: uploads are memory, not commands).
+    pub fn backing_contents(&self, res: u32) -> Vec<u8> {
+        let Some(r) = ResourceId::new(res).and_then(|id| self.resources.get(&id)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for addr in &r.backing {
+            if let Some((_, buf)) = self.backing.get(addr) {
+                let start = out.len();
+                out.resize(start + buf.len(), 0);
+                buf.read_bytes(0, &mut out[start..]);
+            }
+        }
+        out
+    }
+
     /// The session's allocation at device address `addr`.
     pub fn memory(&self, session: SessionId, addr: u64) -> Option<&DmaBuf> {
         match self.backing.get(&addr) {

@@ -170,6 +170,7 @@ impl<T: Transport> GpuScheme<T> {
         };
         if self.gpu.tracer().is_on() {
             self.trace_stream(session, stream);
+            self.trace_upload(request);
         }
         let gpu = &mut self.gpu;
         let admitted = self.objects.admit(session, request, |kind| match kind {
@@ -226,6 +227,30 @@ impl<T: Transport> GpuScheme<T> {
         let offset = (addr - region.device_addr()) as usize;
         region.shm().read_bytes(offset, &mut bytes);
         self.gpu.tracer().provide_device_payload(bytes);
+    }
+
+    /// Hands the tracer what a TRANSFER_TO_HOST is about to read from its
+    /// resource's backing, when a reader takes every byte.
+    fn trace_upload(&mut self, request: &[u8]) {
+        let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
+            return;
+        };
+        let res_at = match hdr.command_type() {
+            CommandType::TRANSFER_TO_HOST_2D => 48,
+            CommandType::TRANSFER_TO_HOST_3D => 56,
+            _ => return,
+        };
+        if !self.gpu.tracer().wants_memory() {
+            return;
+        }
+        let Some(res) = request
+            .get(res_at..res_at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        else {
+            return;
+        };
+        let contents = self.objects.backing_contents(res);
+        self.gpu.tracer().provide_upload(contents);
     }
 
     /// Wakes the trace readers that got records.

@@ -649,6 +649,16 @@ pub fn describe(r: &Record<'_>, start_ns: u64) -> String {
         Kind::COMMAND => "->",
         Kind::RESPONSE => "<-",
         Kind::DROPPED => return format!("{time:>12} -- {} records dropped --", h.latency_ns),
+        Kind::MEMORY => {
+            return format!(
+                "{time:>12} {:<6} {:<5} {:>8} == backing of res={} before it: {} B",
+                queue_name(h.queue),
+                origin_text(h.origin),
+                format!("#{}", h.seq),
+                h.resource,
+                h.orig_len
+            )
+        }
         Kind(k) => return format!("{time:>12} ?? record kind {k} ({} B)", h.bytes_len),
     };
     let mut line = format!(
@@ -902,6 +912,7 @@ pub fn to_json(r: &Record<'_>, start_ns: u64, with_bytes: bool) -> String {
         Kind::COMMAND => "command",
         Kind::RESPONSE => "response",
         Kind::DROPPED => "dropped",
+        Kind::MEMORY => "memory",
         _ => "unknown",
     };
     let _ = write!(

@@ -61,6 +61,8 @@ pub struct Tracer {
     /// A device-memory payload's bytes, provided by whoever placed the
     /// command (the tracer cannot read session memory itself).
     device_payload: Option<Vec<u8>>,
+    /// The backing contents the next command reads, likewise provided.
+    upload: Option<Vec<u8>>,
     /// Readers that got records since [`Tracer::take_woken`].
     woken: Vec<ReaderId>,
     records: u64,
@@ -151,6 +153,16 @@ impl Tracer {
         self.device_payload = Some(bytes);
     }
 
+    /// Whether a reader takes every byte (then uploads are worth reading).
+    pub fn wants_memory(&self) -> bool {
+        self.readers.values().any(|r| r.cap == usize::MAX)
+    }
+
+    /// What the backing of the next command's resource holds (an upload).
+    pub fn provide_upload(&mut self, bytes: Vec<u8>) {
+        self.upload = Some(bytes);
+    }
+
     /// A command was placed: `request` (header first) and its `payload`
     /// (None when it is in device memory: the provided bytes are used).
     pub(crate) fn command(
@@ -183,6 +195,19 @@ impl Tracer {
             resource: resource_of(ty, request),
         };
         self.placed.insert(id, placed);
+        if let Some(upload) = self.upload.take() {
+            let memory = RecordHeader {
+                kind: Kind::MEMORY.0,
+                queue: placed.queue,
+                seq: placed.seq,
+                time_ns: placed.time_ns,
+                origin: placed.origin,
+                resource: placed.resource,
+                orig_len: upload.len() as u32,
+                ..RecordHeader::default()
+            };
+            self.emit(memory, &[&upload]);
+        }
         let header = RecordHeader {
             kind: Kind::COMMAND.0,
             queue: placed.queue,
@@ -248,6 +273,10 @@ impl Tracer {
         self.records += 1;
         let total: usize = parts.iter().map(|p| p.len()).sum();
         for (&id, r) in &mut self.readers {
+            // Memory is only for readers of every byte.
+            if header.kind == Kind::MEMORY.0 && r.cap != usize::MAX {
+                continue;
+            }
             let keep = total.min(r.cap);
             let mut bytes = Vec::with_capacity(keep);
             for p in parts {

@@ -14,6 +14,10 @@
 //!   error answer's `bytes` are the response header.
 //! - [`Kind::DROPPED`]: `latency_ns` records were dropped for this reader
 //!   because it did not keep up (just before this record).
+//! - [`Kind::MEMORY`] (`trace/full` readers only): what the backing of
+//!   `resource` held when the command with the same `seq` was placed — the
+//!   client's upload, which a TRANSFER_TO_HOST then reads; it comes just
+//!   before that command.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -55,6 +59,8 @@ impl Kind {
     pub const RESPONSE: Kind = Kind(2);
     /// Records this reader lost.
     pub const DROPPED: Kind = Kind(3);
+    /// A resource's backing contents before a command.
+    pub const MEMORY: Kind = Kind(4);
 }
 
 /// [`RecordHeader::flags`]: `bytes` were cut at the reader's cap.

@@ -5,10 +5,10 @@
 //! Backing entries pointed into the recording session's memory, which the
 //! replay does not have: each ATTACH_BACKING gets fresh DMA memory of the
 //! same sizes, and [`Replay::backing`] reads what the device left there
-//! (e.g. the read-back pixels of a TRANSFER_FROM_HOST). Bytes a client
-//! wrote into its memory (uploads) are not part of a trace, so uploaded
-//! contents are zeros on replay. Records must be whole (recorded with
-//! `trace/full`).
+//! (e.g. the read-back pixels of a TRANSFER_FROM_HOST). What a client wrote
+//! into its memory before a TRANSFER_TO_HOST (an upload) comes as a MEMORY
+//! record, written into the fresh backing before the transfer is sent.
+//! Records must be whole (recorded with `trace/full`).
 
 use std::collections::HashMap;
 
@@ -101,6 +101,10 @@ pub fn replay<T: Transport>(gpu: &mut Gpu<T>, stream: &[u8]) -> Result<Replay, R
     let mut out = Replay::default();
     let mut at = 0;
     while let Some(r) = record::next_record(body, &mut at)? {
+        if r.kind() == Kind::MEMORY {
+            out.restore(r.header.resource, r.bytes);
+            continue;
+        }
         if r.kind() != Kind::COMMAND {
             continue;
         }
@@ -147,6 +151,16 @@ pub fn replay<T: Transport>(gpu: &mut Gpu<T>, stream: &[u8]) -> Result<Replay, R
 }
 
 impl Replay {
+    /// Writes recorded backing contents into resource `res`'s fresh
+    /// backing, in the same order.
+    fn restore(&mut self, res: u32, mut bytes: &[u8]) {
+        for b in self.backings.get(&res).into_iter().flatten() {
+            let n = b.len().min(bytes.len());
+            b.write_bytes(0, &bytes[..n]);
+            bytes = &bytes[n..];
+        }
+    }
+
     /// Points an ATTACH_BACKING's entries at fresh memory of the same sizes.
     fn rebase_backing<T: Transport>(
         &mut self,
