@@ -320,3 +320,61 @@ fn a_shared_resource_lives_until_its_last_holder_lets_go() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_session_parked_on_a_full_ring_stalls_no_other_session() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let gpu = Daemon::start(
+        &workspace_binary("virtio-gpud"),
+        &["--device-timeout-ms", "3000"],
+        "virtio-gpu",
+    );
+    let a = Session::open().unwrap();
+    let (ctx, res, _, _) = setup(&a, 8, 8);
+    // The device dies: nothing it was given comes back, and the ring fills.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", gpu.pid())).unwrap();
+    let backend: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: a plain signal to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGKILL) };
+    let flood = std::thread::spawn(move || {
+        let bytes =
+            virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [0.0; 4]);
+        let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+        submit.extend_from_slice(&bytes);
+        loop {
+            if let Err(e) = a.queue(&submit, QUEUE_FENCED | QUEUE_DETACHED) {
+                return e.raw_os_error();
+            }
+        }
+    });
+    // Once the ring is full (the flood's next QUEUE is parked), another
+    // session is still served.
+    let stats = || {
+        let fd = scheme_seam::SchemeFd::open("/scheme/virtio-gpu/stats", 0).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let n = fd.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let in_flight = |s: &str| -> usize {
+        s.lines()
+            .find_map(|l| l.strip_prefix("in_flight "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    while in_flight(&stats()) < 100 {
+        assert!(
+            !flood.is_finished(),
+            "the flood stopped before the ring filled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b = Session::open().unwrap();
+    let (info, _) = b.info().unwrap();
+    assert!(info.num_capsets > 0);
+    assert!(!flood.is_finished(), "B was served only after A gave up");
+    // The parked QUEUE ends at the device timeout: the device is stuck.
+    assert_eq!(flood.join().unwrap(), Some(libc::ETIMEDOUT));
+    assert!(stats().contains("stuck 1"));
+}

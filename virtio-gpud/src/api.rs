@@ -18,7 +18,10 @@
 //!     queue, the device notified. The first 24 bytes come back as
 //!     [`QueueReply`]. With [`QUEUE_FENCED`] it carries a fence on the
 //!     device timeline; with [`QUEUE_DETACHED`] nobody waits for the answer
-//!     (errors are logged, and a failed fence fails in syncd).
+//!     (errors are logged, and a failed fence fails in syncd). A full ring
+//!     parks the call (EAGAIN on a non-blocking handle) until the device
+//!     frees room — other sessions are served meanwhile — and ETIMEDOUT if
+//!     it stays full for the device timeout.
 //!   - [`WAIT`]: payload = the ticket (`u64`), then room for the answer;
 //!     parks until the device answered, then returns the answer's length
 //!     with the answer in the payload (an error answer is a bare header).

@@ -242,6 +242,16 @@ impl<T: Transport> Gpu<T> {
         }
     }
 
+    /// Whether `queue` has room for another command now (after draining
+    /// what the device has finished).
+    pub fn has_room(&mut self, queue: Queue) -> bool {
+        if self.queue_mut(queue).has_room() {
+            return true;
+        }
+        self.poll();
+        self.queue_mut(queue).has_room()
+    }
+
     /// How long a command may go unanswered before the device counts as
     /// stuck.
     pub fn timeout(&self) -> Duration {

@@ -70,6 +70,8 @@ pub struct GpuScheme<T: Transport> {
     pools: HashMap<SessionId, DmaPool>,
     /// Waits failed because the device did not answer in time.
     stuck: u64,
+    /// Since when a QUEUE has found its ring full (None: it had room).
+    ring_full_since: Option<Instant>,
     /// Pools of closed sessions whose memory still backs a resource another
     /// session holds; withdrawn from the device once it does not.
     retired: HashMap<SessionId, DmaPool>,
@@ -103,6 +105,7 @@ impl<T: Transport> GpuScheme<T> {
             next_ticket: 0,
             pools: HashMap::new(),
             stuck: 0,
+            ring_full_since: None,
             retired: HashMap::new(),
             sync: None,
             sync_retry: None,
@@ -163,6 +166,28 @@ impl<T: Transport> GpuScheme<T> {
             return Err(Errno::EINVAL);
         }
         let request = &mut payload[size_of::<QueueHeader>()..];
+        // A full ring parks the request (before anything is admitted: it
+        // re-runs from the start) rather than holding the loop, and every
+        // other session, until the device frees room.
+        let queue = CtrlHdr::read_from_prefix(request)
+            .map_err(|_| Errno::EINVAL)?
+            .0
+            .command_type()
+            .queue();
+        if !self.gpu.has_room(queue) {
+            self.gpu.flush().map_err(|e| device_errno(&e))?;
+            let since = *self.ring_full_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.gpu.timeout() {
+                error!(
+                    "device stuck: the {queue:?} ring stayed full for {:?}",
+                    self.gpu.timeout()
+                );
+                self.stuck += 1;
+                return Err(Errno::ETIMEDOUT);
+            }
+            return Err(Errno::EAGAIN);
+        }
+        self.ring_full_since = None;
         let (request, stream) = if head.flags & api::QUEUE_STREAM_IN_MEMORY != 0 {
             self.stream_ref(session, request)?
         } else {
@@ -699,9 +724,15 @@ impl<T: Transport> Scheme for GpuScheme<T> {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        // The oldest unanswered wait fails at the device timeout.
+        // The oldest unanswered wait fails at the device timeout, and so
+        // does a QUEUE parked on a ring that stays full.
         let timeout = self.gpu.timeout();
-        self.tickets.values().map(|t| t.placed + timeout).min()
+        let full = self.ring_full_since.map(|since| since + timeout);
+        self.tickets
+            .values()
+            .map(|t| t.placed + timeout)
+            .chain(full)
+            .min()
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {
