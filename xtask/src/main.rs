@@ -22,6 +22,9 @@
 //!   unless docs/PIGLIT.md's "Known differences" names it with its cause.
 //! - `piglit-reference [RESULTS]`: the reference run alone; results in
 //!   `target/piglit/reference.txt`.
+//! - `run PROGRAM [ARGS...]`: starts the stack and runs any Linux program on
+//!   it with unmodified Mesa (the shim preloaded, virgl as Mesa's only
+//!   driver), e.g. `cargo xtask run eglinfo`; the stack stops when it exits.
 
 mod bench;
 mod glbench;
@@ -70,12 +73,12 @@ fn main() -> ExitCode {
         Some("piglit") => setup().and_then(|()| piglit_compare()),
         Some("bench") => BenchArgs::parse(&args[1..]).and_then(|a| bench(&a)),
         Some("test") => test(),
+        Some("run") if args.len() > 1 => setup().and_then(|()| run_program(&args[1..])),
         Some("piglit-reference") => setup()
             .and_then(|()| piglit::reference(&workspace_root(), args.get(1).map(String::as_str))),
         _ => Err(
             "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] [--repeat R] [--smoke] \
-             | test | piglit \
-             | piglit-reference [RESULTS])"
+             | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...])"
                 .into(),
         ),
     };
@@ -333,6 +336,21 @@ fn run_client(name: &str, mut client: Command, bus: &Path) -> Result {
     } else {
         Err(format!("{name} failed: {status}"))
     }
+}
+
+/// `cargo xtask run PROGRAM [ARGS...]`: PROGRAM on Mesa through the stack
+/// (release daemons, the shim), for trying things and debugging; the
+/// daemons' logs stay in `target/run/bus`.
+fn run_program(command: &[String]) -> Result {
+    build_release(&[])?;
+    build_mesa_clients()?;
+    let bus = workspace_root().join("target/run/bus");
+    let running = start_stack(&bus)?;
+    let mut program = Command::new(&command[0]);
+    program.args(&command[1..]).envs(mesa_env(&bus)?);
+    let result = run_client(&command[0], program, &bus);
+    drop(running);
+    result
 }
 
 /// `cargo xtask piglit`: the subset on the reference path, then on the
