@@ -169,11 +169,11 @@ impl<T: Transport> GpuScheme<T> {
         // A full ring parks the request (before anything is admitted: it
         // re-runs from the start) rather than holding the loop, and every
         // other session, until the device frees room.
-        let queue = CtrlHdr::read_from_prefix(request)
+        let ty = CtrlHdr::read_from_prefix(request)
             .map_err(|_| Errno::EINVAL)?
             .0
-            .command_type()
-            .queue();
+            .command_type();
+        let queue = ty.queue();
         if !self.gpu.has_room(queue) {
             self.gpu.flush().map_err(|e| device_errno(&e))?;
             let since = *self.ring_full_since.get_or_insert_with(Instant::now);
@@ -193,23 +193,23 @@ impl<T: Transport> GpuScheme<T> {
         } else {
             (request, Payload::NONE)
         };
-        if self.gpu.tracer().is_on() {
-            self.trace_stream(session, stream);
-            self.trace_upload(request);
-        }
         let gpu = &mut self.gpu;
         let admitted = self.objects.admit(session, request, |kind| match kind {
             IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
             IdKind::Context => NewId::Context(gpu.new_context_id()),
         })?;
-        let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
-        let ty = hdr.command_type();
+        // Only once admitted: what is handed to the tracer goes with the
+        // next command placed.
+        self.gpu.tracer().set_origin(session);
+        if self.gpu.tracer().is_on() {
+            self.trace_stream(session, stream);
+            self.trace_upload(request);
+        }
         let response_len = self.gpu.response_len(request);
         let fence = (head.flags & api::QUEUE_FENCED != 0).then_some(Timeline::Global);
-        self.gpu.tracer().set_origin(session);
         let pending = self
             .gpu
-            .submit_bytes(ty.queue(), request, stream, response_len, fence);
+            .submit_bytes(queue, request, stream, response_len, fence);
         self.gpu.tracer().set_origin(0);
         let pending = pending.map_err(|e| device_errno(&e))?;
         self.gpu.flush().map_err(|e| device_errno(&e))?;

@@ -143,9 +143,13 @@ impl Tracer {
         (self.records, dropped)
     }
 
-    /// Who places the next commands (a session; 0 for the daemon).
+    /// Who places the next commands (a session; 0 for the daemon). Bytes
+    /// provided for a command that was never placed (it failed) are
+    /// dropped here, so they cannot go with someone else's.
     pub fn set_origin(&mut self, origin: u64) {
         self.origin = origin;
+        self.device_payload = None;
+        self.upload = None;
     }
 
     /// The bytes of the next command's device-memory payload.
