@@ -91,6 +91,15 @@ const POLL: Duration = Duration::from_millis(1);
 /// The event-source token of syncd's fence progress.
 const PROGRESS: usize = 0;
 
+/// A parked wait with a deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Parked {
+    /// VIRTGPU_WAIT on this GEM handle.
+    Wait(u32),
+    /// SYNCOBJ_WAIT / TIMELINE_WAIT with this absolute timeout.
+    SyncobjWait(i64),
+}
+
 /// The DRM scheme.
 pub struct DrmScheme {
     device: Device,
@@ -104,11 +113,9 @@ pub struct DrmScheme {
     /// What each ioctl type cost.
     stats: IoctlStats,
     next: HandleId,
-    /// When each parked WAIT began, by file and GEM handle.
-    waits: HashMap<(HandleId, u32), Instant>,
-    /// The deadlines of parked SYNCOBJ waits, by file and their
-    /// CLOCK_MONOTONIC timeout: the request re-runs then and answers ETIME.
-    syncobj_deadlines: HashMap<(HandleId, i64), Instant>,
+    /// When parked waits give up, by file: the loop re-runs them then,
+    /// and they answer EBUSY (VIRTGPU_WAIT) or ETIME (SYNCOBJ waits).
+    deadlines: HashMap<(HandleId, Parked), Instant>,
     /// Keep polling until then while requests are parked.
     poll_until: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
@@ -131,8 +138,7 @@ impl DrmScheme {
             stats_readers: HashSet::new(),
             stats: IoctlStats::default(),
             next: 0,
-            waits: HashMap::new(),
-            syncobj_deadlines: HashMap::new(),
+            deadlines: HashMap::new(),
             poll_until: None,
         }
     }
@@ -268,13 +274,16 @@ impl Scheme for DrmScheme {
             vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
             vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
             vg::WAIT => {
-                // Keyed by handle to time the wait; a short payload is
-                // refused by `wait` itself.
+                // Keyed by handle; a short payload is refused by `wait`.
                 let handle = vg::Wait::read_from_prefix(payload).map_or(0, |(w, _)| w.handle);
-                let since = *self.waits.entry((id, handle)).or_insert_with(Instant::now);
-                let r = ioctl::virtgpu::wait(device, file, since, payload);
+                let key = (id, Parked::Wait(handle));
+                let deadline = *self
+                    .deadlines
+                    .entry(key)
+                    .or_insert_with(|| Instant::now() + WAIT_TIMEOUT);
+                let r = ioctl::virtgpu::wait(device, file, deadline, payload);
                 if r != Err(Errno::EAGAIN) {
-                    self.waits.remove(&(id, handle));
+                    self.deadlines.remove(&key);
                 }
                 r
             }
@@ -283,15 +292,17 @@ impl Scheme for DrmScheme {
             }
             so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
             so::WAIT | so::TIMELINE_WAIT => {
-                // Both headers start with the absolute timeout.
+                // Both headers start with the absolute CLOCK_MONOTONIC
+                // timeout; syncd answers ETIME once it has passed.
                 let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
+                let key = (id, Parked::SyncobjWait(timeout));
                 let r = ioctl::syncobj::forward(file, nr, payload);
                 if r == Err(Errno::EAGAIN) {
                     let left = timeout.saturating_sub(syncd::clock::now_ns() as i64).max(0);
                     let at = Instant::now() + Duration::from_nanos(left as u64);
-                    self.syncobj_deadlines.insert((id, timeout), at);
+                    self.deadlines.insert(key, at);
                 } else {
-                    self.syncobj_deadlines.remove(&(id, timeout));
+                    self.deadlines.remove(&key);
                 }
                 r
             }
@@ -388,8 +399,7 @@ impl Scheme for DrmScheme {
         // Dropping the file closes its virtio-gpud session, which releases
         // its objects on the device, and its syncobj table in syncd.
         self.files.remove(&id);
-        self.waits.retain(|(file, _), _| *file != id);
-        self.syncobj_deadlines.retain(|(file, _), _| *file != id);
+        self.deadlines.retain(|(file, _), _| *file != id);
         self.dma_bufs.remove(&id);
         self.tokens.remove(id);
         self.stats_readers.remove(&id);
@@ -429,10 +439,8 @@ impl Scheme for DrmScheme {
             .poll_until
             .filter(|&until| until > now)
             .map(|_| now + POLL);
-        // A parked WAIT answers EBUSY at its timeout even if nothing moves,
-        // a parked SYNCOBJ wait ETIME at its deadline.
-        let timeout = self.waits.values().map(|&since| since + WAIT_TIMEOUT).min();
-        let deadline = self.syncobj_deadlines.values().min().copied();
-        poll.into_iter().chain(timeout).chain(deadline).min()
+        // A parked wait answers at its deadline even if nothing moves.
+        let deadline = self.deadlines.values().min().copied();
+        poll.into_iter().chain(deadline).min()
     }
 }

@@ -231,11 +231,12 @@ pub fn transfer(
 
 /// WAIT: whether the object's last fence has signalled, from syncd's page
 /// (no call): NOWAIT answers EBUSY while busy; otherwise the request parks
-/// until it signals or [`WAIT_TIMEOUT`] passes (EBUSY, as Linux).
+/// until it signals or its `deadline` ([`WAIT_TIMEOUT`] after it began)
+/// passes (EBUSY, as Linux).
 pub fn wait(
     device: &mut Device,
     file: &mut DrmFile,
-    since: Instant,
+    deadline: Instant,
     payload: &mut [u8],
 ) -> Result<usize> {
     let mut p = Payload::new(payload);
@@ -248,7 +249,7 @@ pub fn wait(
     if device.signaled(fence).map_err(io_errno)? {
         return Ok(0);
     }
-    if w.flags & vg::WAIT_NOWAIT != 0 || since.elapsed() >= WAIT_TIMEOUT {
+    if w.flags & vg::WAIT_NOWAIT != 0 || Instant::now() >= deadline {
         return Err(Errno::EBUSY);
     }
     Err(Errno::EAGAIN)
