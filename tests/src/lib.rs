@@ -153,14 +153,21 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
     unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 && p.revents & libc::POLLIN != 0 }
 }
 
+/// A daemon's text file (`/scheme/virtio-gpu/stats`, `/scheme/drm/stats`,
+/// ...), read whole.
+pub fn scheme_text(path: &str) -> String {
+    let fd = SchemeFd::open(path, 0).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = fd
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// What virtio-gpud's object table holds, one line per object (its
 /// `objects` file): empty when no session owns anything.
 pub fn device_objects() -> String {
-    let fd =
-        SchemeFd::open("/scheme/virtio-gpu/objects", 0).expect("opening virtio-gpud's objects");
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = fd.read(&mut buf).expect("reading virtio-gpud's objects");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    scheme_text("/scheme/virtio-gpu/objects")
 }
 
 /// Runs `gpu-tool <command>` until it reports that it holds objects on the

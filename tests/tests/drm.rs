@@ -709,10 +709,7 @@ fn prime_refuses_unknown_handles_flags_and_fds() {
 /// drmd's `stats` line for ioctl `name`: (calls, hops, bytes_in, bytes_out,
 /// copied).
 fn ioctl_counters(name: &str) -> (u64, u64, u64, u64, u64) {
-    let fd = SchemeFd::open("/scheme/drm/stats", 0).unwrap();
-    let mut buf = vec![0u8; 1 << 16];
-    let n = fd.read(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let text = stack_tests::scheme_text("/scheme/drm/stats");
     let line = text
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some(name))
@@ -875,11 +872,6 @@ fn a_dead_device_fails_calls_with_etimedout_instead_of_hanging() {
         .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
     assert_eq!(fd.version().unwrap().name, "virtio_gpu");
-    let stats = {
-        let s = SchemeFd::open("/scheme/virtio-gpu/stats", 0).unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let n = s.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
     assert!(stats.contains("stuck 1"), "{stats}");
 }

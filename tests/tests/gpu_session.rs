@@ -351,12 +351,7 @@ fn a_session_parked_on_a_full_ring_stalls_no_other_session() {
     });
     // Once the ring is full (the flood's next QUEUE is parked), another
     // session is still served.
-    let stats = || {
-        let fd = scheme_seam::SchemeFd::open("/scheme/virtio-gpu/stats", 0).unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let n = fd.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
+    let stats = || stack_tests::scheme_text("/scheme/virtio-gpu/stats");
     let in_flight = |s: &str| -> usize {
         s.lines()
             .find_map(|l| l.strip_prefix("in_flight "))

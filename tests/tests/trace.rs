@@ -371,10 +371,7 @@ fn a_reader_that_never_reads_loses_records_and_stalls_nothing() {
 }
 
 fn read_stats() -> String {
-    let fd = SchemeFd::open("/scheme/virtio-gpu/stats", 0).unwrap();
-    let mut buf = vec![0u8; 1 << 16];
-    let n = fd.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    stack_tests::scheme_text("/scheme/virtio-gpu/stats")
 }
 
 fn field(stats: &str, name: &str) -> u64 {
