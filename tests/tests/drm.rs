@@ -500,6 +500,30 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     clear(&fd, bo, res, [1.0, 1.0, 1.0, 1.0]);
 }
 
+/// One empty EXECBUFFER once stopped the device's queue for everyone
+/// (a zero-length descriptor); Linux answers it with 0 and sends the bare
+/// command.
+#[test]
+fn test_regression_an_empty_execbuffer_is_answered_and_the_device_keeps_serving() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let other = render_node();
+    // Before and after a real submit (the second one finds an arena).
+    for _ in 0..2 {
+        let fence = fd.execbuffer(&[], &[], None, true).unwrap().unwrap();
+        assert!(fence.wait(Duration::from_secs(10)).unwrap());
+        let (bo, res) = create(&fd, 16, 16);
+        fenced(clear(&fd, bo, res, [0.0, 1.0, 0.0, 1.0]));
+    }
+    // Everyone, new files included, still renders.
+    for client in [&other, &render_node()] {
+        let (bo, res) = create(client, 16, 16);
+        fenced(clear(client, bo, res, [0.0, 0.0, 1.0, 1.0]));
+        assert!(all(&read_back(client, bo, 16, 16), [0, 0, 0xFF, 0xFF]));
+    }
+}
+
 #[test]
 fn a_killed_client_has_its_host_objects_released() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());

@@ -373,3 +373,43 @@ fn a_session_parked_on_a_full_ring_stalls_no_other_session() {
     assert_eq!(flood.join().unwrap(), Some(libc::ETIMEDOUT));
     assert!(stats().contains("stuck 1"));
 }
+
+/// Sizes a session names are checked before anything is computed from
+/// them: ALLOC of a length near the maximum once panicked virtio-gpud
+/// (an unchecked round-up), and an empty in-memory stream reached the
+/// device as an empty descriptor, which stops its queue.
+#[test]
+fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let s = Session::open().unwrap();
+    for len in [u64::MAX, u64::MAX - 4094, 1 << 40, (256 << 20) + 1] {
+        assert_eq!(errno(s.alloc(len)), Some(libc::ENOMEM), "ALLOC {len:#x}");
+    }
+    assert_eq!(errno(s.alloc(0)), Some(libc::EINVAL));
+    let (ctx, res, addr, _) = setup(&s, 16, 16);
+    // A SUBMIT_3D of size 0 pointing into the session's memory.
+    let mut submit = CmdSubmit::new(ctx, 0).as_bytes().to_vec();
+    submit.extend_from_slice(
+        StreamRef {
+            addr,
+            len: 0,
+            pad: 0,
+        }
+        .as_bytes(),
+    );
+    assert_eq!(
+        errno(s.queue(&submit, QUEUE_FENCED | QUEUE_STREAM_IN_MEMORY)),
+        Some(libc::EINVAL)
+    );
+    // The bare command (no stream) is fine, and the device still renders.
+    let (_, answer) = s
+        .call(CmdSubmit::new(ctx, 0).as_bytes(), QUEUE_FENCED, 24)
+        .unwrap();
+    ok(&answer);
+    let bytes =
+        virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
+    let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+    submit.extend_from_slice(&bytes);
+    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+}

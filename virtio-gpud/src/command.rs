@@ -6,13 +6,15 @@
 //! its trailing payload, then a device-writable buffer for the response,
 //! both carved from one DMA allocation.
 
-use log::{trace, warn};
+use log::trace;
 use virtio_gpu_proto::{CommandType, CtrlHdr, FenceId, ResponseType};
 use zerocopy::FromBytes;
 
 use crate::dma::{DmaBuf, DmaError, DmaPool};
 use crate::fence::{Fences, Timeline};
 use crate::queue::{Buffer, QueueError, SplitQueue};
+use crate::ratelimit::RateLimit;
+use crate::warn_limited;
 
 /// The bytes that follow a command's fixed part (backing entries, a virgl
 /// stream).
@@ -125,6 +127,8 @@ pub struct QueueStats {
     pub notifies: u64,
     /// Used-ring entries rejected as bogus.
     pub bogus_used: u64,
+    /// Warnings about the device not logged (over the rate limit).
+    pub suppressed_logs: u64,
 }
 
 /// A virtqueue that carries virtio-gpu commands.
@@ -135,6 +139,9 @@ pub struct CommandQueue {
     in_flight: Vec<Option<InFlight>>,
     next_request: u64,
     stats: QueueStats,
+    /// The device decides how often it errs: its errors are logged at a
+    /// limited rate (and all counted).
+    log: RateLimit,
 }
 
 /// A command uses up to three descriptors: request (with an inline
@@ -151,6 +158,7 @@ impl CommandQueue {
             in_flight: (0..size).map(|_| None).collect(),
             next_request: 1,
             stats: QueueStats::default(),
+            log: RateLimit::default(),
         }
     }
 
@@ -171,7 +179,10 @@ impl CommandQueue {
 
     /// Counters since creation.
     pub fn stats(&self) -> QueueStats {
-        self.stats
+        QueueStats {
+            suppressed_logs: self.log.suppressed(),
+            ..self.stats
+        }
     }
 
     /// Places a command in the ring without notifying the device.
@@ -194,6 +205,9 @@ impl CommandQueue {
             .0;
         let inline = match payload {
             Payload::Inline(bytes) => bytes,
+            Payload::Device { len: 0, .. } => {
+                return Err(SubmitError::Malformed("an empty payload in place"));
+            }
             Payload::Device { .. } => &[],
         };
         let readable = request.len() + inline.len();
@@ -288,13 +302,14 @@ impl CommandQueue {
                 Ok(None) => break,
                 Err(e) => {
                     self.stats.bogus_used += 1;
-                    warn!("{e}");
+                    warn_limited!(self.log, "{e}");
                     continue;
                 }
             };
             let Some(cmd) = self.in_flight[usize::from(used.head)].take() else {
                 // The queue already checked the head is in flight.
-                warn!(
+                warn_limited!(
+                    self.log,
                     "queue {}: no command for head {}",
                     self.vq.index(),
                     used.head
@@ -333,7 +348,8 @@ impl CommandQueue {
             } else {
                 if let Some((_, fence)) = cmd.fence {
                     if hdr.fence_id() != Some(fence) {
-                        warn!(
+                        warn_limited!(
+                            self.log,
                             "{}: fenced response carries fence {:?}, expected {fence:?}",
                             cmd.command,
                             hdr.fence_id()
@@ -345,7 +361,7 @@ impl CommandQueue {
         };
         if let Err(e) = &result {
             self.stats.device_errors += 1;
-            warn!("{e}");
+            warn_limited!(self.log, "{e}");
         }
         // The device answers a fenced command only once the work is done,
         // error or not, so its fence is signalled either way.

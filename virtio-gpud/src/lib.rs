@@ -17,6 +17,7 @@ pub mod error;
 pub mod fence;
 pub mod objects;
 pub mod queue;
+pub mod ratelimit;
 pub mod resource;
 pub mod scheme;
 pub mod trace;

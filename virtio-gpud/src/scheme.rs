@@ -17,14 +17,16 @@ use virtio_gpu_proto::{CommandType, CtrlHdr, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
-use crate::command::{DeviceError, Payload};
+use crate::command::{DeviceError, Payload, SubmitError};
 use crate::device::{Gpu, Pending};
 use crate::dma::DmaPool;
 use crate::fence::Timeline;
 use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
+use crate::ratelimit::RateLimit;
 use crate::resource::PAGE_SIZE;
 use crate::trace;
 use crate::transport::Transport;
+use crate::warn_limited;
 use crate::Error;
 
 /// What a handle is open on.
@@ -79,6 +81,9 @@ pub struct GpuScheme<T: Transport> {
     /// after this daemon).
     sync: Option<TimelineOwner>,
     sync_retry: Option<Instant>,
+    /// Sessions can make the driver fail at will: such failures are logged
+    /// at a limited rate.
+    log: RateLimit,
 }
 
 fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
@@ -88,12 +93,25 @@ fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
         .ok_or(Errno::EINVAL)
 }
 
-fn device_errno(e: &Error) -> Errno {
-    warn!("device: {e}");
-    Errno::EIO
+/// What a driver error means to the session whose call met it: its own
+/// malformed request (EINVAL), memory running out (ENOMEM), a device that
+/// stopped answering (ETIMEDOUT), or a failing device (EIO).
+fn errno_of(e: &Error) -> Errno {
+    match e {
+        Error::Submit(SubmitError::Malformed(_)) => Errno::EINVAL,
+        Error::Submit(SubmitError::Dma(_)) | Error::Dma(_) => Errno::ENOMEM,
+        Error::Timeout { .. } => Errno::ETIMEDOUT,
+        _ => Errno::EIO,
+    }
 }
 
 impl<T: Transport> GpuScheme<T> {
+    /// Logs a driver error met on a session's behalf; its errno.
+    fn device_errno(&mut self, e: &Error) -> Errno {
+        warn_limited!(self.log, "device: {e}");
+        errno_of(e)
+    }
+
     /// Serves `gpu`.
     pub fn new(gpu: Gpu<T>) -> Self {
         GpuScheme {
@@ -109,6 +127,7 @@ impl<T: Transport> GpuScheme<T> {
             retired: HashMap::new(),
             sync: None,
             sync_retry: None,
+            log: RateLimit::default(),
         }
     }
 
@@ -130,8 +149,14 @@ impl<T: Transport> GpuScheme<T> {
         for (name, q) in [("ctrl", stats.ctrl), ("cursor", stats.cursor)] {
             let _ = writeln!(
                 s,
-                "{name} submitted {} completed {} errors {} notifies {} bogus {}",
-                q.submitted, q.completed, q.device_errors, q.notifies, q.bogus_used
+                "{name} submitted {} completed {} errors {} notifies {} bogus {} \
+                 suppressed_logs {}",
+                q.submitted,
+                q.completed,
+                q.device_errors,
+                q.notifies,
+                q.bogus_used,
+                q.suppressed_logs
             );
         }
         let _ = writeln!(s, "ring_full_waits {}", stats.ring_full_waits);
@@ -175,7 +200,9 @@ impl<T: Transport> GpuScheme<T> {
             .command_type();
         let queue = ty.queue();
         if !self.gpu.has_room(queue) {
-            self.gpu.flush().map_err(|e| device_errno(&e))?;
+            if let Err(e) = self.gpu.flush() {
+                return Err(self.device_errno(&e));
+            }
             let since = *self.ring_full_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= self.gpu.timeout() {
                 error!(
@@ -211,8 +238,10 @@ impl<T: Transport> GpuScheme<T> {
             .gpu
             .submit_bytes(queue, request, stream, response_len, fence);
         self.gpu.tracer().set_origin(0);
-        let pending = pending.map_err(|e| device_errno(&e))?;
-        self.gpu.flush().map_err(|e| device_errno(&e))?;
+        let pending = match pending.and_then(|p| self.gpu.flush().map(|()| p)) {
+            Ok(pending) => pending,
+            Err(e) => return Err(self.device_errno(&e)),
+        };
         let ticket = if head.flags & api::QUEUE_DETACHED != 0 {
             self.gpu.detach(&pending);
             0
@@ -302,8 +331,11 @@ impl<T: Transport> GpuScheme<T> {
         let (cmd, _) =
             virtio_gpu_proto::CmdSubmit::read_from_prefix(fixed).map_err(|_| Errno::EINVAL)?;
         let (at, _) = api::StreamRef::read_from_prefix(tail).map_err(|_| Errno::EINVAL)?;
+        // An empty stream has no bytes to point at (and an empty buffer
+        // would stop the device's queue): it is sent without a reference.
         if cmd.hdr.command_type() != CommandType::SUBMIT_3D
             || at.pad != 0
+            || at.len == 0
             || cmd.size.get() != at.len
         {
             return Err(Errno::EINVAL);
@@ -363,10 +395,16 @@ impl<T: Transport> GpuScheme<T> {
     }
 
     fn alloc(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
-        let len = usize::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
+        let len = u64_at(payload, 0)?;
         if len == 0 || payload.len() < 16 {
             return Err(Errno::EINVAL);
         }
+        // More than a session's whole region can never be satisfied.
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&len| len <= SESSION_MEMORY)
+            .ok_or(Errno::ENOMEM)?
+            .next_multiple_of(PAGE_SIZE);
         let pool = match self.pools.get(&session) {
             Some(pool) => pool.clone(),
             None => {
@@ -378,7 +416,6 @@ impl<T: Transport> GpuScheme<T> {
                 pool
             }
         };
-        let len = len.next_multiple_of(PAGE_SIZE);
         let buf = pool.alloc(len, PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
         let addr = self.objects.add_memory(session, buf);
         let offset = addr - pool.region().device_addr();
@@ -542,7 +579,10 @@ impl<T: Transport> GpuScheme<T> {
                     .capset(virtio_gpu_proto::CapsetId::new(id), version)
                     .map_err(|e| match e {
                         Error::NoSuchCapset(_) => Errno::EINVAL,
-                        e => device_errno(&e),
+                        e => {
+                            warn_limited!(self.log, "device: {e}");
+                            errno_of(&e)
+                        }
                     })?;
                 let n = data.len().min(payload.len());
                 payload[..n].copy_from_slice(&data[..n]);

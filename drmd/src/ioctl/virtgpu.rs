@@ -310,10 +310,14 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     let submit = CmdSubmit::new(ctx, stream.len() as u32);
     let flags = QUEUE_FENCED | QUEUE_DETACHED;
     // The one copy of the submit path: into the arena, which the device
-    // reads in place. A stream that does not fit goes inline instead.
-    let placed = file
-        .arena()?
-        .place(stream, |fence| device.signaled(fence).unwrap_or(false));
+    // reads in place. A stream that does not fit goes inline instead, and
+    // an empty one (Linux sends the bare command) has nothing to place.
+    let placed = match stream.is_empty() {
+        true => None,
+        false => file
+            .arena()?
+            .place(stream, |fence| device.signaled(fence).unwrap_or(false)),
+    };
     let mut request = submit.as_bytes().to_vec();
     let reply = match placed {
         Some(addr) => {

@@ -57,7 +57,9 @@ pub enum QueueError {
         free: u16,
     },
     /// A chain must have at least one buffer, no more than the queue size,
-    /// and list device-readable buffers before device-writable ones (§2.7.4).
+    /// list device-readable buffers before device-writable ones (§2.7.4),
+    /// and have no empty buffer (QEMU's and libvhost-user's devices treat a
+    /// zero-length descriptor as a broken driver and stop the queue).
     #[error("virtqueue {queue}: malformed chain: {reason}")]
     BadChain {
         /// Queue index.
@@ -268,6 +270,12 @@ impl SplitQueue {
             .any(|w| w[0].device_writes && !w[1].device_writes)
         {
             return Err(bad("a device-readable buffer follows a writable one"));
+        }
+        // libvhost-user's virtqueue_map_desc answers one with "zero sized
+        // buffers are not allowed" and never serves the queue again: the
+        // whole device would be lost to one empty payload.
+        if bufs.iter().any(|b| b.len == 0) {
+            return Err(bad("an empty buffer"));
         }
         if n > self.num_free {
             return Err(QueueError::Full {
@@ -517,6 +525,23 @@ mod tests {
         assert!(matches!(q.add(&bufs), Err(QueueError::BadChain { .. })));
         assert!(matches!(q.add(&[]), Err(QueueError::BadChain { .. })));
         assert_eq!(q.num_free(), 8);
+    }
+
+    #[test]
+    fn test_regression_empty_buffers_never_reach_the_device() {
+        let p = pool();
+        let mut q = SplitQueue::new(&p, 0, 8, false).unwrap();
+        let mut bufs = rw(0x1000_0000);
+        bufs[0].len = 0;
+        assert!(matches!(
+            q.add(&bufs),
+            Err(QueueError::BadChain {
+                reason: "an empty buffer",
+                ..
+            })
+        ));
+        assert_eq!(q.num_free(), 8);
+        assert!(FakeDevice::default().take_avail(&q).is_empty());
     }
 
     #[test]
