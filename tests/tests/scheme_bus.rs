@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use scheme_seam::linux::wire::{self, Reply, Request};
@@ -291,16 +292,31 @@ fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
             }
         )
     );
-    // An impossible length: answered, then the connection is closed.
-    let mut huge = u32::MAX.to_le_bytes().to_vec();
+    // Impossible lengths cost only their frames (the connection once
+    // closed, killing the caller's fd): one too long, really sent, is
+    // answered EMSGSIZE with its tag; one too short to hold a tag is
+    // skipped; the handle goes on.
+    let long = wire::MAX_FRAME + 1;
+    let mut huge = (long as u32).to_le_bytes().to_vec();
     huge.extend_from_slice(&77u32.to_le_bytes());
+    huge.resize(4 + long, 0);
+    huge.extend_from_slice(&[1, 0, 0, 0, 0xEE]);
+    huge.extend_from_slice(&wire::encode(3, &call));
     raw.write_all(&huge).unwrap();
     assert_eq!(read_reply(&mut raw), (77, Reply::Error(libc::EMSGSIZE)));
-    let mut rest = Vec::new();
-    raw.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty(), "closed after the reply");
+    assert!(matches!(
+        read_reply(&mut raw),
+        (3, Reply::Data { value: 3, .. })
+    ));
     // Everyone else is unaffected.
     let fd = d.open("echo");
+    assert_eq!(fd.call(&mut [], &[1, 1]).unwrap(), 2);
+    // The client refuses a request whose answer could not come back.
+    let mut big = vec![0u8; wire::MAX_FRAME];
+    assert_eq!(
+        fd.call(&mut big, &[1]).unwrap_err().raw_os_error(),
+        Some(libc::EMSGSIZE)
+    );
     assert_eq!(fd.call(&mut [], &[1, 1]).unwrap(), 2);
 
     fn read_reply(s: &mut UnixStream) -> (u32, Reply) {
@@ -311,6 +327,67 @@ fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
         let (tag, reply) = wire::decode::<Reply>(&body);
         (tag, reply.unwrap())
     }
+}
+
+/// A daemon's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_cannot_make_the_daemon_queue_without_bound() {
+    let d = start("unread");
+    let mut raw = UnixStream::connect(bus_dir().join("unread")).unwrap();
+    let open = Request::Open {
+        path: "echo".into(),
+        flags: 0,
+    };
+    raw.write_all(&wire::encode(1, &open)).unwrap();
+    // 512 MiB of calls whose answers echo 1 MiB each, never read.
+    let mut writer = raw.try_clone().unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood = std::thread::spawn({
+        let written = written.clone();
+        move || {
+            let call = Request::Call {
+                payload: vec![0x5A; 1 << 20],
+                metadata: vec![1],
+                nonblock: false,
+            };
+            let frame = wire::encode(2, &call);
+            while written.load(Ordering::Relaxed) < 512 && writer.write_all(&frame).is_ok() {
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // Until the flood stops moving (the daemon stopped reading it) or ends.
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while written.load(Ordering::Relaxed) != last && !flood.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the flood neither ends nor stalls"
+        );
+        last = written.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        !flood.is_finished(),
+        "the daemon read all {} calls whose answers nobody reads",
+        written.load(Ordering::Relaxed)
+    );
+    // Others are served, and the daemon holds a bounded backlog.
+    assert_eq!(d.open("echo").call(&mut [], &[1, 1]).unwrap(), 2);
+    let rss = rss_kib(d.pid());
+    assert!(rss < 256 << 10, "daemon resident set {rss} KiB");
+    raw.shutdown(std::net::Shutdown::Both).unwrap();
+    flood.join().unwrap();
+    assert_eq!(d.open("echo").call(&mut [], &[2, 2]).unwrap(), 4);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use super::frames::{Frame, FrameReader};
 use super::scm;
-use super::wire::{decode, encode, Reply, Request, MAX_FDS};
+use super::wire::{decode, encode, Reply, Request, MAX_FDS, MAX_REQUEST};
 use crate::errno::Errno;
 use crate::handler::EventFlags;
 use crate::handler::Stat;
@@ -111,6 +111,11 @@ impl SchemeFd {
         }
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         let frame = encode(tag, req);
+        // Sent, it would be refused; its reply (which echoes a call's
+        // payload) must fit a frame too.
+        if frame.len() - 4 > MAX_REQUEST {
+            return Err(errno(Errno::EMSGSIZE.0));
+        }
         {
             let _guard = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
             let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();

@@ -31,6 +31,9 @@ pub struct FrameReader {
     /// never runs past such a byte, so they belong to the frame starting
     /// there.
     fds: VecDeque<(u64, Vec<OwnedFd>)>,
+    /// Bytes of a refused frame still to discard: its length field says
+    /// where the next frame starts, so one bad frame costs only itself.
+    skip: u64,
 }
 
 impl FrameReader {
@@ -46,18 +49,32 @@ impl FrameReader {
         result
     }
 
-    /// Takes the next complete frame, if one is buffered. A frame with an
-    /// impossible length is an error after which the stream cannot be
-    /// resynchronised; its tag is returned when it was received.
+    /// Takes the next complete frame, if one is buffered. A frame whose
+    /// length is out of bounds is reported once (with its tag, when it has
+    /// one) and then discarded as its bytes arrive, with any descriptors
+    /// sent with it: the frames after it are read as usual.
     pub fn next_frame(&mut self) -> Option<Result<Frame, (Option<u32>, FrameError)>> {
+        if self.skip > 0 {
+            let n = usize::try_from(self.skip).map_or(self.buf.len(), |s| s.min(self.buf.len()));
+            self.consume(n);
+            self.skip -= n as u64;
+            if self.skip > 0 {
+                return None;
+            }
+        }
         let header: [u8; 4] = self.buf.get(..4)?.try_into().expect("4 bytes");
         let len = match frame_len(header) {
             Ok(len) => len,
             Err(e) => {
-                let tag = self
-                    .buf
-                    .get(4..8)
-                    .map(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")));
+                let announced = u64::from(u32::from_le_bytes(header));
+                let tag = if announced >= 4 {
+                    // Wait for the tag: the refusal is answered with it.
+                    let tag = self.buf.get(4..8)?;
+                    Some(u32::from_le_bytes(tag.try_into().expect("4 bytes")))
+                } else {
+                    None
+                };
+                self.skip = 4 + announced;
                 return Some(Err((tag, e)));
             }
         };
@@ -65,14 +82,20 @@ impl FrameReader {
             return None;
         }
         let bytes = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
-        let end = self.start + (4 + len) as u64;
-        self.start = end;
+        let fds = self.consume(4 + len);
+        Some(Ok(Frame { bytes, fds }))
+    }
+
+    /// Drops `n` buffered bytes; returns the descriptors that came with
+    /// them.
+    fn consume(&mut self, n: usize) -> Vec<OwnedFd> {
+        self.buf.drain(..n);
+        self.start += n as u64;
         let mut fds = Vec::new();
-        while self.fds.front().is_some_and(|(at, _)| *at < end) {
+        while self.fds.front().is_some_and(|(at, _)| *at < self.start) {
             fds.extend(self.fds.pop_front().expect("checked").1);
         }
-        Some(Ok(Frame { bytes, fds }))
+        fds
     }
 }
 
@@ -108,15 +131,46 @@ mod tests {
         assert_eq!(decode::<Request>(&frames[1].bytes).0, 2);
     }
 
-    #[test]
-    fn an_impossible_length_is_reported_with_its_tag() {
-        let (a, b) = UnixStream::pair().unwrap();
-        let mut bad = u32::MAX.to_le_bytes().to_vec();
-        bad.extend_from_slice(&42u32.to_le_bytes());
-        scm::send(a.as_raw_fd(), &bad, &[]).unwrap();
+    /// Reads everything sent to `b` until its peer closed.
+    fn read_all(b: &UnixStream) -> Vec<Result<Frame, (Option<u32>, FrameError)>> {
         let mut r = FrameReader::default();
-        r.fill(b.as_raw_fd()).unwrap();
-        let err = r.next_frame().unwrap().unwrap_err();
-        assert_eq!(err.0, Some(42));
+        let mut frames = Vec::new();
+        while r.fill(b.as_raw_fd()).unwrap() > 0 {
+            while let Some(f) = r.next_frame() {
+                frames.push(f);
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn test_regression_a_frame_of_impossible_length_costs_only_itself() {
+        // Too long (MAX_FRAME + 1 bytes really sent, with an fd), too
+        // short (2 bytes, no room for a tag), then a good frame.
+        let (a, b) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            let long = crate::linux::wire::MAX_FRAME + 1;
+            let mut bad = (long as u32).to_le_bytes().to_vec();
+            bad.extend_from_slice(&42u32.to_le_bytes());
+            bad.resize(4 + long, 0xAB);
+            let extra = UnixStream::pair().unwrap().0;
+            scm::send(a.as_raw_fd(), &bad[..100], &[extra.as_raw_fd()]).unwrap();
+            let mut sent = 100;
+            while sent < bad.len() {
+                sent += scm::send(a.as_raw_fd(), &bad[sent..], &[]).unwrap();
+            }
+            let mut short = 2u32.to_le_bytes().to_vec();
+            short.extend_from_slice(&[7, 7]);
+            scm::send(a.as_raw_fd(), &short, &[]).unwrap();
+            scm::send(a.as_raw_fd(), &encode(9, &Request::Fstat), &[]).unwrap();
+        });
+        let frames = read_all(&b);
+        writer.join().unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(matches!(frames[0], Err((Some(42), FrameError::Length(_)))));
+        assert!(matches!(frames[1], Err((None, FrameError::Length(2)))));
+        let good = frames[2].as_ref().unwrap();
+        assert!(good.fds.is_empty(), "the refused frame's fd went with it");
+        assert_eq!(decode::<Request>(&good.bytes), (9, Ok(Request::Fstat)));
     }
 }

@@ -56,10 +56,27 @@ struct Conn {
     out: VecDeque<Outgoing>,
     /// Readable while the handle is ready for reading, once asked for.
     events: Option<OwnedFd>,
-    /// Close once the output is flushed (a failed open, a broken stream).
+    /// Close once the output is flushed (a failed open).
     closing: bool,
-    /// Whether EPOLLOUT is armed.
-    want_out: bool,
+    /// Whether a malformed frame was logged (once per connection).
+    malformed: bool,
+    /// The epoll events registered for the connection.
+    interest: u32,
+}
+
+/// Bytes of answers queued for a connection beyond which its requests are
+/// not read until it reads them: a client that never reads cannot make the
+/// daemon queue without bound.
+const OUT_LIMIT: usize = super::wire::MAX_FRAME;
+
+impl Conn {
+    fn backlogged(&self) -> bool {
+        self.out
+            .iter()
+            .map(|o| o.bytes.len() - o.sent)
+            .sum::<usize>()
+            > OUT_LIMIT
+    }
 }
 
 struct Outgoing {
@@ -319,7 +336,8 @@ impl<'s, S: Scheme> Server<'s, S> {
                 out: VecDeque::new(),
                 events: None,
                 closing: false,
-                want_out: false,
+                malformed: false,
+                interest: libc::EPOLLIN as u32,
             },
         );
         Ok(())
@@ -332,11 +350,23 @@ impl<'s, S: Scheme> Server<'s, S> {
         if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 == 0 {
             return;
         }
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        // Drain the socket: frames are handled as they complete.
+        // Frames are handled as they complete, a socket read at a time, so
+        // what is buffered stays within one frame; a connection whose
+        // answers pile up unread is not read until they drain.
         loop {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.closing {
+                break;
+            }
+            if conn.backlogged() {
+                // A client that hung up can read nothing more.
+                if flags & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    return self.drop_conn(id);
+                }
+                break;
+            }
             match conn.reader.fill(conn.stream.as_raw_fd()) {
                 Ok(0) => return self.drop_conn(id),
                 Ok(_) => {}
@@ -347,7 +377,13 @@ impl<'s, S: Scheme> Server<'s, S> {
                     return self.drop_conn(id);
                 }
             }
+            self.take_frames(id);
         }
+        self.flush(id);
+    }
+
+    /// Handles every complete frame buffered for connection `id`.
+    fn take_frames(&mut self, id: u64) {
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
@@ -356,24 +392,23 @@ impl<'s, S: Scheme> Server<'s, S> {
                 return;
             }
             match conn.reader.next_frame() {
-                None => break,
+                None => return,
                 Some(Ok(frame)) => self.handle_frame(id, frame),
                 Some(Err((tag, e))) => {
-                    // The stream cannot be resynchronised: answer, then close.
-                    warn!("connection {id}: {e}; closing it");
-                    self.send(
-                        id,
-                        tag.unwrap_or(0),
-                        &Reply::Error(Errno::EMSGSIZE.0),
-                        Vec::new(),
-                    );
-                    if let Some(conn) = self.conns.get_mut(&id) {
-                        conn.closing = true;
+                    // Only this frame is lost: the reader skips it. A tag
+                    // to answer is there unless the frame was too short
+                    // to hold one.
+                    if std::mem::replace(&mut conn.malformed, true) {
+                        debug!("connection {id}: {e}");
+                    } else {
+                        warn!("connection {id}: {e} (further ones are logged at debug level)");
+                    }
+                    if let Some(tag) = tag {
+                        self.send(id, tag, &Reply::Error(Errno::EMSGSIZE.0), Vec::new());
                     }
                 }
             }
         }
-        self.flush(id);
     }
 
     fn handle_frame(&mut self, id: u64, frame: Frame) {
@@ -724,12 +759,15 @@ impl<'s, S: Scheme> Server<'s, S> {
         if !pending && conn.closing {
             return self.drop_conn(id);
         }
-        if pending != conn.want_out {
-            conn.want_out = pending;
-            let mut events = libc::EPOLLIN as u32;
-            if pending {
-                events |= libc::EPOLLOUT as u32;
-            }
+        let mut events = 0;
+        if !conn.backlogged() {
+            events |= libc::EPOLLIN as u32;
+        }
+        if pending {
+            events |= libc::EPOLLOUT as u32;
+        }
+        if events != conn.interest {
+            conn.interest = events;
             let fd = conn.stream.as_raw_fd();
             if let Err(e) = epoll_ctl(&self.epoll, libc::EPOLL_CTL_MOD, fd, events, CONN + id) {
                 warn!("connection {id}: {e}");

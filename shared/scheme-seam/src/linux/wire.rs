@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// stream, small enough that a confused peer cannot make us allocate
 /// without bound.
 pub const MAX_FRAME: usize = 64 << 20;
+/// Largest request a client sends: a reply's envelope is at most this
+/// much larger than its request's (a call's reply echoes its payload), so
+/// every answer to an accepted request fits a frame.
+pub const MAX_REQUEST: usize = MAX_FRAME - 64;
 /// Most descriptors one frame may carry.
 pub const MAX_FDS: usize = 16;
 /// Bytes before the body.
@@ -133,11 +137,14 @@ pub enum FrameError {
 }
 
 /// Serialises `msg` as a frame tagged `tag`.
+///
+/// A message too large for the length field gets `u32::MAX` there, which
+/// no reader accepts: callers keep within [`MAX_REQUEST`].
 pub fn encode<T: Serialize>(tag: u32, msg: &T) -> Vec<u8> {
     let mut frame = vec![0; HEADER];
     frame[4..8].copy_from_slice(&tag.to_le_bytes());
     let mut frame = postcard::to_extend(msg, frame).expect("serialising to a Vec cannot fail");
-    let len = (frame.len() - 4) as u32;
+    let len = u32::try_from(frame.len() - 4).unwrap_or(u32::MAX);
     frame[..4].copy_from_slice(&len.to_le_bytes());
     frame
 }
