@@ -1,8 +1,14 @@
 //! Linux ioctls on a bus handle, re-packed into the wire encoding relibc
 //! uses (`drm_uapi`): the daemon receives the bytes it would receive on
 //! Redox. Pointed-to arrays are read from (and written back to) the
-//! caller's memory; fds become capability tokens on the way in, and fds
-//! coming back are obtained by `dup` as docs/DRM.md says.
+//! caller's memory through [`user`], so a bad pointer is EFAULT; fds become
+//! capability tokens on the way in, and fds coming back are obtained by
+//! `dup` as docs/DRM.md says.
+//!
+//! The shim validates nothing the daemon validates: it only refuses to
+//! read what the wire does not carry (an array over its cap, an OUT array
+//! longer than any answer), so the daemon answers every malformed request
+//! in Linux's order.
 
 use std::os::fd::OwnedFd;
 
@@ -10,12 +16,13 @@ use drm_uapi::core::{self as dc};
 use drm_uapi::sync_file as sf;
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg};
-use drm_uapi::wire::Builder;
+use drm_uapi::wire::{carried, carried_bytes, Builder, MAX_COUNT};
 use scheme_seam::token;
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use crate::conns::{self, Conn, Kind};
-use crate::linux_abi as la;
+use crate::user::{self, fault_answer, in_array, InArray, Null};
+use drm_uapi::linux as la;
 
 /// An ioctl's outcome: a return value or an errno.
 pub type Result<T> = std::result::Result<T, i32>;
@@ -25,6 +32,7 @@ struct Request {
     ty: u8,
     nr: u64,
     size: usize,
+    full: u32,
 }
 
 impl Request {
@@ -33,6 +41,7 @@ impl Request {
             ty: (request >> 8) as u8,
             nr: request & 0xFF,
             size: ((request >> 16) & 0x3FFF) as usize,
+            full: request as u32,
         }
     }
 }
@@ -41,68 +50,33 @@ fn io(e: std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
-/// The caller's struct `T` at `arg`, of which the request says `size`
-/// bytes are there (a shorter struct reads as zero-extended, as Linux).
-///
-/// # Safety
-/// `arg` points at `size` readable bytes.
-unsafe fn read_arg<T: FromBytes + IntoBytes>(arg: *const u8, size: usize) -> Result<T> {
-    if arg.is_null() {
-        return Err(libc::EFAULT);
+/// The daemon's answer to `nr` with `payload`: its return value.
+fn call(conn: &Conn, nr: u64, payload: &mut [u8]) -> Result<usize> {
+    conn.fd.call(payload, &[nr]).map_err(io)
+}
+
+/// The value an ioctl returns for a daemon's return value.
+fn ret(v: usize) -> i32 {
+    v as i32
+}
+
+/// The capability token naming the caller's fd `fd` in a request; for an
+/// fd that is no bus handle with a token, the sentinel saying whether it
+/// is open at all, so the daemon can answer as Linux does for it.
+fn token_of(fd: i32) -> u64 {
+    if let Some(conn) = conns::get(fd) {
+        let mut out = [0u8; 8];
+        return match conn.fd.call(&mut out, &[token::CALL]) {
+            Ok(_) => u64::from_le_bytes(out),
+            Err(_) => token::NOT_A_HANDLE,
+        };
     }
-    let mut value = T::new_zeroed();
-    let n = size.min(size_of::<T>());
-    // SAFETY: the caller's guarantee for `n <= size` bytes; `value` has
-    // room for `n <= size_of::<T>()`.
-    unsafe { std::ptr::copy_nonoverlapping(arg, value.as_mut_bytes().as_mut_ptr(), n) };
-    Ok(value)
-}
-
-/// Writes `value`'s first `size` bytes back to the caller's struct.
-///
-/// # Safety
-/// `arg` points at `size` writable bytes.
-unsafe fn write_arg<T: IntoBytes + Immutable>(arg: *mut u8, size: usize, value: &T) {
-    let n = size.min(size_of::<T>());
-    // SAFETY: the caller's guarantee.
-    unsafe { std::ptr::copy_nonoverlapping(value.as_bytes().as_ptr(), arg, n) };
-}
-
-/// `len` bytes of the caller's memory at `ptr` (zeros for NULL, as the
-/// wire rule says).
-///
-/// # Safety
-/// `ptr` is NULL or points at `len` readable bytes.
-unsafe fn user_bytes(ptr: u64, len: usize) -> Vec<u8> {
-    if ptr == 0 {
-        return vec![0; len];
+    // SAFETY: F_GETFD reads the descriptor's flags; any fd number is valid.
+    if fd < 0 || unsafe { crate::real::fcntl64(fd, libc::F_GETFD, 0) } < 0 {
+        token::NOT_OPEN
+    } else {
+        token::NOT_A_HANDLE
     }
-    // SAFETY: the caller's guarantee.
-    unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }.to_vec()
-}
-
-/// Copies `bytes` to the caller's memory at `ptr` (nothing for NULL).
-///
-/// # Safety
-/// `ptr` is NULL or points at `bytes.len()` writable bytes.
-unsafe fn copy_out(ptr: u64, bytes: &[u8]) {
-    if ptr != 0 {
-        // SAFETY: the caller's guarantee.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr as *mut u8, bytes.len()) };
-    }
-}
-
-fn call(conn: &Conn, nr: u64, payload: &mut [u8]) -> Result<i32> {
-    conn.fd.call(payload, &[nr]).map(|v| v as i32).map_err(io)
-}
-
-/// The capability token of the caller's fd `fd` (EBADF if it is no bus
-/// handle).
-fn token_of(fd: i32) -> Result<u64> {
-    let conn = conns::get(fd).ok_or(libc::EBADF)?;
-    let mut out = [0u8; 8];
-    conn.fd.call(&mut out, &[token::CALL]).map_err(io)?;
-    Ok(u64::from_le_bytes(out))
 }
 
 /// Finishes an fd-returning ioctl: `dup(conn, buf)`, adopted as `kind`.
@@ -111,160 +85,172 @@ fn fd_from(conn: &Conn, buf: &[u8], kind: Kind, cloexec: bool) -> Result<i32> {
     conns::adopt(fd, kind, cloexec)
 }
 
-/// Serves `request` with argument `arg` on `conn`.
-///
-/// # Safety
-/// `arg` is what the caller passed to `ioctl`: for the requests handled
-/// here, a pointer to the request's struct, whose pointers are valid.
-pub unsafe fn ioctl(conn: &Conn, request: u64, arg: *mut u8) -> Result<i32> {
+/// A caller's array of `count` elements of `elem` bytes at `ptr`, carried
+/// if the wire's cap allows.
+fn elements(ptr: u64, count: u32, elem: usize, null: Null) -> InArray {
+    in_array(ptr, count, elem, carried(count), null)
+}
+
+/// Serves `request` with argument `arg` (the caller's pointer) on `conn`;
+/// every access to the caller's memory is checked (EFAULT).
+pub fn ioctl(conn: &Conn, request: u64, arg: u64) -> Result<i32> {
     let r = Request::decode(request);
-    // SAFETY: the caller's guarantee, passed on to every handler below.
-    unsafe {
-        match (conn.kind, r.ty) {
-            (Kind::Drm { .. }, b'd') => drm(conn, &r, arg),
-            (Kind::SyncFile, sf::IOC_TYPE) => sync_file(conn, &r, arg),
-            // DMA_BUF_IOCTL_SYNC: the memory is coherent, nothing to do.
-            (Kind::DmaBuf, b'b') if r.nr == 0 => Ok(0),
-            _ => Err(libc::ENOTTY),
+    match (conn.kind, r.ty) {
+        (Kind::Drm { .. }, b'd') => drm(conn, &r, arg),
+        (Kind::SyncFile, sf::IOC_TYPE) => sync_file(conn, &r, arg),
+        // DMA_BUF_IOCTL_SYNC: the memory is coherent, nothing to do.
+        (Kind::DmaBuf, b'b') if r.nr == 0 => Ok(0),
+        _ => Err(libc::ENOTTY),
+    }
+}
+
+fn drm(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    match r.nr {
+        dc::VERSION => version(conn, r, arg),
+        dc::GET_UNIQUE => {
+            let mut u: la::Unique = user::read_arg(arg, r.size)?;
+            let header = dc::UniqueHeader {
+                unique_len: u.unique_len.min(u64::from(MAX_COUNT)),
+            };
+            let mut payload = Builder::new(&header)
+                .zeroed::<u8>(header.unique_len as usize)
+                .build();
+            let v = call(conn, r.nr, &mut payload)?;
+            let (out, id) = dc::UniqueHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
+            // Linux copies the bus id only into room enough for all of it.
+            if u.unique_len >= out.unique_len {
+                user::write(
+                    u.unique,
+                    id.get(..out.unique_len as usize).ok_or(libc::EIO)?,
+                )?;
+            }
+            u.unique_len = out.unique_len;
+            user::write_arg(arg, r.size, &u)?;
+            Ok(ret(v))
+        }
+        dc::PRIME_HANDLE_TO_FD => prime_export(conn, r, arg),
+        dc::PRIME_FD_TO_HANDLE => prime_import(conn, r, arg),
+        vg::EXECBUFFER => execbuffer(conn, r, arg),
+        vg::GETPARAM => {
+            let g: la::GetParam = user::read_arg(arg, r.size)?;
+            let mut wire = vg::GetParam {
+                param: g.param,
+                value: 0,
+            };
+            let v = call(conn, r.nr, wire.as_mut_bytes())?;
+            // Linux writes an int through the pointer.
+            user::write(g.value, &(wire.value as i32).to_ne_bytes())?;
+            Ok(ret(v))
+        }
+        vg::GET_CAPS => get_caps(conn, r, arg),
+        vg::CONTEXT_INIT => {
+            let c: la::ContextInit = user::read_arg(arg, r.size)?;
+            let params = elements(c.ctx_set_params, c.num_params, 16, Null::Faults);
+            let header = vg::ContextInitHeader {
+                num_params: params.count,
+                pad: c.pad,
+            };
+            let mut payload = Builder::new(&header).array(&params.bytes).build();
+            fault_answer(call(conn, r.nr, &mut payload), params.faulted).map(ret)
+        }
+        vg::RESOURCE_CREATE_BLOB => {
+            let mut b: la::ResourceCreateBlob = user::read_arg(arg, r.size)?;
+            let cmd = in_array(
+                b.cmd,
+                b.cmd_size,
+                1,
+                carried_bytes(b.cmd_size),
+                Null::Faults,
+            );
+            let header = vg::ResourceCreateBlobHeader {
+                blob_mem: b.blob_mem,
+                blob_flags: b.blob_flags,
+                bo_handle: 0,
+                res_handle: 0,
+                size: b.size,
+                pad: b.pad,
+                cmd_size: cmd.count,
+                blob_id: b.blob_id,
+            };
+            let mut payload = Builder::new(&header).array(&cmd.bytes).build();
+            let v = fault_answer(call(conn, r.nr, &mut payload), cmd.faulted)?;
+            let (out, _) =
+                vg::ResourceCreateBlobHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
+            b.bo_handle = out.bo_handle;
+            b.res_handle = out.res_handle;
+            user::write_arg(arg, r.size, &b)?;
+            Ok(ret(v))
+        }
+        so::HANDLE_TO_FD => syncobj_export(conn, r, arg),
+        so::FD_TO_HANDLE => syncobj_import(conn, r, arg),
+        so::WAIT => syncobj_wait(conn, r, arg),
+        so::TIMELINE_WAIT => syncobj_timeline_wait(conn, r, arg),
+        so::RESET | so::SIGNAL => {
+            let a: la::SyncobjArray = user::read_arg(arg, r.size)?;
+            let handles = elements(a.handles, a.count_handles, 4, Null::Faults);
+            let header = so::Array {
+                count_handles: handles.count,
+                pad: a.pad,
+            };
+            let mut payload = Builder::new(&header).array(&handles.bytes).build();
+            fault_answer(call(conn, r.nr, &mut payload), handles.faulted).map(ret)
+        }
+        so::QUERY | so::TIMELINE_SIGNAL => syncobj_timeline_array(conn, r, arg),
+        // Everything else has no pointer in its struct: the struct's bytes
+        // go as they are and come back, zero-extended or cut to the wire's
+        // size as Linux's drm_ioctl does with a shorter or longer struct.
+        // An ioctl the shim does not know goes as the caller's bytes:
+        // drmd answers as Linux's table says (EACCES on a render node,
+        // EINVAL for no ioctl, and so on).
+        nr => {
+            let size = passthrough_size(nr).unwrap_or(r.size);
+            let mut payload = vec![0u8; size];
+            let n = size.min(r.size);
+            payload[..n].copy_from_slice(&user::read(arg, n)?);
+            let v = call(conn, nr, &mut payload)?;
+            user::write(arg, &payload[..n])?;
+            Ok(ret(v))
         }
     }
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn drm(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee, passed on to every handler below.
-    unsafe {
-        match r.nr {
-            dc::VERSION => version(conn, r, arg),
-            dc::PRIME_HANDLE_TO_FD => prime_export(conn, r, arg),
-            dc::PRIME_FD_TO_HANDLE => prime_import(conn, r, arg),
-            vg::EXECBUFFER => execbuffer(conn, r, arg),
-            vg::GETPARAM => {
-                let g: la::GetParam = read_arg(arg, r.size)?;
-                let mut wire = vg::GetParam {
-                    param: g.param,
-                    value: 0,
-                };
-                let v = call(conn, r.nr, wire.as_mut_bytes())?;
-                // Linux writes an int through the pointer.
-                copy_out(g.value, &(wire.value as i32).to_ne_bytes());
-                Ok(v)
-            }
-            vg::GET_CAPS => {
-                let c: la::GetCaps = read_arg(arg, r.size)?;
-                let header = vg::GetCapsHeader {
-                    cap_set_id: c.cap_set_id,
-                    cap_set_ver: c.cap_set_ver,
-                    size: c.size,
-                    pad: c.pad,
-                };
-                let mut payload = Builder::new(&header).zeroed::<u8>(c.size as usize).build();
-                let v = call(conn, r.nr, &mut payload)?;
-                copy_out(c.addr, &payload[size_of::<vg::GetCapsHeader>()..]);
-                Ok(v)
-            }
-            vg::CONTEXT_INIT => {
-                let c: la::ContextInit = read_arg(arg, r.size)?;
-                let params = user_bytes(c.ctx_set_params, c.num_params as usize * 16);
-                let header = vg::ContextInitHeader {
-                    num_params: c.num_params,
-                    pad: c.pad,
-                };
-                let mut payload = Builder::new(&header).array(&params).build();
-                call(conn, r.nr, &mut payload)
-            }
-            vg::RESOURCE_CREATE_BLOB => {
-                let mut b: la::ResourceCreateBlob = read_arg(arg, r.size)?;
-                let header = vg::ResourceCreateBlobHeader {
-                    blob_mem: b.blob_mem,
-                    blob_flags: b.blob_flags,
-                    bo_handle: 0,
-                    res_handle: 0,
-                    size: b.size,
-                    pad: b.pad,
-                    cmd_size: b.cmd_size,
-                    blob_id: b.blob_id,
-                };
-                let cmd = user_bytes(b.cmd, b.cmd_size as usize);
-                let mut payload = Builder::new(&header).array(&cmd).build();
-                let v = call(conn, r.nr, &mut payload)?;
-                let (out, _) = vg::ResourceCreateBlobHeader::read_from_prefix(&payload)
-                    .map_err(|_| libc::EIO)?;
-                b.bo_handle = out.bo_handle;
-                b.res_handle = out.res_handle;
-                write_arg(arg, r.size, &b);
-                Ok(v)
-            }
-            so::HANDLE_TO_FD => syncobj_export(conn, r, arg),
-            so::FD_TO_HANDLE => syncobj_import(conn, r, arg),
-            so::WAIT => syncobj_wait(conn, r, arg),
-            so::TIMELINE_WAIT => syncobj_timeline_wait(conn, r, arg),
-            so::RESET | so::SIGNAL => {
-                let a: la::SyncobjArray = read_arg(arg, r.size)?;
-                let handles = user_bytes(a.handles, a.count_handles as usize * 4);
-                let header = so::Array {
-                    count_handles: a.count_handles,
-                    pad: a.pad,
-                };
-                call(
-                    conn,
-                    r.nr,
-                    &mut Builder::new(&header).array(&handles).build(),
-                )
-            }
-            so::QUERY | so::TIMELINE_SIGNAL => syncobj_timeline_array(conn, r, arg),
-            // The same bytes on both sides: GET_CAP, SET_CLIENT_CAP,
-            // GEM_CLOSE, MAP, RESOURCE_CREATE, RESOURCE_INFO, the
-            // transfers, WAIT, and the syncobj CREATE, DESTROY, TRANSFER.
-            so::CREATE
-            | so::DESTROY
-            | so::TRANSFER
-            | dc::GET_CAP
-            | dc::SET_CLIENT_CAP
-            | dc::GEM_CLOSE
-            | vg::MAP
-            | vg::RESOURCE_CREATE
-            | vg::RESOURCE_INFO
-            | vg::TRANSFER_FROM_HOST
-            | vg::TRANSFER_TO_HOST
-            | vg::WAIT => {
-                if arg.is_null() {
-                    return Err(libc::EFAULT);
-                }
-                let mut payload = user_bytes(arg as u64, r.size);
-                let v = call(conn, r.nr, &mut payload)?;
-                copy_out(arg as u64, &payload);
-                Ok(v)
-            }
-            // SYNCOBJ_EVENTFD (no wire form yet) and everything else.
-            _ => Err(libc::EINVAL),
-        }
-    }
+/// The wire size of an ioctl whose struct has no pointer (the same bytes
+/// as Linux's struct).
+fn passthrough_size(nr: u64) -> Option<usize> {
+    Some(match nr {
+        dc::GET_CAP => size_of::<dc::GetCap>(),
+        dc::SET_CLIENT_CAP => size_of::<dc::SetClientCap>(),
+        dc::GEM_CLOSE => size_of::<dc::GemClose>(),
+        vg::MAP => size_of::<vg::Map>(),
+        vg::RESOURCE_CREATE => size_of::<vg::ResourceCreate>(),
+        vg::RESOURCE_INFO => size_of::<vg::ResourceInfo>(),
+        vg::TRANSFER_FROM_HOST | vg::TRANSFER_TO_HOST => size_of::<vg::Transfer>(),
+        vg::WAIT => size_of::<vg::Wait>(),
+        so::CREATE => size_of::<so::Create>(),
+        so::DESTROY => size_of::<so::Destroy>(),
+        so::TRANSFER => size_of::<so::Transfer>(),
+        _ => return None,
+    })
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn version(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut v: la::Version = unsafe { read_arg(arg, r.size)? };
+/// VERSION: each string's room is carried up to the wire's cap (no
+/// string is longer), and only what the daemon wrote is copied back.
+fn version(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut v: la::Version = user::read_arg(arg, r.size)?;
+    let room = |len: u64| len.min(u64::from(MAX_COUNT));
     let header = dc::VersionHeader {
-        name_len: v.name_len,
-        date_len: v.date_len,
-        desc_len: v.desc_len,
+        name_len: room(v.name_len),
+        date_len: room(v.date_len),
+        desc_len: room(v.desc_len),
         ..dc::VersionHeader::new_zeroed()
     };
-    let lens = [v.name_len, v.date_len, v.desc_len].map(|l| l as usize);
-    let total: usize = lens.iter().sum();
-    if total > drm_uapi::MAX_COUNT as usize {
-        return Err(libc::EINVAL);
-    }
+    let lens = [header.name_len, header.date_len, header.desc_len].map(|l| l as usize);
     let mut payload = Builder::new(&header)
         .zeroed::<u8>(lens[0])
         .zeroed::<u8>(lens[1])
         .zeroed::<u8>(lens[2])
         .build();
-    let ret = call(conn, r.nr, &mut payload)?;
+    let v_ret = call(conn, r.nr, &mut payload)?;
     let (out, strings) = dc::VersionHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
     let mut at = 0;
     for (ptr, room, full) in [
@@ -273,8 +259,10 @@ unsafe fn version(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
         (v.desc, lens[2], out.desc_len),
     ] {
         let n = room.min(full as usize);
-        // SAFETY: the caller gave `room` writable bytes at `ptr`.
-        unsafe { copy_out(ptr, &strings[at..at + n]) };
+        // Linux copies nothing to a NULL pointer and does not fail.
+        if ptr != 0 {
+            user::write(ptr, &strings[at..at + n])?;
+        }
         at += room;
     }
     v.version_major = out.version_major;
@@ -283,16 +271,32 @@ unsafe fn version(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
     v.name_len = out.name_len;
     v.date_len = out.date_len;
     v.desc_len = out.desc_len;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &v) };
-    Ok(ret)
+    user::write_arg(arg, r.size, &v)?;
+    Ok(ret(v_ret))
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn prime_export(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut h: la::PrimeHandle = unsafe { read_arg(arg, r.size)? };
+/// GET_CAPS: the room is carried up to the wire's cap (no capset is
+/// larger); the daemon answers how many bytes it wrote, which are all that
+/// is copied back — Linux copies what fits and leaves the rest alone.
+fn get_caps(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let c: la::GetCaps = user::read_arg(arg, r.size)?;
+    let header = vg::GetCapsHeader {
+        cap_set_id: c.cap_set_id,
+        cap_set_ver: c.cap_set_ver,
+        size: c.size.min(MAX_COUNT),
+        pad: c.pad,
+    };
+    let mut payload = Builder::new(&header)
+        .zeroed::<u8>(header.size as usize)
+        .build();
+    let written = call(conn, r.nr, &mut payload)?;
+    let data = &payload[size_of::<vg::GetCapsHeader>()..];
+    user::write(c.addr, &data[..written.min(data.len())])?;
+    Ok(0)
+}
+
+fn prime_export(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut h: la::PrimeHandle = user::read_arg(arg, r.size)?;
     // The wire carries relibc's flag values.
     let mut flags = h.flags & !(la::O_CLOEXEC | la::O_RDWR);
     if h.flags & la::O_CLOEXEC != 0 {
@@ -309,106 +313,114 @@ unsafe fn prime_export(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
     let mut buf = dc::PRIME_HANDLE_TO_FD.to_le_bytes().to_vec();
     buf.extend_from_slice(wire.as_bytes());
     h.fd = fd_from(conn, &buf, Kind::DmaBuf, h.flags & la::O_CLOEXEC != 0)?;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &h) };
+    user::write_arg(arg, r.size, &h)?;
     Ok(0)
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn prime_import(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut h: la::PrimeHandle = unsafe { read_arg(arg, r.size)? };
+fn prime_import(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut h: la::PrimeHandle = user::read_arg(arg, r.size)?;
     let mut wire = dc::PrimeHandle {
         handle: 0,
-        flags: 0,
-        token: token_of(h.fd)?,
+        flags: h.flags,
+        token: token_of(h.fd),
     };
     call(conn, r.nr, wire.as_mut_bytes())?;
     h.handle = wire.handle;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &h) };
+    user::write_arg(arg, r.size, &h)?;
     Ok(0)
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn execbuffer(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut e: la::Execbuffer = unsafe { read_arg(arg, r.size)? };
-    let syncobjs = e.num_in_syncobjs > 0 || e.num_out_syncobjs > 0;
-    if syncobjs && e.syncobj_stride as usize != size_of::<vg::ExecSyncobj>() {
-        return Err(libc::EINVAL);
+/// The caller's syncobj descriptors, `stride` bytes apart, as Linux reads
+/// them: `min(stride, 16)` bytes of each, the rest zero (a stride of 0
+/// reads nothing and makes every descriptor zero).
+fn syncobj_descs(ptr: u64, count: u32, stride: u32) -> InArray {
+    const DESC: usize = size_of::<vg::ExecSyncobj>();
+    if !carried(count) || stride as usize == DESC || count == 0 {
+        return elements(ptr, count, DESC, Null::Faults);
     }
+    let take = (stride as usize).min(DESC);
+    let mut bytes = vec![0u8; count as usize * DESC];
+    for (i, desc) in bytes.chunks_exact_mut(DESC).enumerate() {
+        let at = ptr.wrapping_add(i as u64 * u64::from(stride));
+        let one = in_array(at, take as u32, 1, true, Null::Faults);
+        if one.faulted {
+            return InArray {
+                bytes: Vec::new(),
+                count: user::NOT_CARRIED,
+                faulted: true,
+            };
+        }
+        desc[..take].copy_from_slice(&one.bytes);
+    }
+    InArray {
+        bytes,
+        count,
+        faulted: false,
+    }
+}
+
+fn execbuffer(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut e: la::Execbuffer = user::read_arg(arg, r.size)?;
+    let command = in_array(e.command, e.size, 1, carried_bytes(e.size), Null::Faults);
+    let bos = elements(e.bo_handles, e.num_bo_handles, 4, Null::Faults);
+    let ins = syncobj_descs(e.in_syncobjs, e.num_in_syncobjs, e.syncobj_stride);
+    let outs = syncobj_descs(e.out_syncobjs, e.num_out_syncobjs, e.syncobj_stride);
+    let faulted = command.faulted || bos.faulted || ins.faulted || outs.faulted;
     let header = vg::ExecbufferHeader {
         flags: e.flags,
-        size: e.size,
-        num_bo_handles: e.num_bo_handles,
+        size: command.count,
+        num_bo_handles: bos.count,
         fence_fd: 0,
         ring_idx: e.ring_idx,
         syncobj_stride: e.syncobj_stride,
-        num_in_syncobjs: e.num_in_syncobjs,
-        num_out_syncobjs: e.num_out_syncobjs,
-    };
-    // SAFETY: the caller's pointers, with the lengths its counts give.
-    let (command, bos, ins, outs) = unsafe {
-        (
-            user_bytes(e.command, e.size as usize),
-            user_bytes(e.bo_handles, e.num_bo_handles as usize * 4),
-            user_bytes(e.in_syncobjs, e.num_in_syncobjs as usize * 16),
-            user_bytes(e.out_syncobjs, e.num_out_syncobjs as usize * 16),
-        )
+        num_in_syncobjs: ins.count,
+        num_out_syncobjs: outs.count,
     };
     let mut b = Builder::new(&header)
-        .array(&command)
-        .array(&bos)
-        .array(&ins)
-        .array(&outs);
+        .array(&command.bytes)
+        .array(&bos.bytes)
+        .array(&ins.bytes)
+        .array(&outs.bytes);
     if e.flags & vg::EXECBUF_FENCE_FD_IN != 0 {
-        b = b.array(&[token_of(e.fence_fd)?]);
+        b = b.array(&[token_of(e.fence_fd)]);
     }
     let mut payload = b.build();
-    let v = call(conn, r.nr, &mut payload)?;
+    let v = fault_answer(call(conn, r.nr, &mut payload), faulted)?;
     if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
         let (out, _) = vg::ExecbufferHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
-        let point = u64::try_from(out.fence_fd).map_err(|_| libc::EIO)?;
+        // The daemon named the out-fence by a slot of the file's.
+        let slot = u64::try_from(out.fence_fd).map_err(|_| libc::EIO)?;
         let mut buf = vg::EXECBUFFER.to_le_bytes().to_vec();
-        buf.extend_from_slice(&point.to_le_bytes());
+        buf.extend_from_slice(&slot.to_le_bytes());
         e.fence_fd = fd_from(conn, &buf, Kind::SyncFile, true)?;
-        // SAFETY: the caller's guarantee.
-        unsafe { write_arg(arg, r.size, &e) };
+        user::write_arg(arg, r.size, &e)?;
     }
-    Ok(v)
+    Ok(ret(v))
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn sync_file(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    match r.nr {
-        sf::MERGE => {
-            // SAFETY: the caller's guarantee.
-            let mut m: la::Merge = unsafe { read_arg(arg, r.size)? };
+/// sync_file ioctls, matched on the whole request number as Linux does
+/// (another size or direction is ENOTTY).
+fn sync_file(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    match r.full {
+        sf::IOC_MERGE => {
+            let mut m: la::Merge = user::read_arg(arg, r.size)?;
             let wire = sf::Merge {
                 name: m.name,
-                token: token_of(m.fd2)?,
+                token: token_of(m.fd2),
                 fence: 0,
                 flags: m.flags,
                 pad: m.pad,
                 pad2: 0,
             };
             m.fence = fd_from(conn, wire.as_bytes(), Kind::SyncFile, true)?;
-            // SAFETY: the caller's guarantee.
-            unsafe { write_arg(arg, r.size, &m) };
+            user::write_arg(arg, r.size, &m)?;
             Ok(0)
         }
-        sf::FILE_INFO => {
-            // SAFETY: the caller's guarantee.
-            let mut i: la::FileInfo = unsafe { read_arg(arg, r.size)? };
-            let room = if i.sync_fence_info == 0 {
-                0
-            } else {
-                i.num_fences
-            };
+        sf::IOC_FILE_INFO => {
+            let mut i: la::FileInfo = user::read_arg(arg, r.size)?;
+            // Room for more fences than a sync_file can hold is pointless:
+            // Linux writes only the fences there are.
+            let room = i.num_fences.min(MAX_COUNT);
             let header = sf::FileInfoHeader {
                 name: i.name,
                 status: i.status,
@@ -422,27 +434,36 @@ unsafe fn sync_file(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
             let v = call(conn, r.nr, &mut payload)?;
             let (out, fences) =
                 sf::FileInfoHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
-            // SAFETY: the caller gave room for `room` fences.
-            unsafe { copy_out(i.sync_fence_info, fences) };
+            if room > 0 {
+                let n = (out.num_fences.min(room) as usize) * size_of::<sf::FenceInfo>();
+                user::write(i.sync_fence_info, &fences[..n])?;
+            }
             i.name = out.name;
             i.status = out.status;
             i.num_fences = out.num_fences;
-            // SAFETY: the caller's guarantee.
-            unsafe { write_arg(arg, r.size, &i) };
-            Ok(v)
+            user::write_arg(arg, r.size, &i)?;
+            Ok(ret(v))
+        }
+        sf::IOC_SET_DEADLINE => {
+            let mut d: sf::SetDeadline = user::read_arg(arg, r.size)?;
+            call(conn, r.nr, d.as_mut_bytes()).map(ret)
         }
         _ => Err(libc::ENOTTY),
     }
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn syncobj_export(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut h: la::SyncobjHandle = unsafe { read_arg(arg, r.size)? };
+/// Linux's first check of HANDLE_TO_FD and FD_TO_HANDLE, on a field the
+/// wire has no room for (the token takes the fd's and the pad's place).
+fn no_pad(h: &la::SyncobjHandle) -> Result<()> {
     if h.pad != 0 {
         return Err(libc::EINVAL);
     }
+    Ok(())
+}
+
+fn syncobj_export(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut h: la::SyncobjHandle = user::read_arg(arg, r.size)?;
+    no_pad(&h)?;
     let wire = so::HandleToFd {
         handle: h.handle,
         flags: h.flags,
@@ -457,102 +478,101 @@ unsafe fn syncobj_export(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> 
         Kind::Syncobj
     };
     h.fd = fd_from(conn, &buf, kind, true)?;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &h) };
+    user::write_arg(arg, r.size, &h)?;
     Ok(0)
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn syncobj_import(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut h: la::SyncobjHandle = unsafe { read_arg(arg, r.size)? };
-    if h.pad != 0 {
-        return Err(libc::EINVAL);
-    }
+fn syncobj_import(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut h: la::SyncobjHandle = user::read_arg(arg, r.size)?;
+    no_pad(&h)?;
     let mut wire = so::FdToHandle {
         handle: h.handle,
         flags: h.flags,
-        token: token_of(h.fd)?,
+        token: token_of(h.fd),
         point: h.point,
     };
     call(conn, r.nr, wire.as_mut_bytes())?;
     h.handle = wire.handle;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &h) };
+    user::write_arg(arg, r.size, &h)?;
     Ok(0)
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn syncobj_wait(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut w: la::SyncobjWait = unsafe { read_arg(arg, r.size)? };
+fn syncobj_wait(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut w: la::SyncobjWait = user::read_arg(arg, r.size)?;
+    let handles = elements(w.handles, w.count_handles, 4, Null::Faults);
     let header = so::WaitHeader {
         timeout_nsec: w.timeout_nsec,
-        count_handles: w.count_handles,
+        count_handles: handles.count,
         flags: w.flags,
         first_signaled: 0,
         pad: w.pad,
         deadline_nsec: w.deadline_nsec,
     };
-    // SAFETY: the caller's pointer, with the length its count gives.
-    let handles = unsafe { user_bytes(w.handles, w.count_handles as usize * 4) };
-    let mut payload = Builder::new(&header).array(&handles).build();
-    let v = call(conn, r.nr, &mut payload)?;
+    let mut payload = Builder::new(&header).array(&handles.bytes).build();
+    let v = fault_answer(call(conn, r.nr, &mut payload), handles.faulted)?;
     let (out, _) = so::WaitHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
     w.first_signaled = out.first_signaled;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &w) };
-    Ok(v)
+    user::write_arg(arg, r.size, &w)?;
+    Ok(ret(v))
 }
 
-/// # Safety
-/// As [`ioctl`].
-unsafe fn syncobj_timeline_wait(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let mut w: la::SyncobjTimelineWait = unsafe { read_arg(arg, r.size)? };
+fn syncobj_timeline_wait(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let mut w: la::SyncobjTimelineWait = user::read_arg(arg, r.size)?;
+    let n = w.count_handles;
+    let handles = elements(w.handles, n, 4, Null::Faults);
+    // NULL points are all 0 in Linux.
+    let points = elements(w.points, n, 8, Null::Zeros);
+    let faulted = handles.faulted || points.faulted;
+    let count = if faulted { user::NOT_CARRIED } else { n };
     let header = so::TimelineWaitHeader {
         timeout_nsec: w.timeout_nsec,
-        count_handles: w.count_handles,
+        count_handles: count,
         flags: w.flags,
         first_signaled: 0,
         pad: w.pad,
         deadline_nsec: w.deadline_nsec,
     };
-    let n = w.count_handles as usize;
-    // SAFETY: the caller's pointers, with the lengths its count gives.
-    let (handles, points) = unsafe { (user_bytes(w.handles, n * 4), user_bytes(w.points, n * 8)) };
-    let mut payload = Builder::new(&header).array(&handles).array(&points).build();
-    let v = call(conn, r.nr, &mut payload)?;
+    let mut b = Builder::new(&header);
+    if !faulted {
+        b = b.array(&handles.bytes).array(&points.bytes);
+    }
+    let mut payload = b.build();
+    let v = fault_answer(call(conn, r.nr, &mut payload), faulted)?;
     let (out, _) = so::TimelineWaitHeader::read_from_prefix(&payload).map_err(|_| libc::EIO)?;
     w.first_signaled = out.first_signaled;
-    // SAFETY: the caller's guarantee.
-    unsafe { write_arg(arg, r.size, &w) };
-    Ok(v)
+    user::write_arg(arg, r.size, &w)?;
+    Ok(ret(v))
 }
 
 /// QUERY (points written back) and TIMELINE_SIGNAL.
-///
-/// # Safety
-/// As [`ioctl`].
-unsafe fn syncobj_timeline_array(conn: &Conn, r: &Request, arg: *mut u8) -> Result<i32> {
-    // SAFETY: the caller's guarantee.
-    let a: la::SyncobjTimelineArray = unsafe { read_arg(arg, r.size)? };
-    let n = a.count_handles as usize;
-    // SAFETY: the caller's pointers, with the lengths its count gives.
-    let (handles, points) = unsafe { (user_bytes(a.handles, n * 4), user_bytes(a.points, n * 8)) };
+fn syncobj_timeline_array(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    let a: la::SyncobjTimelineArray = user::read_arg(arg, r.size)?;
+    let n = a.count_handles;
+    let handles = elements(a.handles, n, 4, Null::Faults);
+    // QUERY's points are OUT only; TIMELINE_SIGNAL takes NULL as all 0.
+    let points = match r.nr {
+        so::QUERY => InArray {
+            bytes: vec![0; if carried(n) { n as usize * 8 } else { 0 }],
+            count: n,
+            faulted: false,
+        },
+        _ => elements(a.points, n, 8, Null::Zeros),
+    };
+    let faulted = handles.faulted || points.faulted;
     let header = so::TimelineArray {
-        count_handles: a.count_handles,
+        count_handles: if faulted { user::NOT_CARRIED } else { n },
         flags: a.flags,
     };
-    let mut payload = Builder::new(&header).array(&handles).array(&points).build();
-    let v = call(conn, r.nr, &mut payload)?;
-    if r.nr == so::QUERY {
-        let at = size_of::<so::TimelineArray>() + handles.len();
-        let out = payload.get(at..at + points.len()).ok_or(libc::EIO)?;
-        // SAFETY: the caller gave room for `n` points.
-        unsafe { copy_out(a.points, out) };
+    let mut b = Builder::new(&header);
+    if !faulted {
+        b = b.array(&handles.bytes).array(&points.bytes);
     }
-    Ok(v)
+    let mut payload = b.build();
+    let v = fault_answer(call(conn, r.nr, &mut payload), faulted)?;
+    if r.nr == so::QUERY {
+        let at = size_of::<so::TimelineArray>() + handles.bytes.len();
+        let out = payload.get(at..at + points.bytes.len()).ok_or(libc::EIO)?;
+        user::write(a.points, out)?;
+    }
+    Ok(ret(v))
 }

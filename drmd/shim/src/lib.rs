@@ -22,9 +22,9 @@
 
 mod conns;
 mod ioctl;
-mod linux_abi;
 mod real;
 mod sysfs;
+mod user;
 
 use std::ffi::CStr;
 use std::os::fd::AsRawFd;
@@ -213,8 +213,8 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
         // SAFETY: the caller's guarantees, passed on.
         return unsafe { real::ioctl(fd, request, arg) };
     };
-    // SAFETY: the caller's guarantee for `arg`.
-    let result = unsafe { ioctl::ioctl(&conn, request, arg.cast()) };
+    // Every access to the caller's memory behind `arg` is checked.
+    let result = ioctl::ioctl(&conn, request, arg as u64);
     if debug() {
         eprintln!(
             "drm-shim: ioctl({fd}, {request:#x}) on {:?} = {result:?}",

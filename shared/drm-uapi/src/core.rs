@@ -21,6 +21,26 @@ pub const SET_CLIENT_CAP: u64 = 0x0D;
 pub const PRIME_HANDLE_TO_FD: u64 = 0x2D;
 /// `DRM_IOCTL_PRIME_FD_TO_HANDLE` nr: payload [`PrimeHandle`].
 pub const PRIME_FD_TO_HANDLE: u64 = 0x2E;
+/// `DRM_IOCTL_GET_UNIQUE` nr: payload [`UniqueHeader`] + the bus id.
+pub const GET_UNIQUE: u64 = 0x01;
+/// `DRM_IOCTL_GET_MAGIC` nr: payload [`Auth`] (OUT).
+pub const GET_MAGIC: u64 = 0x02;
+/// `DRM_IOCTL_GET_CLIENT` nr: payload [`Client`].
+pub const GET_CLIENT: u64 = 0x05;
+/// `DRM_IOCTL_GET_STATS` nr: payload [`Stats`] (OUT).
+pub const GET_STATS: u64 = 0x06;
+/// `DRM_IOCTL_SET_VERSION` nr: payload [`SetVersion`].
+pub const SET_VERSION: u64 = 0x07;
+/// `DRM_IOCTL_GEM_FLINK` nr: payload [`GemFlink`].
+pub const GEM_FLINK: u64 = 0x0A;
+/// `DRM_IOCTL_GEM_OPEN` nr: payload [`GemOpen`].
+pub const GEM_OPEN: u64 = 0x0B;
+/// `DRM_IOCTL_AUTH_MAGIC` nr: payload [`Auth`].
+pub const AUTH_MAGIC: u64 = 0x11;
+/// `DRM_IOCTL_SET_MASTER` nr: no payload.
+pub const SET_MASTER: u64 = 0x1E;
+/// `DRM_IOCTL_DROP_MASTER` nr: no payload.
+pub const DROP_MASTER: u64 = 0x1F;
 
 /// The full Linux request number of `DRM_IOCTL_VERSION` on LP64 (a
 /// 64-byte `drm_version`), which the LD_PRELOAD shim intercepts before
@@ -206,8 +226,110 @@ pub struct PrimeHandle {
     pub token: u64,
 }
 
+/// GET_UNIQUE header (`drm_unique` without its `char *`), followed by
+/// `unique_len` bytes: IN the room, OUT the bus id if it fits (as Linux,
+/// nothing is copied into less room), and `unique_len` its full length.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct UniqueHeader {
+    /// IN: the array's length; OUT: the bus id's length.
+    pub unique_len: u64,
+}
+
+/// GET_MAGIC / AUTH_MAGIC (`drm_auth`, unchanged).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Auth {
+    /// GET_MAGIC: OUT, the file's magic number. AUTH_MAGIC: the number of
+    /// the file to authenticate.
+    pub magic: u32,
+}
+
+/// GET_CLIENT (`drm_client`, unchanged).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Client {
+    /// Which client: only 0 (the caller) exists (EINVAL otherwise).
+    pub idx: i32,
+    /// OUT: whether the file is authenticated.
+    pub auth: i32,
+    /// OUT: the caller's pid.
+    pub pid: u64,
+    /// OUT: the overflow uid (Linux hides the real one).
+    pub uid: u64,
+    /// OUT: 0.
+    pub magic: u64,
+    /// OUT: 0.
+    pub iocs: u64,
+}
+
+/// GET_STATS (`drm_stats`, unchanged): OUT, all zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Stats {
+    /// Counters in use: 0.
+    pub count: u64,
+    /// `{value, type}` pairs.
+    pub data: [[u64; 2]; 15],
+}
+
+/// SET_VERSION (`drm_set_version`, unchanged).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SetVersion {
+    /// Interface major the client wants (-1: any); OUT 1.
+    pub di_major: i32,
+    /// Interface minor (1 or more sets the bus id); OUT 4.
+    pub di_minor: i32,
+    /// Driver major the client wants (-1: any); OUT the driver's.
+    pub dd_major: i32,
+    /// Driver minor; OUT the driver's.
+    pub dd_minor: i32,
+}
+
+/// GEM_FLINK (`drm_gem_flink`, unchanged).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GemFlink {
+    /// The object to name.
+    pub handle: u32,
+    /// OUT: its global name.
+    pub name: u32,
+}
+
+/// GEM_OPEN (`drm_gem_open`, unchanged).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GemOpen {
+    /// The global name to open.
+    pub name: u32,
+    /// OUT: a new handle to the object.
+    pub handle: u32,
+    /// OUT: its size.
+    pub size: u64,
+}
+
 const _: () = {
     use core::mem::size_of;
+    assert!(size_of::<UniqueHeader>() == 8);
+    assert!(size_of::<Auth>() == 4);
+    assert!(size_of::<Client>() == 40);
+    assert!(size_of::<Stats>() == 248);
+    assert!(size_of::<SetVersion>() == 16);
+    assert!(size_of::<GemFlink>() == 8);
+    assert!(size_of::<GemOpen>() == 16);
     assert!(size_of::<VersionHeader>() == 40);
     assert!(size_of::<GetCap>() == 16);
     assert!(size_of::<SetClientCap>() == 16);

@@ -30,6 +30,8 @@
 //! - [`virtgpu`]: `DRM_IOCTL_VIRTGPU_*` (served by drmd).
 //! - [`syncobj`]: `DRM_IOCTL_SYNCOBJ_*` (served by drmd).
 //! - [`sync_file`]: `SYNC_IOC_*` (served by syncd).
+//! - [`linux`]: the Linux structs of the ioctls whose wire form differs
+//!   (the client side of the re-packing).
 //!
 //! Layouts, and the Linux request numbers exported for the LD_PRELOAD
 //! shim, are checked at compile time against `docs/ABI-REFERENCE.md`
@@ -41,9 +43,10 @@
 extern crate alloc;
 
 pub mod core;
+pub mod linux;
 pub mod sync_file;
 pub mod syncobj;
 pub mod virtgpu;
 pub mod wire;
 
-pub use wire::{Builder, Payload, WireError, MAX_COUNT};
+pub use wire::{carried, carried_bytes, Builder, Payload, WireError, MAX_BYTES, MAX_COUNT};

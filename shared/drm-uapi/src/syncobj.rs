@@ -447,23 +447,36 @@ mod tests {
     }
 
     #[test]
-    fn absurd_counts_are_rejected() {
+    fn test_regression_absurd_counts_are_not_carried_and_the_next_array_follows() {
         for count in [u32::MAX, MAX_COUNT + 1] {
             let header = TimelineWaitHeader {
                 count_handles: count,
                 ..TimelineWaitHeader::default()
             };
-            let mut bytes = Builder::new(&header).array(&[1u32; 4]).build();
+            // Neither array over the cap is carried: the client packs none
+            // of its elements.
+            let mut bytes = Builder::new(&header).build();
             let mut p = Payload::new(&mut bytes);
             let got: TimelineWaitHeader = p.header().unwrap();
-            assert_eq!(
-                p.u32s(got.count_handles),
-                Err(WireError::TooMany {
-                    count,
-                    max: MAX_COUNT
-                })
-            );
+            let too_many = WireError::TooMany {
+                count,
+                max: MAX_COUNT,
+            };
+            assert_eq!(p.u32s(got.count_handles), Err(too_many));
+            assert_eq!(p.u64s(got.count_handles), Err(too_many));
+            assert_eq!(p.finish(), Ok(()));
         }
+        // An array after one that is not carried is read where it starts.
+        let header = Array {
+            count_handles: u32::MAX,
+            pad: 0,
+        };
+        let mut bytes = Builder::new(&header).array(&[7u32, 8]).build();
+        let mut p = Payload::new(&mut bytes);
+        let got: Array = p.header().unwrap();
+        assert!(p.u32s(got.count_handles).is_err());
+        assert_eq!(p.u32s(2), Ok(alloc::vec![7, 8]));
+        assert_eq!(p.finish(), Ok(()));
         // Within the cap but beyond the payload: a size error, no allocation.
         let mut bytes = Builder::new(&Array {
             count_handles: MAX_COUNT,

@@ -664,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn command_streams_are_not_capped_at_max_count() {
+    fn command_streams_are_capped_at_max_bytes_not_max_count() {
         // Mesa's virgl command buffer limit is 65 × 1024 dwords.
         let command: Vec<u8> = (0..(65 * 1024 * 4)).map(|i: u32| i as u8).collect();
         assert!(command.len() > MAX_COUNT as usize);
@@ -680,13 +680,23 @@ mod tests {
 
         // A size running past the payload is a size error, not an allocation.
         let mut bytes = Builder::new(&ExecbufferHeader {
-            size: u32::MAX,
+            size: crate::wire::MAX_BYTES,
             ..ExecbufferHeader::default()
         })
         .build();
         assert!(matches!(
             serve_execbuffer(&mut bytes, 0),
             Err(WireError::Size { got: 32, .. })
+        ));
+        // A stream over the cap is not carried.
+        let mut bytes = Builder::new(&ExecbufferHeader {
+            size: u32::MAX,
+            ..ExecbufferHeader::default()
+        })
+        .build();
+        assert!(matches!(
+            serve_execbuffer(&mut bytes, 0),
+            Err(WireError::TooMany { .. })
         ));
         // Element arrays stay capped.
         let mut bytes = Builder::new(&ExecbufferHeader {

@@ -8,8 +8,17 @@
 //! out references into the buffer.
 //!
 //! Counts come from the client and are arbitrary: they are capped at
-//! [`MAX_COUNT`] and all size arithmetic is checked, so a hostile count is an
-//! error, never a panic or a huge allocation.
+//! [`MAX_COUNT`] elements ([`MAX_BYTES`] for byte arrays) and all size
+//! arithmetic is checked, so a hostile count is an error, never a panic or a
+//! huge allocation.
+//!
+//! **An array over its cap is not carried.** The client library does not
+//! read it from the caller's memory (a count of 0xffffffff over a 4-entry
+//! array would fault) and packs none of its elements; the arrays after it
+//! follow at once. The daemon declares it as usual, gets
+//! [`WireError::TooMany`] for it, and answers `ENOMEM` when its validation
+//! reaches that array — after the checks Linux makes first (flags, say), so
+//! the answer is Linux's, whose allocation of such an array fails.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -24,11 +33,29 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// waits on or queries anywhere near this many syncobjs or fences at once.
 pub const MAX_COUNT: u32 = 1 << 16;
 
+/// The largest byte array carried inline (EXECBUFFER command streams,
+/// blob commands): Mesa's virgl command buffers stay below 256 KiB.
+pub const MAX_BYTES: u32 = 16 << 20;
+
+/// Whether an array of `count` elements is carried (see the module
+/// documentation); a client library packs none of an array that is not.
+#[must_use]
+pub const fn carried(count: u32) -> bool {
+    count <= MAX_COUNT
+}
+
+/// Whether a byte array of `len` bytes is carried.
+#[must_use]
+pub const fn carried_bytes(len: u32) -> bool {
+    len <= MAX_BYTES
+}
+
 /// Why a payload could not be read or written.
 ///
 /// Kept to plain data with no errno of its own so that each daemon decides
-/// the mapping: [`WireError::Size`] and [`WireError::TooMany`] are the
-/// client's fault (`EINVAL`, as the kernel answers a malformed argument);
+/// the mapping: [`WireError::Size`] is the client's fault (`EINVAL`, as the
+/// kernel answers a malformed argument); [`WireError::TooMany`] is an array
+/// too large to carry (`ENOMEM`, as Linux's allocation of it fails);
 /// [`WireError::Layout`] is a bug in the daemon itself (log it; `EFAULT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireError {
@@ -42,8 +69,9 @@ pub enum WireError {
         /// The length it has.
         got: usize,
     },
-    /// A client-supplied count exceeds [`MAX_COUNT`] (or overflows `usize`
-    /// once multiplied by the element size).
+    /// A client-supplied count exceeds [`MAX_COUNT`] (or [`MAX_BYTES`], or
+    /// overflows `usize` once multiplied by the element size): the array
+    /// was not carried.
     TooMany {
         /// The count the client sent.
         count: u32,
@@ -213,17 +241,18 @@ impl<'a> Payload<'a> {
     /// returns its index for [`Payload::array_bytes`] and
     /// [`Payload::set_array`].
     ///
-    /// Byte arrays (EXECBUFFER command streams, VERSION strings, GET_CAPS
-    /// data) are not capped at [`MAX_COUNT`]: that cap exists to bound what
-    /// a hostile count makes the daemon allocate, and nothing is allocated
-    /// here — the bytes are already in the payload, which bounds them.
-    /// Mesa's virgl command buffers alone reach 260 KiB.
+    /// Byte arrays (EXECBUFFER command streams, blob commands) are capped
+    /// at [`MAX_BYTES`], not [`MAX_COUNT`]: nothing is allocated here (the
+    /// bytes are already in the payload), and Mesa's virgl command buffers
+    /// alone reach 260 KiB.
     ///
     /// # Errors
     ///
-    /// [`WireError::Size`] if the payload ends before the array does.
+    /// [`WireError::TooMany`] above [`MAX_BYTES`] (the array was not
+    /// carried); [`WireError::Size`] if the payload ends before the array
+    /// does.
     pub fn bytes(&mut self, count: u32) -> Result<usize, WireError> {
-        self.declare_within(count, 1, u32::MAX)?;
+        self.declare_within(count, 1, MAX_BYTES)?;
         Ok(self.arrays.len() - 1)
     }
 
@@ -347,6 +376,7 @@ impl<'a> Payload<'a> {
         }
         let too_many = WireError::TooMany { count, max };
         if count > max {
+            // Not carried: the next array starts where this one would.
             return Err(too_many);
         }
         let n = usize::try_from(count).map_err(|_| too_many)?;

@@ -37,6 +37,7 @@ errnos! {
     EEXIST = 17, "Already exists.";
     ENODEV = 19, "Not supported by this object.";
     EINVAL = 22, "Invalid argument.";
+    EMFILE = 24, "Too many open files.";
     ENOTTY = 25, "Unknown ioctl for this object.";
     ENOSPC = 28, "No space left.";
     ENOSYS = 38, "Operation not implemented.";
@@ -46,6 +47,7 @@ errnos! {
     EMSGSIZE = 90, "Message too long.";
     EOPNOTSUPP = 95, "Operation not supported.";
     ETIMEDOUT = 110, "Timed out.";
+    EALREADY = 114, "Already in progress (an object listed twice).";
     ECANCELED = 125, "Cancelled: the caller went away or gave up.";
 }
 

@@ -42,6 +42,29 @@ pub struct Caller {
     pub gid: u32,
 }
 
+impl Caller {
+    /// Whether the caller is root or runs as the user this daemon runs as
+    /// (the stack's own daemons): who may reach a daemon's private side.
+    /// As `uid`, only valid at open on Redox.
+    pub fn is_privileged(&self) -> bool {
+        self.uid == 0 || self.uid == own_uid()
+    }
+}
+
+/// The effective user id this process runs as.
+fn own_uid() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+    #[cfg(target_os = "redox")]
+    {
+        // A uid the system cannot report matches no caller but root.
+        libredox::call::geteuid().map_or(0, |u| u as u32)
+    }
+}
+
 /// What opening (or duplicating) a handle produced.
 #[derive(Debug)]
 pub enum Opened {

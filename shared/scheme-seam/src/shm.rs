@@ -38,16 +38,28 @@ unsafe impl Sync for ShmRegion {}
 impl ShmRegion {
     /// Creates `len` bytes of zeroed shared memory named `name` (for
     /// /proc/PID/maps and debugging).
+    ///
+    /// The memfd is sealed against shrinking and growing, and against
+    /// further seals, before anyone else sees it: a peer holding it can
+    /// neither truncate it under us (which would kill us, and the device
+    /// backend, with SIGBUS on the next touch) nor seal it against writing.
     pub fn new(name: &str, len: usize) -> io::Result<Self> {
         let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
         // SAFETY: `name` is NUL-terminated; the flags are valid.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just created and nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: F_ADD_SEALS on the memfd just made.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Self::map(fd, 0, len, true)
     }
 
@@ -242,6 +254,7 @@ impl fmt::Debug for ShmRegion {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::ShmRegion;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn two_mappings_of_one_memfd_share_bytes() {
@@ -251,6 +264,20 @@ mod tests {
         let mut out = [0u8; 5];
         b.read_bytes(10, &mut out);
         assert_eq!(&out, b"hello");
+    }
+
+    #[test]
+    fn test_regression_a_peer_cannot_resize_or_seal_the_memory() {
+        let a = ShmRegion::new("test", 8192).unwrap();
+        let peer = std::fs::File::from(a.fd().try_clone_to_owned().unwrap());
+        for len in [0, 4096, 1 << 20] {
+            let err = peer.set_len(len).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "set_len({len})");
+        }
+        // SAFETY: F_ADD_SEALS on a memfd this test holds.
+        let r = unsafe { libc::fcntl(a.fd().as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };
+        assert_eq!(r, -1);
+        a.write_bytes(8000, b"still here");
     }
 
     #[test]

@@ -15,6 +15,17 @@ use std::hash::{BuildHasher, Hash};
 /// fd to turn it into a token.
 pub const CALL: u64 = 0x110;
 
+/// What a client library puts in a request for an fd that is open but is
+/// no handle with a token (a pipe, a regular file): no token is 0, so the
+/// daemon finds nothing and answers as Linux does for a file of the wrong
+/// kind.
+pub const NOT_A_HANDLE: u64 = 0;
+
+/// What a client library puts in a request for an fd that is not open
+/// (-1, closed): where Linux tells that apart (PRIME import: EBADF, not
+/// EINVAL), the daemon can too. No token is `u64::MAX` either.
+pub const NOT_OPEN: u64 = u64::MAX;
+
 /// A two-way map between keys and their tokens.
 #[derive(Debug)]
 pub struct Tokens<K> {
@@ -36,8 +47,8 @@ impl<K> Default for Tokens<K> {
 }
 
 impl<K: Copy + Eq + Hash> Tokens<K> {
-    /// `key`'s token, made on first use. Never 0 (which requests use for
-    /// "none").
+    /// `key`'s token, made on first use. Never [`NOT_A_HANDLE`] or
+    /// [`NOT_OPEN`].
     pub fn token(&mut self, key: K) -> u64 {
         if let Some(&t) = self.by_key.get(&key) {
             return t;
@@ -47,7 +58,7 @@ impl<K: Copy + Eq + Hash> Tokens<K> {
         let token = loop {
             self.counter += 1;
             let t = self.keys.hash_one(self.counter);
-            if t != 0 && !self.by_token.contains_key(&t) {
+            if t != NOT_A_HANDLE && t != NOT_OPEN && !self.by_token.contains_key(&t) {
                 break t;
             }
         };

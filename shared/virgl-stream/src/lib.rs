@@ -8,10 +8,16 @@
 //!
 //! [`names`] goes the other way: opcode and object names for every command
 //! of the protocol, and a walker over a stream's commands (for traces).
+//! [`walk`] is the validating counterpart: it refuses any stream whose
+//! framing or command lengths the host decoder would reject, and lists the
+//! resources the stream names. [`formats`] gives the block layout of every
+//! resource format, for sizing resources and transfers.
 
 #![forbid(unsafe_code)]
 
+pub mod formats;
 pub mod names;
+pub mod walk;
 
 /// Opcodes (`enum virgl_context_cmd`).
 pub mod cmd {

@@ -91,7 +91,8 @@ const OBJECTS: [&str; 12] = [
 ];
 
 /// The name of opcode `op` (`VIRGL_CCMD_*` without the prefix), or `None`
-/// from `VIRGL_MAX_COMMANDS` (64) on, which the host rejects.
+/// from 64 on. Ids 62 and 63 are newer than virglrenderer 0.10.4, whose
+/// `VIRGL_MAX_COMMANDS` is 62: that host rejects them ([`crate::walk`]).
 pub fn opcode_name(op: u8) -> Option<&'static str> {
     OPCODES.get(usize::from(op)).copied()
 }

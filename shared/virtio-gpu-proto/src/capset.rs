@@ -213,6 +213,75 @@ impl CapsetHeader {
     }
 }
 
+/// Byte offset of `max_texture_2d_size` in `struct virgl_caps_v2` (virglrenderer
+/// 0.10.4 `virgl_hw.h`): the 308-byte v1 part, then 9 floats (point sizes, line
+/// widths, LOD bias), 13 dwords (`max_geom_output_vertices` to `capability_bits`),
+/// `sample_locations[8]`, 8 dwords (`max_vertex_attrib_stride` to
+/// `max_compute_shared_memory_size`) and the two 3-dword compute grid and block
+/// sizes: 308 + 36 + 52 + 32 + 32 + 24. Every member is 4 bytes, so there is no
+/// padding; `offsetof` on the header agrees.
+pub const V2_MAX_TEXTURE_2D_SIZE_OFFSET: usize = 484;
+/// Byte offset of `max_texture_3d_size` in `struct virgl_caps_v2`, right after
+/// `max_texture_2d_size`.
+pub const V2_MAX_TEXTURE_3D_SIZE_OFFSET: usize = 488;
+/// Byte offset of `max_texture_cube_size` in `struct virgl_caps_v2`, right after
+/// `max_texture_3d_size`.
+pub const V2_MAX_TEXTURE_CUBE_SIZE_OFFSET: usize = 492;
+
+/// The limits a capset sets on texture sizes, for validating resources before
+/// creating them.
+///
+/// virglrenderer 0.10.4 refuses a texture wider, higher or deeper than its 2D, 3D
+/// or cube limit (`check_resource_valid`, host-validation §1.2). It uses the GL
+/// values reported here only once capset 2 has been filled, 16384 until then, so
+/// fetch capset 2 before creating resources. It does not check the array layer
+/// count at all; exceeding GL's limit only fails later, killing the context, so
+/// the guest has to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextureLimits {
+    /// Maximum array texture layers (v1 `max_texture_array_layers`,
+    /// `GL_MAX_ARRAY_TEXTURE_LAYERS`).
+    pub max_texture_array_layers: u32,
+    /// Maximum width and height of 1D, 2D and rectangle textures (v2,
+    /// `GL_MAX_TEXTURE_SIZE`); `None` without the v2 part.
+    pub max_texture_2d_size: Option<u32>,
+    /// Maximum width, height and depth of 3D textures (v2,
+    /// `GL_MAX_3D_TEXTURE_SIZE`); `None` without the v2 part.
+    pub max_texture_3d_size: Option<u32>,
+    /// Maximum width (equal to height) of cube map faces (v2,
+    /// `GL_MAX_CUBE_MAP_TEXTURE_SIZE`); `None` without the v2 part.
+    pub max_texture_cube_size: Option<u32>,
+}
+
+impl CapsetHeader {
+    /// The texture size limits of the capset `data` this header was parsed from.
+    ///
+    /// The v2 limits are read only when the header says the host filled in v2
+    /// (`max_version` 2 or more) and `data` reaches that far; each is bounds-checked
+    /// on its own, so data cut short loses only the fields past the cut.
+    pub fn texture_limits(&self, data: &[u8]) -> TextureLimits {
+        let v2 = |offset| {
+            if self.max_version.get() >= 2 {
+                read_u32(data, offset)
+            } else {
+                None
+            }
+        };
+        TextureLimits {
+            max_texture_array_layers: self.max_texture_array_layers.get(),
+            max_texture_2d_size: v2(V2_MAX_TEXTURE_2D_SIZE_OFFSET),
+            max_texture_3d_size: v2(V2_MAX_TEXTURE_3D_SIZE_OFFSET),
+            max_texture_cube_size: v2(V2_MAX_TEXTURE_CUBE_SIZE_OFFSET),
+        }
+    }
+}
+
+/// The little-endian `u32` at `offset` of `data`, if `data` holds all four bytes.
+fn read_u32(data: &[u8], offset: usize) -> Option<u32> {
+    let bytes = data.get(offset..offset.checked_add(4)?)?;
+    Some(U32::read_from_bytes(bytes).ok()?.get())
+}
+
 /// Why [`CapsetHeader::parse`] rejected capset data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapsetError {
@@ -257,3 +326,75 @@ impl fmt::Display for CapsetError {
 }
 
 impl core::error::Error for CapsetError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VIRGL2 capset of Debian 12's size (1376 bytes) with the texture limits at
+    /// their v2 offsets, and distinct values so a wrong offset shows.
+    fn synthetic_v2() -> [u8; 1376] {
+        let mut header = CapsetHeader::default();
+        header.max_version.set(2);
+        header.glsl_level.set(450);
+        header.render[2].set(1 << 3);
+        header.max_texture_array_layers.set(2048);
+        let mut data = [0; 1376];
+        data[..CAPSET_V1_SIZE].copy_from_slice(header.as_bytes());
+        for (offset, value) in [
+            (480, 1024u32),
+            (484, 16384),
+            (488, 2048),
+            (492, 8192),
+            (496, 7),
+        ] {
+            data[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        data
+    }
+
+    #[test]
+    fn v2_texture_limits_are_read_at_their_offsets() {
+        let data = synthetic_v2();
+        let header = CapsetHeader::parse(CapsetId::VIRGL2, &data).unwrap();
+        assert_eq!(
+            header.texture_limits(&data),
+            TextureLimits {
+                max_texture_array_layers: 2048,
+                max_texture_2d_size: Some(16384),
+                max_texture_3d_size: Some(2048),
+                max_texture_cube_size: Some(8192),
+            }
+        );
+    }
+
+    #[test]
+    fn short_or_v1_capsets_have_no_v2_limits() {
+        let data = synthetic_v2();
+        let header = CapsetHeader::parse(CapsetId::VIRGL2, &data).unwrap();
+        let cut = |len: usize| header.texture_limits(&data[..len]);
+        let none = TextureLimits {
+            max_texture_array_layers: 2048,
+            max_texture_2d_size: None,
+            max_texture_3d_size: None,
+            max_texture_cube_size: None,
+        };
+        assert_eq!(cut(CAPSET_V1_SIZE), none);
+        assert_eq!(cut(487), none);
+        assert_eq!(
+            cut(495),
+            TextureLimits {
+                max_texture_2d_size: Some(16384),
+                max_texture_3d_size: Some(2048),
+                ..none
+            }
+        );
+        assert_eq!(cut(496).max_texture_cube_size, Some(8192));
+
+        // A v1 capset's bytes past the header mean nothing, however many there are.
+        let mut v1 = data;
+        v1[0..4].copy_from_slice(&1u32.to_le_bytes());
+        let header = CapsetHeader::parse(CapsetId::VIRGL, &v1).unwrap();
+        assert_eq!(header.texture_limits(&v1), none);
+    }
+}

@@ -38,6 +38,13 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
     let _ = std::fs::remove_file(&staging);
     let listener = UnixListener::bind(&staging)?;
     listener.set_nonblocking(true)?;
+    // Anyone may connect, as anyone may open a Redox scheme: the scheme
+    // decides at open from the caller's credentials (SO_PEERCRED), not
+    // the umask of whoever started the daemon.
+    std::fs::set_permissions(
+        &staging,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )?;
     std::fs::rename(&staging, &path)?;
     let mut server = Server::new(scheme, listener, path.clone(), termination)?;
     info!("serving scheme {name} at {}", path.display());

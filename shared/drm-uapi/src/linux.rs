@@ -1,6 +1,10 @@
-//! The Linux ioctl structs (x86_64) whose layout differs from the wire's:
-//! those with pointers or fds. The others are the same bytes on both sides
-//! and pass through unchanged.
+//! The Linux ioctl structs (LP64) whose layout differs from the wire's:
+//! those with pointers or fds, as a Linux program passes them to `ioctl`.
+//! The LD_PRELOAD shim re-packs them into the wire encoding; programs
+//! that drive a node with Linux's ABI (the probes in `tests`) fill them.
+//! The others are the same bytes on both sides.
+//!
+//! Pointers are `u64` addresses; fields are Linux's, in Linux's order.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -8,24 +12,47 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Version {
+    /// Linux's `version_major`.
     pub version_major: i32,
+    /// Linux's `version_minor`.
     pub version_minor: i32,
+    /// Linux's `version_patchlevel`.
     pub version_patchlevel: i32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `name_len`.
     pub name_len: u64,
+    /// Linux's `name`.
     pub name: u64,
+    /// Linux's `date_len`.
     pub date_len: u64,
+    /// Linux's `date`.
     pub date: u64,
+    /// Linux's `desc_len`.
     pub desc_len: u64,
+    /// Linux's `desc`.
     pub desc: u64,
+}
+
+/// `struct drm_unique`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Unique {
+    /// Linux's `unique_len`.
+    pub unique_len: u64,
+    /// Linux's `unique`.
+    pub unique: u64,
 }
 
 /// `struct drm_prime_handle`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PrimeHandle {
+    /// Linux's `handle`.
     pub handle: u32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `fd`.
     pub fd: i32,
 }
 
@@ -34,17 +61,29 @@ pub struct PrimeHandle {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Execbuffer {
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `size`.
     pub size: u32,
+    /// Linux's `command`.
     pub command: u64,
+    /// Linux's `bo_handles`.
     pub bo_handles: u64,
+    /// Linux's `num_bo_handles`.
     pub num_bo_handles: u32,
+    /// Linux's `fence_fd`.
     pub fence_fd: i32,
+    /// Linux's `ring_idx`.
     pub ring_idx: u32,
+    /// Linux's `syncobj_stride`.
     pub syncobj_stride: u32,
+    /// Linux's `num_in_syncobjs`.
     pub num_in_syncobjs: u32,
+    /// Linux's `num_out_syncobjs`.
     pub num_out_syncobjs: u32,
+    /// Linux's `in_syncobjs`.
     pub in_syncobjs: u64,
+    /// Linux's `out_syncobjs`.
     pub out_syncobjs: u64,
 }
 
@@ -52,7 +91,9 @@ pub struct Execbuffer {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct GetParam {
+    /// Linux's `param`.
     pub param: u64,
+    /// Linux's `value`.
     pub value: u64,
 }
 
@@ -60,10 +101,15 @@ pub struct GetParam {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct GetCaps {
+    /// Linux's `cap_set_id`.
     pub cap_set_id: u32,
+    /// Linux's `cap_set_ver`.
     pub cap_set_ver: u32,
+    /// Linux's `addr`.
     pub addr: u64,
+    /// Linux's `size`.
     pub size: u32,
+    /// Linux's `pad`.
     pub pad: u32,
 }
 
@@ -71,8 +117,11 @@ pub struct GetCaps {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ContextInit {
+    /// Linux's `num_params`.
     pub num_params: u32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `ctx_set_params`.
     pub ctx_set_params: u64,
 }
 
@@ -80,14 +129,23 @@ pub struct ContextInit {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ResourceCreateBlob {
+    /// Linux's `blob_mem`.
     pub blob_mem: u32,
+    /// Linux's `blob_flags`.
     pub blob_flags: u32,
+    /// Linux's `bo_handle`.
     pub bo_handle: u32,
+    /// Linux's `res_handle`.
     pub res_handle: u32,
+    /// Linux's `size`.
     pub size: u64,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `cmd_size`.
     pub cmd_size: u32,
+    /// Linux's `cmd`.
     pub cmd: u64,
+    /// Linux's `blob_id`.
     pub blob_id: u64,
 }
 
@@ -95,10 +153,15 @@ pub struct ResourceCreateBlob {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Merge {
+    /// Linux's `name`.
     pub name: [u8; 32],
+    /// Linux's `fd2`.
     pub fd2: i32,
+    /// Linux's `fence`.
     pub fence: i32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `pad`.
     pub pad: u32,
 }
 
@@ -106,11 +169,17 @@ pub struct Merge {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FileInfo {
+    /// Linux's `name`.
     pub name: [u8; 32],
+    /// Linux's `status`.
     pub status: i32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `num_fences`.
     pub num_fences: u32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `sync_fence_info`.
     pub sync_fence_info: u64,
 }
 
@@ -118,10 +187,15 @@ pub struct FileInfo {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SyncobjHandle {
+    /// Linux's `handle`.
     pub handle: u32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `fd`.
     pub fd: i32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `point`.
     pub point: u64,
 }
 
@@ -129,12 +203,19 @@ pub struct SyncobjHandle {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SyncobjWait {
+    /// Linux's `handles`.
     pub handles: u64,
+    /// Linux's `timeout_nsec`.
     pub timeout_nsec: i64,
+    /// Linux's `count_handles`.
     pub count_handles: u32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `first_signaled`.
     pub first_signaled: u32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `deadline_nsec`.
     pub deadline_nsec: u64,
 }
 
@@ -142,13 +223,21 @@ pub struct SyncobjWait {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SyncobjTimelineWait {
+    /// Linux's `handles`.
     pub handles: u64,
+    /// Linux's `points`.
     pub points: u64,
+    /// Linux's `timeout_nsec`.
     pub timeout_nsec: i64,
+    /// Linux's `count_handles`.
     pub count_handles: u32,
+    /// Linux's `flags`.
     pub flags: u32,
+    /// Linux's `first_signaled`.
     pub first_signaled: u32,
+    /// Linux's `pad`.
     pub pad: u32,
+    /// Linux's `deadline_nsec`.
     pub deadline_nsec: u64,
 }
 
@@ -156,8 +245,11 @@ pub struct SyncobjTimelineWait {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SyncobjArray {
+    /// Linux's `handles`.
     pub handles: u64,
+    /// Linux's `count_handles`.
     pub count_handles: u32,
+    /// Linux's `pad`.
     pub pad: u32,
 }
 
@@ -165,9 +257,13 @@ pub struct SyncobjArray {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SyncobjTimelineArray {
+    /// Linux's `handles`.
     pub handles: u64,
+    /// Linux's `points`.
     pub points: u64,
+    /// Linux's `count_handles`.
     pub count_handles: u32,
+    /// Linux's `flags`.
     pub flags: u32,
 }
 
@@ -180,6 +276,7 @@ pub const O_RDWR: u32 = 2;
 const _: () = {
     use core::mem::size_of;
     assert!(size_of::<Version>() == 64);
+    assert!(size_of::<Unique>() == 16);
     assert!(size_of::<PrimeHandle>() == 12);
     assert!(size_of::<Execbuffer>() == 64);
     assert!(size_of::<GetParam>() == 16);
