@@ -372,12 +372,18 @@ impl SyncobjTable {
     }
 
     fn handle_to_fd(&self, handle: u32, flags: u32, point: u64) -> io::Result<OwnedFd> {
-        let h = HandleToFd {
+        self.forward_handle_to_fd(&HandleToFd {
             handle,
             flags,
             token: 0,
             point,
-        };
+        })
+    }
+
+    /// HANDLE_TO_FD as a client sent it (a daemon forwarding the ioctl):
+    /// syncd checks its flags and handle, and the fd is a sync_file or an
+    /// opaque syncobj fd as the flags say.
+    pub fn forward_handle_to_fd(&self, h: &HandleToFd) -> io::Result<OwnedFd> {
         self.fd.dup(h.as_bytes())
     }
 

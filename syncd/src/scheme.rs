@@ -75,9 +75,14 @@ pub struct SyncScheme {
     deadlines: BTreeSet<u64>,
 }
 
+/// A malformed payload: EINVAL, or ENOMEM for an array too large to carry
+/// (Linux's allocation of it fails).
 fn wire(e: WireError) -> Errno {
     debug!("malformed payload: {e}");
-    Errno::EINVAL
+    match e {
+        WireError::TooMany { .. } => Errno::ENOMEM,
+        _ => Errno::EINVAL,
+    }
 }
 
 fn errno(e: i32) -> Errno {
@@ -306,11 +311,12 @@ impl SyncScheme {
             so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP), // returns an fd: a dup (see api)
             so::WAIT | so::TIMELINE_WAIT => {
                 let mut w: WaitHeader = p.header().map_err(wire)?;
-                let handles = p.u32s(w.count_handles).map_err(wire)?;
-                let points = if nr == so::TIMELINE_WAIT {
-                    p.u64s(w.count_handles).map_err(wire)?
-                } else {
-                    vec![0; handles.len()]
+                // Arrays too large to carry are ENOMEM once Linux's order
+                // reaches them: after the flags and the empty case.
+                let handles = p.u32s(w.count_handles);
+                let points = match nr {
+                    so::TIMELINE_WAIT => p.u64s(w.count_handles),
+                    _ => Ok(vec![0; w.count_handles.min(drm_uapi::MAX_COUNT) as usize]),
                 };
                 p.finish().map_err(wire)?;
                 let mut allowed = so::WAIT_FLAGS_WAIT_ALL
@@ -322,9 +328,10 @@ impl SyncScheme {
                 if w.flags & !allowed != 0 {
                     return Err(Errno::EINVAL);
                 }
-                if handles.is_empty() {
+                if w.count_handles == 0 {
                     return Ok(0);
                 }
+                let (handles, points) = (handles.map_err(wire)?, points.map_err(wire)?);
                 let ids = self.resolve(table, &handles)?;
                 let objs: Vec<(&Syncobj, u64)> = ids
                     .iter()
@@ -354,11 +361,12 @@ impl SyncScheme {
             }
             so::RESET | so::SIGNAL => {
                 let a: Array = p.header().map_err(wire)?;
-                let handles = p.u32s(a.count_handles).map_err(wire)?;
+                let handles = p.u32s(a.count_handles);
                 p.finish().map_err(wire)?;
-                if a.pad != 0 || handles.is_empty() {
+                if a.pad != 0 || a.count_handles == 0 {
                     return Err(Errno::EINVAL);
                 }
+                let handles = handles.map_err(wire)?;
                 for id in self.resolve(table, &handles)? {
                     let obj = &mut self.objs.get_mut(&id).expect("resolved").0;
                     if nr == so::RESET {
@@ -372,17 +380,18 @@ impl SyncScheme {
             }
             so::QUERY | so::TIMELINE_SIGNAL => {
                 let a: TimelineArray = p.header().map_err(wire)?;
-                let handles = p.u32s(a.count_handles).map_err(wire)?;
-                let points = p.u64s(a.count_handles).map_err(wire)?;
+                let handles = p.u32s(a.count_handles);
+                let points = p.u64s(a.count_handles);
                 p.finish().map_err(wire)?;
                 let allowed = if nr == so::QUERY {
                     so::QUERY_FLAGS_LAST_SUBMITTED
                 } else {
                     0
                 };
-                if a.flags & !allowed != 0 || handles.is_empty() {
+                if a.flags & !allowed != 0 || a.count_handles == 0 {
                     return Err(Errno::EINVAL);
                 }
+                let (handles, points) = (handles.map_err(wire)?, points.map_err(wire)?);
                 let ids = self.resolve(table, &handles)?;
                 if nr == so::QUERY {
                     let last_submitted = a.flags & so::QUERY_FLAGS_LAST_SUBMITTED != 0;
@@ -408,10 +417,14 @@ impl SyncScheme {
             so::TRANSFER => {
                 let t: Transfer = p.header().map_err(wire)?;
                 p.finish().map_err(wire)?;
-                if t.pad != 0 || t.flags & !(so::WAIT_FLAGS_WAIT_FOR_SUBMIT) != 0 {
+                if t.pad != 0 {
                     return Err(Errno::EINVAL);
                 }
+                // Linux looks both up (destination first) before the flags.
                 let ids = self.resolve(table, &[t.src_handle, t.dst_handle])?;
+                if t.flags & !(so::WAIT_FLAGS_WAIT_FOR_SUBMIT) != 0 {
+                    return Err(Errno::EINVAL);
+                }
                 let set = self.objs[&ids[0]]
                     .0
                     .fence_set_at(t.src_point)
@@ -503,9 +516,15 @@ impl SyncScheme {
         if h.flags & !allowed != 0 {
             return Err(Errno::EINVAL);
         }
+        // Linux: an unknown handle is EINVAL for an opaque export (its
+        // drm_syncobj_handle_to_fd) and ENOENT for a sync_file (its fence
+        // lookup).
         let id = match self.resolve(table, &[h.handle]) {
             Ok(ids) => ids[0],
-            Err(_) => return Err(Errno::ENOENT),
+            Err(_) if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 => {
+                return Err(Errno::ENOENT)
+            }
+            Err(_) => return Err(Errno::EINVAL),
         };
         if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
             let point = if h.flags & so::FLAGS_TIMELINE != 0 {
@@ -620,6 +639,9 @@ impl Scheme for SyncScheme {
         ctx: &mut Context,
     ) -> Result<usize> {
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
+        // Deadlines passed are forgotten (see `next_deadline`), so the set
+        // holds only those of waits that may still be parked.
+        self.deadlines = self.deadlines.split_off(&now_ns());
         let handle = self.handles.get(&id).ok_or(Errno::EBADF)?;
         match (handle, nr) {
             (_, api::TOKEN) => {
@@ -736,7 +758,11 @@ impl Scheme for SyncScheme {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let &next = self.deadlines.first()?;
-        Some(Instant::now() + Duration::from_nanos(next.saturating_sub(now_ns())))
+        // Deadlines passed are done with: their waits were re-run then (and
+        // answered ETIME) or answered before. Only the future ones count,
+        // or the loop would wake at once, forever.
+        let now = now_ns();
+        let &next = self.deadlines.range(now..).next()?;
+        Some(Instant::now() + Duration::from_nanos(next - now))
     }
 }
