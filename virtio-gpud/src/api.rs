@@ -9,7 +9,8 @@
 //!   all, or at N. Reads park while nothing is waiting (non-blocking: EAGAIN);
 //!   a reader that falls 4 MiB behind loses records, and its stream says how
 //!   many. Writing to `stats`, `objects` or `trace` is EBADF.
-//! - `session`: a client of the device. Its resources, contexts and memory
+//! - `session` (drmd's user and root only: EACCES for anyone else): a
+//!   client of the device. Its resources, contexts and memory
 //!   are its own (another session cannot name them) and are released on
 //!   the device when the handle closes. Calls (metadata word 0):
 //!   - [`QUEUE`]: payload = [`QueueHeader`] then a raw virtio-gpu request
@@ -126,6 +127,11 @@ pub const QUEUE_DETACHED: u32 = 2;
 /// is the client's write into that memory). The session must not change
 /// those bytes until the command's fence has signalled.
 pub const QUEUE_STREAM_IN_MEMORY: u32 = 4;
+
+/// The longest SUBMIT_3D stream a session may queue: the backend allocates
+/// a stream's size before it checks it (and Mesa's streams stay below
+/// 256 KiB).
+pub const MAX_STREAM: u32 = 16 << 20;
 
 /// Where a [`QUEUE_STREAM_IN_MEMORY`] stream is.
 #[repr(C)]

@@ -67,6 +67,10 @@ pub enum SubmitError {
     /// The request is shorter than a header, or too large for one buffer.
     #[error("malformed request: {0}")]
     Malformed(&'static str),
+    /// The device's fence ids are used up until the fences in flight
+    /// complete (see [`crate::fence`]); retry after completions.
+    #[error("fence ids wrap: waiting for the fences in flight")]
+    FenceWrap,
 }
 
 /// Why the device did not succeed with a command.
@@ -108,7 +112,8 @@ pub struct Completion {
 struct InFlight {
     id: RequestId,
     command: CommandType,
-    fence: Option<(Timeline, FenceId)>,
+    /// Its fence: timeline, point, and the id the device knows it by.
+    fence: Option<(Timeline, FenceId, FenceId)>,
     /// Request and payload, then the response at `resp_off`.
     buf: DmaBuf,
     resp_off: usize,
@@ -221,18 +226,24 @@ impl CommandQueue {
             }
             .into());
         }
+        if fence
+            .as_ref()
+            .is_some_and(|(_, fences)| !fences.can_stamp())
+        {
+            return Err(SubmitError::FenceWrap);
+        }
         let resp_off = readable.next_multiple_of(8);
         let response_len_u32 = u32::try_from(response_len)
             .map_err(|_| SubmitError::Malformed("response larger than 4 GiB"))?;
         let buf = self.pool.alloc(resp_off + response_len, 64)?;
 
         let fence = fence.map(|(timeline, fences)| {
-            let id = fences.next_id();
-            hdr = hdr.fenced(id);
+            let (point, device_id) = fences.next_id(timeline).expect("can_stamp checked");
+            hdr = hdr.fenced(device_id);
             if let Timeline::Ring { ctx, ring } = timeline {
                 hdr = hdr.with_ctx(ctx).with_ring(ring);
             }
-            (timeline, id)
+            (timeline, point, device_id)
         });
         buf.write_bytes(0, request);
         buf.write_obj(0, &hdr);
@@ -280,7 +291,7 @@ impl CommandQueue {
             resp_off,
         });
         self.stats.submitted += 1;
-        Ok((id, fence.map(|(_, f)| f)))
+        Ok((id, fence.map(|(_, point, _)| point)))
     }
 
     /// Whether the device must be notified of what was submitted since the
@@ -346,7 +357,7 @@ impl CommandQueue {
                     response,
                 })
             } else {
-                if let Some((_, fence)) = cmd.fence {
+                if let Some((_, _, fence)) = cmd.fence {
                     if hdr.fence_id() != Some(fence) {
                         warn_limited!(
                             self.log,
@@ -365,13 +376,13 @@ impl CommandQueue {
         }
         // The device answers a fenced command only once the work is done,
         // error or not, so its fence is signalled either way.
-        if let Some((timeline, fence)) = cmd.fence {
-            fences.signal(timeline, fence);
+        if let Some((timeline, point, _)) = cmd.fence {
+            fences.signal(timeline, point);
         }
         Completion {
             id: cmd.id,
             command: cmd.command,
-            fence: cmd.fence,
+            fence: cmd.fence.map(|(timeline, point, _)| (timeline, point)),
             result,
         }
     }

@@ -50,6 +50,8 @@ pub struct GpuOptions {
     pub timeout: Duration,
     /// Use event-index notification suppression when offered.
     pub event_idx: bool,
+    /// The largest fence id the device is given (see [`crate::fence`]).
+    pub fence_wrap: u64,
 }
 
 impl Default for GpuOptions {
@@ -59,6 +61,7 @@ impl Default for GpuOptions {
             cursor_queue_size: 16,
             timeout: Duration::from_secs(10),
             event_idx: true,
+            fence_wrap: crate::fence::DEFAULT_WRAP,
         }
     }
 }
@@ -187,7 +190,7 @@ impl<T: Transport> Gpu<T> {
             config,
             capsets: Vec::new(),
             capset_cache: HashMap::new(),
-            fences: Fences::default(),
+            fences: Fences::with_wrap(opts.fence_wrap),
             done: HashMap::new(),
             detached: HashSet::new(),
             failed_fences: Vec::new(),
@@ -242,14 +245,16 @@ impl<T: Transport> Gpu<T> {
         }
     }
 
-    /// Whether `queue` has room for another command now (after draining
-    /// what the device has finished).
-    pub fn has_room(&mut self, queue: Queue) -> bool {
-        if self.queue_mut(queue).has_room() {
+    /// Whether `queue` has room for another command now, fenced or not
+    /// (after draining what the device has finished).
+    pub fn has_room(&mut self, queue: Queue, fenced: bool) -> bool {
+        let ready =
+            |gpu: &mut Self| gpu.queue_mut(queue).has_room() && (!fenced || gpu.fences.can_stamp());
+        if ready(self) {
             return true;
         }
         self.poll();
-        self.queue_mut(queue).has_room()
+        ready(self)
     }
 
     /// How long a command may go unanswered before the device counts as
@@ -293,6 +298,16 @@ impl<T: Transport> Gpu<T> {
     pub fn ack_interrupts(&mut self) -> Result<(), Error> {
         self.traffic.interrupts += 1;
         Ok(self.transport.ack_interrupts()?)
+    }
+
+    /// Contexts the host reported dead since the last call (see
+    /// [`Transport::take_context_errors`]).
+    pub fn take_context_errors(&mut self) -> Vec<CtxId> {
+        self.transport
+            .take_context_errors()
+            .into_iter()
+            .filter_map(CtxId::new)
+            .collect()
     }
 
     /// Fence progress.
@@ -415,7 +430,7 @@ impl<T: Transport> Gpu<T> {
                     }
                     return Ok(Pending { id, command, fence });
                 }
-                Err(SubmitError::Queue(QueueError::Full { .. })) => {
+                Err(SubmitError::Queue(QueueError::Full { .. }) | SubmitError::FenceWrap) => {
                     // Back-pressure: let the device see what is queued and
                     // wait for it to hand descriptors back.
                     self.ring_full_waits += 1;

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod resource;
 pub mod scheme;
+pub mod shape;
 pub mod trace;
 pub mod transport;
 

@@ -27,14 +27,19 @@ fn run() -> Result<(), Box<dyn Error>> {
     let termination = Termination::install()?;
     let mut opts = LaunchOptions::new(true)?;
     // `--device-timeout-ms N`: how long a command may go unanswered before
-    // the device counts as stuck (default 10 s).
+    // the device counts as stuck (default 10 s). `--fence-wrap N`: the
+    // largest fence id the device sees before ids start again (default
+    // i32::MAX; small values let tests wrap).
+    let usage = "usage: virtio-gpud [--device-timeout-ms N] [--fence-wrap N]";
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => {}
-        [flag, ms] if flag == "--device-timeout-ms" => {
-            opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
+    for pair in args.chunks(2) {
+        match pair {
+            [flag, ms] if flag == "--device-timeout-ms" => {
+                opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
+            }
+            [flag, n] if flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
+            _ => return Err(usage.into()),
         }
-        _ => return Err("usage: virtio-gpud [--device-timeout-ms N]".into()),
     }
     let (gpu, _backend) = launch(&opts)?;
     scheme_seam::serve("virtio-gpu", &mut GpuScheme::new(gpu), &termination)?;

@@ -19,10 +19,15 @@ use std::fmt::Write as _;
 
 use scheme_seam::token::Tokens;
 use scheme_seam::Errno;
-use virtio_gpu_proto::{CommandType, CtrlHdr, CtxId, MemEntry, ResourceId};
+use virtio_gpu_proto::{
+    CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceCreate2d, ResourceCreate3d,
+    ResourceFlush, ResourceId, SetScanout, TransferToHost2d, TransferToHost3d, UpdateCursor,
+};
 use zerocopy::FromBytes;
 
+use crate::api::MAX_STREAM;
 use crate::dma::DmaBuf;
+use crate::shape::{Limits, Shape, ShapeError, Texture};
 
 /// A client of the private scheme (one per DRM file in drmd).
 pub type SessionId = u64;
@@ -59,6 +64,15 @@ struct Resource {
     holders: Vec<SessionId>,
     /// The allocations (device addresses) its backing entries lie in.
     backing: Vec<u64>,
+    /// Bytes of backing attached (none: 0), and in how many entries.
+    backing_len: u64,
+    entries: usize,
+    /// What it is, as created.
+    shape: Shape,
+    /// The contexts it is attached to (the host looks it up in the
+    /// context for transfers and streams, and kills the context if it is
+    /// not there).
+    contexts: Vec<CtxId>,
 }
 
 impl Resource {
@@ -87,15 +101,24 @@ pub struct SessionRelease {
     pub memory: Vec<DmaBuf>,
 }
 
+/// The largest number of backing entries one attach may carry
+/// (vhost-user-gpu refuses more).
+const MAX_ENTRIES: usize = 16384;
+
 /// The table of owned objects.
 #[derive(Debug, Default)]
 pub struct Objects {
+    /// The host's texture limits, for checking creates.
+    limits: Limits,
     resources: HashMap<ResourceId, Resource>,
     contexts: HashMap<CtxId, SessionId>,
     /// DMA allocations by device address, with the session that made them.
     backing: HashMap<u64, (SessionId, DmaBuf)>,
     /// Share tokens of resources offered for adoption.
     shares: Tokens<ResourceId>,
+    /// Contexts the host killed: their commands are EIO (the host would
+    /// drop them and answer OK).
+    lost: std::collections::HashSet<CtxId>,
 }
 
 /// Size of each command's fixed part (ABI reference §1.5), the bytes the
@@ -149,11 +172,37 @@ fn u32_at(bytes: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(bytes[off..off + 4].try_into().expect("bounds checked"))
 }
 
+fn u64_at(bytes: &[u8], off: usize) -> u64 {
+    bytes
+        .get(off..off + 8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
+
 fn set_u32(bytes: &mut [u8], off: usize, value: u32) {
     bytes[off..off + 4].copy_from_slice(&value.to_le_bytes());
 }
 
+/// A rule of the host's a command breaks: EINVAL to its sender.
+fn refused(e: ShapeError) -> Errno {
+    log::debug!("refused before the host: {e}");
+    Errno::EINVAL
+}
+
+fn read<T: FromBytes>(request: &[u8]) -> Result<T, Errno> {
+    T::read_from_prefix(request)
+        .map(|(v, _)| v)
+        .map_err(|_| Errno::EINVAL)
+}
+
 impl Objects {
+    /// A table checking creates against the host's `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Objects {
+            limits,
+            ..Objects::default()
+        }
+    }
+
     fn resource(&self, session: SessionId, raw: u32) -> Option<&Resource> {
         let r = self.resources.get(&ResourceId::new(raw)?)?;
         r.holders.contains(&session).then_some(r)
@@ -190,10 +239,15 @@ impl Objects {
     /// Checks `request` (a header, the command's fixed part, then its
     /// trailing payload) from `session`, assigning ids to create commands
     /// from `new_id`.
+    ///
+    /// `stream` is a SUBMIT_3D's stream when it is not in `request` (it is
+    /// in the session's memory): the stream is walked, and the resources it
+    /// names must be attached to its context.
     pub fn admit(
         &mut self,
         session: SessionId,
         request: &mut [u8],
+        stream: Option<&[u8]>,
         new_id: impl FnOnce(IdKind) -> NewId,
     ) -> Result<Admitted, Errno> {
         let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
@@ -208,6 +262,12 @@ impl Objects {
         if ctx != 0 && ty != CommandType::CTX_CREATE && !self.owns_context(session, ctx) {
             return Err(Errno::EACCES);
         }
+        // A lost context can only be destroyed: anything else would be
+        // dropped by the host and answered OK.
+        let lost = CtxId::new(ctx).is_some_and(|c| self.lost.contains(&c));
+        if lost && !matches!(ty, CommandType::CTX_DESTROY | CommandType::CTX_CREATE) {
+            return Err(Errno::EIO);
+        }
         if let Some(off) = resource_field(ty) {
             let res = u32_at(request, off);
             let may_be_none = matches!(
@@ -220,10 +280,12 @@ impl Objects {
             }
         }
         let mut admitted = Admitted::default();
+        self.check(ty, ctx, request, stream)?;
         match ty {
             CommandType::RESOURCE_CREATE_2D
             | CommandType::RESOURCE_CREATE_3D
             | CommandType::RESOURCE_CREATE_BLOB => {
+                let shape = self.shape_of(ty, request)?;
                 let NewId::Resource(id) = new_id(IdKind::Resource) else {
                     return Err(Errno::EIO);
                 };
@@ -231,9 +293,22 @@ impl Objects {
                 let resource = Resource {
                     holders: vec![session],
                     backing: Vec::new(),
+                    backing_len: 0,
+                    entries: 0,
+                    shape,
+                    contexts: Vec::new(),
                 };
                 self.resources.insert(id, resource);
                 admitted.created = id.get();
+            }
+            CommandType::CTX_ATTACH_RESOURCE | CommandType::CTX_DETACH_RESOURCE => {
+                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                let ctx = CtxId::new(ctx).ok_or(Errno::EINVAL)?;
+                let contexts = &mut self.resources.get_mut(&id).expect("owned").contexts;
+                contexts.retain(|c| *c != ctx);
+                if ty == CommandType::CTX_ATTACH_RESOURCE {
+                    contexts.push(ctx);
+                }
             }
             CommandType::CTX_CREATE => {
                 let NewId::Context(id) = new_id(IdKind::Context) else {
@@ -258,40 +333,222 @@ impl Objects {
                     return Err(Errno::EBUSY);
                 }
                 resource.backing.clear();
+                resource.backing_len = 0;
+                resource.entries = 0;
             }
             CommandType::CTX_DESTROY => {
-                self.contexts.remove(&CtxId::new(ctx).expect("owned"));
+                let ctx = CtxId::new(ctx).expect("owned");
+                self.contexts.remove(&ctx);
+                self.lost.remove(&ctx);
+                for r in self.resources.values_mut() {
+                    r.contexts.retain(|c| *c != ctx);
+                }
             }
             CommandType::RESOURCE_ATTACH_BACKING => {
                 let id = ResourceId::new(u32_at(request, 24)).expect("owned");
                 let n = u32_at(request, 28) as usize;
                 let entries = &request[fixed..];
-                if n == 0 || entries.len() != n.checked_mul(16).ok_or(Errno::EINVAL)? {
+                // The backend maps at most 16384 entries, none empty; a
+                // second attach it drops while answering OK.
+                if n == 0 || n > MAX_ENTRIES || entries.len() != n * 16 {
                     return Err(Errno::EINVAL);
                 }
                 let mut allocations = Vec::with_capacity(n);
+                let mut ranges = Vec::with_capacity(n);
                 for e in entries.chunks_exact(16) {
                     let (entry, _) = MemEntry::read_from_prefix(e).map_err(|_| Errno::EINVAL)?;
                     let addr = entry.addr.get();
                     let len = u64::from(entry.length.get());
+                    if len == 0 {
+                        return Err(Errno::EINVAL);
+                    }
                     allocations.push(
                         self.allocation_of(session, addr, len)
                             .ok_or(Errno::EACCES)?,
                     );
+                    ranges.push((addr, addr + len));
                 }
+                // Two entries over the same bytes would have the host write
+                // one pixel's readback into another's.
+                ranges.sort_unstable();
+                if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
+                    return Err(Errno::EINVAL);
+                }
+                let total: u64 = ranges.iter().map(|(a, b)| b - a).sum();
                 let resource = self.resources.get_mut(&id).expect("owned");
                 if resource.shared() {
                     return Err(Errno::EBUSY);
+                }
+                if resource.entries > 0 {
+                    return Err(Errno::EINVAL);
                 }
                 // Recorded when admitted: should the device refuse the
                 // attach, the memory only stays pinned until the resource
                 // goes.
                 resource.backing.extend(allocations);
+                resource.backing_len = total;
+                resource.entries = n;
             }
             CommandType::SUBMIT_3D if ctx == 0 => return Err(Errno::EINVAL),
             _ => {}
         }
         Ok(admitted)
+    }
+
+    /// The shape a create command gives its resource, checked.
+    fn shape_of(&self, ty: CommandType, request: &[u8]) -> Result<Shape, Errno> {
+        Ok(match ty {
+            CommandType::RESOURCE_CREATE_2D => {
+                let c: ResourceCreate2d = read(request)?;
+                Shape::image(Format(c.format.get()), c.width.get(), c.height.get())
+                    .map_err(refused)?
+            }
+            CommandType::RESOURCE_CREATE_3D => {
+                let c: ResourceCreate3d = read(request)?;
+                let t = Texture {
+                    target: c.target.get(),
+                    format: c.format.get(),
+                    bind: c.bind.get(),
+                    width: c.width.get(),
+                    height: c.height.get(),
+                    depth: c.depth.get(),
+                    array_size: c.array_size.get(),
+                    last_level: c.last_level.get(),
+                    nr_samples: c.nr_samples.get(),
+                    flags: c.flags.get(),
+                };
+                t.validate(self.limits).map_err(refused)?;
+                Shape::Texture(t)
+            }
+            // Blob size at 40 (ABI reference §1.5).
+            _ => Shape::Blob(u64_at(request, 40)),
+        })
+    }
+
+    /// The host's rules for commands on resources the session holds:
+    /// transfers within the resource and its backing and in a context it
+    /// is attached to, rectangles within images, cursors as the backend
+    /// copies them, and SUBMIT_3D streams that walk clean and name only
+    /// resources attached to their context.
+    fn check(
+        &self,
+        ty: CommandType,
+        ctx: u32,
+        request: &[u8],
+        stream: Option<&[u8]>,
+    ) -> Result<(), Errno> {
+        let resource = |raw: u32| {
+            ResourceId::new(raw)
+                .and_then(|id| self.resources.get(&id))
+                .ok_or(Errno::EINVAL)
+        };
+        match ty {
+            CommandType::TRANSFER_TO_HOST_3D | CommandType::TRANSFER_FROM_HOST_3D => {
+                // Both directions have the same layout.
+                let t: TransferToHost3d = read(request)?;
+                let r = resource(t.resource_id.get())?;
+                let Shape::Texture(texture) = r.shape else {
+                    return Err(Errno::EINVAL);
+                };
+                let attached = CtxId::new(ctx).is_none_or(|c| r.contexts.contains(&c));
+                if r.backing_len == 0 || !attached {
+                    return Err(Errno::EINVAL);
+                }
+                let readback = ty == CommandType::TRANSFER_FROM_HOST_3D;
+                let span = texture
+                    .transfer_span(
+                        t.level.get(),
+                        t.box_,
+                        t.stride.get(),
+                        t.layer_stride.get(),
+                        readback,
+                    )
+                    .map_err(refused)?;
+                let end = t.offset.get().checked_add(span).ok_or(Errno::EINVAL)?;
+                if end > r.backing_len {
+                    return Err(refused(ShapeError::Transfer("past the backing")));
+                }
+            }
+            CommandType::TRANSFER_TO_HOST_2D => {
+                let t: TransferToHost2d = read(request)?;
+                let r = resource(t.resource_id.get())?;
+                if r.backing_len == 0 {
+                    return Err(Errno::EINVAL);
+                }
+                r.shape.rect_inside(t.r).map_err(refused)?;
+            }
+            CommandType::RESOURCE_FLUSH => {
+                let f: ResourceFlush = read(request)?;
+                resource(f.resource_id.get())?
+                    .shape
+                    .rect_inside(f.r)
+                    .map_err(refused)?;
+            }
+            CommandType::SET_SCANOUT => {
+                let s: SetScanout = read(request)?;
+                if s.resource_id.get() != 0 {
+                    resource(s.resource_id.get())?
+                        .shape
+                        .rect_inside(s.r)
+                        .map_err(refused)?;
+                }
+            }
+            CommandType::UPDATE_CURSOR => {
+                let u: UpdateCursor = read(request)?;
+                // The backend copies 64×64 pixels of 4 bytes from it.
+                if u.resource_id.get() != 0 {
+                    let ok = match resource(u.resource_id.get())?.shape {
+                        Shape::Image { width, height, .. } => (width, height) == (64, 64),
+                        Shape::Texture(t) => {
+                            (t.width, t.height) == (64, 64)
+                                && virgl_stream::formats::block(t.format)
+                                    .is_some_and(|b| b.bytes == 4)
+                        }
+                        Shape::Blob(_) => false,
+                    };
+                    if !ok {
+                        return Err(Errno::EINVAL);
+                    }
+                }
+            }
+            CommandType::SUBMIT_3D => {
+                let submit: CmdSubmit = read(request)?;
+                let size = submit.size.get();
+                let bytes = match stream {
+                    Some(bytes) => bytes,
+                    None => &request[size_of::<CmdSubmit>()..],
+                };
+                // The backend allocates `size` before it looks at it, and
+                // reads exactly that much.
+                if size > MAX_STREAM || bytes.len() != size as usize {
+                    return Err(Errno::EINVAL);
+                }
+                let walked = virgl_stream::walk::walk(bytes).map_err(|e| {
+                    log::debug!("refused before the host: {e}");
+                    Errno::EINVAL
+                })?;
+                let ctx = CtxId::new(ctx).ok_or(Errno::EINVAL)?;
+                for &raw in &walked.resources {
+                    if !resource(raw)?.contexts.contains(&ctx) {
+                        return Err(Errno::EINVAL);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Marks a context the host killed; returns its session, if the
+    /// context is one of a session's (and was not already lost).
+    pub fn lose_context(&mut self, ctx: CtxId) -> Option<SessionId> {
+        let session = *self.contexts.get(&ctx)?;
+        self.lost.insert(ctx).then_some(session)
+    }
+
+    /// Contexts lost and not yet destroyed.
+    pub fn lost_contexts(&self) -> usize {
+        self.lost.len()
     }
 
     /// Records a DMA allocation made for `session`.
@@ -413,6 +670,7 @@ impl Objects {
             .collect();
         for c in &contexts {
             self.contexts.remove(c);
+            self.lost.remove(c);
         }
         let addrs: Vec<u64> = self
             .backing

@@ -13,7 +13,7 @@ use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
 };
 use syncd::client::TimelineOwner;
-use virtio_gpu_proto::{CommandType, CtrlHdr, ResourceUnref};
+use virtio_gpu_proto::{CapsetHeader, CapsetId, CommandType, CtrlHdr, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
@@ -24,6 +24,7 @@ use crate::fence::Timeline;
 use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
 use crate::ratelimit::RateLimit;
 use crate::resource::PAGE_SIZE;
+use crate::shape::Limits;
 use crate::trace;
 use crate::transport::Transport;
 use crate::warn_limited;
@@ -84,6 +85,10 @@ pub struct GpuScheme<T: Transport> {
     /// Sessions can make the driver fail at will: such failures are logged
     /// at a limited rate.
     log: RateLimit,
+    /// Where an in-memory stream is copied to be walked.
+    scratch: Vec<u8>,
+    /// Contexts the host reported dead, in all.
+    contexts_lost: u64,
 }
 
 fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
@@ -105,6 +110,27 @@ fn errno_of(e: &Error) -> Errno {
     }
 }
 
+/// The host's texture limits, from its VIRGL2 capset. Reading it also
+/// makes virglrenderer enforce them (it keeps its defaults until a capset
+/// 2 has been filled once).
+fn texture_limits<T: Transport>(gpu: &mut Gpu<T>) -> Limits {
+    let caps = gpu.capset(CapsetId::VIRGL2, 2);
+    let header = caps
+        .as_deref()
+        .ok()
+        .and_then(|data| CapsetHeader::parse(CapsetId::VIRGL2, data).ok());
+    let mut limits = Limits::default();
+    if let (Some(h), Ok(data)) = (header, caps.as_deref()) {
+        let t = h.texture_limits(data);
+        limits.max_layers = t.max_texture_array_layers;
+        limits.max_2d = t.max_texture_2d_size.unwrap_or(limits.max_2d);
+        limits.max_3d = t.max_texture_3d_size.unwrap_or(limits.max_3d);
+        limits.max_cube = t.max_texture_cube_size.unwrap_or(limits.max_cube);
+    }
+    log::info!("texture limits {limits:?}");
+    limits
+}
+
 impl<T: Transport> GpuScheme<T> {
     /// Logs a driver error met on a session's behalf; its errno.
     fn device_errno(&mut self, e: &Error) -> Errno {
@@ -113,12 +139,13 @@ impl<T: Transport> GpuScheme<T> {
     }
 
     /// Serves `gpu`.
-    pub fn new(gpu: Gpu<T>) -> Self {
+    pub fn new(mut gpu: Gpu<T>) -> Self {
+        let limits = texture_limits(&mut gpu);
         GpuScheme {
             gpu,
             handles: HashMap::new(),
             next: 0,
-            objects: Objects::default(),
+            objects: Objects::new(limits),
             tickets: HashMap::new(),
             next_ticket: 0,
             pools: HashMap::new(),
@@ -128,6 +155,8 @@ impl<T: Transport> GpuScheme<T> {
             sync: None,
             sync_retry: None,
             log: RateLimit::default(),
+            scratch: Vec::new(),
+            contexts_lost: 0,
         }
     }
 
@@ -175,16 +204,26 @@ impl<T: Transport> GpuScheme<T> {
         let _ = writeln!(s, "in_flight {}", gpu.in_flight());
         let _ = writeln!(
             s,
-            "fence_signaled {}",
-            gpu.fences().last_signaled(Timeline::Global).get()
+            "fence_signaled {} fence_epochs {}",
+            gpu.fences().last_signaled(Timeline::Global).get(),
+            gpu.fences().epochs()
         );
         let _ = writeln!(s, "tickets {} stuck {}", self.tickets.len(), self.stuck);
+        let _ = writeln!(
+            s,
+            "contexts_lost {} lost_now {}",
+            self.contexts_lost,
+            self.objects.lost_contexts()
+        );
         let (records, dropped) = self.gpu.tracer().counts();
         let _ = writeln!(s, "trace_records {records} trace_dropped {dropped}");
         s
     }
 
     fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        // What the host has logged so far: a command for a context it
+        // killed must not reach it.
+        self.lose_contexts();
         let (head, _) = QueueHeader::read_from_prefix(payload).map_err(|_| Errno::EINVAL)?;
         let known = api::QUEUE_FENCED | api::QUEUE_DETACHED | api::QUEUE_STREAM_IN_MEMORY;
         if head.pad != 0 || head.flags & !known != 0 {
@@ -199,14 +238,16 @@ impl<T: Transport> GpuScheme<T> {
             .0
             .command_type();
         let queue = ty.queue();
-        if !self.gpu.has_room(queue) {
+        let fenced = head.flags & api::QUEUE_FENCED != 0;
+        if !self.gpu.has_room(queue, fenced) {
             if let Err(e) = self.gpu.flush() {
                 return Err(self.device_errno(&e));
             }
             let since = *self.ring_full_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= self.gpu.timeout() {
                 error!(
-                    "device stuck: the {queue:?} ring stayed full for {:?}",
+                    "device stuck: the {queue:?} ring stayed full (or its fences \
+                     unfinished at a fence id wrap) for {:?}",
                     self.gpu.timeout()
                 );
                 self.stuck += 1;
@@ -220,11 +261,26 @@ impl<T: Transport> GpuScheme<T> {
         } else {
             (request, Payload::NONE)
         };
+        // A stream in the session's memory is walked from a copy: what the
+        // device reads afterwards is the session's to keep unchanged (its
+        // own context is all a change could harm).
+        let in_memory = match stream {
+            Payload::Device { addr, len } => {
+                let region = self.pools.get(&session).ok_or(Errno::EACCES)?.region();
+                self.scratch.resize(len as usize, 0);
+                let offset = (addr - region.device_addr()) as usize;
+                region.shm().read_bytes(offset, &mut self.scratch);
+                Some(self.scratch.as_slice())
+            }
+            Payload::Inline(_) => None,
+        };
         let gpu = &mut self.gpu;
-        let admitted = self.objects.admit(session, request, |kind| match kind {
-            IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
-            IdKind::Context => NewId::Context(gpu.new_context_id()),
-        })?;
+        let admitted = self
+            .objects
+            .admit(session, request, in_memory, |kind| match kind {
+                IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
+                IdKind::Context => NewId::Context(gpu.new_context_id()),
+            })?;
         // Only once admitted: what is handed to the tracer goes with the
         // next command placed.
         self.gpu.tracer().set_origin(session);
@@ -233,7 +289,7 @@ impl<T: Transport> GpuScheme<T> {
             self.trace_upload(request);
         }
         let response_len = self.gpu.response_len(request);
-        let fence = (head.flags & api::QUEUE_FENCED != 0).then_some(Timeline::Global);
+        let fence = fenced.then_some(Timeline::Global);
         let pending = self
             .gpu
             .submit_bytes(queue, request, stream, response_len, fence);
@@ -611,6 +667,21 @@ impl<T: Transport> GpuScheme<T> {
         self.sync.as_ref()
     }
 
+    /// Takes note of the contexts the host reported dead: their sessions'
+    /// next commands on them are EIO, as a lost context.
+    fn lose_contexts(&mut self) {
+        for ctx in self.gpu.take_context_errors() {
+            if let Some(session) = self.objects.lose_context(ctx) {
+                self.contexts_lost += 1;
+                warn_limited!(
+                    self.log,
+                    "the host lost context {} of session {session}: its commands now fail with EIO",
+                    ctx.get()
+                );
+            }
+        }
+    }
+
     /// Tells syncd what the device finished: failed fences first (a fence
     /// can only fail before its point is reached), then progress.
     fn report_fences(&mut self) {
@@ -642,9 +713,13 @@ impl<T: Transport> Scheme for GpuScheme<T> {
     fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
         let path = path.trim_matches('/');
         let (name, option) = path.split_once('/').unwrap_or((path, ""));
-        // Traffic and ownership are for privileged callers only (root).
-        let privileged = ctx.caller().uid == 0;
-        if matches!(name, api::TRACE_PATH | api::OBJECTS_PATH) && !privileged {
+        // The device itself (sessions), its traffic and its ownership are
+        // for drmd (the stack's own user) and root debuggers only.
+        let private = matches!(
+            name,
+            api::SESSION_PATH | api::TRACE_PATH | api::OBJECTS_PATH
+        );
+        if private && !ctx.caller().is_privileged() {
             return Err(Errno::EACCES);
         }
         self.next += 1;
@@ -707,6 +782,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         // full ring waits in QUEUE) whose interrupt will not come again:
         // their fences are reported now, not at the next interrupt.
         self.report_fences();
+        self.lose_contexts();
         self.wake_readers(ctx);
         result
     }
@@ -791,6 +867,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         }
         // Drain everything: sources may be edge-triggered.
         while self.gpu.poll() > 0 {}
+        self.lose_contexts();
         self.report_fences();
         self.wake_readers(ctx);
     }

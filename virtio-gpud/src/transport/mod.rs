@@ -71,6 +71,14 @@ pub trait Transport {
     /// edge-triggered or level-triggered watcher is re-armed.
     fn ack_interrupts(&mut self) -> Result<(), TransportError>;
 
+    /// Contexts the host reported dead since the last call (virglrenderer
+    /// stops running a context that hit an error). A device has no
+    /// virtio answer for it: only a transport that hears the host (the
+    /// vhost-user backend's log) knows; others report none.
+    fn take_context_errors(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
+
     /// Creates another region of `len` bytes of DMA memory the device can
     /// reach, apart from the first: a client's memory of its own, which can
     /// be shared with that client without exposing anyone else's.

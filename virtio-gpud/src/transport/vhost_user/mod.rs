@@ -7,6 +7,7 @@
 //! display socket is served by [`display`], which plays the monitor.
 
 pub mod display;
+mod host_log;
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,6 +27,7 @@ use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 use zerocopy::FromBytes;
 
 use self::display::Display;
+use self::host_log::HostLog;
 use super::{Transport, TransportError};
 use crate::device::{Gpu, GpuOptions};
 use crate::dma::{DmaPool, DmaRegion};
@@ -104,6 +106,8 @@ pub fn find_backend() -> io::Result<PathBuf> {
 #[derive(Debug)]
 pub struct BackendProcess {
     child: Child,
+    /// Its log, until the transport takes it to read.
+    log: Option<HostLog>,
 }
 
 impl BackendProcess {
@@ -120,9 +124,13 @@ impl BackendProcess {
             // /dev/null makes it fall back to a surfaceless llvmpipe context.
             cmd.args(["--virgl", "--render-node=/dev/null"]);
         }
-        if let Some(log) = &opts.log_file {
-            cmd.stderr(std::fs::File::create(log)?);
-        }
+        // The log comes through us: it is where the backend tells of a
+        // context it killed (see `host_log`).
+        let sink: Box<dyn std::io::Write + Send> = match &opts.log_file {
+            Some(log) => Box::new(std::fs::File::create(log)?),
+            None => Box::new(std::io::stderr()),
+        };
+        cmd.stderr(Stdio::piped());
         let fd = theirs.as_raw_fd();
         // SAFETY: the closure runs in the forked child before exec and only
         // calls dup2, which is async-signal-safe; the duplicate drops
@@ -135,15 +143,17 @@ impl BackendProcess {
                 Ok(())
             });
         }
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
         drop(theirs);
+        let pipe = child.stderr.take().expect("piped");
+        let log = Some(HostLog::new(pipe, sink)?);
         info!(
             "started {} (pid {}, virgl {})",
             opts.binary.display(),
             child.id(),
             opts.virgl
         );
-        Ok((BackendProcess { child }, ours))
+        Ok((BackendProcess { child, log }, ours))
     }
 
     /// The backend's process id.
@@ -185,6 +195,8 @@ pub struct VhostUserTransport {
     next_region: u64,
     queues: Vec<QueueFds>,
     display: Option<Display>,
+    /// The backend's log, when this transport reads it.
+    log: Option<HostLog>,
 }
 
 impl std::fmt::Debug for VhostUserTransport {
@@ -286,7 +298,13 @@ impl VhostUserTransport {
                 .next_multiple_of(REGION_ALIGN),
             queues,
             display,
+            log: None,
         })
+    }
+
+    /// Reads the backend's log from now on (see `host_log`).
+    pub fn hear(&mut self, log: HostLog) {
+        self.log = Some(log);
     }
 
     /// Hands the backend its display socket (VHOST_USER_GPU_SET_SOCKET,
@@ -440,10 +458,27 @@ impl Transport for VhostUserTransport {
     }
 
     fn interrupt_fds(&self) -> Vec<std::os::fd::RawFd> {
-        self.queues.iter().map(|q| q.call.as_raw_fd()).collect()
+        let log = self.log.as_ref().map(HostLog::fd);
+        self.queues
+            .iter()
+            .map(|q| q.call.as_raw_fd())
+            .chain(log)
+            .collect()
+    }
+
+    fn take_context_errors(&mut self) -> Vec<u32> {
+        self.log.as_mut().map_or_else(Vec::new, |log| {
+            log.drain();
+            log.take_lost()
+        })
     }
 
     fn ack_interrupts(&mut self) -> Result<(), TransportError> {
+        // The log first: a context's death is logged before the answer to
+        // the command that caused it.
+        if let Some(log) = &mut self.log {
+            log.drain();
+        }
         for q in &self.queues {
             // Reset the counter; an empty eventfd reports WouldBlock.
             match q.call.read() {
@@ -502,8 +537,12 @@ impl LaunchOptions {
 /// before the process handle to let the backend exit on its own.
 pub fn launch(opts: &LaunchOptions) -> Result<(Gpu<VhostUserTransport>, BackendProcess), Error> {
     let region = DmaRegion::new_memfd(opts.dma_size, opts.dma_base)?;
-    let (process, stream) = BackendProcess::spawn(&opts.backend).map_err(TransportError::from)?;
-    let transport = VhostUserTransport::new(stream, &region, opts.display)?;
+    let (mut process, stream) =
+        BackendProcess::spawn(&opts.backend).map_err(TransportError::from)?;
+    let mut transport = VhostUserTransport::new(stream, &region, opts.display)?;
+    if let Some(log) = process.log.take() {
+        transport.hear(log);
+    }
     let gpu = Gpu::new(transport, DmaPool::new(region), &opts.gpu)?;
     Ok((gpu, process))
 }
