@@ -179,9 +179,9 @@ impl DrmFd {
             return Ok(None);
         }
         let (out, _) = ExecbufferHeader::read_from_prefix(&payload).map_err(|_| bad())?;
-        let point = u64::try_from(out.fence_fd).map_err(|_| bad())?;
+        let slot = u64::try_from(out.fence_fd).map_err(|_| bad())?;
         Ok(Some(SyncFile::from_fd(
-            self.fd_of(vg::EXECBUFFER, &point.to_le_bytes())?,
+            self.fd_of(vg::EXECBUFFER, &slot.to_le_bytes())?,
         )))
     }
 
@@ -217,14 +217,24 @@ impl DrmFd {
         self.ioctl(vg::WAIT, w.as_mut_bytes()).map(drop)
     }
 
-    /// VIRTGPU_MAP then mmap: the object's pages, shared.
-    pub fn map(&self, bo: u32, len: usize) -> io::Result<ShmRegion> {
+    /// VIRTGPU_MAP: the offset to mmap the object at.
+    pub fn map_offset(&self, bo: u32) -> io::Result<u64> {
         let mut m = Map {
             handle: bo,
             ..Map::new_zeroed()
         };
         self.ioctl(vg::MAP, m.as_mut_bytes())?;
-        self.fd.mmap(m.offset, len, true)
+        Ok(m.offset)
+    }
+
+    /// mmap of `len` bytes at `offset` of the file.
+    pub fn mmap(&self, offset: u64, len: usize) -> io::Result<ShmRegion> {
+        self.fd.mmap(offset, len, true)
+    }
+
+    /// VIRTGPU_MAP then mmap: the object's pages, shared.
+    pub fn map(&self, bo: u32, len: usize) -> io::Result<ShmRegion> {
+        self.mmap(self.map_offset(bo)?, len)
     }
 
     /// PRIME_HANDLE_TO_FD with DRM_CLOEXEC | DRM_RDWR, as Mesa asks.

@@ -60,11 +60,49 @@ impl Arena {
     }
 }
 
+/// Out-fences of EXECBUFFERs waiting for the client's `dup` to turn them
+/// into sync_files, named by slots that fit `fence_fd`'s int: a device
+/// fence point, which grows without end, would not.
+#[derive(Debug, Default)]
+pub struct OutFences {
+    slots: std::collections::VecDeque<(i32, u64)>,
+    next: i32,
+}
+
+/// Out-fences a file may leave unclaimed: a client that never `dup`s its
+/// out-fence loses the oldest, not drmd's memory.
+const OUT_FENCES: usize = 64;
+
+impl OutFences {
+    /// A slot for fence `point`.
+    pub fn put(&mut self, point: u64) -> i32 {
+        self.next = self.next.checked_add(1).filter(|&n| n > 0).unwrap_or(1);
+        if self.slots.len() == OUT_FENCES {
+            self.slots.pop_front();
+        }
+        self.slots.push_back((self.next, point));
+        self.next
+    }
+
+    /// The fence of slot `id`, claimed (ENOENT if unknown or claimed).
+    pub fn take(&mut self, id: u64) -> Result<u64, Errno> {
+        let at = self
+            .slots
+            .iter()
+            .position(|&(slot, _)| u64::try_from(slot) == Ok(id))
+            .ok_or(Errno::ENOENT)?;
+        Ok(self.slots.remove(at).expect("found").1)
+    }
+}
+
 /// Per-open-file state.
 #[derive(Debug)]
 pub struct DrmFile {
     /// The node it was opened through.
     pub node: Node,
+    /// Whether it was opened by root (ROOT_ONLY ioctls; a Redox call's
+    /// uid is only valid at open).
+    pub root: bool,
     /// Its session with virtio-gpud: its resources, context and memory.
     pub session: Session,
     /// GEM handles.
@@ -78,6 +116,8 @@ pub struct DrmFile {
     arena: Option<Arena>,
     /// Where its EXECBUFFER in-fences are looked at, made on first use.
     in_fences: Option<InFenceSlot>,
+    /// EXECBUFFER out-fences not yet claimed by `dup`.
+    pub out_fences: OutFences,
 }
 
 /// A syncobj in a table of drmd's own in syncd — not the client's, which
@@ -113,10 +153,12 @@ pub fn io_errno(e: io::Error) -> Errno {
 }
 
 impl DrmFile {
-    /// A new file on `node`, with a session of its own.
-    pub fn open(node: Node) -> io::Result<DrmFile> {
+    /// A new file on `node` (opened by root or not), with a session of its
+    /// own.
+    pub fn open(node: Node, root: bool) -> io::Result<DrmFile> {
         Ok(DrmFile {
             node,
+            root,
             session: Session::open()?,
             bos: HashMap::new(),
             next_handle: 0,
@@ -124,6 +166,7 @@ impl DrmFile {
             syncobjs: None,
             arena: None,
             in_fences: None,
+            out_fences: OutFences::default(),
         })
     }
 
@@ -180,11 +223,34 @@ impl DrmFile {
         answer_errno(&answer)
     }
 
-    /// Removes GEM handle `handle` (EINVAL if unknown, as Linux): the
-    /// resource leaves the file's context and the file's session lets go
-    /// of it — which unrefs it on the device unless someone else holds it.
+    /// A new handle to `gem`, an object of another file or a dma-buf: the
+    /// file's session adopts its resource (unless it holds it already) and
+    /// it is attached to the file's context, as opening a GEM object does
+    /// in Linux.
+    pub fn open_object(&mut self, gem: Arc<Gem>, virgl: bool) -> Result<u32, Errno> {
+        if self.handle_of(&gem).is_none() {
+            let token = gem.export_token().ok_or(Errno::EIO)?;
+            let res = self.session.adopt(token).map_err(io_errno)?;
+            let res = ResourceId::new(res).ok_or(Errno::EIO)?;
+            if virgl {
+                if let Err(e) = self.attach(res) {
+                    let _ = self.session.release(res.get());
+                    return Err(e);
+                }
+            }
+        }
+        self.insert(gem)
+    }
+
+    /// Removes GEM handle `handle` (EINVAL if unknown, as Linux). With the
+    /// file's last handle to the object, the resource leaves the file's
+    /// context and the file's session lets go of it — which unrefs it on
+    /// the device unless someone else holds it.
     pub fn close_handle(&mut self, handle: u32) -> Result<(), Errno> {
         let gem = self.bos.remove(&handle).ok_or(Errno::EINVAL)?;
+        if self.handle_of(&gem).is_some() {
+            return Ok(());
+        }
         let res = ResourceId::new(gem.res).ok_or(Errno::EIO)?;
         if let Some(ctx) = self.ctx {
             let detach = CtxDetachResource::new(ctx, res);

@@ -7,9 +7,10 @@
 //! a dma-buf keeps its buffer alive after every file has closed it — as a
 //! Linux dma-buf holds its GEM object.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use scheme_seam::ShmRegion;
 use virtio_gpud::client::Session;
@@ -31,6 +32,12 @@ pub struct Gem {
     fence: AtomicU64,
     /// Set on first export.
     export: OnceLock<Export>,
+    /// Its GEM_FLINK name, once it has one.
+    name: OnceLock<u32>,
+    /// Whether its dma-bufs may be mapped writable: fixed by the first
+    /// PRIME export (with DRM_RDWR or not), as Linux reuses the dma-buf
+    /// file of the first export for every later one.
+    dma_buf_writable: OnceLock<bool>,
 }
 
 /// An exported object's share with virtio-gpud.
@@ -64,6 +71,8 @@ impl Gem {
             map,
             fence: AtomicU64::new(0),
             export: OnceLock::new(),
+            name: OnceLock::new(),
+            dma_buf_writable: OnceLock::new(),
         }
     }
 
@@ -75,6 +84,17 @@ impl Gem {
     /// Records a fence that uses the object.
     pub fn set_fence(&self, fence: u64) {
         self.fence.store(fence, Ordering::Release);
+    }
+
+    /// Records a PRIME export with DRM_RDWR or not: only the first one
+    /// decides whether the object's dma-bufs may be mapped writable.
+    pub fn exported_as(&self, rdwr: bool) {
+        self.dma_buf_writable.get_or_init(|| rdwr);
+    }
+
+    /// Whether the object's dma-bufs may be mapped writable.
+    pub fn dma_buf_writable(&self) -> bool {
+        self.dma_buf_writable.get().copied().unwrap_or(false)
     }
 
     /// The share token of an exported object.
@@ -97,6 +117,34 @@ impl Gem {
             holder: holder.clone(),
         };
         Ok(self.export.get_or_init(|| export).token)
+    }
+}
+
+/// GEM_FLINK's global names: any authenticated file can open an object by
+/// its name (GEM_OPEN). A name does not keep its object alive — it goes
+/// with the object's last handle or dma-buf, as in Linux — and is never
+/// given to another object.
+#[derive(Debug, Default)]
+pub struct Names {
+    objects: HashMap<u32, Weak<Gem>>,
+    next: u32,
+}
+
+impl Names {
+    /// `gem`'s name, made on first use. The object must be exported
+    /// already, so that a file opening it can adopt its resource.
+    pub fn name(&mut self, gem: &Arc<Gem>) -> u32 {
+        *gem.name.get_or_init(|| {
+            self.objects.retain(|_, g| g.strong_count() > 0);
+            self.next += 1;
+            self.objects.insert(self.next, Arc::downgrade(gem));
+            self.next
+        })
+    }
+
+    /// The live object named `name`.
+    pub fn get(&self, name: u32) -> Option<Arc<Gem>> {
+        self.objects.get(&name)?.upgrade()
     }
 }
 

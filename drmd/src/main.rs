@@ -4,6 +4,7 @@ mod device;
 mod file;
 mod gem;
 mod ioctl;
+mod master;
 mod scheme;
 mod stats;
 

@@ -5,8 +5,9 @@
 //!
 //! ioctls that return an fd are completed by a `dup` of the DRM fd whose
 //! buffer is the ioctl nr (`u64`) followed by a reference the ioctl gave:
-//! - EXECBUFFER with FENCE_FD_OUT writes the device fence point into
-//!   `fence_fd`; `dup(fd, [EXECBUFFER, point])` returns the sync_file.
+//! - EXECBUFFER with FENCE_FD_OUT writes a slot naming its fence into
+//!   `fence_fd`; `dup(fd, [EXECBUFFER, slot])` returns the sync_file (once:
+//!   the slot is then free; a file keeps its newest 64 unclaimed).
 //! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
 //! - PRIME_HANDLE_TO_FD is `dup(fd, [PRIME_HANDLE_TO_FD, PrimeHandle])`:
 //!   the new handle is a dma-buf on this scheme. It answers the token call
@@ -33,9 +34,10 @@ use zerocopy::FromBytes;
 
 use crate::device::Device;
 use crate::file::{io_errno, DrmFile};
-use crate::gem::Gem;
-use crate::ioctl;
+use crate::gem::{Gem, Names};
 use crate::ioctl::virtgpu::WAIT_TIMEOUT;
+use crate::ioctl::{self, table};
+use crate::master::Masters;
 use crate::stats::{IoctlStats, Op};
 
 /// Which device node a DRM file was opened through.
@@ -123,6 +125,10 @@ pub struct DrmScheme {
     /// A progress event was seen and not yet acknowledged (see
     /// `on_source`).
     unacknowledged: bool,
+    /// Who is DRM master.
+    masters: Masters,
+    /// GEM_FLINK's global names.
+    names: Names,
 }
 
 impl DrmScheme {
@@ -140,6 +146,8 @@ impl DrmScheme {
             next: 0,
             deadlines: HashMap::new(),
             poll_until: None,
+            masters: Masters::default(),
+            names: Names::default(),
         }
     }
 
@@ -164,22 +172,17 @@ impl DrmScheme {
                 Ok(Opened::Handle(new))
             }
             vg::EXECBUFFER => {
-                let (point, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
+                let (slot, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
+                let point = file.out_fences.take(slot)?;
                 let fence = self.device.sync_file(point).map_err(io_errno)?;
                 Ok(Opened::Fd(fence.into_fd()))
             }
             so::HANDLE_TO_FD => {
                 let h = HandleToFd::read_from_bytes(rest).map_err(|_| Errno::EINVAL)?;
-                let table = file.syncobjs()?;
-                let fd = if h.flags & so::HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
-                    let point = (h.flags & so::FLAGS_TIMELINE != 0).then_some(h.point);
-                    table
-                        .export_sync_file(h.handle, point)
-                        .map_err(io_errno)?
-                        .into_fd()
-                } else {
-                    table.export(h.handle).map_err(io_errno)?.into_fd()
-                };
+                let fd = file
+                    .syncobjs()?
+                    .forward_handle_to_fd(&h)
+                    .map_err(io_errno)?;
                 Ok(Opened::Fd(fd))
             }
             _ => Err(Errno::EINVAL),
@@ -220,18 +223,27 @@ fn is_syncobj(nr: u64) -> bool {
 }
 
 impl Scheme for DrmScheme {
-    fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
+    fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
         if path.trim_matches('/') == "stats" {
             let id = self.new_handle();
             self.stats_readers.insert(id);
             return Ok(Opened::Handle(id));
         }
         let node = Node::from_path(path).ok_or(Errno::ENOENT)?;
-        let file = DrmFile::open(node).map_err(|e| {
+        let caller = *ctx.caller();
+        // As the device files' modes say: card0 is the display's, for root
+        // and the stack's own user (0660); renderD128 is everyone's.
+        if node == Node::Primary && !caller.is_privileged() {
+            return Err(Errno::EACCES);
+        }
+        let file = DrmFile::open(node, caller.uid == 0).map_err(|e| {
             warn!("opening a DRM file: {e}");
             io_errno(e)
         })?;
         let id = self.new_handle();
+        if node == Node::Primary {
+            self.masters.open(id, caller.pid, caller.uid == 0);
+        }
         self.files.insert(id, file);
         Ok(Opened::Handle(id))
     }
@@ -241,20 +253,50 @@ impl Scheme for DrmScheme {
         id: HandleId,
         payload: &mut [u8],
         metadata: &[u64],
-        _ctx: &mut Context,
+        ctx: &mut Context,
     ) -> Result<usize> {
         if self.dma_bufs.contains_key(&id) {
             return self.dma_buf_call(id, payload, metadata);
         }
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
+        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+        // Linux's table first: no such ioctl, or not for this caller.
+        let caller = table::Caller {
+            render: file.node == Node::Render,
+            authenticated: self.masters.authenticated(id),
+            master: self.masters.is_master(id),
+            root: file.root,
+        };
+        match table::check(nr, caller)?.kind {
+            table::Kind::Served => {}
+            table::Kind::Noop => return Ok(0),
+            table::Kind::Invalid => return Err(Errno::EINVAL),
+            table::Kind::NoModeset(errno) => return ioctl::core::no_modeset(nr, errno, payload),
+        }
+        let pid = ctx.caller().pid;
         let device = &mut self.device;
         let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
+        let masters = &mut self.masters;
         let result = match nr {
             dc::VERSION => ioctl::core::version(payload),
+            dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
+            dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
+            dc::GET_CLIENT => ioctl::core::get_client(masters.authenticated(id), pid, payload),
+            dc::GET_STATS => ioctl::core::get_stats(payload),
+            dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
+            dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
+            dc::SET_MASTER => ioctl::core::no_payload(payload)
+                .and_then(|()| masters.set_master(id, pid))
+                .map(|()| 0),
+            dc::DROP_MASTER => ioctl::core::no_payload(payload)
+                .and_then(|()| masters.drop_master(id, pid))
+                .map(|()| 0),
+            dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
+            dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
             dc::GET_CAP => ioctl::core::get_cap(payload),
-            dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(file, payload),
+            dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
             dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
             // Returns an fd: a `dup` (see the module's documentation).
             dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
@@ -307,7 +349,8 @@ impl Scheme for DrmScheme {
                 r
             }
             nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
-            _ => Err(Errno::ENOTTY),
+            // The table has nothing else served.
+            _ => Err(Errno::EINVAL),
         };
         if result == Err(Errno::EAGAIN) {
             if !self.progress_events {
@@ -373,25 +416,35 @@ impl Scheme for DrmScheme {
         len: usize,
         _ctx: &mut Context,
     ) -> Result<Mapping> {
-        // A dma-buf maps from offset 0; a DRM file at the offset MAP gave.
-        let gem = match self.dma_bufs.get(&id) {
-            Some(gem) if offset == 0 => gem,
+        // Linux's drm_gem_mmap: the offset must start an object and the
+        // length fit it (EINVAL), and the file must have a handle to it
+        // (EACCES). A dma-buf maps at offsets within its buffer, writable
+        // only if its first export asked for DRM_RDWR.
+        let end = offset.checked_add(len as u64).ok_or(Errno::EINVAL)?;
+        let (gem, at, writable) = match self.dma_bufs.get(&id) {
+            Some(gem) if end <= u64::from(gem.size) => {
+                (gem, offset as usize, gem.dma_buf_writable())
+            }
             Some(_) => return Err(Errno::EINVAL),
             None => {
                 let file = self.files.get(&id).ok_or(Errno::EBADF)?;
-                file.bos
+                let gem = self
+                    .files
                     .values()
-                    .find(|g| g.offset == offset)
-                    .ok_or(Errno::EINVAL)?
+                    .flat_map(|f| f.bos.values())
+                    .chain(self.dma_bufs.values())
+                    .find(|g| g.offset == offset && len as u64 <= u64::from(g.size))
+                    .ok_or(Errno::EINVAL)?;
+                if file.handle_of(gem).is_none() {
+                    return Err(Errno::EACCES);
+                }
+                (gem, 0, true)
             }
         };
-        if len > gem.size as usize {
-            return Err(Errno::EINVAL);
-        }
         Ok(Mapping {
             region: gem.map.clone(),
-            offset: 0,
-            writable: true,
+            offset: at,
+            writable,
         })
     }
 
@@ -399,6 +452,7 @@ impl Scheme for DrmScheme {
         // Dropping the file closes its virtio-gpud session, which releases
         // its objects on the device, and its syncobj table in syncd.
         self.files.remove(&id);
+        self.masters.close(id);
         self.deadlines.retain(|(file, _), _| *file != id);
         self.dma_bufs.remove(&id);
         self.tokens.remove(id);

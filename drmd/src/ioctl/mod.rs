@@ -6,13 +6,18 @@
 pub mod core;
 pub mod prime;
 pub mod syncobj;
+pub mod table;
 pub mod virtgpu;
 
 use drm_uapi::wire::WireError;
 use scheme_seam::Errno;
 
-/// A malformed payload, as the client sees it.
+/// A malformed payload, as the client sees it: EINVAL, or ENOMEM for an
+/// array too large to carry (Linux's allocation of it fails).
 pub fn wire(e: WireError) -> Errno {
     log::debug!("malformed ioctl payload: {e}");
-    Errno::EINVAL
+    match e {
+        WireError::TooMany { .. } => Errno::ENOMEM,
+        _ => Errno::EINVAL,
+    }
 }

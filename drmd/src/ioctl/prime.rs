@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use drm_uapi::core::{PrimeHandle, PRIME_FLAG_CLOEXEC, PRIME_FLAG_RDWR};
 use drm_uapi::wire::Payload;
-use scheme_seam::{Errno, Result};
-use virtio_gpu_proto::{Features, ResourceId};
+use scheme_seam::{token, Errno, Result};
+use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
 use super::wire;
@@ -31,11 +31,12 @@ pub fn export(device: &Device, file: &DrmFile, args: &[u8]) -> Result<Arc<Gem>> 
     let gem = file.bo(h.handle)?.clone();
     gem.export(&file.session, device.export_holder())
         .map_err(io_errno)?;
+    gem.exported_as(h.flags & PRIME_FLAG_RDWR == PRIME_FLAG_RDWR);
     Ok(gem)
 }
 
-/// PRIME_FD_TO_HANDLE: `dma_buf` finds the object a dma-buf token names
-/// (EBADF if none, as for an fd that is not a dma-buf of this device).
+/// PRIME_FD_TO_HANDLE: `dma_buf` finds the object a dma-buf token names.
+/// Its flags are ignored, as Linux ignores them.
 pub fn import(
     device: &Device,
     file: &mut DrmFile,
@@ -45,22 +46,16 @@ pub fn import(
     let mut p = Payload::new(payload);
     let mut h: PrimeHandle = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
-    let gem = dma_buf(h.token).ok_or(Errno::EBADF)?;
+    // Linux's dma_buf_get: an fd that is not open is EBADF, an open one
+    // that is no dma-buf of this device EINVAL.
+    let gem = match dma_buf(h.token) {
+        Some(gem) => gem,
+        None if h.token == token::NOT_OPEN => return Err(Errno::EBADF),
+        None => return Err(Errno::EINVAL),
+    };
     h.handle = match file.handle_of(&gem) {
         Some(handle) => handle,
-        None => {
-            let token = gem.export_token().ok_or(Errno::EIO)?;
-            let res = file.session.adopt(token).map_err(io_errno)?;
-            let res = ResourceId::new(res).ok_or(Errno::EIO)?;
-            // Opening a GEM object attaches it to the file's context.
-            if device.features.contains(Features::VIRGL) {
-                if let Err(e) = file.attach(res) {
-                    let _ = file.session.release(res.get());
-                    return Err(e);
-                }
-            }
-            file.insert(gem)?
-        }
+        None => file.open_object(gem, device.features.contains(Features::VIRGL))?,
     };
     p.set_header(&h).map_err(wire)?;
     Ok(0)

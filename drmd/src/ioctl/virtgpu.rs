@@ -13,8 +13,9 @@ use drm_uapi::virtgpu::{
 use drm_uapi::wire::Payload;
 use scheme_seam::{Errno, Result};
 use virtio_gpu_proto::{
-    Box3d, CmdSubmit, Features, Format, MemEntry, Resource3dParams, ResourceAttachBacking,
-    ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost3d,
+    Box3d, CmdSubmit, Features, Format, MemEntry, Rect, Resource3dParams, ResourceAttachBacking,
+    ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost2d,
+    TransferToHost3d,
 };
 use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use zerocopy::IntoBytes;
@@ -52,7 +53,9 @@ pub fn getparam(device: &Device, payload: &mut [u8]) -> Result<usize> {
     Ok(0)
 }
 
-/// GET_CAPS: a capset of the device, copied up to the client's size.
+/// GET_CAPS: a capset of the device, copied up to the client's size (the
+/// client library carries no more room than the wire's cap, which no
+/// capset reaches).
 pub fn get_caps(device: &Device, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let c: GetCapsHeader = p.header().map_err(wire)?;
@@ -76,7 +79,10 @@ pub fn get_caps(device: &Device, payload: &mut [u8]) -> Result<usize> {
         .map_err(io_errno)?;
     let n = caps.len().min(c.size as usize);
     p.set_array(data, &caps[..n]).map_err(wire)?;
-    Ok(0)
+    // How many bytes were written, for the client library to copy back
+    // (Linux leaves the rest of the caller's buffer alone); the ioctl
+    // itself returns 0.
+    Ok(n)
 }
 
 /// CONTEXT_INIT: only with the CONTEXT_INIT feature (EINVAL otherwise, as
@@ -84,7 +90,7 @@ pub fn get_caps(device: &Device, payload: &mut [u8]) -> Result<usize> {
 pub fn context_init(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let h: ContextInitHeader = p.header().map_err(wire)?;
-    p.array::<vg::ContextParam>(h.num_params).map_err(wire)?;
+    let params = p.array::<vg::ContextParam>(h.num_params);
     p.finish().map_err(wire)?;
     if !device
         .features
@@ -93,6 +99,7 @@ pub fn context_init(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> 
     {
         return Err(Errno::EINVAL);
     }
+    params.map_err(wire)?;
     if file.has_context() {
         return Err(Errno::EEXIST);
     }
@@ -130,12 +137,8 @@ pub fn resource_create(
             .as_bytes()
             .to_vec()
     } else {
-        // Without virgl only 2D resources exist (Linux's rule).
-        if r.target != 2
-            || r.depth != 1
-            || r.array_size != 1
-            || r.last_level != 0
-            || r.nr_samples != 0
+        // Without virgl only 2D resources exist, checked as Linux does.
+        if r.depth > 1 || r.nr_samples > 1 || r.last_level > 1 || r.target != 2 || r.array_size > 1
         {
             return Err(Errno::EINVAL);
         }
@@ -143,15 +146,28 @@ pub fn resource_create(
             .as_bytes()
             .to_vec()
     };
+    // Linux: size 0 is a page; a size that rounds past u32 is memory it
+    // cannot have.
     let size = r
         .size
         .max(1)
         .checked_next_multiple_of(PAGE)
-        .ok_or(Errno::EINVAL)?;
-    let (reply, answer) = file.session.call(&request, 0, 24).map_err(io_errno)?;
-    answer_errno(&answer)?;
-    let res = ResourceId::new(reply.created as u32).ok_or(Errno::EIO)?;
+        .ok_or(Errno::ENOMEM)?;
+    // The memory first: a resource made without it would stay on the
+    // device until the file closed.
     let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
+    let created = file
+        .session
+        .call(&request, 0, 24)
+        .map_err(io_errno)
+        .and_then(|(reply, answer)| answer_errno(&answer).map(|()| reply.created));
+    let res = match created.map(|c| ResourceId::new(c as u32)) {
+        Ok(Some(res)) => res,
+        failed => {
+            let _ = file.session.free(addr);
+            return Err(failed.err().unwrap_or(Errno::EIO));
+        }
+    };
     let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
     attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
     answer_errno(&file.session.call(&attach, 0, 24).map_err(io_errno)?.1)?;
@@ -174,7 +190,7 @@ pub fn resource_info(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let bo = file.bo(i.bo_handle)?;
     i.res_handle = bo.res;
     i.size = bo.size;
-    i.blob_mem = 0;
+    // No object is a blob: Linux leaves blob_mem as the caller sent it.
     p.set_header(&i).map_err(wire)?;
     Ok(0)
 }
@@ -200,16 +216,27 @@ pub fn transfer(
     let mut p = Payload::new(payload);
     let t: Transfer = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
-    if !device.features.contains(Features::VIRGL) {
+    let virgl = device.features.contains(Features::VIRGL);
+    // Linux: FROM_HOST needs virgl before anything; TO_HOST looks the
+    // object up first and, without virgl, is a plain 2D upload.
+    if !to_host && !virgl {
         return Err(Errno::ENOSYS);
+    }
+    let res = ResourceId::new(file.bo(t.bo_handle)?.res).ok_or(Errno::EIO)?;
+    let b = t.box_;
+    if !virgl {
+        let upload = TransferToHost2d::new(res, Rect::new(b.x, b.y, b.w, b.h), t.offset.into());
+        let (_, answer) = file
+            .session
+            .call(upload.as_bytes(), 0, 24)
+            .map_err(io_errno)?;
+        return answer_errno(&answer).map(|()| 0);
     }
     // Strides are only for blob objects, which do not exist here.
     if t.stride != 0 || t.layer_stride != 0 {
         return Err(Errno::EINVAL);
     }
-    let res = ResourceId::new(file.bo(t.bo_handle)?.res).ok_or(Errno::EIO)?;
     let ctx = file.context()?;
-    let b = t.box_;
     let bx = Box3d::new(b.x, b.y, b.z, b.w, b.h, b.d);
     let offset = u64::from(t.offset);
     let request = if to_host {
@@ -242,9 +269,7 @@ pub fn wait(
     let mut p = Payload::new(payload);
     let w: Wait = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
-    if w.flags & !vg::WAIT_NOWAIT != 0 {
-        return Err(Errno::EINVAL);
-    }
+    // Linux ignores flag bits other than NOWAIT.
     let fence = file.bo(w.handle)?.fence();
     if device.signaled(fence).map_err(io_errno)? {
         return Ok(0);
@@ -257,44 +282,70 @@ pub fn wait(
 
 /// EXECBUFFER: the stream goes to the device as a fenced SUBMIT_3D in the
 /// file's context (created if need be); the fence goes on each listed
-/// object and into each out-syncobj; with FENCE_FD_OUT its point is
-/// written to `fence_fd`, and the client obtains the sync_file by `dup`.
-/// An in-fence (FENCE_FD_IN, by token) or in-syncobjs that have not
+/// object and into each out-syncobj; with FENCE_FD_OUT a slot naming its
+/// fence is written to `fence_fd`, and the client obtains the sync_file by
+/// `dup` of that slot.
+///
+/// Checked in Linux 6.12's order (virtgpu_submit.c): virgl (ENOSYS), flags
+/// and ring (EINVAL), the objects (ENOMEM over the wire's cap, ENOENT for
+/// an unknown handle) and the stream (ENOMEM over its cap), the
+/// out-syncobjs (flags, unknown handles: EINVAL), the in-syncobjs (flags:
+/// EINVAL, unknown: ENOENT, nothing submitted: EINVAL), the in-fence
+/// (EINVAL for no sync_file), an object listed twice (EALREADY) — all
+/// before anything is queued. In-fences and in-syncobjs that have not
 /// signalled park the request (it re-runs from the start: nothing was
 /// submitted yet), where Linux would block in the ioctl.
 pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut e: ExecbufferHeader = p.header().map_err(wire)?;
-    // Mesa's command buffers exceed the element-array cap: a byte array,
-    // bounded by the payload itself.
-    let stream_index = p.bytes(e.size).map_err(wire)?;
-    let handles = p.u32s(e.num_bo_handles).map_err(wire)?;
-    let ins = p.array::<ExecSyncobj>(e.num_in_syncobjs).map_err(wire)?;
-    let outs = p.array::<ExecSyncobj>(e.num_out_syncobjs).map_err(wire)?;
+    // Arrays over the wire's cap are not carried: their errors wait for
+    // the stage Linux finds them at.
+    let stream_index = p.bytes(e.size);
+    let handles = p.u32s(e.num_bo_handles);
+    let ins = p.array::<ExecSyncobj>(e.num_in_syncobjs);
+    let outs = p.array::<ExecSyncobj>(e.num_out_syncobjs);
     let in_fence = match e.flags & vg::EXECBUF_FENCE_FD_IN {
         0 => None,
         _ => Some(p.u64s(1).map_err(wire)?[0]),
     };
     p.finish().map_err(wire)?;
+    if !device.features.contains(Features::VIRGL) {
+        return Err(Errno::ENOSYS);
+    }
     let known = vg::EXECBUF_FENCE_FD_IN | vg::EXECBUF_FENCE_FD_OUT | vg::EXECBUF_RING_IDX;
     if e.flags & !known != 0 {
         return Err(Errno::EINVAL);
-    }
-    if !device.features.contains(Features::VIRGL) {
-        return Err(Errno::ENOSYS);
     }
     // A ring index needs rings, which only CONTEXT_INIT makes: without
     // it Linux answers EINVAL too.
     if e.flags & vg::EXECBUF_RING_IDX != 0 {
         return Err(Errno::EINVAL);
     }
+    let handles = handles.map_err(wire)?;
     for h in &handles {
         file.bo(*h)?;
     }
-    if let Some(token) = in_fence {
-        if !file.in_fence_signaled(token)? {
-            return Err(Errno::EAGAIN);
-        }
+    let stream_index = stream_index.map_err(wire)?;
+    let outs = outs.map_err(wire)?;
+    if outs.iter().any(|s| s.flags != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if !outs.is_empty() {
+        let out_handles: Vec<u32> = outs.iter().map(|s| s.handle).collect();
+        // Linux's drm_syncobj_find: an unknown out-syncobj is EINVAL.
+        file.syncobjs()?
+            .query(&out_handles, 0)
+            .map_err(|e| match io_errno(e) {
+                Errno::ENOENT => Errno::EINVAL,
+                other => other,
+            })?;
+    }
+    let ins = ins.map_err(wire)?;
+    if ins
+        .iter()
+        .any(|s| s.flags & !vg::EXECBUF_SYNCOBJ_RESET != 0)
+    {
+        return Err(Errno::EINVAL);
     }
     for s in &ins {
         let points = [s.point];
@@ -304,6 +355,18 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
             Err(err) if err.raw_os_error() == Some(Errno::ETIME.0) => return Err(Errno::EAGAIN),
             Err(err) => return Err(io_errno(err)),
         }
+    }
+    if let Some(token) = in_fence {
+        if !file.in_fence_signaled(token)? {
+            return Err(Errno::EAGAIN);
+        }
+    }
+    // Linux locks each object's reservation once: one listed twice is
+    // EALREADY (ww_mutex).
+    let mut sorted = handles.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Errno::EALREADY);
     }
     let ctx = file.context()?;
     let stream = p.array_bytes(stream_index).map_err(wire)?;
@@ -361,8 +424,9 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         file.syncobjs()?.reset(&resets).map_err(io_errno)?;
     }
     if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
-        // Device fence ids stay below 2^31 (the backend's limit).
-        e.fence_fd = i32::try_from(reply.fence).map_err(|_| Errno::EOVERFLOW)?;
+        // The fence's point does not fit an fd's int for long (2^31
+        // fences): the client names it by a slot of its file's.
+        e.fence_fd = file.out_fences.put(reply.fence);
     }
     p.set_header(&e).map_err(wire)?;
     Ok(0)

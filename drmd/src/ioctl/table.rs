@@ -1,0 +1,291 @@
+//! Linux's table of DRM ioctls: which numbers exist and who may call them
+//! (`drm_ioctls[]` in drm_ioctl.c and `virtio_gpu_ioctls[]` in
+//! virtgpu_ioctl.c, Linux 6.12, where the legacy entries are gone), and
+//! the check `drm_ioctl` makes before any handler runs:
+//!
+//! 1. a number with no entry is EINVAL, for every caller;
+//! 2. `drm_ioctl_permit`: a ROOT_ONLY entry needs root, an AUTH entry an
+//!    authenticated primary file, a MASTER entry the current master, and a
+//!    render file may call only RENDER_ALLOW entries — each failure EACCES.
+//!
+//! KMS entries exist but this driver has no modeset yet: they answer what
+//! Linux answers for a driver without `DRIVER_MODESET`.
+
+use scheme_seam::{Errno, Result};
+
+/// Who may call an ioctl (`DRM_AUTH`, `DRM_MASTER`, `DRM_ROOT_ONLY`,
+/// `DRM_RENDER_ALLOW`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// A primary file must be authenticated.
+    pub auth: bool,
+    /// The file must be the current master.
+    pub master: bool,
+    /// The caller must be root.
+    pub root_only: bool,
+    /// Render files may call it.
+    pub render: bool,
+}
+
+const fn access(auth: bool, master: bool, root_only: bool, render: bool) -> Access {
+    Access {
+        auth,
+        master,
+        root_only,
+        render,
+    }
+}
+
+/// Anyone on the primary node.
+const ANY: Access = access(false, false, false, false);
+/// Render nodes too.
+const RENDER: Access = access(false, false, false, true);
+const MASTER: Access = access(false, true, false, false);
+const AUTH: Access = access(true, false, false, false);
+const AUTH_MASTER_ROOT: Access = access(true, true, true, false);
+
+/// What an entry does here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Served by drmd's handler for it.
+    Served,
+    /// `drm_noop`: 0 once permitted.
+    Noop,
+    /// `drm_invalid_op`: EINVAL once permitted.
+    Invalid,
+    /// A KMS ioctl: this driver has no modeset yet, so it answers what
+    /// Linux answers for a driver without `DRIVER_MODESET`.
+    NoModeset(Errno),
+}
+
+/// One entry of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Linux's name, without `DRM_IOCTL_`.
+    pub name: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// What it does here.
+    pub kind: Kind,
+}
+
+const fn served(name: &'static str, access: Access) -> Entry {
+    Entry {
+        name,
+        access,
+        kind: Kind::Served,
+    }
+}
+
+const fn kms(name: &'static str, access: Access) -> Entry {
+    Entry {
+        name,
+        access,
+        kind: Kind::NoModeset(Errno::EOPNOTSUPP),
+    }
+}
+
+/// The entry for ioctl number `nr`, if Linux has one.
+pub fn entry(nr: u64) -> Option<Entry> {
+    let noop = |name, access| Entry {
+        name,
+        access,
+        kind: Kind::Noop,
+    };
+    Some(match nr {
+        0x00 => served("VERSION", RENDER),
+        0x01 => served("GET_UNIQUE", ANY),
+        0x02 => served("GET_MAGIC", ANY),
+        0x05 => served("GET_CLIENT", ANY),
+        0x06 => served("GET_STATS", ANY),
+        0x07 => served("SET_VERSION", MASTER),
+        0x09 => served("GEM_CLOSE", RENDER),
+        0x0a => served("GEM_FLINK", AUTH),
+        0x0b => served("GEM_OPEN", AUTH),
+        0x0c => served("GET_CAP", RENDER),
+        0x0d => served("SET_CLIENT_CAP", ANY),
+        0x10 => Entry {
+            name: "SET_UNIQUE",
+            access: AUTH_MASTER_ROOT,
+            kind: Kind::Invalid,
+        },
+        0x11 => served("AUTH_MAGIC", MASTER),
+        0x12 => noop("BLOCK", AUTH_MASTER_ROOT),
+        0x13 => noop("UNBLOCK", AUTH_MASTER_ROOT),
+        0x1e => served("SET_MASTER", ANY),
+        0x1f => served("DROP_MASTER", ANY),
+        0x27 => noop("ADD_DRAW", AUTH_MASTER_ROOT),
+        0x28 => noop("RM_DRAW", AUTH_MASTER_ROOT),
+        0x2c => noop("FINISH", AUTH),
+        0x2d => served("PRIME_HANDLE_TO_FD", RENDER),
+        0x2e => served("PRIME_FD_TO_HANDLE", RENDER),
+        0x3a => kms("WAIT_VBLANK", ANY),
+        0x3b => kms("CRTC_GET_SEQUENCE", ANY),
+        0x3c => kms("CRTC_QUEUE_SEQUENCE", ANY),
+        0x3f => noop("UPDATE_DRAW", AUTH_MASTER_ROOT),
+        0x41 => served("VIRTGPU_MAP", RENDER),
+        0x42 => served("VIRTGPU_EXECBUFFER", RENDER),
+        0x43 => served("VIRTGPU_GETPARAM", RENDER),
+        0x44 => served("VIRTGPU_RESOURCE_CREATE", RENDER),
+        0x45 => served("VIRTGPU_RESOURCE_INFO", RENDER),
+        0x46 => served("VIRTGPU_TRANSFER_FROM_HOST", RENDER),
+        0x47 => served("VIRTGPU_TRANSFER_TO_HOST", RENDER),
+        0x48 => served("VIRTGPU_WAIT", RENDER),
+        0x49 => served("VIRTGPU_GET_CAPS", RENDER),
+        0x4a => served("VIRTGPU_RESOURCE_CREATE_BLOB", RENDER),
+        0x4b => served("VIRTGPU_CONTEXT_INIT", RENDER),
+        0xa0 => kms("MODE_GETRESOURCES", ANY),
+        0xa1 => kms("MODE_GETCRTC", ANY),
+        0xa2 => kms("MODE_SETCRTC", MASTER),
+        0xa3 => kms("MODE_CURSOR", MASTER),
+        0xa4 => kms("MODE_GETGAMMA", ANY),
+        0xa5 => kms("MODE_SETGAMMA", MASTER),
+        0xa6 => kms("MODE_GETENCODER", ANY),
+        0xa7 => kms("MODE_GETCONNECTOR", ANY),
+        0xa8 => noop("MODE_ATTACHMODE", MASTER),
+        0xa9 => noop("MODE_DETACHMODE", MASTER),
+        0xaa => kms("MODE_GETPROPERTY", ANY),
+        0xab => kms("MODE_SETPROPERTY", MASTER),
+        0xac => kms("MODE_GETPROPBLOB", ANY),
+        0xad => kms("MODE_GETFB", ANY),
+        0xae => kms("MODE_ADDFB", ANY),
+        0xaf => kms("MODE_RMFB", ANY),
+        0xb0 => kms("MODE_PAGE_FLIP", MASTER),
+        0xb1 => kms("MODE_DIRTYFB", MASTER),
+        // drm_dumb_buffers.c: no dumb_create is ENOSYS, modeset or not.
+        0xb2 => dumb("MODE_CREATE_DUMB"),
+        0xb3 => dumb("MODE_MAP_DUMB"),
+        0xb4 => dumb("MODE_DESTROY_DUMB"),
+        0xb5 => kms("MODE_GETPLANERESOURCES", ANY),
+        0xb6 => kms("MODE_GETPLANE", ANY),
+        0xb7 => kms("MODE_SETPLANE", MASTER),
+        0xb8 => kms("MODE_ADDFB2", ANY),
+        0xb9 => kms("MODE_OBJ_GETPROPERTIES", ANY),
+        0xba => kms("MODE_OBJ_SETPROPERTY", MASTER),
+        0xbb => kms("MODE_CURSOR2", MASTER),
+        0xbc => kms("MODE_ATOMIC", MASTER),
+        0xbd => kms("MODE_CREATEPROPBLOB", ANY),
+        0xbe => kms("MODE_DESTROYPROPBLOB", ANY),
+        0xbf => served("SYNCOBJ_CREATE", RENDER),
+        0xc0 => served("SYNCOBJ_DESTROY", RENDER),
+        0xc1 => served("SYNCOBJ_HANDLE_TO_FD", RENDER),
+        0xc2 => served("SYNCOBJ_FD_TO_HANDLE", RENDER),
+        0xc3 => served("SYNCOBJ_WAIT", RENDER),
+        0xc4 => served("SYNCOBJ_RESET", RENDER),
+        0xc5 => served("SYNCOBJ_SIGNAL", RENDER),
+        0xc6 => kms("MODE_CREATE_LEASE", MASTER),
+        0xc7 => kms("MODE_LIST_LESSEES", MASTER),
+        0xc8 => kms("MODE_GET_LEASE", MASTER),
+        0xc9 => kms("MODE_REVOKE_LEASE", MASTER),
+        0xca => served("SYNCOBJ_TIMELINE_WAIT", RENDER),
+        0xcb => served("SYNCOBJ_QUERY", RENDER),
+        0xcc => served("SYNCOBJ_TRANSFER", RENDER),
+        0xcd => served("SYNCOBJ_TIMELINE_SIGNAL", RENDER),
+        // Without DRIVER_MODESET, GETFB2 is EINVAL rather than EOPNOTSUPP.
+        0xce => Entry {
+            kind: Kind::NoModeset(Errno::EINVAL),
+            ..kms("MODE_GETFB2", ANY)
+        },
+        0xcf => served("SYNCOBJ_EVENTFD", RENDER),
+        0xd0 => kms("MODE_CLOSEFB", ANY),
+        _ => return None,
+    })
+}
+
+fn dumb(name: &'static str) -> Entry {
+    Entry {
+        name,
+        access: ANY,
+        kind: Kind::NoModeset(Errno::ENOSYS),
+    }
+}
+
+/// Who is calling, for [`permit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The file is a render node's.
+    pub render: bool,
+    /// The file is authenticated (root at open, master, or AUTH_MAGIC).
+    pub authenticated: bool,
+    /// The file is the current master.
+    pub master: bool,
+    /// The caller is root now.
+    pub root: bool,
+}
+
+/// `drm_ioctl_permit`: whether `caller` may call an ioctl of `access`.
+pub fn permit(access: Access, caller: Caller) -> Result<()> {
+    let denied = (access.root_only && !caller.root)
+        || (access.auth && !caller.render && !caller.authenticated)
+        || (access.master && !caller.master)
+        || (!access.render && caller.render);
+    if denied {
+        Err(Errno::EACCES)
+    } else {
+        Ok(())
+    }
+}
+
+/// The table's answer to `nr` before a handler runs: `Ok(entry)` for one
+/// the caller may call, else the errno (EINVAL for no such ioctl, EACCES
+/// for one the caller may not call).
+pub fn check(nr: u64, caller: Caller) -> Result<Entry> {
+    let entry = entry(nr).ok_or(Errno::EINVAL)?;
+    permit(entry.access, caller)?;
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RENDER_FILE: Caller = Caller {
+        render: true,
+        authenticated: false,
+        master: false,
+        root: false,
+    };
+    const PLAIN_PRIMARY: Caller = Caller {
+        render: false,
+        ..RENDER_FILE
+    };
+
+    #[test]
+    fn holes_are_einval_for_everyone_before_any_permission() {
+        for nr in [0x03, 0x0e, 0x14, 0x2f, 0x40, 0x4c, 0x9f, 0xd1, 0xff] {
+            assert_eq!(check(nr, RENDER_FILE), Err(Errno::EINVAL), "{nr:#x}");
+        }
+    }
+
+    #[test]
+    fn render_files_reach_only_render_allowed_ioctls() {
+        for nr in [0x00, 0x09, 0x0c, 0x2d, 0x2e, 0x41, 0x4b, 0xbf, 0xcd, 0xcf] {
+            assert!(check(nr, RENDER_FILE).is_ok(), "{nr:#x}");
+        }
+        // KMS, master and auth ioctls, SET_CLIENT_CAP, dumb buffers.
+        for nr in [0x02, 0x0d, 0x1e, 0x1f, 0xa0, 0xa2, 0xb2, 0xbc, 0xce, 0xd0] {
+            assert_eq!(check(nr, RENDER_FILE), Err(Errno::EACCES), "{nr:#x}");
+        }
+    }
+
+    #[test]
+    fn master_auth_and_root_entries_need_them() {
+        assert_eq!(check(0xa2, PLAIN_PRIMARY), Err(Errno::EACCES));
+        assert_eq!(check(0x0a, PLAIN_PRIMARY), Err(Errno::EACCES));
+        let master = Caller {
+            master: true,
+            authenticated: true,
+            ..PLAIN_PRIMARY
+        };
+        assert!(check(0xa2, master).is_ok());
+        assert!(check(0x0a, master).is_ok());
+        // BLOCK needs root as well as the master.
+        assert_eq!(check(0x12, master), Err(Errno::EACCES));
+        let root = Caller {
+            root: true,
+            ..master
+        };
+        assert_eq!(check(0x12, root).map(|e| e.kind), Ok(Kind::Noop));
+        assert_eq!(check(0x10, root).map(|e| e.kind), Ok(Kind::Invalid));
+    }
+}
