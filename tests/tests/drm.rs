@@ -453,7 +453,8 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
         Some(libc::EINVAL)
     );
-    // An oversized count.
+    // A count over the wire's cap (not carried): ENOMEM, as Linux's
+    // allocation of such an array fails.
     let header = ExecbufferHeader {
         num_bo_handles: u32::MAX,
         ..ExecbufferHeader::new_zeroed()
@@ -461,7 +462,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
     let mut payload = Builder::new(&header).build();
     assert_eq!(
         errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
-        Some(libc::EINVAL)
+        Some(libc::ENOMEM)
     );
     // Unknown handles, flags and nrs.
     let mut wait = Wait {
@@ -489,7 +490,7 @@ fn malformed_ioctls_get_clear_errnos_and_the_daemons_keep_serving() {
         errno(fd.ioctl(vg::EXECBUFFER, &mut payload)),
         Some(libc::ENOENT)
     );
-    assert_eq!(errno(fd.ioctl(0x7F, &mut [0u8; 8])), Some(libc::ENOTTY));
+    assert_eq!(errno(fd.ioctl(0x7F, &mut [0u8; 8])), Some(libc::EINVAL));
     let mut close = GemClose { handle: 9, pad: 0 };
     assert_eq!(
         errno(fd.ioctl(dc::GEM_CLOSE, close.as_mut_bytes())),
@@ -522,6 +523,45 @@ fn test_regression_an_empty_execbuffer_is_answered_and_the_device_keeps_serving(
         fenced(clear(client, bo, res, [0.0, 0.0, 1.0, 1.0]));
         assert!(all(&read_back(client, bo, 16, 16), [0, 0, 0xFF, 0xFF]));
     }
+}
+
+/// The host kills a context that hits an error and then answers every
+/// command of it OK while running none: the client learned nothing and
+/// rendered garbage. Its next submit is EIO now, and only its own.
+#[test]
+fn a_context_the_host_killed_fails_its_next_submit_with_eio_and_only_it() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let other = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    fenced(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]));
+    // Well framed (the walker passes it), but BIND_OBJECT of a blend
+    // state that does not exist: virglrenderer kills the context.
+    let mut stream = virgl_stream::Stream::new();
+    // BIND_OBJECT (2) of an object of type BLEND (1).
+    stream.command(2, 1, &[0xbad]);
+    let fence = fd
+        .execbuffer(&stream.to_bytes(), &[], None, true)
+        .unwrap()
+        .unwrap();
+    fenced(fence);
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
+    assert_eq!(
+        errno(fd.execbuffer(&stream, &[bo], None, false)),
+        Some(libc::EIO),
+        "the lost context's next submit"
+    );
+    assert!(stack_tests::scheme_text("/scheme/virtio-gpu/stats").contains("contexts_lost 1"));
+    // Everyone else renders, a new file of the same process too.
+    for client in [&other, &render_node()] {
+        let (bo, res) = create(client, 16, 16);
+        fenced(clear(client, bo, res, [0.0, 0.0, 1.0, 1.0]));
+        assert!(all(&read_back(client, bo, 16, 16), [0, 0, 0xFF, 0xFF]));
+    }
+    // Closing the lost file releases its objects as usual.
+    drop(fd);
+    await_released(res);
 }
 
 #[test]
@@ -706,8 +746,9 @@ fn prime_refuses_unknown_handles_flags_and_fds() {
         errno(fd.ioctl(dc::PRIME_HANDLE_TO_FD, h.as_mut_bytes())),
         Some(libc::EOPNOTSUPP)
     );
-    // A token naming no dma-buf of this device: a made-up one, and a
-    // sync_file's.
+    // A token naming no dma-buf of this device (a made-up one, and a
+    // sync_file's) is EINVAL, as Linux answers for an fd of another kind;
+    // a client library's "not open" is EBADF.
     let import = |token: u64| {
         let mut h = PrimeHandle {
             token,
@@ -715,9 +756,13 @@ fn prime_refuses_unknown_handles_flags_and_fds() {
         };
         fd.ioctl(dc::PRIME_FD_TO_HANDLE, h.as_mut_bytes())
     };
-    assert_eq!(errno(import(0x1234)), Some(libc::EBADF));
+    assert_eq!(errno(import(0x1234)), Some(libc::EINVAL));
     let fence = clear(&fd, bo, res, [1.0, 1.0, 1.0, 1.0]);
-    assert_eq!(errno(import(fence.token().unwrap())), Some(libc::EBADF));
+    assert_eq!(errno(import(fence.token().unwrap())), Some(libc::EINVAL));
+    assert_eq!(
+        errno(import(scheme_seam::token::NOT_OPEN)),
+        Some(libc::EBADF)
+    );
     // A dma-buf answers nothing but its token.
     let dma_buf = export(bo, 0).unwrap();
     let dma_buf = SchemeFd::from_fd(dma_buf);
@@ -886,6 +931,7 @@ fn a_dead_device_fails_calls_with_etimedout_instead_of_hanging() {
         .resource_create(ResourceCreate {
             target: 2,
             format: R8G8B8A8_UNORM,
+            bind: virgl_stream::bind::RENDER_TARGET,
             width: 4,
             height: 4,
             depth: 1,

@@ -413,3 +413,126 @@ fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
     submit.extend_from_slice(&bytes);
     ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
 }
+
+/// What the host would take silently and then fail on (killing the
+/// session's context, or worse) is refused before it reaches it: backing
+/// entries that are empty, overlap or come twice; transfers outside the
+/// resource, its backing, or a context it is attached to; streams whose
+/// commands run past their end or name a resource their context lacks;
+/// a cursor the backend cannot copy.
+#[test]
+fn test_regression_what_the_host_would_choke_on_is_refused_first() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let s = Session::open().unwrap();
+    let (ctx, res, addr, _) = setup(&s, 16, 16);
+    let einval = |request: &[u8]| {
+        assert_eq!(
+            errno(s.queue(request, QUEUE_FENCED)),
+            Some(libc::EINVAL),
+            "{request:02x?}"
+        );
+    };
+    // Backing: a second attach, and a fresh resource's empty or
+    // overlapping entries.
+    let attach = |res: ResourceId, entries: &[(u64, u32)]| {
+        let mut a = ResourceAttachBacking::new(res, entries.len() as u32)
+            .as_bytes()
+            .to_vec();
+        for &(addr, len) in entries {
+            a.extend_from_slice(MemEntry::new(addr, len).as_bytes());
+        }
+        a
+    };
+    einval(&attach(res, &[(addr, 1024)]));
+    let (r, answer) = s
+        .call(
+            ResourceCreate3d::new(placeholder_res(), &target(16, 16)).as_bytes(),
+            0,
+            24,
+        )
+        .unwrap();
+    ok(&answer);
+    let fresh = ResourceId::new(r.created as u32).unwrap();
+    let (mem, _) = s.alloc(4096).unwrap();
+    einval(&attach(fresh, &[(mem, 0)]));
+    einval(&attach(fresh, &[(mem, 2048), (mem + 1024, 2048)]));
+    // Transfers: past the box, past the backing, and in a context the
+    // resource is not attached to.
+    let from = |bx: Box3d, offset: u64, ctx: CtxId, res: ResourceId| {
+        TransferFromHost3d::new(ctx, res, bx, offset, 0, 0, 0)
+            .as_bytes()
+            .to_vec()
+    };
+    einval(&from(Box3d::new(8, 0, 0, 16, 16, 1), 0, ctx, res));
+    einval(&from(Box3d::new(0, 0, 0, 16, 16, 1), 512, ctx, res));
+    ok(&s.call(&attach(fresh, &[(mem, 4096)]), 0, 24).unwrap().1);
+    einval(&from(Box3d::new(0, 0, 0, 16, 16, 1), 0, ctx, fresh));
+    // Streams: a command past the end, and a clear of a resource the
+    // context does not have.
+    let submit = |bytes: &[u8]| {
+        let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+        submit.extend_from_slice(bytes);
+        submit
+    };
+    einval(&submit(&((100u32 << 16) | 7).to_le_bytes()));
+    let foreign =
+        virgl_stream::clear_stream(fresh.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
+    einval(&submit(&foreign));
+    // None of it hurt the context: it still renders.
+    let bytes =
+        virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
+    ok(&s.call(&submit(&bytes), QUEUE_FENCED, 24).unwrap().1);
+    ok(&s
+        .call(
+            &from(Box3d::new(0, 0, 0, 16, 16, 1), 0, ctx, res),
+            QUEUE_FENCED,
+            24,
+        )
+        .unwrap()
+        .1);
+}
+
+/// Fence ids wrap without a stall or a lost fence: the device sees ids up
+/// to the wrap limit, syncd's points go on growing, every fence signals
+/// (forced here with a limit of 50).
+#[test]
+fn fence_ids_wrap_with_a_drain_and_points_go_on() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let _gpu = Daemon::start(
+        &workspace_binary("virtio-gpud"),
+        &["--fence-wrap", "50"],
+        "virtio-gpu",
+    );
+    let s = Session::open().unwrap();
+    let timeline = s.timeline().unwrap();
+    let (ctx, res, _, _) = setup(&s, 16, 16);
+    let bytes =
+        virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
+    let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+    submit.extend_from_slice(&bytes);
+    let mut last = 0;
+    for _ in 0..500 {
+        let r = s.queue(&submit, QUEUE_FENCED | QUEUE_DETACHED).unwrap();
+        assert!(r.fence > last, "points keep increasing");
+        last = r.fence;
+    }
+    assert!(last >= 500);
+    let fence = SyncFile::for_fence(timeline, last).unwrap();
+    assert!(
+        fence.wait(Duration::from_secs(20)).unwrap(),
+        "the last fence signals"
+    );
+    assert_eq!(fence.info().unwrap().status, 1);
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
+    let epochs: u64 = stats
+        .split_whitespace()
+        .skip_while(|w| *w != "fence_epochs")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(epochs >= 9, "{stats}");
+    // And an answered call still matches its fence after the wraps.
+    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+}

@@ -320,3 +320,46 @@ fn ten_thousand_fences_leave_memory_flat() {
         "RSS grew from {before} KiB to {after} KiB over 10,000 fences"
     );
 }
+
+/// A process's voluntary context switches so far (its wake-ups).
+fn wakeups(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// syncd kept every timed wait's deadline after the wait was done: after
+/// the first one it woke every millisecond forever.
+#[test]
+fn test_regression_a_timed_wait_leaves_syncd_asleep_once_it_is_over() {
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let d = start();
+    let table = SyncobjTable::open().unwrap();
+    let handle = table.create(false).unwrap();
+    let owner = TimelineOwner::create("deadline-test").unwrap();
+    let file = SyncFile::for_fence(owner.id(), 1).unwrap();
+    table.import_sync_file(handle, &file, None).unwrap();
+    // One wait that times out, one that is answered before its deadline.
+    let soon = now_ns() + 50_000_000;
+    let err = table.wait(&[handle], None, soon, 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIME));
+    let waiter = std::thread::spawn(move || {
+        let later = now_ns() + 200_000_000;
+        table.wait(&[handle], None, later, 0).map(drop)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    owner.signal(1).unwrap();
+    waiter.join().unwrap().unwrap();
+    // Past both deadlines, syncd sleeps.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(d.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let woke = wakeups(d.pid()) - before;
+    assert!(
+        woke < 20,
+        "syncd woke {woke} times in a second with nothing to do"
+    );
+}

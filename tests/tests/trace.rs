@@ -18,8 +18,8 @@ use syncd::client::SyncFile;
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
 use virtio_gpu_proto::{
-    CmdSubmit, CommandType, CtxCreate, CtxId, Resource3dParams, ResourceCreate3d, ResourceId,
-    ResponseType,
+    CmdSubmit, CommandType, CtxAttachResource, CtxCreate, CtxId, Resource3dParams,
+    ResourceCreate3d, ResourceId, ResponseType,
 };
 use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
 use virtio_gpud::client::Session;
@@ -338,6 +338,8 @@ fn a_reader_that_never_reads_loses_records_and_stalls_nothing() {
         )
         .unwrap();
     let res = r.created as u32;
+    let attach = CtxAttachResource::new(ctx, ResourceId::new(res).unwrap());
+    s.call(attach.as_bytes(), 0, 24).unwrap();
     // A kilobyte of stream per submit: 10,000 of them overflow the idle
     // reader's 4 MiB several times.
     let one = clear_stream(res, R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);

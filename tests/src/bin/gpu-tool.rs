@@ -6,6 +6,11 @@
 //!   render node).
 //! - `gpu-tool open-as-nobody PATH...`: drops to user `nobody` (65534), opens
 //!   each scheme path and prints `PATH ok` or `PATH <errno>` per line.
+//! - `gpu-tool render-as-nobody`: drops to `nobody`, renders through a
+//!   render node (a clear, read back) and prints "rendered".
+//! - `gpu-tool drm-ids`: holds objects of every kind on a render node and
+//!   prints their ids (`bo RES_HANDLE res RES offset OFFSET syncobj S`),
+//!   then waits to be killed.
 
 use std::io::Write;
 
@@ -18,8 +23,15 @@ fn main() -> std::io::Result<()> {
         Some("hold") => hold_session(),
         Some("drm-hold") => hold_drm(),
         Some("open-as-nobody") => open_as_nobody(std::env::args().skip(2)),
+        Some("render-as-nobody") => {
+            become_nobody()?;
+            render()?;
+            println!("rendered");
+            Ok(())
+        }
+        Some("drm-ids") => drm_ids(),
         _ => Err(std::io::Error::other(
-            "usage: gpu-tool hold | drm-hold | open-as-nobody PATH...",
+            "usage: gpu-tool hold | drm-hold | open-as-nobody PATH... | render-as-nobody | drm-ids",
         )),
     }
 }
@@ -74,12 +86,86 @@ fn hold_session() -> std::io::Result<()> {
     holding()
 }
 
-fn open_as_nobody(paths: impl Iterator<Item = String>) -> std::io::Result<()> {
+fn become_nobody() -> std::io::Result<()> {
     const NOBODY: libc::uid_t = 65534;
     // SAFETY: plain system calls changing this process's own identity.
     if unsafe { libc::setgid(NOBODY) } != 0 || unsafe { libc::setuid(NOBODY) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// A clear of a 16×16 object through a render node, read back.
+fn render() -> std::io::Result<()> {
+    use drm_uapi::virtgpu::{Box3d, ResourceCreate};
+    let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
+    let (bo, res) = fd.resource_create(ResourceCreate {
+        target: 2,
+        format: 67,
+        bind: 0xa,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..zerocopy::FromZeros::new_zeroed()
+    })?;
+    let stream = virgl_stream::clear_stream(res, 67, [1.0, 1.0, 1.0, 1.0]);
+    let fence = fd
+        .execbuffer(&stream, &[bo], None, true)?
+        .expect("out-fence");
+    fence.wait(std::time::Duration::from_secs(10))?;
+    let whole = Box3d {
+        x: 0,
+        y: 0,
+        z: 0,
+        w: 16,
+        h: 16,
+        d: 1,
+    };
+    fd.transfer(bo, whole, false)?;
+    fd.wait(bo, false)?;
+    let map = fd.map(bo, 1024)?;
+    let mut pixels = [0u8; 1024];
+    map.read_bytes(0, &mut pixels);
+    if pixels.iter().all(|&b| b == 0xFF) {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("the clear did not reach the buffer"))
+    }
+}
+
+/// Objects of every kind, with their ids printed for another process to
+/// try.
+fn drm_ids() -> std::io::Result<()> {
+    use drm_uapi::virtgpu::ResourceCreate;
+    let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
+    let (bo, res) = fd.resource_create(ResourceCreate {
+        target: 2,
+        format: 67,
+        bind: 0xa,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..zerocopy::FromZeros::new_zeroed()
+    })?;
+    let offset = fd.map_offset(bo)?;
+    let mut create = drm_uapi::syncobj::Create {
+        handle: 0,
+        flags: drm_uapi::syncobj::CREATE_SIGNALED,
+    };
+    fd.ioctl(drm_uapi::syncobj::CREATE, create.as_mut_bytes())?;
+    println!(
+        "bo {bo} res {res} offset {offset} syncobj {}",
+        create.handle
+    );
+    holding()
+}
+
+fn open_as_nobody(paths: impl Iterator<Item = String>) -> std::io::Result<()> {
+    become_nobody()?;
     for path in paths {
         match scheme_seam::SchemeFd::open(&path, 0) {
             Ok(_) => println!("{path} ok"),

@@ -11,6 +11,10 @@ use std::ffi::CString;
 use std::process::ExitCode;
 
 use drm_uapi::core as dc;
+use drm_uapi::linux::{
+    Execbuffer, FileInfo, GetParam, Merge as MergeData, PrimeHandle, SyncobjArray, SyncobjHandle,
+    SyncobjTimelineArray, SyncobjWait,
+};
 use drm_uapi::sync_file as sf;
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg, Box3d, Map, ResourceCreate, ResourceInfo, Transfer, Wait};
@@ -19,106 +23,6 @@ use zerocopy::FromZeros;
 const W: u32 = 32;
 const H: u32 = 32;
 const NODE: &str = "/dev/dri/renderD128";
-
-/// `struct drm_virtgpu_execbuffer` as Linux lays it out.
-#[repr(C)]
-#[derive(Default)]
-struct Execbuffer {
-    flags: u32,
-    size: u32,
-    command: u64,
-    bo_handles: u64,
-    num_bo_handles: u32,
-    fence_fd: i32,
-    ring_idx: u32,
-    syncobj_stride: u32,
-    num_in_syncobjs: u32,
-    num_out_syncobjs: u32,
-    in_syncobjs: u64,
-    out_syncobjs: u64,
-}
-
-/// `struct drm_prime_handle`.
-#[repr(C)]
-#[derive(Default)]
-struct PrimeHandle {
-    handle: u32,
-    flags: u32,
-    fd: i32,
-}
-
-/// `struct sync_merge_data`.
-#[repr(C)]
-#[derive(Default)]
-struct MergeData {
-    name: [u8; 32],
-    fd2: i32,
-    fence: i32,
-    flags: u32,
-    pad: u32,
-}
-
-/// `struct sync_file_info`.
-#[repr(C)]
-#[derive(Default)]
-struct FileInfo {
-    name: [u8; 32],
-    status: i32,
-    flags: u32,
-    num_fences: u32,
-    pad: u32,
-    sync_fence_info: u64,
-}
-
-/// `struct drm_virtgpu_getparam`.
-#[repr(C)]
-struct GetParam {
-    param: u64,
-    value: u64,
-}
-
-/// `struct drm_syncobj_handle`.
-#[repr(C)]
-#[derive(Default)]
-struct SyncobjHandle {
-    handle: u32,
-    flags: u32,
-    fd: i32,
-    pad: u32,
-    point: u64,
-}
-
-/// `struct drm_syncobj_wait`.
-#[repr(C)]
-#[derive(Default)]
-struct SyncobjWait {
-    handles: u64,
-    timeout_nsec: i64,
-    count_handles: u32,
-    flags: u32,
-    first_signaled: u32,
-    pad: u32,
-    deadline_nsec: u64,
-}
-
-/// `struct drm_syncobj_timeline_array`.
-#[repr(C)]
-#[derive(Default)]
-struct SyncobjTimelineArray {
-    handles: u64,
-    points: u64,
-    count_handles: u32,
-    flags: u32,
-}
-
-/// `struct drm_syncobj_array`.
-#[repr(C)]
-#[derive(Default)]
-struct SyncobjArray {
-    handles: u64,
-    count_handles: u32,
-    pad: u32,
-}
 
 /// `DRM_IOWR(nr, T)`, as Linux's drm.h spells the syncobj requests.
 fn iowr<T>(nr: u64) -> u32 {
