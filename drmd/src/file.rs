@@ -153,13 +153,13 @@ pub fn io_errno(e: io::Error) -> Errno {
 }
 
 impl DrmFile {
-    /// A new file on `node` (opened by root or not), with a session of its
-    /// own.
-    pub fn open(node: Node, root: bool) -> io::Result<DrmFile> {
+    /// A new file on `node` opened by user `uid`, with a session of its
+    /// own serving that user (its memory and quota are that user's).
+    pub fn open(node: Node, uid: u32) -> io::Result<DrmFile> {
         Ok(DrmFile {
             node,
-            root,
-            session: Session::open()?,
+            root: uid == 0,
+            session: Session::open_for(uid)?,
             bos: HashMap::new(),
             next_handle: 0,
             ctx: None,

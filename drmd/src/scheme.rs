@@ -236,7 +236,7 @@ impl Scheme for DrmScheme {
         if node == Node::Primary && !caller.is_privileged() {
             return Err(Errno::EACCES);
         }
-        let file = DrmFile::open(node, caller.uid == 0).map_err(|e| {
+        let file = DrmFile::open(node, caller.uid).map_err(|e| {
             warn!("opening a DRM file: {e}");
             io_errno(e)
         })?;

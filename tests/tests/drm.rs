@@ -564,6 +564,31 @@ fn a_context_the_host_killed_fails_its_next_submit_with_eio_and_only_it() {
     await_released(res);
 }
 
+/// 256 DRM files open at once, each rendering: the device's 32 memory
+/// regions no longer bound the clients (a file's memory comes from its
+/// user's shared regions).
+#[test]
+fn two_hundred_fifty_six_clients_render_at_once() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let files: Vec<DrmFd> = (0..256).map(|_| render_node()).collect();
+    let objects: Vec<(u32, u32)> = files.iter().map(|fd| create(fd, 16, 16)).collect();
+    let fences: Vec<SyncFile> = files
+        .iter()
+        .zip(&objects)
+        .enumerate()
+        .map(|(i, (fd, &(bo, res)))| clear(fd, bo, res, [(i % 2) as f32, 0.0, 1.0, 1.0]))
+        .collect();
+    fences.into_iter().for_each(fenced);
+    for (i, (fd, &(bo, _))) in files.iter().zip(&objects).enumerate().step_by(37) {
+        let red = if i % 2 == 1 { 0xFF } else { 0 };
+        assert!(
+            all(&read_back(fd, bo, 16, 16), [red, 0, 0xFF, 0xFF]),
+            "file {i}"
+        );
+    }
+}
+
 #[test]
 fn a_killed_client_has_its_host_objects_released() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,8 +9,11 @@
 //!   all, or at N. Reads park while nothing is waiting (non-blocking: EAGAIN);
 //!   a reader that falls 4 MiB behind loses records, and its stream says how
 //!   many. Writing to `stats`, `objects` or `trace` is EBADF.
-//! - `session` (drmd's user and root only: EACCES for anyone else): a
-//!   client of the device. Its resources, contexts and memory
+//! - `session` or `session/UID` (drmd's user and root only: EACCES for
+//!   anyone else): a client of the device, serving the clients of user UID
+//!   (default: the opener's). Its memory comes from regions that user's
+//!   sessions share, under that user's quota (sessions: EMFILE beyond;
+//!   memory: ENOMEM). Its resources, contexts and memory
 //!   are its own (another session cannot name them) and are released on
 //!   the device when the handle closes. Calls (metadata word 0):
 //!   - [`QUEUE`]: payload = [`QueueHeader`] then a raw virtio-gpu request
@@ -30,8 +33,9 @@
 //!     (`--device-timeout-ms`, default 10 s): it is stuck or gone, which is
 //!     logged and counted (`stuck` in `stats`), not waited on forever.
 //!   - [`ALLOC`]: payload = length (`u64`) in; device address and mmap
-//!     offset (`u64` each) out: DMA memory for this session's backing,
-//!     mappable through this handle at that offset.
+//!     offset (`u64` each, the same) out: DMA memory for this session's
+//!     backing, mappable through this handle at that offset (only that
+//!     allocation, and only the session's own).
 //!   - [`FREE`]: payload = a device address from ALLOC.
 //!   - [`TIMELINE`]: the syncd timeline carrying the device's fences (the
 //!     return value), ENODEV while syncd is not reachable.

@@ -14,9 +14,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens a session.
+    /// Opens a session serving this process's own user.
     pub fn open() -> io::Result<Session> {
         let path = format!("/scheme/{}/{}", api::SCHEME, api::SESSION_PATH);
+        Ok(Session {
+            fd: SchemeFd::open(&path, 0)?,
+        })
+    }
+
+    /// Opens a session serving the clients of user `uid` (drmd's session
+    /// for a DRM file): its memory is that user's, under that user's quota.
+    pub fn open_for(uid: u32) -> io::Result<Session> {
+        let path = format!("/scheme/{}/{}/{uid}", api::SCHEME, api::SESSION_PATH);
         Ok(Session {
             fd: SchemeFd::open(&path, 0)?,
         })

@@ -134,6 +134,9 @@ pub struct Gpu<T: Transport> {
     done: HashMap<RequestId, Completion>,
     /// Requests nobody will claim: their completions are dropped.
     detached: HashSet<RequestId>,
+    /// Every request completed since [`Gpu::take_finished`], claimed or
+    /// not (for whoever tracks what is in flight).
+    finished: Vec<RequestId>,
     /// Fenced commands the device failed, not yet reported.
     failed_fences: Vec<(Timeline, FenceId)>,
     next_resource: u32,
@@ -193,6 +196,7 @@ impl<T: Transport> Gpu<T> {
             fences: Fences::with_wrap(opts.fence_wrap),
             done: HashMap::new(),
             detached: HashSet::new(),
+            finished: Vec::new(),
             failed_fences: Vec::new(),
             next_resource: 1,
             next_ctx: 1,
@@ -470,6 +474,7 @@ impl<T: Transport> Gpu<T> {
             if let (Err(_), Some(fence)) = (&c.result, c.fence) {
                 self.failed_fences.push(fence);
             }
+            self.finished.push(c.id);
             if !self.detached.remove(&c.id) {
                 self.done.insert(c.id, c);
             }
@@ -484,6 +489,11 @@ impl<T: Transport> Gpu<T> {
         if self.done.remove(&pending.id).is_none() {
             self.detached.insert(pending.id);
         }
+    }
+
+    /// The requests completed since the last call, claimed or not.
+    pub fn take_finished(&mut self) -> Vec<RequestId> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Fenced commands the device answered with an error since the last
@@ -596,8 +606,13 @@ impl<T: Transport> Gpu<T> {
     /// Destroys a 3D context and forgets its timelines.
     pub fn destroy_context(&mut self, ctx: CtxId) -> Result<(), Error> {
         self.call(&CtxDestroy::new(ctx), &[], None)?;
-        self.fences.forget_context(ctx);
+        self.forget_context(ctx);
         Ok(())
+    }
+
+    /// Forgets a context's timelines (its destruction is on its way).
+    pub fn forget_context(&mut self, ctx: CtxId) {
+        self.fences.forget_context(ctx);
     }
 
     /// The data of capset `id` at `version`, validated (ABI reference §5.7)

@@ -30,7 +30,11 @@ fn run() -> Result<(), Box<dyn Error>> {
     // the device counts as stuck (default 10 s). `--fence-wrap N`: the
     // largest fence id the device sees before ids start again (default
     // i32::MAX; small values let tests wrap).
-    let usage = "usage: virtio-gpud [--device-timeout-ms N] [--fence-wrap N]";
+    // `--uid-sessions N`, `--uid-memory BYTES`: each user's quota of
+    // sessions (EMFILE beyond) and memory (ENOMEM beyond).
+    let usage = "usage: virtio-gpud [--device-timeout-ms N] [--fence-wrap N] \
+                 [--uid-sessions N] [--uid-memory BYTES]";
+    let mut quota = virtio_gpud::memory::Quota::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         match pair {
@@ -38,11 +42,14 @@ fn run() -> Result<(), Box<dyn Error>> {
                 opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
             }
             [flag, n] if flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
+            [flag, n] if flag == "--uid-sessions" => quota.sessions = n.parse()?,
+            [flag, n] if flag == "--uid-memory" => quota.bytes = n.parse()?,
             _ => return Err(usage.into()),
         }
     }
     let (gpu, _backend) = launch(&opts)?;
-    scheme_seam::serve("virtio-gpu", &mut GpuScheme::new(gpu), &termination)?;
+    let mut scheme = GpuScheme::new(gpu, quota);
+    scheme_seam::serve("virtio-gpu", &mut scheme, &termination)?;
     Ok(())
 }
 

@@ -575,6 +575,14 @@ impl Objects {
         out
     }
 
+    /// The session's allocation holding `len` bytes at `addr`, and where
+    /// in it they start.
+    pub fn memory_at(&self, session: SessionId, addr: u64, len: u64) -> Option<(&DmaBuf, usize)> {
+        let start = self.allocation_of(session, addr, len)?;
+        let (_, buf) = &self.backing[&start];
+        Some((buf, (addr - start) as usize))
+    }
+
     /// The session's allocation at device address `addr`.
     pub fn memory(&self, session: SessionId, addr: u64) -> Option<&DmaBuf> {
         match self.backing.get(&addr) {
@@ -595,11 +603,6 @@ impl Objects {
             return Err(Errno::EBUSY);
         }
         Ok(self.backing.remove(&addr).expect("present").1)
-    }
-
-    /// Whether any of `session`'s memory is still allocated.
-    pub fn has_memory(&self, session: SessionId) -> bool {
-        self.backing.values().any(|(s, _)| *s == session)
     }
 
     /// A token with which another session can adopt `res`, which `session`

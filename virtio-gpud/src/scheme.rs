@@ -13,17 +13,17 @@ use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
 };
 use syncd::client::TimelineOwner;
-use virtio_gpu_proto::{CapsetHeader, CapsetId, CommandType, CtrlHdr, ResourceUnref};
+use virtio_gpu_proto::{CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
 use crate::command::{DeviceError, Payload, SubmitError};
 use crate::device::{Gpu, Pending};
-use crate::dma::DmaPool;
 use crate::fence::Timeline;
+use crate::memory::{Domain, Memory, Quota};
 use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
 use crate::ratelimit::RateLimit;
-use crate::resource::PAGE_SIZE;
+use crate::reclaim::Reclaim;
 use crate::shape::Limits;
 use crate::trace;
 use crate::transport::Transport;
@@ -37,8 +37,8 @@ enum Node {
     Stats,
     /// `objects`: the object table as text.
     Objects,
-    /// A client of the device.
-    Session(SessionId),
+    /// A client of the device, serving the clients of `Domain`.
+    Session(SessionId, Domain),
     /// A reader of the trace (its reader id is the handle id).
     Trace,
 }
@@ -54,10 +54,6 @@ struct Ticket {
     placed: Instant,
 }
 
-/// Each session's DMA memory: a region of its own, so a mapping shared with
-/// the client holds nothing of anyone else's. Sparse until touched.
-const SESSION_MEMORY: usize = 256 << 20;
-
 /// How often to try reaching syncd while it is not there.
 const SYNCD_RETRY: Duration = Duration::from_secs(1);
 
@@ -69,15 +65,14 @@ pub struct GpuScheme<T: Transport> {
     objects: Objects,
     tickets: HashMap<u64, Ticket>,
     next_ticket: u64,
-    /// Each session's memory pool, made on its first ALLOC.
-    pools: HashMap<SessionId, DmaPool>,
+    /// Sessions' memory, by the domain they serve.
+    memory: Memory,
+    /// What closed sessions and released resources leave to the device.
+    reclaim: Reclaim,
     /// Waits failed because the device did not answer in time.
     stuck: u64,
     /// Since when a QUEUE has found its ring full (None: it had room).
     ring_full_since: Option<Instant>,
-    /// Pools of closed sessions whose memory still backs a resource another
-    /// session holds; withdrawn from the device once it does not.
-    retired: HashMap<SessionId, DmaPool>,
     /// The device timeline in syncd, once syncd is reachable (it starts
     /// after this daemon).
     sync: Option<TimelineOwner>,
@@ -138,8 +133,8 @@ impl<T: Transport> GpuScheme<T> {
         errno_of(e)
     }
 
-    /// Serves `gpu`.
-    pub fn new(mut gpu: Gpu<T>) -> Self {
+    /// Serves `gpu`, with `quota` for each domain's sessions and memory.
+    pub fn new(mut gpu: Gpu<T>, quota: Quota) -> Self {
         let limits = texture_limits(&mut gpu);
         GpuScheme {
             gpu,
@@ -148,10 +143,10 @@ impl<T: Transport> GpuScheme<T> {
             objects: Objects::new(limits),
             tickets: HashMap::new(),
             next_ticket: 0,
-            pools: HashMap::new(),
+            memory: Memory::new(quota),
+            reclaim: Reclaim::default(),
             stuck: 0,
             ring_full_since: None,
-            retired: HashMap::new(),
             sync: None,
             sync_retry: None,
             log: RateLimit::default(),
@@ -211,6 +206,14 @@ impl<T: Transport> GpuScheme<T> {
         let _ = writeln!(s, "tickets {} stuck {}", self.tickets.len(), self.stuck);
         let _ = writeln!(
             s,
+            "regions {} memory_used {} closing {} releases_waiting {}",
+            self.memory.regions(),
+            self.memory.used(),
+            self.reclaim.closing(),
+            self.reclaim.deferred()
+        );
+        let _ = writeln!(
+            s,
             "contexts_lost {} lost_now {}",
             self.contexts_lost,
             self.objects.lost_contexts()
@@ -266,10 +269,12 @@ impl<T: Transport> GpuScheme<T> {
         // own context is all a change could harm).
         let in_memory = match stream {
             Payload::Device { addr, len } => {
-                let region = self.pools.get(&session).ok_or(Errno::EACCES)?.region();
+                let (buf, at) = self
+                    .objects
+                    .memory_at(session, addr, u64::from(len))
+                    .ok_or(Errno::EACCES)?;
                 self.scratch.resize(len as usize, 0);
-                let offset = (addr - region.device_addr()) as usize;
-                region.shm().read_bytes(offset, &mut self.scratch);
+                buf.read_bytes(at, &mut self.scratch);
                 Some(self.scratch.as_slice())
             }
             Payload::Inline(_) => None,
@@ -298,6 +303,7 @@ impl<T: Transport> GpuScheme<T> {
             Ok(pending) => pending,
             Err(e) => return Err(self.device_errno(&e)),
         };
+        self.reclaim.track(pending.id, session);
         let ticket = if head.flags & api::QUEUE_DETACHED != 0 {
             self.gpu.detach(&pending);
             0
@@ -329,13 +335,11 @@ impl<T: Transport> GpuScheme<T> {
         let Payload::Device { addr, len } = stream else {
             return;
         };
-        let Some(pool) = self.pools.get(&session) else {
+        let Some((buf, at)) = self.objects.memory_at(session, addr, u64::from(len)) else {
             return;
         };
-        let region = pool.region();
         let mut bytes = vec![0u8; len as usize];
-        let offset = (addr - region.device_addr()) as usize;
-        region.shm().read_bytes(offset, &mut bytes);
+        buf.read_bytes(at, &mut bytes);
         self.gpu.tracer().provide_device_payload(bytes);
     }
 
@@ -450,33 +454,18 @@ impl<T: Transport> GpuScheme<T> {
         }
     }
 
-    fn alloc(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+    /// ALLOC: memory of the session's domain. Its device address is also
+    /// its mmap offset on the session's handle.
+    fn alloc(&mut self, session: SessionId, domain: Domain, payload: &mut [u8]) -> Result<usize> {
         let len = u64_at(payload, 0)?;
         if len == 0 || payload.len() < 16 {
             return Err(Errno::EINVAL);
         }
-        // More than a session's whole region can never be satisfied.
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&len| len <= SESSION_MEMORY)
-            .ok_or(Errno::ENOMEM)?
-            .next_multiple_of(PAGE_SIZE);
-        let pool = match self.pools.get(&session) {
-            Some(pool) => pool.clone(),
-            None => {
-                let pool = self.gpu.new_pool(SESSION_MEMORY).map_err(|e| {
-                    warn!("memory for session {session}: {e}");
-                    Errno::ENOSPC
-                })?;
-                self.pools.insert(session, pool.clone());
-                pool
-            }
-        };
-        let buf = pool.alloc(len, PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
+        let len = usize::try_from(len).map_err(|_| Errno::ENOMEM)?;
+        let buf = self.memory.alloc(&mut self.gpu, domain, len)?;
         let addr = self.objects.add_memory(session, buf);
-        let offset = addr - pool.region().device_addr();
         payload[..8].copy_from_slice(&addr.to_le_bytes());
-        payload[8..16].copy_from_slice(&offset.to_le_bytes());
+        payload[8..16].copy_from_slice(&addr.to_le_bytes());
         Ok(0)
     }
 
@@ -504,8 +493,10 @@ impl<T: Transport> GpuScheme<T> {
     }
 
     /// Releases everything a session owns on the device, except what
-    /// another session still holds.
-    fn release(&mut self, session: SessionId) {
+    /// another session still holds, without waiting for the device: its
+    /// resources' UNREFs and contexts' destruction are sent detached, and
+    /// its memory is freed once the device can no longer read it.
+    fn release(&mut self, session: SessionId, domain: Domain) {
         let stale: Vec<u64> = self
             .tickets
             .iter()
@@ -523,52 +514,30 @@ impl<T: Transport> GpuScheme<T> {
             memory,
         } = self.objects.take_session(session);
         let (n_resources, n_contexts) = (resources.len(), contexts.len());
-        // What is released on a session's behalf is its traffic.
-        self.gpu.tracer().set_origin(session);
         for r in resources {
-            self.unref(r);
+            self.unref(session, r);
         }
         for c in &contexts {
-            if let Err(e) = self.gpu.destroy_context(*c) {
-                warn!("releasing context {}: {e}", c.get());
-            }
+            self.gpu.forget_context(*c);
+            let destroy = CtxDestroy::new(*c).as_bytes().to_vec();
+            self.reclaim
+                .send(&mut self.gpu, session, destroy, Vec::new());
         }
-        self.gpu.tracer().set_origin(0);
-        // Only now, with its resources gone, is the memory unused.
-        drop(memory);
-        if let Some(pool) = self.pools.remove(&session) {
-            self.retired.insert(session, pool);
-        }
-        self.withdraw_retired();
+        self.reclaim.close(session, memory);
+        self.memory.close_session(domain);
+        self.memory.withdraw_idle(&mut self.gpu);
         if n_resources > 0 || n_contexts > 0 {
             info!(
-                "session {session} closed: released {n_resources} resources, {n_contexts} contexts"
+                "session {session} closed: releasing {n_resources} resources, {n_contexts} contexts"
             );
         }
     }
 
-    /// Unrefs a resource nobody holds any more, then frees its backing.
-    fn unref(&mut self, r: Released) {
-        if let Err(e) = self.gpu.call(&ResourceUnref::new(r.id), &[], None) {
-            warn!("releasing resource {}: {e}", r.id.get());
-        }
-        drop(r.memory);
-    }
-
-    /// Withdraws the memory regions of closed sessions that back nothing.
-    fn withdraw_retired(&mut self) {
-        let idle: Vec<SessionId> = self
-            .retired
-            .keys()
-            .filter(|s| !self.objects.has_memory(**s))
-            .copied()
-            .collect();
-        for session in idle {
-            let pool = self.retired.remove(&session).expect("listed");
-            if let Err(e) = self.gpu.release_pool(pool) {
-                warn!("withdrawing session {session}'s memory: {e}");
-            }
-        }
+    /// Unrefs a resource nobody holds any more; its backing is freed once
+    /// the device has answered.
+    fn unref(&mut self, session: SessionId, r: Released) {
+        let unref = ResourceUnref::new(r.id).as_bytes().to_vec();
+        self.reclaim.send(&mut self.gpu, session, unref, r.memory);
     }
 
     /// SHARE: payload = resource id (`u32`, pad to 8) in, token out.
@@ -589,10 +558,7 @@ impl<T: Transport> GpuScheme<T> {
     fn release_resource(&mut self, session: SessionId, payload: &[u8]) -> Result<usize> {
         let res = u32::try_from(u64_at(payload, 0)?).map_err(|_| Errno::EINVAL)?;
         if let Some(r) = self.objects.release(session, res)? {
-            self.gpu.tracer().set_origin(session);
-            self.unref(r);
-            self.gpu.tracer().set_origin(0);
-            self.withdraw_retired();
+            self.unref(session, r);
         }
         Ok(0)
     }
@@ -601,6 +567,7 @@ impl<T: Transport> GpuScheme<T> {
     fn session_call(
         &mut self,
         session: SessionId,
+        domain: Domain,
         payload: &mut [u8],
         metadata: &[u64],
     ) -> Result<usize> {
@@ -611,7 +578,7 @@ impl<T: Transport> GpuScheme<T> {
                 self.gpu.poll();
                 self.wait(session, payload)
             }
-            api::ALLOC => self.alloc(session, payload),
+            api::ALLOC => self.alloc(session, domain, payload),
             api::FREE => {
                 let addr = u64_at(payload, 0)?;
                 self.objects.remove_memory(session, addr).map(|_| 0)
@@ -665,6 +632,14 @@ impl<T: Transport> GpuScheme<T> {
             }
         }
         self.sync.as_ref()
+    }
+
+    /// Frees what waited for the commands the device finished, sends the
+    /// releases that waited for ring room, and withdraws idle regions.
+    fn reclaim_finished(&mut self) {
+        self.reclaim.finished(self.gpu.take_finished());
+        self.reclaim.flush(&mut self.gpu);
+        self.memory.withdraw_idle(&mut self.gpu);
     }
 
     /// Takes note of the contexts the host reported dead: their sessions'
@@ -726,7 +701,16 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         let node = match (name, option) {
             (api::STATS_PATH, "") => Node::Stats,
             (api::OBJECTS_PATH, "") => Node::Objects,
-            (api::SESSION_PATH, "") => Node::Session(self.next as SessionId),
+            // A session serves the clients of a domain: its opener's uid,
+            // or the one it names (drmd names its client's).
+            (api::SESSION_PATH, domain) => {
+                let domain = match domain {
+                    "" => ctx.caller().uid,
+                    uid => uid.parse().map_err(|_| Errno::ENOENT)?,
+                };
+                self.memory.open_session(domain)?;
+                Node::Session(self.next as SessionId, domain)
+            }
             (api::TRACE_PATH, option) => {
                 let cap = match option {
                     "" => trace::DEFAULT_CAP,
@@ -755,7 +739,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         let text = match self.handles.get(&id).ok_or(Errno::EBADF)? {
             Node::Stats => self.stats(),
             Node::Objects => self.objects.describe(),
-            Node::Session(_) => return Err(Errno::EBADF),
+            Node::Session(..) => return Err(Errno::EBADF),
             // A stream: offsets mean nothing; an empty trace parks the read.
             Node::Trace => {
                 return match self.gpu.tracer().read(id, buf) {
@@ -774,15 +758,16 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         metadata: &[u64],
         ctx: &mut Context,
     ) -> Result<usize> {
-        let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
+        let &Node::Session(session, domain) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENOTTY);
         };
-        let result = self.session_call(session, payload, metadata);
+        let result = self.session_call(session, domain, payload, metadata);
         // A call may have drained completions (WAIT polls the device, a
         // full ring waits in QUEUE) whose interrupt will not come again:
         // their fences are reported now, not at the next interrupt.
         self.report_fences();
         self.lose_contexts();
+        self.reclaim_finished();
         self.wake_readers(ctx);
         result
     }
@@ -806,32 +791,27 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         len: usize,
         _ctx: &mut Context,
     ) -> Result<Mapping> {
-        let &Node::Session(session) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
+        let &Node::Session(session, _) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENODEV);
         };
-        // Offsets are within the session's own region: the memfd a client
-        // receives holds its memory and nobody else's.
-        let pool = self.pools.get(&session).ok_or(Errno::EACCES)?;
-        let region = pool.region();
-        let addr = region
-            .device_addr()
-            .checked_add(offset)
-            .ok_or(Errno::EINVAL)?;
-        let buf = self.objects.memory(session, addr).ok_or(Errno::EACCES)?;
+        // The offset is an allocation's device address: only one of the
+        // session's own is mapped, and only it.
+        let buf = self.objects.memory(session, offset).ok_or(Errno::EACCES)?;
         if len > buf.len() {
             return Err(Errno::EINVAL);
         }
+        let region = buf.region();
         Ok(Mapping {
             region: region.shm().clone(),
-            offset: offset as usize,
+            offset: (offset - region.device_addr()) as usize,
             writable: true,
         })
     }
 
     fn close(&mut self, id: HandleId, ctx: &mut Context) {
         match self.handles.remove(&id) {
-            Some(Node::Session(session)) => {
-                self.release(session);
+            Some(Node::Session(session, domain)) => {
+                self.release(session, domain);
                 self.wake_readers(ctx);
             }
             Some(Node::Trace) => self.gpu.tracer().remove_reader(id),
@@ -869,6 +849,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         while self.gpu.poll() > 0 {}
         self.lose_contexts();
         self.report_fences();
+        self.reclaim_finished();
         self.wake_readers(ctx);
     }
 }

@@ -215,6 +215,11 @@ impl DmaBuf {
         self.len
     }
 
+    /// The region the buffer is in (to share it, as a window of it).
+    pub fn region(&self) -> &DmaRegion {
+        &self.pool.region
+    }
+
     /// Whether the buffer is empty (never, for an allocated buffer).
     pub fn is_empty(&self) -> bool {
         self.len == 0
