@@ -277,8 +277,14 @@ pub trait Scheme {
         let _ = (token, ctx);
     }
 
+    /// A time [`Scheme::next_deadline`] gave has come: act on it (a daemon's
+    /// own timeouts); parked requests are run again after.
+    fn on_deadline(&mut self, ctx: &mut Context) {
+        let _ = ctx;
+    }
+
     /// The earliest time a parked request may need to answer on its own
-    /// (a wait's deadline).
+    /// (a wait's deadline), or the daemon must act ([`Scheme::on_deadline`]).
     fn next_deadline(&self) -> Option<Instant> {
         None
     }

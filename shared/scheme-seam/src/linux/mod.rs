@@ -9,7 +9,7 @@
 //! the handle is ready.
 
 mod client;
-mod frames;
+pub mod frames;
 mod scm;
 mod server;
 pub mod wire;

@@ -122,6 +122,8 @@ struct Server<'s, S: Scheme> {
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     parked: Parked<ParkedReq>,
+    /// The scheme's tokens for its sources, by event-queue position.
+    sources: Vec<usize>,
 }
 
 fn errno_reply(e: Errno) -> Exec {
@@ -233,14 +235,11 @@ impl<'s, S: Scheme> Server<'s, S> {
             readable,
             TERMINATION,
         )?;
+        let mut sources = Vec::new();
         for (fd, token) in scheme.sources() {
-            epoll_ctl(
-                &epoll,
-                libc::EPOLL_CTL_ADD,
-                fd,
-                readable,
-                SOURCE + token as u64,
-            )?;
+            let at = SOURCE + sources.len() as u64;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, readable, at)?;
+            sources.push(token);
         }
         Ok(Server {
             scheme,
@@ -250,6 +249,7 @@ impl<'s, S: Scheme> Server<'s, S> {
             conns: HashMap::new(),
             next_conn: 0,
             parked: Parked::default(),
+            sources,
         })
     }
 
@@ -288,11 +288,26 @@ impl<'s, S: Scheme> Server<'s, S> {
                     }
                     t if t >= CONN => self.conn_ready(t - CONN, flags),
                     t => {
+                        let Some(&token) = usize::try_from(t - SOURCE)
+                            .ok()
+                            .and_then(|i| self.sources.get(i))
+                        else {
+                            continue;
+                        };
                         let mut ctx = Context::new(Caller::default());
-                        self.scheme.on_source((t - SOURCE) as usize, &mut ctx);
+                        self.scheme.on_source(token, &mut ctx);
                         self.deliver_events(ctx.take_events());
                     }
                 }
+            }
+            if self
+                .scheme
+                .next_deadline()
+                .is_some_and(|d| d <= Instant::now())
+            {
+                let mut ctx = Context::new(Caller::default());
+                self.scheme.on_deadline(&mut ctx);
+                self.deliver_events(ctx.take_events());
             }
             self.rerun_parked();
             self.flush_all();

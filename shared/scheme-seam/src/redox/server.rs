@@ -266,6 +266,9 @@ impl<S: Scheme> Server<'_, S> {
             return Ok(());
         };
         if deadline <= Instant::now() {
+            let mut ctx = Context::new(Caller::default());
+            self.scheme.on_deadline(&mut ctx);
+            self.post(&mut ctx);
             self.rerun();
             self.flush()?;
             match self.scheme.next_deadline() {
