@@ -6,9 +6,12 @@
 //!   [`FAIL`] (payload: point `u64`, errno `i32`, pad `u32`). Closing the
 //!   handle abandons the timeline: points not yet signalled fail with
 //!   ECANCELED, so nobody waits forever on a fence no one can signal.
-//! - `timelines`: the read-only page of [`PAGE_SLOTS`] little-endian `u64`
-//!   slots; slot `id` holds timeline `id`'s last signalled point, for busy
-//!   checks without a call. The handle is readable (poll) while there was
+//! - `timelines`: the read-only pages of [`PAGE_SLOTS`] little-endian
+//!   `u64` slots each: slot `id` of the first holds timeline `id`'s last
+//!   signalled (or failed) point, for busy checks without a call; slot `id`
+//!   of the second, at [`FAILED_AT`], its highest failed point (0: none;
+//!   `u64::MAX`: abandoned, every later point fails), so a waiter asks
+//!   syncd a fence's status only when it may have failed. The handle is readable (poll) while there was
 //!   progress since it last read — a timeline moved, or a syncobj got a
 //!   new fence (SIGNAL, TIMELINE_SIGNAL, TRANSFER, FD_TO_HANDLE); a read
 //!   returns the progress count (`u64`) and acknowledges, so a daemon with
@@ -73,10 +76,13 @@ pub const FAIL: u64 = 0x102;
 /// it in another handle's request in place of an fd.
 pub const TOKEN: u64 = scheme_seam::token::CALL;
 
-/// Bytes of the timeline page.
-pub const PAGE_LEN: usize = 4096;
-/// Timelines the page has slots for; ids at or above it are not published.
-pub const PAGE_SLOTS: u32 = (PAGE_LEN / 8) as u32;
+/// Bytes of the timeline pages (last signalled, then last failed).
+pub const PAGE_LEN: usize = 8192;
+/// Where the slots of failed points start.
+pub const FAILED_AT: usize = PAGE_LEN / 2;
+/// Timelines the pages have slots for; ids at or above it are not
+/// published.
+pub const PAGE_SLOTS: u32 = (FAILED_AT / 8) as u32;
 
 /// The `sync_fence_info` driver name, as Linux's virtio-gpu reports it.
 pub const DRIVER_NAME: &str = "virtio_gpu";

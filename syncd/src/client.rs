@@ -107,11 +107,21 @@ impl TimelinePage {
 
     /// Timeline `id`'s last signalled point, if the page has a slot for it.
     pub fn last_signaled(&self, id: u32) -> Option<u64> {
+        self.slot(id, 0)
+    }
+
+    /// Timeline `id`'s highest failed point (0: none; `u64::MAX`: the
+    /// timeline was abandoned), if it has a slot.
+    pub fn last_failed(&self, id: u32) -> Option<u64> {
+        self.slot(id, api::FAILED_AT)
+    }
+
+    fn slot(&self, id: u32, base: usize) -> Option<u64> {
         if id >= api::PAGE_SLOTS {
             return None;
         }
         let mut b = [0u8; 8];
-        self.map.read_bytes(id as usize * 8, &mut b);
+        self.map.read_bytes(base + id as usize * 8, &mut b);
         Some(u64::from_le_bytes(b))
     }
 }

@@ -159,8 +159,13 @@ impl SyncScheme {
     fn timeline_moved(&mut self, tid: TimelineId, ctx: &mut Context) {
         let last = self.timelines.last_signaled(tid);
         if tid.0 < api::PAGE_SLOTS {
+            let failed = self.timelines.last_failed(tid);
+            let slot = tid.0 as usize * 8;
+            // The failed slot first: a reader seeing the new point also
+            // sees whether it may have failed.
             self.page
-                .write_bytes(tid.0 as usize * 8, &last.to_le_bytes());
+                .write_bytes(api::FAILED_AT + slot, &failed.to_le_bytes());
+            self.page.write_bytes(slot, &last.to_le_bytes());
         }
         // Finished chain nodes are dropped, as Linux's chain walk does, so
         // timeline syncobjs do not grow with every point.

@@ -162,8 +162,25 @@ fn the_timeline_page_answers_busy_checks_wakes_on_progress_and_is_read_only() {
     owner.signal(43).unwrap();
     assert!(poll_readable(page.poll_fd().unwrap(), 5000));
     assert_eq!(page.acknowledge().unwrap(), moves + 1);
+    // The second page holds the highest failed point, so a waiter asks
+    // for a status only when a point may have failed; an abandoned
+    // timeline fails everything past its last point.
+    assert_eq!(page.last_failed(owner.id()), Some(0));
+    owner.fail(45, libc::EIO).unwrap();
+    owner.signal(46).unwrap();
+    assert_eq!(page.last_signaled(owner.id()), Some(46));
+    assert_eq!(page.last_failed(owner.id()), Some(45));
+    let id = owner.id();
+    drop(owner);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while page.last_failed(id) != Some(u64::MAX) {
+        assert!(Instant::now() < deadline, "never abandoned");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(page.last_signaled(id), Some(46));
+    assert_eq!(page.last_failed(syncd::api::PAGE_SLOTS), None);
     let fd = SchemeFd::open("/scheme/sync/timelines", 0).unwrap();
-    let err = fd.mmap(0, 4096, true).unwrap_err();
+    let err = fd.mmap(0, syncd::api::PAGE_LEN, true).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EACCES));
 }
 

@@ -157,6 +157,15 @@ impl Timelines {
         self.map.get(&t.0).map_or(0, |tl| tl.last)
     }
 
+    /// The highest point that failed (0 if none), or `u64::MAX` once the
+    /// owner abandoned the timeline (every point past the last fails).
+    pub fn last_failed(&self, t: TimelineId) -> u64 {
+        self.map.get(&t.0).map_or(0, |tl| match tl.abandoned_ns {
+            Some(_) => u64::MAX,
+            None => tl.failed.last_key_value().map_or(0, |(&p, _)| p),
+        })
+    }
+
     /// Whether the owner abandoned the timeline.
     pub fn is_abandoned(&self, t: TimelineId) -> bool {
         self.map
