@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::{
-    Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxId, MemEntry, Resource3dParams,
-    ResourceAttachBacking, ResourceCreate3d, ResourceId, ResponseType, TransferFromHost3d,
+    Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxDestroy, CtxDetachResource, CtxId,
+    MemEntry, Resource3dParams, ResourceAttachBacking, ResourceCreate3d, ResourceId, ResponseType,
+    TransferFromHost3d,
 };
 use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use virtio_gpud::client::Session;
@@ -439,6 +440,46 @@ fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
     let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
     submit.extend_from_slice(&bytes);
     ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+}
+
+/// A command acting on a context must name the session's own: context 0
+/// (the host's own) once panicked virtio-gpud on CTX_DESTROY. Each context
+/// command is tried with no context, an unknown one, another session's and
+/// a destroyed one.
+#[test]
+fn test_regression_context_commands_name_the_sessions_own_context() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let a = Session::open().unwrap();
+    let b = Session::open().unwrap();
+    let (ctx, res, _, _) = setup(&a, 8, 8);
+    let (theirs, _, _, _) = setup(&b, 8, 8);
+    let (gone, _, _, _) = setup(&a, 8, 8);
+    ok(&a.call(CtxDestroy::new(gone).as_bytes(), 0, 24).unwrap().1);
+    let commands = |c: CtxId| -> Vec<Vec<u8>> {
+        vec![
+            CtxDestroy::new(c).as_bytes().to_vec(),
+            CtxAttachResource::new(c, res).as_bytes().to_vec(),
+            CtxDetachResource::new(c, res).as_bytes().to_vec(),
+            CmdSubmit::new(c, 0).as_bytes().to_vec(),
+        ]
+    };
+    for mut request in commands(ctx) {
+        request[16..20].fill(0);
+        assert_eq!(
+            errno(a.queue(&request, 0)),
+            Some(libc::EINVAL),
+            "{request:02x?}"
+        );
+    }
+    for c in [CtxId::new(4242).unwrap(), theirs, gone] {
+        for request in commands(c) {
+            assert_eq!(errno(a.queue(&request, 0)), Some(libc::EACCES), "{c:?}");
+        }
+    }
+    // Nothing of it reached the host or disturbed either session.
+    clear_and_read_back(&a, ctx, res, 8, 8, [0.0, 1.0, 0.0, 1.0]);
+    ok(&b.call(CtxDestroy::new(theirs).as_bytes(), 0, 24).unwrap().1);
 }
 
 /// What the host would take silently and then fail on (killing the

@@ -257,6 +257,18 @@ impl Objects {
             return Err(Errno::EINVAL);
         }
         let ctx = hdr.ctx_id.get();
+        // These act on the context the header names: none is no context
+        // (0 is the host's own, which no session may drive).
+        let on_context = matches!(
+            ty,
+            CommandType::CTX_DESTROY
+                | CommandType::CTX_ATTACH_RESOURCE
+                | CommandType::CTX_DETACH_RESOURCE
+                | CommandType::SUBMIT_3D
+        );
+        if on_context && ctx == 0 {
+            return Err(Errno::EINVAL);
+        }
         // A context in the header must be the session's own; commands that
         // create one get theirs assigned below.
         if ctx != 0 && ty != CommandType::CTX_CREATE && !self.owns_context(session, ctx) {
@@ -303,7 +315,7 @@ impl Objects {
             }
             CommandType::CTX_ATTACH_RESOURCE | CommandType::CTX_DETACH_RESOURCE => {
                 let id = ResourceId::new(u32_at(request, 24)).expect("owned");
-                let ctx = CtxId::new(ctx).ok_or(Errno::EINVAL)?;
+                let ctx = CtxId::new(ctx).expect("checked above");
                 let contexts = &mut self.resources.get_mut(&id).expect("owned").contexts;
                 contexts.retain(|c| *c != ctx);
                 if ty == CommandType::CTX_ATTACH_RESOURCE {
@@ -337,7 +349,7 @@ impl Objects {
                 resource.entries = 0;
             }
             CommandType::CTX_DESTROY => {
-                let ctx = CtxId::new(ctx).expect("owned");
+                let ctx = CtxId::new(ctx).expect("checked above");
                 self.contexts.remove(&ctx);
                 self.lost.remove(&ctx);
                 for r in self.resources.values_mut() {
