@@ -12,6 +12,18 @@ use virtio_gpud::client::Session;
 
 use crate::gem::Offsets;
 
+/// Where a device fence stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceState {
+    /// Its work is done.
+    Signaled,
+    /// Its work failed: the device answered it with an error, or was
+    /// declared stuck or lost before it did.
+    Failed,
+    /// Not yet.
+    Busy,
+}
+
 /// The device, as drmd's clients see it.
 #[derive(Debug)]
 pub struct Device {
@@ -131,15 +143,39 @@ impl Device {
         }
     }
 
-    /// Whether device fence `point` has signalled (0: nothing to wait for).
+    /// Whether device fence `point` is done — signalled, or failed
+    /// (0: nothing to wait for).
     pub fn signaled(&mut self, point: u64) -> io::Result<bool> {
+        Ok(self.fence_state(point)? != FenceState::Busy)
+    }
+
+    /// Where device fence `point` stands, from syncd's pages: a call to
+    /// syncd only when the pages say the point may have failed.
+    pub fn fence_state(&mut self, point: u64) -> io::Result<FenceState> {
         if point == 0 {
-            return Ok(true);
+            return Ok(FenceState::Signaled);
         }
         let timeline = self.timeline()?;
-        match self.page()?.last_signaled(timeline) {
-            Some(last) => Ok(last >= point),
-            None => Err(io::Error::other("device timeline has no slot on the page")),
+        let page = self.page()?;
+        let (Some(last), Some(failed)) = (page.last_signaled(timeline), page.last_failed(timeline))
+        else {
+            return Err(io::Error::other("device timeline has no slot on the page"));
+        };
+        // Abandoned (virtio-gpud is gone): every point past the last fails.
+        if point > last {
+            return Ok(match failed {
+                u64::MAX => FenceState::Failed,
+                _ => FenceState::Busy,
+            });
         }
+        if point > failed {
+            return Ok(FenceState::Signaled);
+        }
+        let status = page.sync_file(timeline, point)?.info()?.status;
+        Ok(if status < 0 {
+            FenceState::Failed
+        } else {
+            FenceState::Signaled
+        })
     }
 }

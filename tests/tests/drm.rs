@@ -929,8 +929,40 @@ fn a_long_syncobj_wait_stalls_nobody_else_and_ends_at_its_signal_or_deadline() {
     assert_eq!(b.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
 }
 
+fn backend_pid(gpu: &Daemon) -> libc::pid_t {
+    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", gpu.pid()))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn small_target() -> ResourceCreate {
+    ResourceCreate {
+        target: 2,
+        format: R8G8B8A8_UNORM,
+        bind: virgl_stream::bind::RENDER_TARGET,
+        width: 4,
+        height: 4,
+        depth: 1,
+        array_size: 1,
+        size: 64,
+        ..ResourceCreate::new_zeroed()
+    }
+}
+
+fn gpu_stats() -> String {
+    stack_tests::scheme_text("/scheme/virtio-gpu/stats")
+}
+
+/// A device that stops answering is declared stuck at the device timeout:
+/// the fences it had fail (ETIMEDOUT), a WAIT on their objects is EIO, calls
+/// needing it are ETIMEDOUT, and once it has answered everything it had it
+/// is served again.
 #[test]
-fn a_dead_device_fails_calls_with_etimedout_instead_of_hanging() {
+fn a_stuck_device_fails_its_fences_at_the_timeout_and_is_served_again_once_it_answers() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let gpu = Daemon::start(
         &stack_tests::workspace_binary("virtio-gpud"),
@@ -941,32 +973,77 @@ fn a_dead_device_fails_calls_with_etimedout_instead_of_hanging() {
     let _drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
     let fd = render_node();
     let (bo, res) = create(&fd, 16, 16);
-    assert!(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0])
-        .wait(Duration::from_secs(10))
-        .unwrap());
-    // The device backend (virtio-gpud's child) dies.
-    let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", gpu.pid())).unwrap();
-    let backend: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    // SAFETY: a plain signal to a process this test's daemon started.
-    unsafe { libc::kill(backend, libc::SIGKILL) };
-    // A call that needs the device's answer fails once the device timeout
-    // passes; drmd and virtio-gpud keep serving.
-    let err = fd
-        .resource_create(ResourceCreate {
-            target: 2,
-            format: R8G8B8A8_UNORM,
-            bind: virgl_stream::bind::RENDER_TARGET,
-            width: 4,
-            height: 4,
-            depth: 1,
-            array_size: 1,
-            size: 64,
-            ..ResourceCreate::new_zeroed()
-        })
-        .unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    fenced(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]));
+    let backend = backend_pid(&gpu);
+    // SAFETY: plain signals to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
+    let fence = clear(&fd, bo, res, [0.0, 1.0, 0.0, 1.0]);
+    assert_eq!(errno(fd.wait(bo, true)), Some(libc::EBUSY));
+    // A blocking WAIT ends with the device timeout, not its own.
+    let started = Instant::now();
+    assert_eq!(errno(fd.wait(bo, false)), Some(libc::EIO));
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(fence.wait(Duration::ZERO).unwrap());
+    assert_eq!(fence.info().unwrap().status, -libc::ETIMEDOUT);
+    assert!(gpu_stats().contains("device stuck"), "{}", gpu_stats());
+    assert_eq!(
+        errno(fd.resource_create(small_target())),
+        Some(libc::ETIMEDOUT)
+    );
     assert_eq!(fd.version().unwrap().name, "virtio_gpu");
-    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
-    assert!(stats.contains("stuck 1"), "{stats}");
+    // SAFETY: as above.
+    unsafe { libc::kill(backend, libc::SIGCONT) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !gpu_stats().contains("device answering") {
+        assert!(Instant::now() < deadline, "{}", gpu_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    fenced(clear(&fd, bo, res, [0.0, 0.0, 1.0, 1.0]));
+    assert!(all(&read_back(&fd, bo, 16, 16), [0, 0, 255, 255]));
+}
+
+/// A backend that exits is the device lost, found at once: the fences it
+/// had fail (ENODEV), WAIT is EIO, calls needing the device are ENODEV,
+/// and drmd and virtio-gpud keep serving everything else.
+#[test]
+fn a_lost_device_fails_its_fences_and_calls_at_once_and_nothing_hangs() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let gpu = Daemon::start(
+        &stack_tests::workspace_binary("virtio-gpud"),
+        &["--device-timeout-ms", "60000"],
+        "virtio-gpu",
+    );
+    let _sync = Daemon::start(&stack_tests::workspace_binary("syncd"), &[], "sync");
+    let _drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    fenced(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]));
+    let backend = backend_pid(&gpu);
+    // SAFETY: plain signals to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
+    let fence = clear(&fd, bo, res, [0.0, 1.0, 0.0, 1.0]);
+    let started = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(backend, libc::SIGKILL) };
+    assert_eq!(errno(fd.wait(bo, false)), Some(libc::EIO));
+    assert_eq!(fence.info().unwrap().status, -libc::ENODEV);
+    assert_eq!(
+        errno(fd.resource_create(small_target())),
+        Some(libc::ENODEV)
+    );
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [0.0; 4]);
+    assert_eq!(
+        errno(fd.execbuffer(&stream, &[bo], None, true)),
+        Some(libc::ENODEV)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "found only at the device timeout"
+    );
+    assert_eq!(fd.version().unwrap().name, "virtio_gpu");
+    assert_eq!(fd.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+    assert!(gpu_stats().contains("device lost"), "{}", gpu_stats());
+    // New clients are served what needs no device.
+    let other = render_node();
+    assert_eq!(other.version().unwrap().name, "virtio_gpu");
 }

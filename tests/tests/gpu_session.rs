@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
 use syncd::client::SyncFile;
 use virtio_gpu_proto::{
-    Box3d, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate, CtxDestroy, CtxDetachResource, CtxId,
-    MemEntry, Resource3dParams, ResourceAttachBacking, ResourceCreate3d, ResourceId, ResponseType,
-    TransferFromHost3d,
+    BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate,
+    CtxDestroy, CtxDetachResource, CtxId, GetCapset, GetEdid, MemEntry, Resource3dParams,
+    ResourceAttachBacking, ResourceCreate3d, ResourceCreateBlob, ResourceId, ResourceMapBlob,
+    ResponseType, ScanoutId, TransferFromHost3d,
 };
 use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use virtio_gpud::client::Session;
@@ -360,12 +361,10 @@ fn a_session_parked_on_a_full_ring_stalls_no_other_session() {
     );
     let a = Session::open().unwrap();
     let (ctx, res, _, _) = setup(&a, 8, 8);
-    // The device dies: nothing it was given comes back, and the ring fills.
-    let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", gpu.pid())).unwrap();
-    let backend: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // The device stops: nothing it was given comes back, and the ring fills.
+    let backend = backend_pid(&gpu);
     // SAFETY: a plain signal to a process this test's daemon started.
-    unsafe { libc::kill(backend, libc::SIGKILL) };
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
     let flood = std::thread::spawn(move || {
         let bytes =
             virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [0.0; 4]);
@@ -399,7 +398,65 @@ fn a_session_parked_on_a_full_ring_stalls_no_other_session() {
     assert!(!flood.is_finished(), "B was served only after A gave up");
     // The parked QUEUE ends at the device timeout: the device is stuck.
     assert_eq!(flood.join().unwrap(), Some(libc::ETIMEDOUT));
-    assert!(stats().contains("stuck 1"));
+    let s = stats();
+    assert!(s.contains("stuck 1") && s.contains("device stuck"), "{s}");
+    // Once it has answered everything it had, it is served again.
+    // SAFETY: as above.
+    unsafe { libc::kill(backend, libc::SIGCONT) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stats().contains("device answering") {
+        assert!(Instant::now() < deadline, "{}", stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (ctx, res, _, _) = setup(&b, 8, 8);
+    clear_and_read_back(&b, ctx, res, 8, 8, [0.0, 1.0, 0.0, 1.0]);
+}
+
+/// A backend that exits is the device lost, found at once (not at the
+/// device timeout): every fence it had fails with ENODEV, and every call
+/// needing it answers ENODEV while the daemon keeps serving.
+#[test]
+fn a_lost_device_fails_its_fences_and_its_calls_at_once() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let gpu = Daemon::start(
+        &workspace_binary("virtio-gpud"),
+        &["--device-timeout-ms", "60000"],
+        "virtio-gpu",
+    );
+    let s = Session::open().unwrap();
+    let (ctx, res, _, _) = setup(&s, 8, 8);
+    let backend = backend_pid(&gpu);
+    // SAFETY: plain signals to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
+    let bytes =
+        virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [0.0; 4]);
+    let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+    submit.extend_from_slice(&bytes);
+    let queued = s.queue(&submit, QUEUE_FENCED).unwrap();
+    let timeline = s.timeline().unwrap();
+    let file = SyncFile::for_fence(timeline, queued.fence).unwrap();
+    assert!(!file.wait(Duration::ZERO).unwrap());
+    let started = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(backend, libc::SIGKILL) };
+    assert!(
+        file.wait(Duration::from_secs(10)).unwrap(),
+        "the fence hangs"
+    );
+    assert_eq!(file.info().unwrap().status, -libc::ENODEV);
+    assert_eq!(errno(s.wait(queued.ticket, 24)), Some(libc::ENODEV));
+    assert_eq!(errno(s.queue(&submit, QUEUE_FENCED)), Some(libc::ENODEV));
+    assert_eq!(errno(s.alloc(4096)), Some(libc::ENODEV));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "found only at the device timeout"
+    );
+    // Calls that need no device answer are still served.
+    assert!(s.info().unwrap().0.num_capsets > 0);
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
+    assert!(stats.contains("device lost"), "{stats}");
+    assert!(Session::open().is_ok());
 }
 
 /// Sizes a session names are checked before anything is computed from
@@ -480,6 +537,44 @@ fn test_regression_context_commands_name_the_sessions_own_context() {
     // Nothing of it reached the host or disturbed either session.
     clear_and_read_back(&a, ctx, res, 8, 8, [0.0, 1.0, 0.0, 1.0]);
     ok(&b.call(CtxDestroy::new(theirs).as_bytes(), 0, 24).unwrap().1);
+}
+
+/// A command the device answers with an error gets that answer, its fence
+/// fails (EIO) instead of signalling, and the queue keeps serving: one
+/// command per class this device refuses (display, capsets, blobs).
+#[test]
+fn device_error_answers_fail_their_fences_and_the_queue_keeps_serving() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let s = Session::open().unwrap();
+    let timeline = s.timeline().unwrap();
+    let (ctx, res, _, _) = setup(&s, 8, 8);
+    let blob = ResourceId::new(1).unwrap();
+    let refused: [(&str, Vec<u8>); 4] = [
+        ("edid", GetEdid::new(ScanoutId::new(0)).as_bytes().to_vec()),
+        (
+            "capset",
+            GetCapset::new(CapsetId::new(99), 1).as_bytes().to_vec(),
+        ),
+        (
+            "blob",
+            ResourceCreateBlob::new(None, blob, BlobMem::GUEST, BlobFlags::empty(), 0, 4096, 0)
+                .as_bytes()
+                .to_vec(),
+        ),
+        ("map blob", ResourceMapBlob::new(res, 0).as_bytes().to_vec()),
+    ];
+    for (what, request) in refused {
+        let (queued, answer) = s.call(&request, QUEUE_FENCED, 4096).unwrap();
+        let (hdr, _) = CtrlHdr::read_from_prefix(&answer).unwrap();
+        assert!(hdr.response_type().is_error(), "{what}: {hdr:?}");
+        let fence = SyncFile::for_fence(timeline, queued.fence).unwrap();
+        assert!(fence.wait(Duration::from_secs(10)).unwrap());
+        assert_eq!(fence.info().unwrap().status, -libc::EIO, "{what}");
+    }
+    clear_and_read_back(&s, ctx, res, 8, 8, [1.0, 0.0, 1.0, 1.0]);
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
+    assert!(stats.contains("device answering"), "{stats}");
 }
 
 /// What the host would take silently and then fail on (killing the

@@ -182,6 +182,14 @@ impl CommandQueue {
         usize::from(self.vq.in_flight())
     }
 
+    /// The fence points of the commands in flight.
+    pub fn fences_in_flight(&self) -> impl Iterator<Item = FenceId> + '_ {
+        self.in_flight
+            .iter()
+            .flatten()
+            .filter_map(|c| c.fence.map(|(_, point, _)| point))
+    }
+
     /// Counters since creation.
     pub fn stats(&self) -> QueueStats {
         QueueStats {

@@ -507,6 +507,22 @@ impl<T: Transport> Gpu<T> {
         self.done.remove(&pending.id)
     }
 
+    /// The fence points of the commands in flight, lowest first.
+    pub fn fences_in_flight(&self) -> Vec<FenceId> {
+        let mut points: Vec<FenceId> = self
+            .ctrl
+            .fences_in_flight()
+            .chain(self.cursor.fences_in_flight())
+            .collect();
+        points.sort_unstable();
+        points
+    }
+
+    /// Whether the device is gone for good (see [`Transport::device_lost`]).
+    pub fn device_lost(&mut self) -> bool {
+        self.transport.device_lost()
+    }
+
     /// Commands submitted and not yet completed, over both queues.
     pub fn in_flight(&self) -> usize {
         self.ctrl.in_flight() + self.cursor.in_flight()

@@ -12,6 +12,7 @@
 //! session's memory when none of its commands is in flight.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use virtio_gpu_proto::{CtrlHdr, Queue};
 use zerocopy::FromBytes;
@@ -33,7 +34,8 @@ struct Release {
 /// Commands in flight per session, and memory waiting for them.
 #[derive(Debug, Default)]
 pub struct Reclaim {
-    in_flight: HashMap<RequestId, SessionId>,
+    /// Every command in flight: whose, and since when.
+    in_flight: HashMap<RequestId, (SessionId, Instant)>,
     per_session: HashMap<SessionId, usize>,
     /// Memory of closed sessions, freed once none of their commands is in
     /// flight.
@@ -47,7 +49,7 @@ pub struct Reclaim {
 impl Reclaim {
     /// `request`, a command of `session`'s, is in flight.
     pub fn track(&mut self, request: RequestId, session: SessionId) {
-        self.in_flight.insert(request, session);
+        self.in_flight.insert(request, (session, Instant::now()));
         *self.per_session.entry(session).or_default() += 1;
     }
 
@@ -56,7 +58,7 @@ impl Reclaim {
     pub fn finished(&mut self, done: impl IntoIterator<Item = RequestId>) {
         for id in done {
             drop(self.after.remove(&id));
-            let Some(session) = self.in_flight.remove(&id) else {
+            let Some((session, _)) = self.in_flight.remove(&id) else {
                 continue;
             };
             let left = self.per_session.get_mut(&session).expect("tracked");
@@ -124,6 +126,16 @@ impl Reclaim {
         if let Err(e) = gpu.flush() {
             log::warn!("notifying the device of releases: {e}");
         }
+    }
+
+    /// When the oldest command in flight was placed.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.in_flight.values().map(|&(_, at)| at).min()
+    }
+
+    /// Whether any command is in flight.
+    pub fn busy(&self) -> bool {
+        !self.in_flight.is_empty()
     }
 
     /// Closed sessions whose memory waits for their commands.

@@ -43,6 +43,24 @@ enum Node {
     Trace,
 }
 
+/// The source token of the transport's loss descriptor, past its
+/// interrupts'.
+const LOSS: usize = usize::MAX;
+
+/// Whether the device answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    /// It does.
+    Answering,
+    /// A command went unanswered for the device timeout: every fence in
+    /// flight failed (ETIMEDOUT), and so does every call needing the device
+    /// until it has answered everything it had.
+    Stuck,
+    /// It is gone for good (the backend exited): every fence in flight
+    /// failed (ENODEV), and so does every call needing the device.
+    Lost,
+}
+
 /// A command waiting for its answer.
 #[derive(Debug)]
 struct Ticket {
@@ -84,6 +102,7 @@ pub struct GpuScheme<T: Transport> {
     scratch: Vec<u8>,
     /// Contexts the host reported dead, in all.
     contexts_lost: u64,
+    health: Health,
 }
 
 fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
@@ -152,6 +171,7 @@ impl<T: Transport> GpuScheme<T> {
             log: RateLimit::default(),
             scratch: Vec::new(),
             contexts_lost: 0,
+            health: Health::Answering,
         }
     }
 
@@ -204,6 +224,12 @@ impl<T: Transport> GpuScheme<T> {
             gpu.fences().epochs()
         );
         let _ = writeln!(s, "tickets {} stuck {}", self.tickets.len(), self.stuck);
+        let health = match self.health {
+            Health::Answering => "answering",
+            Health::Stuck => "stuck",
+            Health::Lost => "lost",
+        };
+        let _ = writeln!(s, "device {health}");
         let _ = writeln!(
             s,
             "regions {} memory_used {} closing {} releases_waiting {}",
@@ -224,6 +250,7 @@ impl<T: Transport> GpuScheme<T> {
     }
 
     fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+        self.device_answers()?;
         // What the host has logged so far: a command for a context it
         // killed must not reach it.
         self.lose_contexts();
@@ -423,7 +450,11 @@ impl<T: Transport> GpuScheme<T> {
             return Err(Errno::EMSGSIZE);
         }
         let Some(done) = self.gpu.take_completion(&ticket.pending) else {
-            if ticket.placed.elapsed() < self.gpu.timeout() {
+            if self.health == Health::Lost {
+                self.tickets.remove(&id);
+                return Err(Errno::ENODEV);
+            }
+            if self.health == Health::Answering && ticket.placed.elapsed() < self.gpu.timeout() {
                 return Err(Errno::EAGAIN);
             }
             let t = self.tickets.remove(&id).expect("present");
@@ -578,7 +609,10 @@ impl<T: Transport> GpuScheme<T> {
                 self.gpu.poll();
                 self.wait(session, payload)
             }
-            api::ALLOC => self.alloc(session, domain, payload),
+            api::ALLOC => {
+                self.device_answers()?;
+                self.alloc(session, domain, payload)
+            }
             api::FREE => {
                 let addr = u64_at(payload, 0)?;
                 self.objects.remove_memory(session, addr).map(|_| 0)
@@ -638,8 +672,47 @@ impl<T: Transport> GpuScheme<T> {
     /// releases that waited for ring room, and withdraws idle regions.
     fn reclaim_finished(&mut self) {
         self.reclaim.finished(self.gpu.take_finished());
+        if self.health == Health::Stuck && !self.reclaim.busy() {
+            info!("the device answered everything it had: it answers again");
+            self.health = Health::Answering;
+        }
         self.reclaim.flush(&mut self.gpu);
         self.memory.withdraw_idle(&mut self.gpu);
+    }
+
+    /// Errs (without waiting) when the device does not answer now: ENODEV
+    /// once it is lost, ETIMEDOUT while it is stuck.
+    fn device_answers(&self) -> Result<()> {
+        match self.health {
+            Health::Answering => Ok(()),
+            Health::Stuck => Err(Errno::ETIMEDOUT),
+            Health::Lost => Err(Errno::ENODEV),
+        }
+    }
+
+    /// The device is stuck or lost: says so, and fails every fence in
+    /// flight at syncd at once, so that nobody waits on them for ever.
+    fn declare(&mut self, health: Health) {
+        let (errno, what) = match health {
+            Health::Stuck => (
+                Errno::ETIMEDOUT,
+                "stuck: a command went unanswered for the device timeout",
+            ),
+            Health::Lost => (Errno::ENODEV, "lost: its backend is gone"),
+            Health::Answering => return,
+        };
+        error!("device {what}; failing the fences in flight");
+        if health == Health::Stuck {
+            self.stuck += 1;
+        }
+        self.health = health;
+        let points = self.gpu.fences_in_flight();
+        if let Some(owner) = self.sync_owner() {
+            for point in points {
+                // A point a later completion already covered cannot fail.
+                let _ = owner.fail(point.get(), errno.0);
+            }
+        }
     }
 
     /// Takes note of the contexts the host reported dead: their sessions'
@@ -819,29 +892,55 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         }
     }
 
+    fn on_deadline(&mut self, _ctx: &mut Context) {
+        if self.health == Health::Lost {
+            return;
+        }
+        if self.gpu.device_lost() {
+            return self.declare(Health::Lost);
+        }
+        let timeout = self.gpu.timeout();
+        let expired = self
+            .reclaim
+            .oldest()
+            .is_some_and(|at| at.elapsed() >= timeout);
+        if self.health == Health::Answering && expired {
+            self.declare(Health::Stuck);
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         // The oldest unanswered wait fails at the device timeout, and so
-        // does a QUEUE parked on a ring that stays full.
+        // does a QUEUE parked on a ring that stays full; the oldest command
+        // in flight unanswered then makes the device stuck.
         let timeout = self.gpu.timeout();
         let full = self.ring_full_since.map(|since| since + timeout);
+        let oldest = match self.health {
+            Health::Answering => self.reclaim.oldest().map(|at| at + timeout),
+            _ => None,
+        };
         self.tickets
             .values()
             .map(|t| t.placed + timeout)
             .chain(full)
+            .chain(oldest)
             .min()
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {
-        self.gpu
-            .transport()
-            .interrupt_fds()
-            .into_iter()
-            .enumerate()
-            .map(|(i, fd)| (fd, i))
-            .collect()
+        let transport = self.gpu.transport();
+        let loss = transport.loss_fd().map(|fd| (fd, LOSS));
+        let interrupts = transport.interrupt_fds().into_iter().enumerate();
+        interrupts.map(|(i, fd)| (fd, i)).chain(loss).collect()
     }
 
-    fn on_source(&mut self, _token: usize, ctx: &mut Context) {
+    fn on_source(&mut self, token: usize, ctx: &mut Context) {
+        if token == LOSS {
+            if self.health != Health::Lost && self.gpu.device_lost() {
+                self.declare(Health::Lost);
+            }
+            return;
+        }
         if let Err(e) = self.gpu.ack_interrupts() {
             warn!("acknowledging interrupts: {e}");
         }

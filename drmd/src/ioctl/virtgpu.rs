@@ -21,7 +21,7 @@ use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_
 use zerocopy::IntoBytes;
 
 use super::wire;
-use crate::device::Device;
+use crate::device::{Device, FenceState};
 use crate::file::{answer_errno, io_errno, DrmFile};
 use crate::gem::Gem;
 
@@ -259,7 +259,8 @@ pub fn transfer(
 /// WAIT: whether the object's last fence has signalled, from syncd's page
 /// (no call): NOWAIT answers EBUSY while busy; otherwise the request parks
 /// until it signals or its `deadline` ([`WAIT_TIMEOUT`] after it began)
-/// passes (EBUSY, as Linux).
+/// passes (EBUSY, as Linux). A fence whose work failed (the device erred,
+/// or was declared stuck or lost) is EIO.
 pub fn wait(
     device: &mut Device,
     file: &mut DrmFile,
@@ -271,8 +272,12 @@ pub fn wait(
     p.finish().map_err(wire)?;
     // Linux ignores flag bits other than NOWAIT.
     let fence = file.bo(w.handle)?.fence();
-    if device.signaled(fence).map_err(io_errno)? {
-        return Ok(0);
+    match device.fence_state(fence).map_err(io_errno)? {
+        FenceState::Signaled => return Ok(0),
+        // The work on it failed: the device errored, or stopped (a stuck
+        // or lost device fails every fence it had).
+        FenceState::Failed => return Err(Errno::EIO),
+        FenceState::Busy => {}
     }
     if w.flags & vg::WAIT_NOWAIT != 0 || Instant::now() >= deadline {
         return Err(Errno::EBUSY);

@@ -79,6 +79,20 @@ pub trait Transport {
         Vec::new()
     }
 
+    /// Whether the device is gone for good (the vhost-user backend process
+    /// exited); a transport that cannot tell says no, and a device that
+    /// stops answering is then found stuck.
+    fn device_lost(&mut self) -> bool {
+        false
+    }
+
+    /// A descriptor that becomes readable when the device is lost, for an
+    /// event loop to watch; [`Transport::device_lost`] then closes it, so a
+    /// level-triggered watcher hears it once.
+    fn loss_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// Creates another region of `len` bytes of DMA memory the device can
     /// reach, apart from the first: a client's memory of its own, which can
     /// be shared with that client without exposing anyone else's.

@@ -10,7 +10,7 @@ pub mod display;
 mod host_log;
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -197,6 +197,10 @@ pub struct VhostUserTransport {
     display: Option<Display>,
     /// The backend's log, when this transport reads it.
     log: Option<HostLog>,
+    /// A pidfd of the backend process, readable once it has exited;
+    /// closed once that was seen.
+    backend: Option<OwnedFd>,
+    lost: bool,
 }
 
 impl std::fmt::Debug for VhostUserTransport {
@@ -299,7 +303,21 @@ impl VhostUserTransport {
             queues,
             display,
             log: None,
+            backend: None,
+            lost: false,
         })
+    }
+
+    /// Watches backend process `pid`: its exit is the device lost.
+    pub fn watch(&mut self, pid: u32) -> io::Result<()> {
+        // SAFETY: pidfd_open on a child of ours; the result is checked.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nobody else owns.
+        self.backend = Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        Ok(())
     }
 
     /// Reads the backend's log from now on (see `host_log`).
@@ -466,6 +484,27 @@ impl Transport for VhostUserTransport {
             .collect()
     }
 
+    fn device_lost(&mut self) -> bool {
+        if let Some(fd) = &self.backend {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, no waiting; a pidfd polls readable once
+            // its process has exited.
+            if unsafe { libc::poll(&mut p, 1, 0) } == 1 {
+                self.lost = true;
+                self.backend = None;
+            }
+        }
+        self.lost
+    }
+
+    fn loss_fd(&self) -> Option<RawFd> {
+        self.backend.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
     fn take_context_errors(&mut self) -> Vec<u32> {
         self.log.as_mut().map_or_else(Vec::new, |log| {
             log.drain();
@@ -543,6 +582,9 @@ pub fn launch(opts: &LaunchOptions) -> Result<(Gpu<VhostUserTransport>, BackendP
     if let Some(log) = process.log.take() {
         transport.hear(log);
     }
+    transport
+        .watch(process.pid())
+        .map_err(TransportError::from)?;
     let gpu = Gpu::new(transport, DmaPool::new(region), &opts.gpu)?;
     Ok((gpu, process))
 }
