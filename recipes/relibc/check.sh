@@ -10,6 +10,10 @@
 # the rest of relibc (Errno, a few errno/fcntl constants, Pal::fcntl/close).
 #
 # usage: recipes/relibc/check.sh /path/to/relibc   (patch already applied)
+#   e.g. git clone https://gitlab.redox-os.org/redox-os/relibc.git (or a
+#   mirror holding the base commit), git checkout 6359922768c6, then
+#   git am recipes/relibc/0001-*.patch. The check itself fetches only
+#   crates.io packages (the versions pinned in relibc's Cargo.lock).
 # needs: rustup's stable toolchain with the x86_64-unknown-redox target
 #        (RUSTC_BOOTSTRAP=1 lets it build relibc's nightly features).
 set -euo pipefail
@@ -120,6 +124,7 @@ pub mod header {
     }
     pub mod fcntl {
         use crate::platform::types::c_int;
+        pub const F_GETFD: c_int = 1;
         pub const F_SETFD: c_int = 2;
         pub const F_GETFL: c_int = 3;
         pub const F_SETFL: c_int = 4;
