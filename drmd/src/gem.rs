@@ -131,6 +131,14 @@ pub struct Names {
 }
 
 impl Names {
+    /// Names whose objects still exist.
+    pub fn live(&self) -> usize {
+        self.objects
+            .values()
+            .filter(|g| g.strong_count() > 0)
+            .count()
+    }
+
     /// `gem`'s name, made on first use. The object must be exported
     /// already, so that a file opening it can adopt its resource.
     pub fn name(&mut self, gem: &Arc<Gem>) -> u32 {

@@ -132,6 +132,21 @@ pub struct DrmScheme {
 }
 
 impl DrmScheme {
+    /// The `stats` text: drmd's tables (all back to 0 once every client is
+    /// gone), then what each ioctl type cost.
+    fn describe(&self) -> String {
+        let bos: usize = self.files.values().map(|f| f.bos.len()).sum();
+        format!(
+            "files {}\nbos {bos}\ndma_bufs {}\ntokens {}\nparked {}\nflink_names {}\n{}",
+            self.files.len(),
+            self.dma_bufs.len(),
+            self.tokens.len(),
+            self.deadlines.len(),
+            self.names.live(),
+            self.stats.describe()
+        )
+    }
+
     /// Serves `device`.
     pub fn new(device: Device) -> Self {
         DrmScheme {
@@ -393,7 +408,7 @@ impl Scheme for DrmScheme {
         if !self.stats_readers.contains(&id) {
             return Err(Errno::EBADF);
         }
-        Ok(read_text(&self.stats.describe(), buf, offset))
+        Ok(read_text(&self.describe(), buf, offset))
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {

@@ -218,6 +218,7 @@ impl SyncScheme {
         let _ = writeln!(s, "exported {}", counts[5]);
         let _ = writeln!(s, "syncobjs {}", self.objs.len());
         let _ = writeln!(s, "tokens {}", self.tokens.len());
+        let _ = writeln!(s, "timelines {}", self.timelines.len());
         s
     }
 

@@ -230,6 +230,12 @@ impl<T: Transport> GpuScheme<T> {
             Health::Lost => "lost",
         };
         let _ = writeln!(s, "device {health}");
+        let sessions = self
+            .handles
+            .values()
+            .filter(|n| matches!(n, Node::Session(..)))
+            .count();
+        let _ = writeln!(s, "handles {} sessions {sessions}", self.handles.len());
         let _ = writeln!(
             s,
             "regions {} memory_used {} closing {} releases_waiting {}",

@@ -166,6 +166,16 @@ impl Timelines {
         })
     }
 
+    /// Timelines known (abandoned ones included, until removed).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no timeline is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     /// Whether the owner abandoned the timeline.
     pub fn is_abandoned(&self, t: TimelineId) -> bool {
         self.map
