@@ -25,6 +25,9 @@
 //! - `run PROGRAM [ARGS...]`: starts the stack and runs any Linux program on
 //!   it with unmodified Mesa (the shim preloaded, virgl as Mesa's only
 //!   driver), e.g. `cargo xtask run eglinfo`; the stack stops when it exits.
+//! - `storm`: the full load and kill storm (`tests/tests/storm.rs`: 16
+//!   clients × 10,000 fenced submits, 1,000 client kills, 50 drmd kills) on
+//!   release builds; CI runs a short one with the tests.
 
 mod bench;
 mod glbench;
@@ -74,11 +77,12 @@ fn main() -> ExitCode {
         Some("bench") => BenchArgs::parse(&args[1..]).and_then(|a| bench(&a)),
         Some("test") => test(),
         Some("run") if args.len() > 1 => setup().and_then(|()| run_program(&args[1..])),
+        Some("storm") => setup().and_then(|()| storm()),
         Some("piglit-reference") => setup()
             .and_then(|()| piglit::reference(&workspace_root(), args.get(1).map(String::as_str))),
         _ => Err(
             "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] [--repeat R] [--smoke] \
-             | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...])"
+             | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...] | storm)"
                 .into(),
         ),
     };
@@ -689,6 +693,23 @@ fn test() -> Result {
     piglit_compare()?;
     // The benchmark must keep working; its timings are not judged.
     bench(&BenchArgs::smoke())
+}
+
+/// The full storm, on release builds (the daemons it starts are the test
+/// binary's profile's).
+fn storm() -> Result {
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    cargo(&[
+        "test",
+        "--release",
+        "-p",
+        "stack-tests",
+        "--test",
+        "storm",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ])
 }
 
 /// Runs every test, echoing cargo's output, and closes with one

@@ -11,6 +11,11 @@
 //! - `gpu-tool drm-ids`: holds objects of every kind on a render node and
 //!   prints their ids (`bo RES_HANDLE res RES offset OFFSET syncobj S`),
 //!   then waits to be killed.
+//! - `gpu-tool storm N`: makes N fenced submits through a render node, up
+//!   to 8 in flight, with a syncobj, a PRIME export and import, a mapping
+//!   and a VIRTGPU_WAIT along the way; prints `done K` each time K more
+//!   fences have signalled (the storm test counts them), and exits 0 when
+//!   all N have. A fence that does not signal in 10 s is an error.
 
 use std::io::Write;
 
@@ -30,8 +35,13 @@ fn main() -> std::io::Result<()> {
             Ok(())
         }
         Some("drm-ids") => drm_ids(),
+        Some("storm") => match std::env::args().nth(2).and_then(|n| n.parse().ok()) {
+            Some(n) => storm(n),
+            None => Err(std::io::Error::other("usage: gpu-tool storm N")),
+        },
         _ => Err(std::io::Error::other(
-            "usage: gpu-tool hold | drm-hold | open-as-nobody PATH... | render-as-nobody | drm-ids",
+            "usage: gpu-tool hold | drm-hold | open-as-nobody PATH... | render-as-nobody \
+             | drm-ids | storm N",
         )),
     }
 }
@@ -173,4 +183,78 @@ fn open_as_nobody(paths: impl Iterator<Item = String>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `n` fenced submits with the other objects a client uses along the way
+/// (see the module docs).
+fn storm(n: u64) -> std::io::Result<()> {
+    use drm_uapi::syncobj as so;
+    use drm_uapi::virtgpu::ResourceCreate;
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    const IN_FLIGHT: usize = 8;
+    const REPORT: u64 = 25;
+    let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
+    let (bo, res) = fd.resource_create(ResourceCreate {
+        target: 2,
+        format: 67,
+        bind: 0xa,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..zerocopy::FromZeros::new_zeroed()
+    })?;
+    let mut create = so::Create {
+        handle: 0,
+        flags: 0,
+    };
+    fd.ioctl(so::CREATE, create.as_mut_bytes())?;
+    let mut fences = VecDeque::new();
+    let (mut done, mut reported) = (0u64, 0u64);
+    let mut out = std::io::stdout();
+    let mut retire = |fences: &mut VecDeque<syncd::client::SyncFile>, keep: usize| {
+        while fences.len() > keep {
+            let fence = fences.pop_front().expect("non-empty");
+            if !fence.wait(Duration::from_secs(10))? {
+                return Err(std::io::Error::other("a fence did not signal in 10 s"));
+            }
+            done += 1;
+        }
+        if done >= reported + REPORT || (keep == 0 && done > reported) {
+            writeln!(out, "done {}", done - reported)?;
+            out.flush()?;
+            reported = done;
+        }
+        Ok(())
+    };
+    for i in 0..n {
+        let shade = (i % 256) as f32 / 255.0;
+        let stream = virgl_stream::clear_stream(res, 67, [shade, 0.0, 1.0 - shade, 1.0]);
+        let fence = fd
+            .execbuffer(&stream, &[bo], None, true)?
+            .ok_or_else(|| std::io::Error::other("no out-fence"))?;
+        if i % 50 == 0 {
+            // The fence into the syncobj, and the object shared and mapped.
+            let mut f = so::FdToHandle {
+                handle: create.handle,
+                flags: so::FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+                token: fence.token()?,
+                ..zerocopy::FromZeros::new_zeroed()
+            };
+            fd.ioctl(so::FD_TO_HANDLE, f.as_mut_bytes())?;
+            let shared = fd.prime_export(bo)?;
+            let imported = fd.prime_import(&shared)?;
+            drop(shared.map(1024)?);
+            if imported != bo {
+                return Err(std::io::Error::other("PRIME import named another object"));
+            }
+            fd.wait(bo, false)?;
+        }
+        fences.push_back(fence);
+        retire(&mut fences, IN_FLIGHT)?;
+    }
+    retire(&mut fences, 0)
 }
