@@ -11,7 +11,8 @@
 //!   signalled (or failed) point, for busy checks without a call; slot `id`
 //!   of the second, at [`FAILED_AT`], its highest failed point (0: none;
 //!   `u64::MAX`: abandoned, every later point fails), so a waiter asks
-//!   syncd a fence's status only when it may have failed. The handle is readable (poll) while there was
+//!   syncd a fence's status only when it may have failed. The handle is
+//!   readable (poll) while there was
 //!   progress since it last read — a timeline moved, or a syncobj got a
 //!   new fence (SIGNAL, TIMELINE_SIGNAL, TRANSFER, FD_TO_HANDLE); a read
 //!   returns the progress count (`u64`) and acknowledges, so a daemon with
