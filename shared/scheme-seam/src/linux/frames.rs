@@ -26,10 +26,13 @@ pub struct FrameReader {
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     start: u64,
-    /// Descriptors by the stream offset they arrived at: the kernel attaches
-    /// them to the first byte of the sendmsg that carried them, and a read
-    /// never runs past such a byte, so they belong to the frame starting
-    /// there.
+    /// Descriptors by the stream offset of the last byte of the read that
+    /// brought them. Linux hands a message's descriptors to the first read
+    /// that takes any of its bytes, and that read ends inside the message
+    /// (`unix_stream_read_generic` stops after a segment with descriptors,
+    /// having glued any segments before it onto the same read). Every
+    /// sendmsg on the bus carries bytes of one frame only, so that last
+    /// byte names the frame the descriptors were sent with.
     fds: VecDeque<(u64, Vec<OwnedFd>)>,
     /// Bytes of a refused frame still to discard: its length field says
     /// where the next frame starts, so one bad frame costs only itself.
@@ -43,8 +46,10 @@ impl FrameReader {
         let old = self.buf.len();
         let mut fds = Vec::new();
         let result = scm::recv(sock, &mut self.buf, CHUNK, &mut fds);
-        if !fds.is_empty() {
-            self.fds.push_back((self.start + old as u64, fds));
+        if let Ok(n @ 1..) = result {
+            if !fds.is_empty() {
+                self.fds.push_back((self.start + (old + n - 1) as u64, fds));
+            }
         }
         result
     }
@@ -129,6 +134,29 @@ mod tests {
         assert_eq!(frames[0].fds.len(), 1);
         assert!(frames[1].fds.is_empty());
         assert_eq!(decode::<Request>(&frames[1].bytes).0, 2);
+    }
+
+    #[test]
+    fn test_regression_descriptors_stay_with_their_frame_when_reads_glue_frames() {
+        // A frame without descriptors still unread when one with a
+        // descriptor arrives: Linux returns both in one read, with the
+        // descriptor. It belongs to the second frame.
+        let (a, b) = UnixStream::pair().unwrap();
+        let held = encode(1, &Request::Fstat);
+        let with_fd = encode(2, &Request::SendFds { arg: 0 });
+        let extra = UnixStream::pair().unwrap().0;
+        scm::send(a.as_raw_fd(), &held, &[]).unwrap();
+        scm::send(a.as_raw_fd(), &with_fd, &[extra.as_raw_fd()]).unwrap();
+        drop(a);
+        let frames = read_all(&b);
+        assert_eq!(frames.len(), 2);
+        let (first, second) = (frames[0].as_ref().unwrap(), frames[1].as_ref().unwrap());
+        assert_eq!(decode::<Request>(&first.bytes), (1, Ok(Request::Fstat)));
+        assert!(
+            first.fds.is_empty(),
+            "the held frame took the next one's fd"
+        );
+        assert_eq!(second.fds.len(), 1);
     }
 
     /// Reads everything sent to `b` until its peer closed.

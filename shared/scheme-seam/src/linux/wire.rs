@@ -1,5 +1,7 @@
 //! Frames on the bus: `[len: u32 LE][tag: u32 LE][postcard body]`, with any
-//! file descriptors attached (SCM_RIGHTS) to the frame's first byte.
+//! file descriptors attached (SCM_RIGHTS) to the frame's first sendmsg.
+//! A sendmsg never carries bytes of two frames: that is what lets the
+//! reader tell which frame descriptors came with (`frames.rs`).
 //!
 //! The tag sits outside the body so that even a frame whose body does not
 //! decode can be answered; replies carry the tag of their request, so one
