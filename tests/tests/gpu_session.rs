@@ -10,9 +10,9 @@ use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binar
 use syncd::client::SyncFile;
 use virtio_gpu_proto::{
     BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate,
-    CtxDestroy, CtxDetachResource, CtxId, GetCapset, GetEdid, MemEntry, Resource3dParams,
-    ResourceAttachBacking, ResourceCreate3d, ResourceCreateBlob, ResourceId, ResourceMapBlob,
-    ResponseType, ScanoutId, TransferFromHost3d,
+    CtxDestroy, CtxDetachResource, CtxId, Format, GetCapset, GetEdid, MemEntry, Resource3dParams,
+    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceCreateBlob, ResourceId,
+    ResourceMapBlob, ResponseType, ScanoutId, TransferFromHost3d,
 };
 use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use virtio_gpud::client::Session;
@@ -472,6 +472,25 @@ fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
         assert_eq!(errno(s.alloc(len)), Some(libc::ENOMEM), "ALLOC {len:#x}");
     }
     assert_eq!(errno(s.alloc(0)), Some(libc::EINVAL));
+    // 2D images of no pixels or of more bytes than the host addresses
+    // (u32::MAX squared once overflowed the size check and panicked
+    // virtio-gpud); the largest allowed one is created.
+    let create_2d = |w: u32, h: u32| {
+        let request = ResourceCreate2d::new(placeholder_res(), Format::B8G8R8A8_UNORM, w, h);
+        s.call(request.as_bytes(), 0, 24)
+    };
+    for (w, h) in [
+        (0, 16),
+        (16, 0),
+        (u32::MAX, u32::MAX),
+        (u32::MAX, 1),
+        (1, u32::MAX),
+        (1 << 16, 1 << 15),
+        (i32::MAX as u32 / 4 + 1, 1),
+    ] {
+        assert_eq!(errno(create_2d(w, h)), Some(libc::EINVAL), "2D {w}x{h}");
+    }
+    ok(&create_2d(64, 64).unwrap().1);
     let (ctx, res, addr, _) = setup(&s, 16, 16);
     // A SUBMIT_3D of size 0 pointing into the session's memory.
     let mut submit = CmdSubmit::new(ctx, 0).as_bytes().to_vec();
@@ -778,7 +797,8 @@ fn test_regression_a_closing_session_stalls_nothing_and_its_memory_outlives_its_
     while stat_of("closing") != 0 || stat_of("regions") != 0 || !device_objects().is_empty() {
         assert!(
             Instant::now() < deadline,
-            "never released: {}",
+            "never released: {} (objects: {})",
+            stack_tests::scheme_text("/scheme/virtio-gpu/stats"),
             device_objects()
         );
         std::thread::sleep(Duration::from_millis(10));

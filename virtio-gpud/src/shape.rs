@@ -325,7 +325,7 @@ impl Shape {
         if !known.contains(&format) {
             return Err(ShapeError::Resource("2D format"));
         }
-        if width == 0 || height == 0 || u64::from(width) * u64::from(height) * 4 > i32::MAX as u64 {
+        if width == 0 || height == 0 || u64::from(width) * u64::from(height) > i32::MAX as u64 / 4 {
             return Err(ShapeError::Resource("2D dimensions"));
         }
         Ok(Shape::Image {
