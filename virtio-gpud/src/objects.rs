@@ -150,7 +150,7 @@ fn fixed_size(ty: CommandType) -> Option<usize> {
 }
 
 /// Offset of the resource id a command names, if it names one.
-pub(crate) fn resource_field(ty: CommandType) -> Option<usize> {
+pub fn resource_field(ty: CommandType) -> Option<usize> {
     Some(match ty {
         CommandType::RESOURCE_UNREF
         | CommandType::RESOURCE_ATTACH_BACKING

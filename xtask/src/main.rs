@@ -14,8 +14,9 @@
 //!   on vtest, R times (default 3); one table of min/median/max and ratios,
 //!   with drmd's per-ioctl counters, written into docs/PERFORMANCE.md.
 //!   `--smoke`: one short run, printed only.
-//! - `test`: set-up, formatting and lint checks, the Redox build check, the
-//!   demo, every test, the piglit comparison, then the smoke benchmark.
+//! - `test`: set-up, formatting and lint checks (the fuzz crate's too), the
+//!   Redox build check, the demo, every test, the piglit comparison, every
+//!   fuzz target for 15 s, then the smoke benchmark.
 //! - `piglit`: runs the piglit subset (`tests/piglit/subset.txt`) on Mesa's
 //!   own virgl path (vtest), then on the stack, and lists every difference;
 //!   fails if a test passing on the reference does not pass on the stack,
@@ -25,11 +26,17 @@
 //! - `run PROGRAM [ARGS...]`: starts the stack and runs any Linux program on
 //!   it with unmodified Mesa (the shim preloaded, virgl as Mesa's only
 //!   driver), e.g. `cargo xtask run eglinfo`; the stack stops when it exits.
+//! - `fuzz [SECONDS] [--runs N] [--ci] [--seeds] [TARGET...]`: builds the
+//!   libFuzzer targets in `fuzz/` (installing cargo-fuzz if missing) and
+//!   runs each for SECONDS (default 60) and/or N executions, or CI's 15 s;
+//!   fails on any crash, with the input under `fuzz/artifacts/`; `--seeds`
+//!   first rewrites the seed corpora (fuzz/README.md).
 //! - `storm`: the full load and kill storm (`tests/tests/storm.rs`: 16
 //!   clients × 10,000 fenced submits, 1,000 client kills, 50 drmd kills) on
 //!   release builds; CI runs a short one with the tests.
 
 mod bench;
+mod fuzz;
 mod glbench;
 mod piglit;
 
@@ -76,13 +83,15 @@ fn main() -> ExitCode {
         Some("piglit") => setup().and_then(|()| piglit_compare()),
         Some("bench") => BenchArgs::parse(&args[1..]).and_then(|a| bench(&a)),
         Some("test") => test(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("run") if args.len() > 1 => setup().and_then(|()| run_program(&args[1..])),
         Some("storm") => setup().and_then(|()| storm()),
         Some("piglit-reference") => setup()
             .and_then(|()| piglit::reference(&workspace_root(), args.get(1).map(String::as_str))),
         _ => Err(
             "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] [--repeat R] [--smoke] \
-             | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...] | storm)"
+             | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...] | storm \
+             | fuzz [SECONDS] [--runs N] [--ci] [--seeds] [TARGET...])"
                 .into(),
         ),
     };
@@ -684,6 +693,19 @@ fn test() -> Result {
     }
     check.extend(["--", "-D", "warnings"]);
     cargo(&check)?;
+    // The fuzz crate is a workspace of its own.
+    let fuzz_manifest = workspace_root().join("fuzz/Cargo.toml");
+    let fuzz_manifest = fuzz_manifest.to_str().ok_or("non-UTF-8 path")?;
+    cargo(&["fmt", "--manifest-path", fuzz_manifest, "--check"])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        fuzz_manifest,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     // Daemon binaries are started by the cross-process tests, and the
     // Mesa tests preload the shim (a library).
     cargo(&["build", "--workspace"])?;
@@ -691,6 +713,7 @@ fn test() -> Result {
     demo(Some("target/demo"))?;
     cargo_test()?;
     piglit_compare()?;
+    fuzz::ci_step()?;
     // The benchmark must keep working; its timings are not judged.
     bench(&BenchArgs::smoke())
 }
