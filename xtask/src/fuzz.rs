@@ -50,18 +50,22 @@ impl Budget {
     }
 }
 
-/// What `cargo xtask fuzz [SECONDS] [--runs N] [--ci] [--seeds] [TARGET...]`
-/// asks.
+/// What `cargo xtask fuzz [SECONDS] [--runs N] [--ci] [--no-asan] [--seeds]
+/// [TARGET...]` asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Args {
     budget: Budget,
     /// The bounded run of `cargo xtask test` ([`ci_step`]).
     ci: bool,
     seeds: bool,
+    /// Build with AddressSanitizer (off for long runs: several times the
+    /// executions a second, overflow checks still on).
+    asan: bool,
     targets: Vec<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask fuzz [SECONDS | --runs N | --ci] [--seeds] [TARGET...]";
+const USAGE: &str =
+    "usage: cargo xtask fuzz [SECONDS | --runs N | --ci] [--no-asan] [--seeds] [TARGET...]";
 
 fn parse(args: &[String]) -> Result<Args> {
     let mut parsed = Args {
@@ -71,12 +75,14 @@ fn parse(args: &[String]) -> Result<Args> {
         },
         ci: false,
         seeds: false,
+        asan: true,
         targets: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--seeds" => parsed.seeds = true,
+            "--no-asan" => parsed.asan = false,
             "--ci" => parsed.ci = true,
             "--runs" => {
                 let n = it.next().and_then(|n| n.parse().ok()).ok_or(USAGE)?;
@@ -101,7 +107,10 @@ pub fn run(args: &[String]) -> Result {
     if args.ci {
         return ci_step();
     }
-    let built = build()?;
+    if args.seeds && !args.asan {
+        return Err("--seeds needs the ASan build (the seed generator links no libFuzzer)".into());
+    }
+    let built = build(args.asan)?;
     if args.seeds {
         let status = fuzz_command(&built.bin("seeds"))
             .status()
@@ -129,7 +138,7 @@ pub fn run(args: &[String]) -> Result {
 /// The bounded run `cargo xtask test` makes (and `cargo xtask fuzz --ci`):
 /// every target for [`CI_SECONDS`] (two minutes, plus the build).
 pub fn ci_step() -> Result {
-    let built = build()?;
+    let built = build(true)?;
     run_targets(&built, &built.targets, Budget::seconds(CI_SECONDS))
 }
 
@@ -193,32 +202,43 @@ impl Built {
     }
 }
 
-/// Builds every target (release, debug assertions, ASan; without ASan if
-/// this toolchain cannot link it).
-fn build() -> Result<Built> {
+/// Builds every target (release, debug assertions, ASan unless `asan` is
+/// false or this toolchain cannot link it). Without a sanitizer the
+/// targets are built one by one: the seed generator links no libFuzzer,
+/// and only ASan's runtime defines the coverage hooks it was compiled
+/// with.
+fn build(asan: bool) -> Result<Built> {
     ensure_cargo_fuzz()?;
-    println!("+ cargo fuzz build");
-    let status = cargo_fuzz(&["build"])
-        .status()
-        .map_err(|e| format!("running cargo fuzz: {e}"))?;
-    if !status.success() {
-        println!("fuzz: the ASan build failed; building without a sanitizer");
-        let status = cargo_fuzz(&["build", "--sanitizer", "none"])
-            .status()
-            .map_err(|e| format!("running cargo fuzz: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo fuzz build failed: {status}"));
-        }
-    }
     let out = cargo_fuzz(&["list"])
         .output()
         .map_err(|e| format!("running cargo fuzz list: {e}"))?;
-    let targets = String::from_utf8_lossy(&out.stdout)
+    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::trim)
         .filter(|t| !t.is_empty() && !NOT_TARGETS.contains(t))
         .map(String::from)
         .collect();
+    let built_with_asan = asan && {
+        println!("+ cargo fuzz build");
+        let status = cargo_fuzz(&["build"])
+            .status()
+            .map_err(|e| format!("running cargo fuzz: {e}"))?;
+        if !status.success() {
+            println!("fuzz: the ASan build failed; building without a sanitizer");
+        }
+        status.success()
+    };
+    if !built_with_asan {
+        for target in &targets {
+            println!("+ cargo fuzz build --sanitizer none {target}");
+            let status = cargo_fuzz(&["build", "--sanitizer", "none", target])
+                .status()
+                .map_err(|e| format!("running cargo fuzz: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo fuzz build {target} failed: {status}"));
+            }
+        }
+    }
     let dir = fuzz_dir().join("target/x86_64-unknown-linux-gnu/release");
     Ok(Built { dir, targets })
 }
@@ -386,6 +406,8 @@ mod tests {
         assert_eq!((a.budget, a.seeds), (Budget::seconds(5), true));
         assert_eq!(a.targets, ["capset"]);
         assert!(args(&["--ci"]).unwrap().ci);
+        assert!(args(&["--ci"]).unwrap().asan);
+        assert!(!args(&["--no-asan"]).unwrap().asan);
         let a = args(&["--runs", "10000000", "drm_wire"]).unwrap();
         assert_eq!(a.budget.flags(), ["-runs=10000000"]);
         assert_eq!(a.targets, ["drm_wire"]);

@@ -26,10 +26,11 @@
 //! - `run PROGRAM [ARGS...]`: starts the stack and runs any Linux program on
 //!   it with unmodified Mesa (the shim preloaded, virgl as Mesa's only
 //!   driver), e.g. `cargo xtask run eglinfo`; the stack stops when it exits.
-//! - `fuzz [SECONDS] [--runs N] [--ci] [--seeds] [TARGET...]`: builds the
-//!   libFuzzer targets in `fuzz/` (installing cargo-fuzz if missing) and
+//! - `fuzz [SECONDS] [--runs N] [--ci] [--no-asan] [--seeds] [TARGET...]`:
+//!   builds the libFuzzer targets in `fuzz/` (installing cargo-fuzz if missing) and
 //!   runs each for SECONDS (default 60) and/or N executions, or CI's 15 s;
-//!   fails on any crash, with the input under `fuzz/artifacts/`; `--seeds`
+//!   fails on any crash, with the input under `fuzz/artifacts/`;
+//!   `--no-asan` builds without AddressSanitizer (for long runs); `--seeds`
 //!   first rewrites the seed corpora (fuzz/README.md).
 //! - `storm`: the full load and kill storm (`tests/tests/storm.rs`: 16
 //!   clients × 10,000 fenced submits, 1,000 client kills, 50 drmd kills) on
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
         _ => Err(
             "usage: cargo xtask (setup | demo [DIR] | bench [ITERATIONS] [--repeat R] [--smoke] \
              | test | piglit | piglit-reference [RESULTS] | run PROGRAM [ARGS...] | storm \
-             | fuzz [SECONDS] [--runs N] [--ci] [--seeds] [TARGET...])"
+             | fuzz [SECONDS] [--runs N] [--ci] [--no-asan] [--seeds] [TARGET...])"
                 .into(),
         ),
     };
