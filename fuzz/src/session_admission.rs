@@ -32,11 +32,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use virtio_gpu_proto::{
-    CommandType, CtxAttachResource, CtxCreate, CtxId, Format, MemEntry, Resource3dParams,
+    layout, CommandType, CtxAttachResource, CtxCreate, CtxId, Format, MemEntry, Resource3dParams,
     ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId,
 };
 use virtio_gpud::dma::{DmaPool, DmaRegion};
-use virtio_gpud::objects::{resource_field, IdKind, NewId, Objects, SessionId};
+use virtio_gpud::objects::{IdKind, NewId, Objects, SessionId};
 use virtio_gpud::shape::Limits;
 use zerocopy::IntoBytes;
 
@@ -52,6 +52,11 @@ fn pool() -> &'static DmaPool {
     POOL_ONCE.get_or_init(|| {
         DmaPool::new(DmaRegion::new_memfd(POOL, 0x1_0000_0000).expect("DMA region"))
     })
+}
+
+/// Offset of the resource id a command acts on.
+fn resource_field(ty: CommandType) -> Option<usize> {
+    layout(ty).and_then(|l| l.named_resource_field())
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {

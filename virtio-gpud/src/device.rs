@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 use virtio_gpu_proto::{
-    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features, FenceId,
-    GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
+    layout, CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features,
+    FenceId, GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
     ResponseType,
 };
 use zerocopy::{FromBytes, IntoBytes};
@@ -222,31 +222,28 @@ impl<T: Transport> Gpu<T> {
         Ok(gpu)
     }
 
-    /// The bytes of the device's answer to `request` (header first): a
-    /// bare header for most commands, nothing on the cursor queue.
+    /// The bytes of the device's answer to `request` (header first), as
+    /// its layout gives them; GET_CAPSET's answer holds the capset too, of
+    /// the size the device announced for it. A command this crate does not
+    /// define is answered with a bare (error) header.
     pub fn response_len(&self, request: &[u8]) -> usize {
+        let bare = size_of::<CtrlHdr>();
         let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
-            return 24;
+            return bare;
         };
-        match hdr.command_type() {
-            CommandType::GET_DISPLAY_INFO => 408,
-            CommandType::GET_CAPSET_INFO | CommandType::RESOURCE_ASSIGN_UUID => 40,
-            CommandType::GET_EDID => 1056,
-            CommandType::RESOURCE_MAP_BLOB => 32,
-            CommandType::GET_CAPSET => {
-                let id = request
-                    .get(24..28)
-                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-                let size = self
-                    .capsets
-                    .iter()
-                    .find(|c| c.id.get() == id)
-                    .map_or(0, |c| c.max_size);
-                24 + size as usize
-            }
-            ty if ty.queue() == Queue::Cursor => 0,
-            _ => 24,
+        let Some(l) = layout(hdr.command_type()) else {
+            return bare;
+        };
+        if l.ty != CommandType::GET_CAPSET {
+            return l.response_len;
         }
+        let id = GetCapset::read_from_prefix(request).map_or(0, |(c, _)| c.capset_id.get());
+        let size = self
+            .capsets
+            .iter()
+            .find(|c| c.id.get() == id)
+            .map_or(0, |c| c.max_size);
+        l.response_len + size as usize
     }
 
     /// Whether `queue` has room for another command now, fenced or not

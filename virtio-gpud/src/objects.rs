@@ -20,8 +20,9 @@ use std::fmt::Write as _;
 use scheme_seam::token::Tokens;
 use scheme_seam::Errno;
 use virtio_gpu_proto::{
-    CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceCreate2d, ResourceCreate3d,
-    ResourceFlush, ResourceId, SetScanout, TransferToHost2d, TransferToHost3d, UpdateCursor,
+    layout, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceCreate2d,
+    ResourceCreate3d, ResourceFlush, ResourceId, SetScanout, TransferToHost2d, TransferToHost3d,
+    UpdateCursor,
 };
 use zerocopy::FromBytes;
 
@@ -121,53 +122,6 @@ pub struct Objects {
     lost: std::collections::HashSet<CtxId>,
 }
 
-/// Size of each command's fixed part (ABI reference §1.5), the bytes the
-/// device reads before any trailing payload.
-fn fixed_size(ty: CommandType) -> Option<usize> {
-    Some(match ty {
-        CommandType::GET_DISPLAY_INFO | CommandType::CTX_DESTROY => 24,
-        CommandType::RESOURCE_UNREF
-        | CommandType::RESOURCE_DETACH_BACKING
-        | CommandType::RESOURCE_ATTACH_BACKING
-        | CommandType::GET_CAPSET_INFO
-        | CommandType::GET_CAPSET
-        | CommandType::GET_EDID
-        | CommandType::RESOURCE_ASSIGN_UUID
-        | CommandType::CTX_ATTACH_RESOURCE
-        | CommandType::CTX_DETACH_RESOURCE
-        | CommandType::SUBMIT_3D
-        | CommandType::RESOURCE_UNMAP_BLOB => 32,
-        CommandType::RESOURCE_CREATE_2D | CommandType::RESOURCE_MAP_BLOB => 40,
-        CommandType::SET_SCANOUT | CommandType::RESOURCE_FLUSH => 48,
-        CommandType::TRANSFER_TO_HOST_2D | CommandType::RESOURCE_CREATE_BLOB => 56,
-        CommandType::RESOURCE_CREATE_3D
-        | CommandType::TRANSFER_TO_HOST_3D
-        | CommandType::TRANSFER_FROM_HOST_3D => 72,
-        CommandType::SET_SCANOUT_BLOB | CommandType::CTX_CREATE => 96,
-        CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => 56,
-        _ => return None,
-    })
-}
-
-/// Offset of the resource id a command names, if it names one.
-pub fn resource_field(ty: CommandType) -> Option<usize> {
-    Some(match ty {
-        CommandType::RESOURCE_UNREF
-        | CommandType::RESOURCE_ATTACH_BACKING
-        | CommandType::RESOURCE_DETACH_BACKING
-        | CommandType::RESOURCE_ASSIGN_UUID
-        | CommandType::CTX_ATTACH_RESOURCE
-        | CommandType::CTX_DETACH_RESOURCE
-        | CommandType::RESOURCE_MAP_BLOB
-        | CommandType::RESOURCE_UNMAP_BLOB => 24,
-        CommandType::RESOURCE_FLUSH | CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => 40,
-        CommandType::SET_SCANOUT | CommandType::SET_SCANOUT_BLOB => 44,
-        CommandType::TRANSFER_TO_HOST_2D => 48,
-        CommandType::TRANSFER_TO_HOST_3D | CommandType::TRANSFER_FROM_HOST_3D => 56,
-        _ => return None,
-    })
-}
-
 fn u32_at(bytes: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(bytes[off..off + 4].try_into().expect("bounds checked"))
 }
@@ -252,8 +206,8 @@ impl Objects {
     ) -> Result<Admitted, Errno> {
         let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
         let ty = hdr.command_type();
-        let fixed = fixed_size(ty).ok_or(Errno::EINVAL)?;
-        if request.len() < fixed {
+        let layout = layout(ty).ok_or(Errno::EINVAL)?;
+        if request.len() < layout.request_len {
             return Err(Errno::EINVAL);
         }
         let ctx = hdr.ctx_id.get();
@@ -280,7 +234,7 @@ impl Objects {
         if lost && !matches!(ty, CommandType::CTX_DESTROY | CommandType::CTX_CREATE) {
             return Err(Errno::EIO);
         }
-        if let Some(off) = resource_field(ty) {
+        if let Some(off) = layout.named_resource_field() {
             let res = u32_at(request, off);
             let may_be_none = matches!(
                 ty,
@@ -359,7 +313,7 @@ impl Objects {
             CommandType::RESOURCE_ATTACH_BACKING => {
                 let id = ResourceId::new(u32_at(request, 24)).expect("owned");
                 let n = u32_at(request, 28) as usize;
-                let entries = &request[fixed..];
+                let entries = &request[layout.request_len..];
                 // The backend maps at most 16384 entries, none empty; a
                 // second attach it drops while answering OK.
                 if n == 0 || n > MAX_ENTRIES || entries.len() != n * 16 {

@@ -13,7 +13,9 @@ use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
 };
 use syncd::client::TimelineOwner;
-use virtio_gpu_proto::{CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref};
+use virtio_gpu_proto::{
+    layout, CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref,
+};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::api::{self, QueueHeader, QueueReply};
@@ -382,18 +384,15 @@ impl<T: Transport> GpuScheme<T> {
         let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
             return;
         };
-        let res_at = match hdr.command_type() {
-            CommandType::TRANSFER_TO_HOST_2D => 48,
-            CommandType::TRANSFER_TO_HOST_3D => 56,
-            _ => return,
-        };
-        if !self.gpu.tracer().wants_memory() {
+        let ty = hdr.command_type();
+        if !matches!(
+            ty,
+            CommandType::TRANSFER_TO_HOST_2D | CommandType::TRANSFER_TO_HOST_3D
+        ) || !self.gpu.tracer().wants_memory()
+        {
             return;
         }
-        let Some(res) = request
-            .get(res_at..res_at + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-        else {
+        let Some(res) = layout(ty).and_then(|l| l.resource_id(request)) else {
             return;
         };
         let contents = self.objects.backing_contents(res);

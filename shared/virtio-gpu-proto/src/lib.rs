@@ -29,6 +29,7 @@ pub mod display;
 pub mod features;
 pub mod header;
 pub mod ids;
+pub mod layout;
 pub mod types;
 
 pub use blob::{
@@ -54,5 +55,6 @@ pub use display::{DisplayOne, GetDisplayInfo, GetEdid, RespDisplayInfo, RespEdid
 pub use features::Features;
 pub use header::CtrlHdr;
 pub use ids::{CapsetId, CtxId, FenceId, ResourceId, ScanoutId};
+pub use layout::{layout, Layout, ResourceField};
 pub use message::{NoResponse, Request, RespNodata, Response};
 pub use types::{CommandType, Queue, ResponseType};

@@ -13,7 +13,7 @@ pub mod replay;
 
 use std::collections::{HashMap, VecDeque};
 
-use virtio_gpu_proto::{CommandType, CtrlHdr, FenceId, Queue};
+use virtio_gpu_proto::{layout, CommandType, CtrlHdr, FenceId, Queue};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::command::{Completion, RequestId};
@@ -68,16 +68,9 @@ pub struct Tracer {
     records: u64,
 }
 
-/// Offset of the resource id a command names, creates included.
+/// The resource id a command names or creates (0 if none).
 fn resource_of(ty: CommandType, bytes: &[u8]) -> u32 {
-    let off = match ty {
-        CommandType::RESOURCE_CREATE_2D
-        | CommandType::RESOURCE_CREATE_3D
-        | CommandType::RESOURCE_CREATE_BLOB => Some(24),
-        ty => crate::objects::resource_field(ty),
-    };
-    off.and_then(|o| bytes.get(o..o + 4))
-        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    layout(ty).and_then(|l| l.resource_id(bytes)).unwrap_or(0)
 }
 
 fn now_ns() -> u64 {
