@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use scheme_seam::{Errno, ShmRegion};
 use syncd::client::SyncobjTable;
-use virtio_gpu_proto::{
-    CtrlHdr, CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId, ResponseType,
-};
+use virtio_gpu_proto::{CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId};
 use virtio_gpud::client::Session;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::IntoBytes;
 
+use crate::errno::{answer_errno, io_errno};
 use crate::gem::Gem;
-use crate::scheme::Node;
+use crate::node::Node;
 
 /// Where EXECBUFFER streams go: memory of the file's own that virtio-gpud
 /// hands to the device in place, so a stream is copied once (from the
@@ -131,25 +130,6 @@ struct InFenceSlot {
     /// same one, and a sync_file's fences never change: importing again
     /// would only report progress to syncd's pollers — drmd itself.
     imported: Option<u64>,
-}
-
-/// The answer header of a device command, as an errno.
-pub fn answer_errno(answer: &[u8]) -> Result<(), Errno> {
-    let (hdr, _) = CtrlHdr::read_from_prefix(answer).map_err(|_| Errno::EIO)?;
-    if hdr.response_type().is_error() {
-        log::debug!("device answered {}", hdr.response_type());
-        return Err(if hdr.response_type() == ResponseType::ERR_OUT_OF_MEMORY {
-            Errno::ENOMEM
-        } else {
-            Errno::EINVAL
-        });
-    }
-    Ok(())
-}
-
-/// An I/O error from a daemon below, as this file's client sees it.
-pub fn io_errno(e: io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(Errno::EIO.0))
 }
 
 impl DrmFile {

@@ -1,10 +1,12 @@
 //! drmd: serves `scheme:drm` until SIGTERM, on the device virtio-gpud owns.
 
 mod device;
+mod errno;
 mod file;
 mod gem;
 mod ioctl;
 mod master;
+mod node;
 mod scheme;
 mod stats;
 

@@ -33,57 +33,14 @@ use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
 use crate::device::Device;
-use crate::file::{io_errno, DrmFile};
+use crate::errno::io_errno;
+use crate::file::DrmFile;
 use crate::gem::{Gem, Names};
 use crate::ioctl::virtgpu::WAIT_TIMEOUT;
 use crate::ioctl::{self, table};
 use crate::master::Masters;
+use crate::node::Node;
 use crate::stats::{IoctlStats, Op};
-
-/// Which device node a DRM file was opened through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Node {
-    /// `card0`: the primary node (KMS and render ioctls).
-    Primary,
-    /// `renderD128`: the render node.
-    Render,
-}
-
-/// The DRM character devices' major number (Linux's `DRM_MAJOR`).
-pub const DRM_MAJOR: u32 = 226;
-
-impl Node {
-    /// The node's minor number, as Linux numbers the first device's nodes:
-    /// libdrm tells a render node from a primary one by it.
-    pub fn minor(self) -> u32 {
-        match self {
-            Node::Primary => 0,
-            Node::Render => 128,
-        }
-    }
-
-    /// What `fstat` says of the node: a character device with the
-    /// permissions Debian gives them (render nodes open to everyone).
-    fn stat(self) -> Stat {
-        let permissions = match self {
-            Node::Primary => 0o660,
-            Node::Render => 0o666,
-        };
-        Stat {
-            mode: Stat::CHAR_DEVICE | permissions,
-            rdev: Stat::device_number(DRM_MAJOR, self.minor()),
-            size: 0,
-        }
-    }
-
-    fn from_path(path: &str) -> Option<Node> {
-        match path.trim_matches('/') {
-            "card0" => Some(Node::Primary),
-            "renderD128" => Some(Node::Render),
-            _ => None,
-        }
-    }
-}
 
 /// How often parked requests (WAIT, EXECBUFFER with pending in-fences)
 /// look at fence progress when syncd's progress events are not available

@@ -16,7 +16,8 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use super::wire;
 use crate::device::Device;
-use crate::file::{io_errno, DrmFile};
+use crate::errno::io_errno;
+use crate::file::DrmFile;
 use crate::gem::Names;
 use crate::master::Masters;
 

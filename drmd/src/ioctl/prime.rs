@@ -17,7 +17,8 @@ use zerocopy::FromBytes;
 
 use super::wire;
 use crate::device::Device;
-use crate::file::{io_errno, DrmFile};
+use crate::errno::io_errno;
+use crate::file::DrmFile;
 use crate::gem::Gem;
 
 /// PRIME_HANDLE_TO_FD (the `dup`'s buffer after the nr): the object to

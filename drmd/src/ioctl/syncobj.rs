@@ -5,7 +5,8 @@
 
 use scheme_seam::Result;
 
-use crate::file::{io_errno, DrmFile};
+use crate::errno::io_errno;
+use crate::file::DrmFile;
 
 /// Forwards SYNCOBJ ioctl `nr`.
 pub fn forward(file: &mut DrmFile, nr: u64, payload: &mut [u8]) -> Result<usize> {

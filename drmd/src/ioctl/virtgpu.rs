@@ -22,7 +22,8 @@ use zerocopy::IntoBytes;
 
 use super::wire;
 use crate::device::{Device, FenceState};
-use crate::file::{answer_errno, io_errno, DrmFile};
+use crate::errno::{answer_errno, io_errno};
+use crate::file::DrmFile;
 use crate::gem::Gem;
 
 /// Backing is page granular, as shmem is in Linux.
