@@ -12,7 +12,7 @@ use drm_uapi::virtgpu::{
 };
 use drm_uapi::wire::Builder;
 use scheme_seam::{SchemeFd, ShmRegion, Stat};
-use syncd::client::SyncFile;
+use sync_client::SyncFile;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// What VERSION says.

@@ -5,10 +5,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use syncd::client::{SyncFile, TimelinePage};
+use gpu_session::api::CapsetEntry;
+use gpu_session::Session;
+use sync_client::{SyncFile, TimelinePage};
 use virtio_gpu_proto::Features;
-use virtio_gpud::api::CapsetEntry;
-use virtio_gpud::client::Session;
 
 use crate::gem::Offsets;
 

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
+use gpu_session::Session;
 use scheme_seam::{Errno, ShmRegion};
-use syncd::client::SyncobjTable;
+use sync_client::SyncobjTable;
 use virtio_gpu_proto::{CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId};
-use virtio_gpud::client::Session;
 use zerocopy::IntoBytes;
 
 use crate::errno::{answer_errno, io_errno};

@@ -12,8 +12,8 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
+use gpu_session::Session;
 use scheme_seam::ShmRegion;
-use virtio_gpud::client::Session;
 
 /// A GEM buffer object.
 #[derive(Debug)]

@@ -312,7 +312,9 @@ impl Scheme for DrmScheme {
                 let key = (id, Parked::SyncobjWait(timeout));
                 let r = ioctl::syncobj::forward(file, nr, payload);
                 if r == Err(Errno::EAGAIN) {
-                    let left = timeout.saturating_sub(syncd::clock::now_ns() as i64).max(0);
+                    let left = timeout
+                        .saturating_sub(sync_client::clock::now_ns() as i64)
+                        .max(0);
                     let at = Instant::now() + Duration::from_nanos(left as u64);
                     self.deadlines.insert(key, at);
                 } else {

@@ -21,7 +21,7 @@
 //! counts exactly the handles that were opened and not closed.
 
 use scheme_seam::{Caller, Context, Errno, EventFlags, HandleId, Opened, Scheme};
-use syncd::api;
+use sync_client::api;
 use syncd::scheme::SyncScheme;
 
 use drm_uapi::sync_file as sf;

@@ -1,9 +1,6 @@
 //! syncd, the fence authority: timelines, sync_files and syncobjs served on
-//! `scheme:sync` ([`api`] describes the protocol), with the client side
-//! drmd and virtio-gpud use ([`client`]).
+//! `scheme:sync`. The protocol and the client side are the `sync-client`
+//! crate's, so that clients need not link the daemon.
 
-pub mod api;
-pub mod client;
-pub mod clock;
 pub mod core;
 pub mod scheme;

@@ -9,7 +9,11 @@ use syncd::scheme::SyncScheme;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = Termination::install().and_then(|termination| {
-        scheme_seam::serve(syncd::api::SCHEME, &mut SyncScheme::new()?, &termination)
+        scheme_seam::serve(
+            sync_client::api::SCHEME,
+            &mut SyncScheme::new()?,
+            &termination,
+        )
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

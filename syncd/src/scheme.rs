@@ -1,5 +1,5 @@
 //! `scheme:sync`: timelines, sync_files and syncobj tables as handles (the
-//! protocol is in [`crate::api`]). Waits are parked requests: a wait that
+//! protocol is in [`sync_client::api`]). Waits are parked requests: a wait that
 //! cannot answer yet returns EAGAIN and runs again after every request, so
 //! signals, resets and imports wake it, and at its deadline it answers
 //! ETIME.
@@ -21,11 +21,11 @@ use scheme_seam::{
 };
 use zerocopy::FromBytes;
 
-use crate::api;
-use crate::clock::now_ns;
 use crate::core::{
     evaluate, Fence, FenceSet, FenceStatus, Syncobj, TimelineId, Timelines, WaitFlags, WaitOutcome,
 };
+use sync_client::api;
+use sync_client::clock::now_ns;
 
 /// A syncobj shared by the table handles and exported fds that refer to it.
 type ObjId = u64;

@@ -12,7 +12,7 @@ use drm_uapi::wire::Builder;
 use drmd::client::DrmFd;
 use scheme_seam::{SchemeFd, Stat};
 use stack_tests::{bus_dir, device_objects, kill_holder_and_await_release, stack, Daemon};
-use syncd::client::{SyncFile, SyncobjTable, TimelineOwner};
+use sync_client::{SyncFile, SyncobjTable, TimelineOwner};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
 use zerocopy::{FromZeros, IntoBytes};

@@ -6,16 +6,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use gpu_session::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
+use gpu_session::Session;
 use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
-use syncd::client::SyncFile;
+use sync_client::SyncFile;
 use virtio_gpu_proto::{
     BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CtrlHdr, CtxAttachResource, CtxCreate,
     CtxDestroy, CtxDetachResource, CtxId, Format, GetCapset, GetEdid, MemEntry, Resource3dParams,
     ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceCreateBlob, ResourceId,
     ResourceMapBlob, ResponseType, ScanoutId, TransferFromHost3d,
 };
-use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
-use virtio_gpud::client::Session;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.

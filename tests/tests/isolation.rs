@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg, ResourceInfo, Wait};
 use drmd::client::DrmFd;
+use gpu_session::Session;
 use stack_tests::{bus_dir, stack, workspace_binary};
 use virtio_gpu_proto::{CtxAttachResource, CtxId, ResourceId, ResourceUnref};
-use virtio_gpud::client::Session;
 use zerocopy::{FromZeros, IntoBytes};
 
 /// The daemons serve fixed names in the bus directory: tests take turns.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use drm_uapi::syncobj as so;
 use scheme_seam::SchemeFd;
 use stack_tests::{bus_dir, poll_readable, workspace_binary, Daemon};
-use syncd::client::{SyncFile, SyncobjTable, TimelineOwner, TimelinePage};
+use sync_client::{SyncFile, SyncobjTable, TimelineOwner, TimelinePage};
 
 /// syncd serves one name per bus, so its tests take turns.
 static SYNCD: Mutex<()> = Mutex::new(());
@@ -178,9 +178,9 @@ fn the_timeline_page_answers_busy_checks_wakes_on_progress_and_is_read_only() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(page.last_signaled(id), Some(46));
-    assert_eq!(page.last_failed(syncd::api::PAGE_SLOTS), None);
+    assert_eq!(page.last_failed(sync_client::api::PAGE_SLOTS), None);
     let fd = SchemeFd::open("/scheme/sync/timelines", 0).unwrap();
-    let err = fd.mmap(0, syncd::api::PAGE_LEN, true).unwrap_err();
+    let err = fd.mmap(0, sync_client::api::PAGE_LEN, true).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EACCES));
 }
 

@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use drm_uapi::virtgpu::{Box3d, ResourceCreate};
 use drmd::client::DrmFd;
+use gpu_session::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use gpu_session::Session;
 use scheme_seam::SchemeFd;
 use stack_tests::{bus_dir, stack, workspace_binary};
-use syncd::client::SyncFile;
+use sync_client::SyncFile;
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
 use virtio_gpu_proto::{
     CmdSubmit, CommandType, CtxAttachResource, CtxCreate, CtxId, Resource3dParams,
     ResourceCreate3d, ResourceId, ResponseType,
 };
-use virtio_gpud::api::{QUEUE_DETACHED, QUEUE_FENCED};
-use virtio_gpud::client::Session;
 use virtio_gpud::trace::record::{self, Kind, RecordHeader};
 use virtio_gpud::transport::vhost_user::{launch, LaunchOptions};
 use zerocopy::{FromZeros, IntoBytes};

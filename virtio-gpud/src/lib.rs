@@ -8,8 +8,6 @@
 //! - [`fence`]: fence ids in queue order and per-timeline progress;
 //! - [`device`]: negotiation, both queues, capsets and the command API.
 
-pub mod api;
-pub mod client;
 pub mod command;
 pub mod device;
 pub mod dma;

@@ -26,9 +26,9 @@ use virtio_gpu_proto::{
 };
 use zerocopy::FromBytes;
 
-use crate::api::MAX_STREAM;
 use crate::dma::DmaBuf;
 use crate::shape::{Limits, Shape, ShapeError, Texture};
+use gpu_session::api::MAX_STREAM;
 
 /// A client of the private scheme (one per DRM file in drmd).
 pub type SessionId = u64;

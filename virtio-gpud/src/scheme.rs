@@ -1,4 +1,4 @@
-//! `scheme:virtio-gpu`, the daemon's private scheme ([`crate::api`] has
+//! `scheme:virtio-gpu`, the daemon's private scheme ([`gpu_session::api`] has
 //! the protocol): sessions that forward raw commands through the object
 //! table, the device's interrupts as event sources, and device fence
 //! progress reported to syncd.
@@ -12,13 +12,12 @@ use log::{error, info, warn};
 use scheme_seam::{
     read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
 };
-use syncd::client::TimelineOwner;
+use sync_client::TimelineOwner;
 use virtio_gpu_proto::{
     layout, CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::api::{self, QueueHeader, QueueReply};
 use crate::command::{DeviceError, Payload, SubmitError};
 use crate::device::{Gpu, Pending};
 use crate::fence::Timeline;
@@ -31,6 +30,7 @@ use crate::trace;
 use crate::transport::Transport;
 use crate::warn_limited;
 use crate::Error;
+use gpu_session::api::{self, QueueHeader, QueueReply};
 
 /// What a handle is open on.
 #[derive(Debug)]
@@ -599,7 +599,7 @@ impl<T: Transport> GpuScheme<T> {
         Ok(0)
     }
 
-    /// A session's call (see [`crate::api`]).
+    /// A session's call (see [`gpu_session::api`]).
     fn session_call(
         &mut self,
         session: SessionId,

@@ -11,13 +11,13 @@ use drm_uapi::virtgpu::{
     ResourceCreate, ResourceInfo, Transfer, Wait,
 };
 use drm_uapi::wire::Payload;
+use gpu_session::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use scheme_seam::{Errno, Result};
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, Features, Format, MemEntry, Rect, Resource3dParams, ResourceAttachBacking,
     ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost2d,
     TransferToHost3d,
 };
-use virtio_gpud::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use zerocopy::IntoBytes;
 
 use super::wire;

@@ -779,7 +779,7 @@ fn syncd_seeds(s: &mut Seeds) {
     let mut fail = 2u64.to_le_bytes().to_vec();
     fail.extend(5i32.to_le_bytes());
     fail.extend([0; 4]);
-    call(&mut w, OWNER, syncd::api::FAIL, None, &fail);
+    call(&mut w, OWNER, sync_client::api::FAIL, None, &fail);
     let info = sf::FileInfoHeader {
         num_fences: 1,
         ..sf::FileInfoHeader::default()
@@ -798,7 +798,7 @@ fn syncd_seeds(s: &mut Seeds) {
         None,
         sf::SetDeadline::default().as_bytes(),
     );
-    call(&mut w, OWNER, syncd::api::TIMELINE_ID, None, &[]);
+    call(&mut w, OWNER, sync_client::api::TIMELINE_ID, None, &[]);
     add(s, "timeline", w.build());
 
     // Sync_files into syncobjs and back: import the fence file (its token
@@ -872,7 +872,7 @@ fn syncd_seeds(s: &mut Seeds) {
 
     // The page: a fence by reference, read, map, poll; the root's text.
     let mut w = Writer::new();
-    let fref = syncd::api::FenceRef {
+    let fref = sync_client::api::FenceRef {
         timeline: 1,
         pad: 0,
         point: 1,
@@ -888,7 +888,7 @@ fn syncd_seeds(s: &mut Seeds) {
 }
 
 fn api_signal() -> u64 {
-    syncd::api::SIGNAL
+    sync_client::api::SIGNAL
 }
 
 fn used_ring_seeds(s: &mut Seeds) {

@@ -19,8 +19,8 @@
 
 use std::io::Write;
 
+use gpu_session::Session;
 use virtio_gpu_proto::{CtxCreate, CtxId, Resource3dParams, ResourceCreate3d, ResourceId};
-use virtio_gpud::client::Session;
 use zerocopy::IntoBytes;
 
 fn main() -> std::io::Result<()> {
@@ -215,7 +215,7 @@ fn storm(n: u64) -> std::io::Result<()> {
     let mut fences = VecDeque::new();
     let (mut done, mut reported) = (0u64, 0u64);
     let mut out = std::io::stdout();
-    let mut retire = |fences: &mut VecDeque<syncd::client::SyncFile>, keep: usize| {
+    let mut retire = |fences: &mut VecDeque<sync_client::SyncFile>, keep: usize| {
         while fences.len() > keep {
             let fence = fences.pop_front().expect("non-empty");
             if !fence.wait(Duration::from_secs(10))? {

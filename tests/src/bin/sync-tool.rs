@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use syncd::client::{SyncFile, SyncobjTable};
+use sync_client::{SyncFile, SyncobjTable};
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -74,7 +74,7 @@ fn resource_of(ty: CommandType, bytes: &[u8]) -> u32 {
 }
 
 fn now_ns() -> u64 {
-    syncd::clock::now_ns()
+    sync_client::clock::now_ns()
 }
 
 impl Tracer {

@@ -5,7 +5,7 @@
 //!   text (root only).
 //! - `trace`, `trace/full`, `trace/cap=N` (root only): the live stream of
 //!   every command and device answer in both queues, in the format of
-//!   [`crate::trace::record`], each record's bytes cut at 4096 bytes, not at
+//!   virtio-gpud's `trace::record`, each record's bytes cut at 4096 bytes, not at
 //!   all, or at N. Reads park while nothing is waiting (non-blocking: EAGAIN);
 //!   a reader that falls 4 MiB behind loses records, and its stream says how
 //!   many. Writing to `stats`, `objects` or `trace` is EBADF.
