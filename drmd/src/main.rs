@@ -4,6 +4,7 @@ mod device;
 mod errno;
 mod file;
 mod gem;
+mod handle;
 mod ioctl;
 mod master;
 mod node;

@@ -17,7 +17,7 @@
 //! `stats` (read-only text) counts what each ioctl type cost (see
 //! [`crate::stats`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,8 @@ use zerocopy::FromBytes;
 use crate::device::Device;
 use crate::errno::io_errno;
 use crate::file::DrmFile;
-use crate::gem::{Gem, Names};
+use crate::gem::Names;
+use crate::handle::{Handle, Handles};
 use crate::ioctl::virtgpu::WAIT_TIMEOUT;
 use crate::ioctl::{self, table};
 use crate::master::Masters;
@@ -62,16 +63,11 @@ enum Parked {
 /// The DRM scheme.
 pub struct DrmScheme {
     device: Device,
-    files: HashMap<HandleId, DrmFile>,
-    /// dma-bufs from PRIME export, each holding its object.
-    dma_bufs: HashMap<HandleId, Arc<Gem>>,
+    handles: Handles,
     /// Tokens of dma-bufs, for PRIME import.
     tokens: Tokens<HandleId>,
-    /// Readers of `stats`.
-    stats_readers: HashSet<HandleId>,
     /// What each ioctl type cost.
     stats: IoctlStats,
-    next: HandleId,
     /// When parked waits give up, by file: the loop re-runs them then,
     /// and they answer EBUSY (VIRTGPU_WAIT) or ETIME (SYNCOBJ waits).
     deadlines: HashMap<(HandleId, Parked), Instant>,
@@ -92,11 +88,11 @@ impl DrmScheme {
     /// The `stats` text: drmd's tables (all back to 0 once every client is
     /// gone), then what each ioctl type cost.
     fn describe(&self) -> String {
-        let bos: usize = self.files.values().map(|f| f.bos.len()).sum();
+        let bos: usize = self.handles.files().map(|f| f.bos.len()).sum();
         format!(
             "files {}\nbos {bos}\ndma_bufs {}\ntokens {}\nparked {}\nflink_names {}\n{}",
-            self.files.len(),
-            self.dma_bufs.len(),
+            self.handles.files().count(),
+            self.handles.dma_bufs().count(),
             self.tokens.len(),
             self.deadlines.len(),
             self.names.live(),
@@ -110,12 +106,9 @@ impl DrmScheme {
             progress_events: device.progress_fd().is_some(),
             unacknowledged: false,
             device,
-            files: HashMap::new(),
-            dma_bufs: HashMap::new(),
+            handles: Handles::default(),
             tokens: Tokens::default(),
-            stats_readers: HashSet::new(),
             stats: IoctlStats::default(),
-            next: 0,
             deadlines: HashMap::new(),
             poll_until: None,
             masters: Masters::default(),
@@ -127,21 +120,14 @@ impl DrmScheme {
         self.poll_until = Some(Instant::now() + POLL * 10);
     }
 
-    fn new_handle(&mut self) -> HandleId {
-        self.next += 1;
-        self.next
-    }
-
     /// The fd an fd-returning ioctl `nr` of file `id` returns, by the
     /// reference its call gave (`rest`).
     fn dup_fd(&mut self, id: HandleId, nr: u64, rest: &[u8]) -> Result<Opened> {
-        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
+        let file = self.handles.file_mut(id)?;
         match nr {
             dc::PRIME_HANDLE_TO_FD => {
                 let gem = ioctl::prime::export(&self.device, file, rest)?;
-                let new = self.new_handle();
-                self.dma_bufs.insert(new, gem);
-                Ok(Opened::Handle(new))
+                Ok(Opened::Handle(self.handles.insert(Handle::DmaBuf(gem))))
             }
             vg::EXECBUFFER => {
                 let (slot, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
@@ -197,9 +183,7 @@ fn is_syncobj(nr: u64) -> bool {
 impl Scheme for DrmScheme {
     fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
         if path.trim_matches('/') == "stats" {
-            let id = self.new_handle();
-            self.stats_readers.insert(id);
-            return Ok(Opened::Handle(id));
+            return Ok(Opened::Handle(self.handles.insert(Handle::Stats)));
         }
         let node = Node::from_path(path).ok_or(Errno::ENOENT)?;
         let caller = *ctx.caller();
@@ -212,11 +196,10 @@ impl Scheme for DrmScheme {
             warn!("opening a DRM file: {e}");
             io_errno(e)
         })?;
-        let id = self.new_handle();
+        let id = self.handles.insert(Handle::File(Box::new(file)));
         if node == Node::Primary {
             self.masters.open(id, caller.pid, caller.uid == 0);
         }
-        self.files.insert(id, file);
         Ok(Opened::Handle(id))
     }
 
@@ -227,11 +210,11 @@ impl Scheme for DrmScheme {
         metadata: &[u64],
         ctx: &mut Context,
     ) -> Result<usize> {
-        if self.dma_bufs.contains_key(&id) {
+        if self.handles.dma_buf(id).is_some() {
             return self.dma_buf_call(id, payload, metadata);
         }
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
-        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+        let file = self.handles.file(id)?;
         // Linux's table first: no such ioctl, or not for this caller.
         let caller = table::Caller {
             render: file.node == Node::Render,
@@ -246,91 +229,96 @@ impl Scheme for DrmScheme {
             table::Kind::NoModeset(errno) => return ioctl::core::no_modeset(nr, errno, payload),
         }
         let pid = ctx.caller().pid;
-        let device = &mut self.device;
-        let file = self.files.get_mut(&id).ok_or(Errno::EBADF)?;
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
+        let device = &mut self.device;
         let masters = &mut self.masters;
-        let result = match nr {
-            dc::VERSION => ioctl::core::version(payload),
-            dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
-            dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
-            dc::GET_CLIENT => ioctl::core::get_client(masters.authenticated(id), pid, payload),
-            dc::GET_STATS => ioctl::core::get_stats(payload),
-            dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
-            dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
-            dc::SET_MASTER => ioctl::core::no_payload(payload)
-                .and_then(|()| masters.set_master(id, pid))
-                .map(|()| 0),
-            dc::DROP_MASTER => ioctl::core::no_payload(payload)
-                .and_then(|()| masters.drop_master(id, pid))
-                .map(|()| 0),
-            dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
-            dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
-            dc::GET_CAP => ioctl::core::get_cap(payload),
-            dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
-            dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
-            // Returns an fd: a `dup` (see the module's documentation).
-            dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
-            dc::PRIME_FD_TO_HANDLE => {
-                let (tokens, dma_bufs) = (&self.tokens, &self.dma_bufs);
-                ioctl::prime::import(device, file, payload, |token| {
-                    tokens.get(token).and_then(|h| dma_bufs.get(&h)).cloned()
-                })
-            }
-            vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
-            vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
-            vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
-            vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
-            vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
-            vg::MAP => ioctl::virtgpu::map(file, payload),
-            vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
-            vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
-            vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
-            vg::WAIT => {
-                // Keyed by handle; a short payload is refused by `wait`.
-                let handle = vg::Wait::read_from_prefix(payload).map_or(0, |(w, _)| w.handle);
-                let key = (id, Parked::Wait(handle));
-                let deadline = *self
-                    .deadlines
-                    .entry(key)
-                    .or_insert_with(|| Instant::now() + WAIT_TIMEOUT);
-                let r = ioctl::virtgpu::wait(device, file, deadline, payload);
-                if r != Err(Errno::EAGAIN) {
-                    self.deadlines.remove(&key);
+        let result = if nr == dc::PRIME_FD_TO_HANDLE {
+            let (file, dma_bufs) = self.handles.file_and_dma_bufs(id)?;
+            let tokens = &self.tokens;
+            ioctl::prime::import(device, file, payload, |token| {
+                tokens
+                    .get(token)
+                    .and_then(|h| dma_bufs.get(&h))
+                    .map(|g| Arc::clone(g))
+            })
+        } else {
+            let file = self.handles.file_mut(id)?;
+            match nr {
+                dc::VERSION => ioctl::core::version(payload),
+                dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
+                dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
+                dc::GET_CLIENT => ioctl::core::get_client(masters.authenticated(id), pid, payload),
+                dc::GET_STATS => ioctl::core::get_stats(payload),
+                dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
+                dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
+                dc::SET_MASTER => ioctl::core::no_payload(payload)
+                    .and_then(|()| masters.set_master(id, pid))
+                    .map(|()| 0),
+                dc::DROP_MASTER => ioctl::core::no_payload(payload)
+                    .and_then(|()| masters.drop_master(id, pid))
+                    .map(|()| 0),
+                dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
+                dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
+                dc::GET_CAP => ioctl::core::get_cap(payload),
+                dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
+                dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
+                // Returns an fd: a `dup` (see the module's documentation).
+                dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+                vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
+                vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
+                vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
+                vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
+                vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
+                vg::MAP => ioctl::virtgpu::map(file, payload),
+                vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
+                vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
+                vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
+                vg::WAIT => {
+                    // Keyed by handle; a short payload is refused by `wait`.
+                    let handle = vg::Wait::read_from_prefix(payload).map_or(0, |(w, _)| w.handle);
+                    let key = (id, Parked::Wait(handle));
+                    let deadline = *self
+                        .deadlines
+                        .entry(key)
+                        .or_insert_with(|| Instant::now() + WAIT_TIMEOUT);
+                    let r = ioctl::virtgpu::wait(device, file, deadline, payload);
+                    if r != Err(Errno::EAGAIN) {
+                        self.deadlines.remove(&key);
+                    }
+                    r
                 }
-                r
-            }
-            vg::RESOURCE_CREATE_BLOB if !device.features.contains(Features::RESOURCE_BLOB) => {
-                Err(Errno::EINVAL)
-            }
-            so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
-            so::WAIT | so::TIMELINE_WAIT => {
-                // Both headers start with the absolute CLOCK_MONOTONIC
-                // timeout; syncd answers ETIME once it has passed.
-                let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
-                let key = (id, Parked::SyncobjWait(timeout));
-                let r = ioctl::syncobj::forward(file, nr, payload);
-                if r == Err(Errno::EAGAIN) {
-                    let left = timeout
-                        .saturating_sub(sync_client::clock::now_ns() as i64)
-                        .max(0);
-                    let at = Instant::now() + Duration::from_nanos(left as u64);
-                    self.deadlines.insert(key, at);
-                } else {
-                    self.deadlines.remove(&key);
+                vg::RESOURCE_CREATE_BLOB if !device.features.contains(Features::RESOURCE_BLOB) => {
+                    Err(Errno::EINVAL)
                 }
-                r
+                so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+                so::WAIT | so::TIMELINE_WAIT => {
+                    // Both headers start with the absolute CLOCK_MONOTONIC
+                    // timeout; syncd answers ETIME once it has passed.
+                    let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
+                    let key = (id, Parked::SyncobjWait(timeout));
+                    let r = ioctl::syncobj::forward(file, nr, payload);
+                    if r == Err(Errno::EAGAIN) {
+                        let left = timeout
+                            .saturating_sub(sync_client::clock::now_ns() as i64)
+                            .max(0);
+                        let at = Instant::now() + Duration::from_nanos(left as u64);
+                        self.deadlines.insert(key, at);
+                    } else {
+                        self.deadlines.remove(&key);
+                    }
+                    r
+                }
+                nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
+                // The table has nothing else served.
+                _ => Err(Errno::EINVAL),
             }
-            nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
-            // The table has nothing else served.
-            _ => Err(Errno::EINVAL),
         };
         if result == Err(Errno::EAGAIN) {
             if !self.progress_events {
                 self.parked();
             }
-        } else if let Some(file) = self.files.get(&id) {
+        } else if let Ok(file) = self.handles.file(id) {
             // Counted once done: a parked request's earlier attempts only
             // looked at fences.
             let downstream = metrics::traffic().since(traffic);
@@ -344,7 +332,7 @@ impl Scheme for DrmScheme {
     fn dup(&mut self, id: HandleId, buf: &[u8], _ctx: &mut Context) -> Result<Opened> {
         // A dma-buf returns no fds (a plain dup of its fd shares the
         // handle and never reaches the scheme).
-        if self.dma_bufs.contains_key(&id) {
+        if self.handles.dma_buf(id).is_some() {
             return Err(Errno::EINVAL);
         }
         let (nr, rest) = u64::read_from_prefix(buf).map_err(|_| Errno::EINVAL)?;
@@ -364,23 +352,23 @@ impl Scheme for DrmScheme {
         offset: u64,
         _ctx: &mut Context,
     ) -> Result<usize> {
-        if !self.stats_readers.contains(&id) {
+        if !matches!(self.handles.get(id), Some(Handle::Stats)) {
             return Err(Errno::EBADF);
         }
         Ok(read_text(&self.describe(), buf, offset))
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
-        if let Some(gem) = self.dma_bufs.get(&id) {
+        match self.handles.get(id) {
             // As Linux's dma-buf inode: the buffer's size.
-            return Ok(Stat {
+            Some(Handle::DmaBuf(gem)) => Ok(Stat {
                 mode: 0o600,
                 rdev: 0,
                 size: u64::from(gem.size),
-            });
+            }),
+            Some(Handle::File(file)) => Ok(file.node.stat()),
+            Some(Handle::Stats) | None => Err(Errno::EBADF),
         }
-        let file = self.files.get(&id).ok_or(Errno::EBADF)?;
-        Ok(file.node.stat())
     }
 
     fn mmap(
@@ -395,18 +383,18 @@ impl Scheme for DrmScheme {
         // (EACCES). A dma-buf maps at offsets within its buffer, writable
         // only if its first export asked for DRM_RDWR.
         let end = offset.checked_add(len as u64).ok_or(Errno::EINVAL)?;
-        let (gem, at, writable) = match self.dma_bufs.get(&id) {
+        let (gem, at, writable) = match self.handles.dma_buf(id) {
             Some(gem) if end <= u64::from(gem.size) => {
                 (gem, offset as usize, gem.dma_buf_writable())
             }
             Some(_) => return Err(Errno::EINVAL),
             None => {
-                let file = self.files.get(&id).ok_or(Errno::EBADF)?;
+                let file = self.handles.file(id)?;
                 let gem = self
-                    .files
-                    .values()
+                    .handles
+                    .files()
                     .flat_map(|f| f.bos.values())
-                    .chain(self.dma_bufs.values())
+                    .chain(self.handles.dma_bufs())
                     .find(|g| g.offset == offset && len as u64 <= u64::from(g.size))
                     .ok_or(Errno::EINVAL)?;
                 if file.handle_of(gem).is_none() {
@@ -425,12 +413,10 @@ impl Scheme for DrmScheme {
     fn close(&mut self, id: HandleId, _ctx: &mut Context) {
         // Dropping the file closes its virtio-gpud session, which releases
         // its objects on the device, and its syncobj table in syncd.
-        self.files.remove(&id);
+        self.handles.remove(id);
         self.masters.close(id);
         self.deadlines.retain(|(file, _), _| *file != id);
-        self.dma_bufs.remove(&id);
         self.tokens.remove(id);
-        self.stats_readers.remove(&id);
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {

@@ -1,0 +1,108 @@
+//! What each open handle of `scheme:drm` is: a DRM file, a dma-buf from a
+//! PRIME export, or a reader of `stats`. One table, so that a handle is
+//! looked up once and each call answers for the kind it finds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use scheme_seam::{Errno, HandleId, Result};
+
+use crate::file::DrmFile;
+use crate::gem::Gem;
+
+/// An open handle.
+pub enum Handle {
+    /// A DRM file: an open of `card0` or `renderD128`.
+    File(Box<DrmFile>),
+    /// A dma-buf, holding its object.
+    DmaBuf(Arc<Gem>),
+    /// A reader of `stats`.
+    Stats,
+}
+
+/// Every open handle, by id.
+#[derive(Default)]
+pub struct Handles {
+    map: HashMap<HandleId, Handle>,
+    next: HandleId,
+}
+
+impl Handles {
+    /// Adds `handle`; returns its id.
+    pub fn insert(&mut self, handle: Handle) -> HandleId {
+        self.next += 1;
+        self.map.insert(self.next, handle);
+        self.next
+    }
+
+    /// The handle `id`.
+    pub fn get(&self, id: HandleId) -> Option<&Handle> {
+        self.map.get(&id)
+    }
+
+    /// The DRM file `id`; EBADF if `id` is no file.
+    pub fn file(&self, id: HandleId) -> Result<&DrmFile> {
+        match self.map.get(&id) {
+            Some(Handle::File(file)) => Ok(file),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The DRM file `id`, to change; EBADF if `id` is no file.
+    pub fn file_mut(&mut self, id: HandleId) -> Result<&mut DrmFile> {
+        match self.map.get_mut(&id) {
+            Some(Handle::File(file)) => Ok(file),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The dma-buf `id`'s object, if `id` is a dma-buf.
+    pub fn dma_buf(&self, id: HandleId) -> Option<&Arc<Gem>> {
+        match self.map.get(&id) {
+            Some(Handle::DmaBuf(gem)) => Some(gem),
+            _ => None,
+        }
+    }
+
+    /// The DRM file `id`, to change, with a lookup of every dma-buf by
+    /// handle (PRIME import reads one while it changes the file); EBADF if
+    /// `id` is no file.
+    pub fn file_and_dma_bufs(
+        &mut self,
+        id: HandleId,
+    ) -> Result<(&mut DrmFile, HashMap<HandleId, &Arc<Gem>>)> {
+        let mut file = None;
+        let mut dma_bufs = HashMap::new();
+        for (&h, handle) in &mut self.map {
+            match handle {
+                Handle::File(f) if h == id => file = Some(&mut **f),
+                Handle::DmaBuf(gem) => {
+                    dma_bufs.insert(h, &*gem);
+                }
+                _ => {}
+            }
+        }
+        Ok((file.ok_or(Errno::EBADF)?, dma_bufs))
+    }
+
+    /// Every DRM file.
+    pub fn files(&self) -> impl Iterator<Item = &DrmFile> {
+        self.map.values().filter_map(|h| match h {
+            Handle::File(file) => Some(&**file),
+            _ => None,
+        })
+    }
+
+    /// Every dma-buf's object.
+    pub fn dma_bufs(&self) -> impl Iterator<Item = &Arc<Gem>> {
+        self.map.values().filter_map(|h| match h {
+            Handle::DmaBuf(gem) => Some(gem),
+            _ => None,
+        })
+    }
+
+    /// Closes `id`, dropping what it held.
+    pub fn remove(&mut self, id: HandleId) -> Option<Handle> {
+        self.map.remove(&id)
+    }
+}
