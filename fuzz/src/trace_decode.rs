@@ -14,8 +14,8 @@
 //! are the same however the stream is cut; a described record is one
 //! line; its JSON is valid JSON, one object with its kind.
 
+use gpu_trace::decode::{self, Filter, StreamDecoder};
 use virtio_gpu_proto::CommandType;
-use virtio_gpud::trace::decode::{self, Filter, StreamDecoder};
 use virtio_gpud::trace::record::{FormatError, Kind, Record, StreamHeader};
 use zerocopy::IntoBytes;
 

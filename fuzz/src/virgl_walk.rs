@@ -16,7 +16,7 @@ use virgl_stream::Stream;
 
 /// The target.
 pub fn run(data: &[u8]) {
-    let summary = virtio_gpud::trace::decode::summarize_virgl(data);
+    let summary = gpu_trace::decode::summarize_virgl(data);
     assert!(summary.walked <= data.len());
     match walk(data) {
         Ok(s) => {

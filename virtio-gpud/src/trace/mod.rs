@@ -7,7 +7,6 @@
 //! DROPPED record) and never slows the device path. With no reader the
 //! cost is one branch per command and per completion.
 
-pub mod decode;
 pub mod record;
 pub mod replay;
 

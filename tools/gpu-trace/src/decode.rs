@@ -21,7 +21,7 @@ use virgl_stream::names;
 use virtio_gpu_proto::{CommandType, CtrlHdr, ResponseType};
 use zerocopy::FromBytes;
 
-use super::record::{self, FormatError, Kind, Record, StreamHeader, FLAG_TRUNCATED};
+use virtio_gpud::trace::record::{self, FormatError, Kind, Record, StreamHeader, FLAG_TRUNCATED};
 
 /// Bytes of a request or response header (`struct virtio_gpu_ctrl_hdr`).
 const HDR: usize = 24;

@@ -9,7 +9,7 @@
 //!
 //! SOURCE is a recorded file, `-` for stdin, or absent for the live trace
 //! (`/scheme/virtio-gpu/trace`). A recorded file is exactly the live
-//! stream, so both are decoded the same way (`trace::decode`, where the
+//! stream, so both are decoded the same way (`gpu_trace::decode`, where the
 //! logic lives; this is the loop around it).
 
 use std::fs::File;
@@ -17,8 +17,8 @@ use std::io::{self, BufWriter, ErrorKind, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use gpu_trace::decode::{self, Filter, StreamDecoder};
 use scheme_seam::SchemeFd;
-use virtio_gpud::trace::decode::{self, Filter, StreamDecoder};
 
 /// The live trace.
 const LIVE: &str = "/scheme/virtio-gpu/trace";
