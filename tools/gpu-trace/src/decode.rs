@@ -16,39 +16,24 @@
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
+use std::mem::offset_of;
 
 use virgl_stream::names;
-use virtio_gpu_proto::{CommandType, CtrlHdr, ResponseType};
+use virtio_gpu_proto::{
+    CmdSubmit, CommandType, CtrlHdr, CtxCreate, GetCapset, GetCapsetInfo, GetEdid, MemEntry, Rect,
+    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceCreateBlob, ResourceFlush,
+    ResourceMapBlob, RespCapsetInfo, RespDisplayInfo, RespMapInfo, ResponseType, SetScanout,
+    SetScanoutBlob, TransferToHost2d, TransferToHost3d, UpdateCursor,
+};
 use zerocopy::FromBytes;
 
 use virtio_gpud::trace::record::{self, FormatError, Kind, Record, StreamHeader, FLAG_TRUNCATED};
 
-/// Bytes of a request or response header (`struct virtio_gpu_ctrl_hdr`).
-const HDR: usize = 24;
-/// Where SUBMIT_3D's virgl stream starts: after the header and `size`.
-const SUBMIT_FIXED: usize = 32;
 /// Runs of a virgl stream [`describe`] shows before summing up the rest.
 const TEXT_RUNS: usize = 24;
 /// Seqs of matched commands a [`Filter`] remembers while their answers are
 /// outstanding (answers lost to drops would otherwise pile up).
 const MATCHED_SEQS: usize = 1 << 16;
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
-}
-
-/// `n` u32 fields from `off` on, or None if the bytes end before them.
-fn u32s<const N: usize>(b: &[u8], off: usize) -> Option<[u32; N]> {
-    let mut out = [0; N];
-    for (i, v) in out.iter_mut().enumerate() {
-        *v = u32_at(b, off + 4 * i)?;
-    }
-    Some(out)
-}
 
 /// A run of equal commands in a virgl stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,59 +255,79 @@ pub fn detail(r: &Record<'_>) -> Detail {
     d.unwrap_or(Detail::None)
 }
 
+/// The struct at the start of `b`, if `b` holds all of it.
+fn read<T: FromBytes>(b: &[u8]) -> Option<T> {
+    T::read_from_prefix(b).ok().map(|(t, _)| t)
+}
+
+fn rect(r: &Rect) -> [u32; 4] {
+    [r.x.get(), r.y.get(), r.width.get(), r.height.get()]
+}
+
 fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
     Some(match ty {
         CommandType::CTX_CREATE => {
-            let [nlen, context_init] = u32s(b, HDR)?;
-            let name = b
-                .get(32..96)
-                .unwrap_or_else(|| b.get(32..).unwrap_or_default());
-            let name = &name[..name.len().min(nlen as usize)];
+            // A cut record shows what is there of the name.
+            let fixed = offset_of!(CtxCreate, debug_name);
+            if b.len() < fixed {
+                return None;
+            }
+            let mut whole = [0u8; size_of::<CtxCreate>()];
+            let present = b.len().min(whole.len());
+            whole[..present].copy_from_slice(&b[..present]);
+            let c: CtxCreate = read(&whole)?;
+            let len = (c.nlen.get() as usize).min(present - fixed);
+            let name = &c.debug_name[..len];
             Detail::CtxCreate {
                 name: String::from_utf8_lossy(name).into_owned(),
-                context_init,
+                context_init: c.context_init.get(),
             }
         }
         CommandType::RESOURCE_CREATE_2D => {
-            let [format, width, height] = u32s(b, 28)?;
+            let c: ResourceCreate2d = read(b)?;
             Detail::Create2d {
-                format,
-                width,
-                height,
+                format: c.format.get(),
+                width: c.width.get(),
+                height: c.height.get(),
             }
         }
         CommandType::RESOURCE_CREATE_3D => {
-            let [target, format, bind, w, h, depth, array_size, last_level, nr_samples, flags] =
-                u32s(b, 28)?;
+            let c: ResourceCreate3d = read(b)?;
             Detail::Create3d {
-                target,
-                format,
-                bind,
-                size: [w, h, depth],
-                array_size,
-                last_level,
-                nr_samples,
-                flags,
+                target: c.target.get(),
+                format: c.format.get(),
+                bind: c.bind.get(),
+                size: [c.width.get(), c.height.get(), c.depth.get()],
+                array_size: c.array_size.get(),
+                last_level: c.last_level.get(),
+                nr_samples: c.nr_samples.get(),
+                flags: c.flags.get(),
             }
         }
         CommandType::RESOURCE_CREATE_BLOB => {
-            let [blob_mem, blob_flags, nr_entries] = u32s(b, 28)?;
+            let c: ResourceCreateBlob = read(b)?;
             Detail::CreateBlob {
-                blob_mem,
-                blob_flags,
-                blob_id: u64_at(b, 40)?,
-                size: u64_at(b, 48)?,
-                nr_entries,
+                blob_mem: c.blob_mem.get(),
+                blob_flags: c.blob_flags.get(),
+                blob_id: c.blob_id.get(),
+                size: c.size.get(),
+                nr_entries: c.nr_entries.get(),
             }
         }
         CommandType::RESOURCE_ATTACH_BACKING => {
-            let nr_entries = u32_at(b, 28)?;
-            let entries = b.get(32..).unwrap_or_default();
-            let present = entries.chunks_exact(16).take(nr_entries as usize);
+            let c: ResourceAttachBacking = read(b)?;
+            let nr_entries = c.nr_entries.get();
+            let entries = b
+                .get(size_of::<ResourceAttachBacking>()..)
+                .unwrap_or_default();
+            let present = entries
+                .chunks_exact(size_of::<MemEntry>())
+                .take(nr_entries as usize)
+                .filter_map(read::<MemEntry>);
             let (mut n, mut bytes) = (0u32, 0u64);
             for e in present {
                 n += 1;
-                bytes += u64::from(u32_at(e, 8).unwrap_or(0));
+                bytes += u64::from(e.length.get());
             }
             Detail::Backing {
                 nr_entries,
@@ -330,30 +335,48 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
                 bytes,
             }
         }
-        CommandType::SET_SCANOUT | CommandType::SET_SCANOUT_BLOB => Detail::Rect {
-            scanout: Some(u32_at(b, 40)?),
-            rect: u32s(b, HDR)?,
-        },
-        CommandType::RESOURCE_FLUSH => Detail::Rect {
-            scanout: None,
-            rect: u32s(b, HDR)?,
-        },
-        CommandType::TRANSFER_TO_HOST_2D => Detail::Transfer2d {
-            rect: u32s(b, HDR)?,
-            offset: u64_at(b, 40)?,
-        },
+        CommandType::SET_SCANOUT => {
+            let c: SetScanout = read(b)?;
+            Detail::Rect {
+                scanout: Some(c.scanout_id.get()),
+                rect: rect(&c.r),
+            }
+        }
+        CommandType::SET_SCANOUT_BLOB => {
+            let c: SetScanoutBlob = read(b)?;
+            Detail::Rect {
+                scanout: Some(c.scanout_id.get()),
+                rect: rect(&c.r),
+            }
+        }
+        CommandType::RESOURCE_FLUSH => {
+            let c: ResourceFlush = read(b)?;
+            Detail::Rect {
+                scanout: None,
+                rect: rect(&c.r),
+            }
+        }
+        CommandType::TRANSFER_TO_HOST_2D => {
+            let c: TransferToHost2d = read(b)?;
+            Detail::Transfer2d {
+                rect: rect(&c.r),
+                offset: c.offset.get(),
+            }
+        }
         CommandType::TRANSFER_TO_HOST_3D | CommandType::TRANSFER_FROM_HOST_3D => {
-            let [level, stride, layer_stride] = u32s(b, 60)?;
+            let c: TransferToHost3d = read(b)?;
+            let x = &c.box_;
             Detail::Transfer3d {
-                box_: u32s(b, HDR)?,
-                level,
-                offset: u64_at(b, 48)?,
-                strides: [stride, layer_stride],
+                box_: [x.x, x.y, x.z, x.w, x.h, x.d].map(|v| v.get()),
+                level: c.level.get(),
+                offset: c.offset.get(),
+                strides: [c.stride.get(), c.layer_stride.get()],
             }
         }
         CommandType::SUBMIT_3D => {
-            let size = u32_at(b, HDR)?;
-            let rest = b.get(SUBMIT_FIXED..).unwrap_or_default();
+            let c: CmdSubmit = read(b)?;
+            let size = c.size.get();
+            let rest = b.get(size_of::<CmdSubmit>()..).unwrap_or_default();
             let stream = &rest[..rest.len().min(size as usize)];
             Detail::Submit {
                 size,
@@ -361,24 +384,27 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
             }
         }
         CommandType::GET_CAPSET_INFO => Detail::CapsetIndex {
-            index: u32_at(b, HDR)?,
+            index: read::<GetCapsetInfo>(b)?.capset_index.get(),
         },
         CommandType::GET_CAPSET => {
-            let [id, version] = u32s(b, HDR)?;
+            let c: GetCapset = read(b)?;
             Detail::Capset {
-                id,
-                version,
+                id: c.capset_id.get(),
+                version: c.capset_version.get(),
                 max_size: None,
             }
         }
         CommandType::GET_EDID => Detail::Scanout {
-            scanout: u32_at(b, HDR)?,
+            scanout: read::<GetEdid>(b)?.scanout.get(),
         },
         CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => {
-            Detail::Cursor { pos: u32s(b, HDR)? }
+            let p = read::<UpdateCursor>(b)?.pos;
+            Detail::Cursor {
+                pos: [p.scanout_id.get(), p.x.get(), p.y.get()],
+            }
         }
         CommandType::RESOURCE_MAP_BLOB => Detail::MapBlob {
-            offset: u64_at(b, 32)?,
+            offset: read::<ResourceMapBlob>(b)?.offset.get(),
         },
         _ => return None,
     })
@@ -387,25 +413,24 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
 fn response_detail(ty: ResponseType, b: &[u8]) -> Option<Detail> {
     Some(match ty {
         ResponseType::OK_CAPSET_INFO => {
-            let [id, version, max_size] = u32s(b, HDR)?;
+            let r: RespCapsetInfo = read(b)?;
             Detail::Capset {
-                id,
-                version,
-                max_size: Some(max_size),
+                id: r.capset_id.get(),
+                version: r.capset_max_version.get(),
+                max_size: Some(r.capset_max_size.get()),
             }
         }
         ResponseType::OK_MAP_INFO => Detail::MapInfo {
-            map_info: u32_at(b, HDR)?,
+            map_info: read::<RespMapInfo>(b)?.map_info.get(),
         },
         ResponseType::OK_DISPLAY_INFO => {
-            let modes = b.get(HDR..).unwrap_or_default();
-            let enabled = modes
-                .chunks_exact(24)
+            let r: RespDisplayInfo = read(b)?;
+            let enabled = r
+                .pmodes
+                .iter()
                 .enumerate()
-                .filter_map(|(i, m)| {
-                    let [_, _, w, h, enabled] = u32s(m, 0)?;
-                    (enabled != 0).then_some([i as u32, w, h])
-                })
+                .filter(|(_, m)| m.enabled.get() != 0)
+                .map(|(i, m)| [i as u32, m.r.width.get(), m.r.height.get()])
                 .collect();
             Detail::Displays { enabled }
         }
@@ -1163,13 +1188,9 @@ mod tests {
     fn command(seq: u64, t_us: u64, bytes: &[u8], cap: usize) -> (RecordHeader, Vec<u8>) {
         let (hdr, _) = CtrlHdr::read_from_prefix(bytes).unwrap();
         let ty = hdr.command_type();
-        let resource = match ty {
-            CommandType::RESOURCE_CREATE_3D
-            | CommandType::RESOURCE_ATTACH_BACKING
-            | CommandType::CTX_ATTACH_RESOURCE => RES,
-            CommandType::TRANSFER_FROM_HOST_3D => u32_at(bytes, 56).unwrap(),
-            _ => 0,
-        };
+        let resource = virtio_gpu_proto::layout(ty)
+            .and_then(|l| l.resource_id(bytes))
+            .unwrap_or(0);
         let keep = bytes.len().min(cap);
         let h = RecordHeader {
             kind: Kind::COMMAND.0,
