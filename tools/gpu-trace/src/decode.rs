@@ -18,6 +18,8 @@ use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::mem::offset_of;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use virgl_stream::names;
 use virtio_gpu_proto::{
     CmdSubmit, CommandType, CtrlHdr, CtxCreate, GetCapset, GetCapsetInfo, GetEdid, MemEntry, Rect,
@@ -741,189 +743,305 @@ pub fn hex_dump(bytes: &[u8]) -> String {
 }
 
 /// `s` as a JSON string literal.
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// A JSON number written as given (fixed decimals, as the text shows).
+fn number(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).expect("a decimal number is JSON")
 }
 
-/// `"key":` then a JSON string or `null`.
-fn json_opt_str(out: &mut String, key: &str, value: Option<&str>) {
-    let _ = write!(out, ",\"{key}\":");
-    match value {
-        Some(v) => json_str(out, v),
-        None => out.push_str("null"),
-    }
+/// One virgl run of a SUBMIT_3D, as JSON.
+#[derive(Serialize)]
+struct JsonRun {
+    opcode: u8,
+    name: Option<&'static str>,
+    #[serde(flatten)]
+    object: Option<JsonObject>,
+    count: u32,
 }
 
-fn json_array<T: fmt::Display>(out: &mut String, key: &str, values: &[T]) {
-    let _ = write!(out, ",\"{key}\":[");
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{v}");
-    }
-    out.push(']');
+#[derive(Serialize)]
+struct JsonObject {
+    object: u8,
+    object_name: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct JsonDisplay {
+    scanout: u32,
+    width: u32,
+    height: u32,
+}
+
+/// A [`Detail`] as JSON: the fields under their JSON names, with names
+/// beside the numbers.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsonDetail {
+    CtxCreate {
+        name: String,
+        context_init: u32,
+    },
+    Create2d {
+        format: u32,
+        format_name: Option<&'static str>,
+        width: u32,
+        height: u32,
+    },
+    Create3d {
+        target: u32,
+        target_name: Option<&'static str>,
+        format: u32,
+        format_name: Option<&'static str>,
+        bind: u32,
+        width: u32,
+        height: u32,
+        depth: u32,
+        array_size: u32,
+        last_level: u32,
+        nr_samples: u32,
+        flags: u32,
+    },
+    CreateBlob {
+        blob_mem: u32,
+        blob_flags: u32,
+        blob_id: u64,
+        size: u64,
+        nr_entries: u32,
+    },
+    Backing {
+        nr_entries: u32,
+        entries_present: u32,
+        backing_bytes: u64,
+    },
+    Rect {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scanout: Option<u32>,
+        rect: [u32; 4],
+    },
+    Transfer2d {
+        rect: [u32; 4],
+        offset: u64,
+    },
+    Transfer3d {
+        #[serde(rename = "box")]
+        box_: [u32; 6],
+        level: u32,
+        offset: u64,
+        stride: u32,
+        layer_stride: u32,
+    },
+    Submit {
+        stream_size: u32,
+        stream_present: usize,
+        stream_walked: usize,
+        virgl: Vec<JsonRun>,
+    },
+    CapsetIndex {
+        capset_index: u32,
+    },
+    Capset {
+        capset_id: u32,
+        capset_version: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        capset_max_size: Option<u32>,
+    },
+    Scanout {
+        scanout: u32,
+    },
+    Cursor {
+        scanout: u32,
+        x: u32,
+        y: u32,
+    },
+    MapBlob {
+        offset: u64,
+    },
+    MapInfo {
+        map_info: u32,
+    },
+    Displays {
+        displays: Vec<JsonDisplay>,
+    },
 }
 
 impl Detail {
-    /// The detail's fields as JSON object members, each preceded by a comma.
-    fn json_members(&self, out: &mut String) {
-        match self {
-            Detail::None => {}
-            Detail::CtxCreate { name, context_init } => {
-                out.push_str(",\"name\":");
-                json_str(out, name);
-                let _ = write!(out, ",\"context_init\":{context_init}");
-            }
+    fn json(&self) -> Option<JsonDetail> {
+        Some(match *self {
+            Detail::None => return None,
+            Detail::CtxCreate {
+                ref name,
+                context_init,
+            } => JsonDetail::CtxCreate {
+                name: name.clone(),
+                context_init,
+            },
             Detail::Create2d {
                 format,
                 width,
                 height,
-            } => {
-                let _ = write!(out, ",\"format\":{format}");
-                json_opt_str(out, "format_name", names::format_name(*format));
-                let _ = write!(out, ",\"width\":{width},\"height\":{height}");
-            }
+            } => JsonDetail::Create2d {
+                format,
+                format_name: names::format_name(format),
+                width,
+                height,
+            },
             Detail::Create3d {
                 target,
                 format,
                 bind,
-                size: [w, h, d],
+                size: [width, height, depth],
                 array_size,
                 last_level,
                 nr_samples,
                 flags,
-            } => {
-                let _ = write!(out, ",\"target\":{target}");
-                json_opt_str(out, "target_name", names::target_name(*target));
-                let _ = write!(out, ",\"format\":{format}");
-                json_opt_str(out, "format_name", names::format_name(*format));
-                let _ = write!(
-                    out,
-                    ",\"bind\":{bind},\"width\":{w},\"height\":{h},\"depth\":{d},\
-                     \"array_size\":{array_size},\"last_level\":{last_level},\
-                     \"nr_samples\":{nr_samples},\"flags\":{flags}"
-                );
-            }
+            } => JsonDetail::Create3d {
+                target,
+                target_name: names::target_name(target),
+                format,
+                format_name: names::format_name(format),
+                bind,
+                width,
+                height,
+                depth,
+                array_size,
+                last_level,
+                nr_samples,
+                flags,
+            },
             Detail::CreateBlob {
                 blob_mem,
                 blob_flags,
                 blob_id,
                 size,
                 nr_entries,
-            } => {
-                let _ = write!(
-                    out,
-                    ",\"blob_mem\":{blob_mem},\"blob_flags\":{blob_flags},\
-                     \"blob_id\":{blob_id},\"size\":{size},\"nr_entries\":{nr_entries}"
-                );
-            }
+            } => JsonDetail::CreateBlob {
+                blob_mem,
+                blob_flags,
+                blob_id,
+                size,
+                nr_entries,
+            },
             Detail::Backing {
                 nr_entries,
                 present,
                 bytes,
-            } => {
-                let _ = write!(
-                    out,
-                    ",\"nr_entries\":{nr_entries},\"entries_present\":{present},\
-                     \"backing_bytes\":{bytes}"
-                );
-            }
-            Detail::Rect { scanout, rect } => {
-                if let Some(s) = scanout {
-                    let _ = write!(out, ",\"scanout\":{s}");
-                }
-                json_array(out, "rect", rect);
-            }
-            Detail::Transfer2d { rect, offset } => {
-                json_array(out, "rect", rect);
-                let _ = write!(out, ",\"offset\":{offset}");
-            }
+            } => JsonDetail::Backing {
+                nr_entries,
+                entries_present: present,
+                backing_bytes: bytes,
+            },
+            Detail::Rect { scanout, rect } => JsonDetail::Rect { scanout, rect },
+            Detail::Transfer2d { rect, offset } => JsonDetail::Transfer2d { rect, offset },
             Detail::Transfer3d {
                 box_,
                 level,
                 offset,
                 strides: [stride, layer_stride],
-            } => {
-                json_array(out, "box", box_);
-                let _ = write!(
-                    out,
-                    ",\"level\":{level},\"offset\":{offset},\"stride\":{stride},\
-                     \"layer_stride\":{layer_stride}"
-                );
-            }
-            Detail::Submit { size, virgl } => {
-                let _ = write!(
-                    out,
-                    ",\"stream_size\":{size},\"stream_present\":{},\"stream_walked\":{}",
-                    virgl.present, virgl.walked
-                );
-                out.push_str(",\"virgl\":[");
-                for (i, run) in virgl.runs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{{\"opcode\":{}", run.opcode);
-                    json_opt_str(out, "name", names::opcode_name(run.opcode));
-                    if run.has_object() {
-                        let _ = write!(out, ",\"object\":{}", run.object);
-                        json_opt_str(out, "object_name", names::object_name(run.object));
-                    }
-                    let _ = write!(out, ",\"count\":{}}}", run.count);
-                }
-                out.push(']');
-            }
-            Detail::CapsetIndex { index } => {
-                let _ = write!(out, ",\"capset_index\":{index}");
-            }
+            } => JsonDetail::Transfer3d {
+                box_,
+                level,
+                offset,
+                stride,
+                layer_stride,
+            },
+            Detail::Submit { size, ref virgl } => JsonDetail::Submit {
+                stream_size: size,
+                stream_present: virgl.present,
+                stream_walked: virgl.walked,
+                virgl: virgl
+                    .runs
+                    .iter()
+                    .map(|run| JsonRun {
+                        opcode: run.opcode,
+                        name: names::opcode_name(run.opcode),
+                        object: run.has_object().then(|| JsonObject {
+                            object: run.object,
+                            object_name: names::object_name(run.object),
+                        }),
+                        count: run.count,
+                    })
+                    .collect(),
+            },
+            Detail::CapsetIndex { index } => JsonDetail::CapsetIndex {
+                capset_index: index,
+            },
             Detail::Capset {
                 id,
                 version,
                 max_size,
-            } => {
-                let _ = write!(out, ",\"capset_id\":{id},\"capset_version\":{version}");
-                if let Some(size) = max_size {
-                    let _ = write!(out, ",\"capset_max_size\":{size}");
-                }
-            }
-            Detail::Scanout { scanout } => {
-                let _ = write!(out, ",\"scanout\":{scanout}");
-            }
-            Detail::Cursor { pos: [s, x, y] } => {
-                let _ = write!(out, ",\"scanout\":{s},\"x\":{x},\"y\":{y}");
-            }
-            Detail::MapBlob { offset } => {
-                let _ = write!(out, ",\"offset\":{offset}");
-            }
-            Detail::MapInfo { map_info } => {
-                let _ = write!(out, ",\"map_info\":{map_info}");
-            }
-            Detail::Displays { enabled } => {
-                out.push_str(",\"displays\":[");
-                for (i, [s, w, h]) in enabled.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{{\"scanout\":{s},\"width\":{w},\"height\":{h}}}");
-                }
-                out.push(']');
-            }
-        }
+            } => JsonDetail::Capset {
+                capset_id: id,
+                capset_version: version,
+                capset_max_size: max_size,
+            },
+            Detail::Scanout { scanout } => JsonDetail::Scanout { scanout },
+            Detail::Cursor {
+                pos: [scanout, x, y],
+            } => JsonDetail::Cursor { scanout, x, y },
+            Detail::MapBlob { offset } => JsonDetail::MapBlob { offset },
+            Detail::MapInfo { map_info } => JsonDetail::MapInfo { map_info },
+            Detail::Displays { ref enabled } => JsonDetail::Displays {
+                displays: enabled
+                    .iter()
+                    .map(|&[scanout, width, height]| JsonDisplay {
+                        scanout,
+                        width,
+                        height,
+                    })
+                    .collect(),
+            },
+        })
     }
+}
+
+/// A record as JSON.
+#[derive(Serialize)]
+struct JsonRecord {
+    kind: &'static str,
+    kind_code: u8,
+    t: Box<RawValue>,
+    time_ns: u64,
+    #[serde(flatten)]
+    rest: JsonRest,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsonRest {
+    Dropped { dropped: u64 },
+    Entry(Box<JsonEntry>),
+}
+
+#[derive(Serialize)]
+struct JsonEntry {
+    seq: u64,
+    queue: u8,
+    queue_name: String,
+    origin: u64,
+    #[serde(rename = "type")]
+    ty: u32,
+    type_name: String,
+    #[serde(flatten)]
+    answer: Option<JsonAnswer>,
+    ctx_id: u32,
+    fence_id: u64,
+    hdr_flags: u32,
+    ring_idx: u8,
+    resource: u32,
+    flags: u16,
+    truncated: bool,
+    bytes_len: u32,
+    orig_len: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<JsonDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonAnswer {
+    error: bool,
+    latency_ns: u64,
+    latency_us: Box<RawValue>,
 }
 
 /// `r` as one line of JSON (no trailing newline): every header field by
@@ -932,7 +1050,6 @@ impl Detail {
 /// `"detail"`, and the bytes as hex under `"bytes"` if `with_bytes`.
 pub fn to_json(r: &Record<'_>, start_ns: u64, with_bytes: bool) -> String {
     let h = &r.header;
-    let mut out = String::with_capacity(256);
     let kind = match r.kind() {
         Kind::COMMAND => "command",
         Kind::RESPONSE => "response",
@@ -940,64 +1057,44 @@ pub fn to_json(r: &Record<'_>, start_ns: u64, with_bytes: bool) -> String {
         Kind::MEMORY => "memory",
         _ => "unknown",
     };
-    let _ = write!(
-        out,
-        "{{\"kind\":\"{kind}\",\"kind_code\":{},\"t\":{},\"time_ns\":{}",
-        h.kind,
-        seconds(h.time_ns, start_ns),
-        h.time_ns
-    );
-    if r.kind() == Kind::DROPPED {
-        let _ = write!(out, ",\"dropped\":{}}}", h.latency_ns);
-        return out;
-    }
-    let _ = write!(
-        out,
-        ",\"seq\":{},\"queue\":{},\"queue_name\":\"{}\",\"origin\":{},\"type\":{}",
-        h.seq,
-        h.queue,
-        queue_name(h.queue),
-        h.origin,
-        h.ty
-    );
-    out.push_str(",\"type_name\":");
-    json_str(&mut out, &type_name(r));
-    if r.kind() == Kind::RESPONSE {
-        let is_error = ResponseType(h.ty).is_error();
-        let _ = write!(
-            out,
-            ",\"error\":{is_error},\"latency_ns\":{},\"latency_us\":{:.3}",
-            h.latency_ns,
-            h.latency_ns as f64 / 1000.0
-        );
-    }
-    let _ = write!(
-        out,
-        ",\"ctx_id\":{},\"fence_id\":{},\"hdr_flags\":{},\"ring_idx\":{},\"resource\":{},\
-         \"flags\":{},\"truncated\":{},\"bytes_len\":{},\"orig_len\":{}",
-        h.ctx_id,
-        h.fence_id,
-        h.hdr_flags,
-        h.ring_idx,
-        h.resource,
-        h.flags,
-        h.flags & FLAG_TRUNCATED != 0,
-        h.bytes_len,
-        h.orig_len
-    );
-    let d = detail(r);
-    if d != Detail::None {
-        out.push_str(",\"detail\":{");
-        let mut members = String::new();
-        d.json_members(&mut members);
-        out.push_str(members.strip_prefix(',').unwrap_or(&members));
-        out.push('}');
-    }
-    if with_bytes {
-        let _ = write!(out, ",\"bytes\":\"{}\"", hex(r.bytes));
-    }
-    out.push('}');
-    out
+    let rest = if r.kind() == Kind::DROPPED {
+        JsonRest::Dropped {
+            dropped: h.latency_ns,
+        }
+    } else {
+        JsonRest::Entry(Box::new(JsonEntry {
+            seq: h.seq,
+            queue: h.queue,
+            queue_name: queue_name(h.queue),
+            origin: h.origin,
+            ty: h.ty,
+            type_name: type_name(r),
+            answer: (r.kind() == Kind::RESPONSE).then(|| JsonAnswer {
+                error: ResponseType(h.ty).is_error(),
+                latency_ns: h.latency_ns,
+                latency_us: number(format!("{:.3}", h.latency_ns as f64 / 1000.0)),
+            }),
+            ctx_id: h.ctx_id,
+            fence_id: h.fence_id,
+            hdr_flags: h.hdr_flags,
+            ring_idx: h.ring_idx,
+            resource: h.resource,
+            flags: h.flags,
+            truncated: h.flags & FLAG_TRUNCATED != 0,
+            bytes_len: h.bytes_len,
+            orig_len: h.orig_len,
+            detail: detail(r).json(),
+            bytes: with_bytes.then(|| hex(r.bytes)),
+        }))
+    };
+    let record = JsonRecord {
+        kind,
+        kind_code: h.kind,
+        t: number(seconds(h.time_ns, start_ns)),
+        time_ns: h.time_ns,
+        rest,
+    };
+    serde_json::to_string(&record).expect("a record serialises")
 }
 
 /// A command or response type by name (`SUBMIT_3D`, `submit_3d`,
