@@ -55,6 +55,23 @@ impl VirglRun {
     }
 }
 
+/// As JSON: the opcode and its name, the object type and its name where
+/// it means something, the count.
+impl Serialize for VirglRun {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("opcode", &self.opcode)?;
+        map.serialize_entry("name", &names::opcode_name(self.opcode))?;
+        if self.has_object() {
+            map.serialize_entry("object", &self.object)?;
+            map.serialize_entry("object_name", &names::object_name(self.object))?;
+        }
+        map.serialize_entry("count", &self.count)?;
+        map.end()
+    }
+}
+
 impl fmt::Display for VirglRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match names::opcode_name(self.opcode) {
@@ -76,15 +93,18 @@ impl fmt::Display for VirglRun {
 
 /// A virgl stream summarized: its commands with repeats collapsed, and how
 /// far the walk got.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VirglSummary {
-    /// The commands in order, equal neighbours as one run.
-    pub runs: Vec<VirglRun>,
-    /// Bytes of whole commands walked.
-    pub walked: usize,
     /// Bytes of the stream present (less than its size if the record was
     /// cut).
+    #[serde(rename = "stream_present")]
     pub present: usize,
+    /// Bytes of whole commands walked.
+    #[serde(rename = "stream_walked")]
+    pub walked: usize,
+    /// The commands in order, equal neighbours as one run.
+    #[serde(rename = "virgl")]
+    pub runs: Vec<VirglRun>,
 }
 
 /// Summarizes the virgl stream `stream` by opcode (the object type kept for
@@ -111,10 +131,14 @@ pub fn summarize_virgl(stream: &[u8]) -> VirglSummary {
 }
 
 /// What a record's bytes say beyond its header: the parameters worth a
-/// glance, for the commands and answers that have them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// glance, for the commands and answers that have them. Serialised (as
+/// the `detail` of `--json`) under the names given here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum Detail {
-    /// Nothing more to say (or the bytes end before the fields).
+    /// Nothing more to say (or the bytes end before the fields); never
+    /// serialised.
+    #[serde(skip)]
     None,
     /// CTX_CREATE.
     CtxCreate {
@@ -127,6 +151,8 @@ pub enum Detail {
     Create2d {
         /// Format (`VIRGL_FORMAT_*` = virtio-gpu format).
         format: u32,
+        /// Its name, if known.
+        format_name: Option<&'static str>,
         /// Width in pixels.
         width: u32,
         /// Height in pixels.
@@ -136,12 +162,20 @@ pub enum Detail {
     Create3d {
         /// `PIPE_TEXTURE_*` target.
         target: u32,
+        /// Its name, if known.
+        target_name: Option<&'static str>,
         /// Format (`VIRGL_FORMAT_*`).
         format: u32,
+        /// Its name, if known.
+        format_name: Option<&'static str>,
         /// `VIRGL_BIND_*` bits.
         bind: u32,
-        /// Width, height, depth.
-        size: [u32; 3],
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Depth.
+        depth: u32,
         /// Array layers.
         array_size: u32,
         /// Last mip level.
@@ -169,13 +203,16 @@ pub enum Detail {
         /// Entries the command says follow.
         nr_entries: u32,
         /// Entries present in the record (fewer if it was cut).
+        #[serde(rename = "entries_present")]
         present: u32,
         /// Bytes of the entries present.
+        #[serde(rename = "backing_bytes")]
         bytes: u64,
     },
     /// SET_SCANOUT, SET_SCANOUT_BLOB, RESOURCE_FLUSH: a rectangle.
     Rect {
         /// The scanout (not for RESOURCE_FLUSH).
+        #[serde(skip_serializing_if = "Option::is_none")]
         scanout: Option<u32>,
         /// x, y, width, height.
         rect: [u32; 4],
@@ -190,33 +227,42 @@ pub enum Detail {
     /// TRANSFER_TO_HOST_3D, TRANSFER_FROM_HOST_3D.
     Transfer3d {
         /// x, y, z, w, h, d.
+        #[serde(rename = "box")]
         box_: [u32; 6],
         /// Mip level.
         level: u32,
         /// Byte offset in the backing.
         offset: u64,
-        /// Row and layer strides (0: the host derives them).
-        strides: [u32; 2],
+        /// Row stride (0: the host derives it).
+        stride: u32,
+        /// Layer stride (0: the host derives it).
+        layer_stride: u32,
     },
     /// SUBMIT_3D.
     Submit {
         /// The stream's size as the command says.
+        #[serde(rename = "stream_size")]
         size: u32,
         /// The stream, as far as it is present.
+        #[serde(flatten)]
         virgl: VirglSummary,
     },
     /// GET_CAPSET_INFO.
     CapsetIndex {
         /// The capset index asked about.
+        #[serde(rename = "capset_index")]
         index: u32,
     },
     /// GET_CAPSET, and its OK_CAPSET_INFO answer.
     Capset {
         /// Capset id.
+        #[serde(rename = "capset_id")]
         id: u32,
         /// Version (maximum version in the answer).
+        #[serde(rename = "capset_version")]
         version: u32,
         /// Maximum size (answer only).
+        #[serde(rename = "capset_max_size", skip_serializing_if = "Option::is_none")]
         max_size: Option<u32>,
     },
     /// GET_EDID.
@@ -226,8 +272,12 @@ pub enum Detail {
     },
     /// UPDATE_CURSOR, MOVE_CURSOR.
     Cursor {
-        /// Scanout, x, y.
-        pos: [u32; 3],
+        /// The scanout.
+        scanout: u32,
+        /// Hotspot x.
+        x: u32,
+        /// Hotspot y.
+        y: u32,
     },
     /// RESOURCE_MAP_BLOB.
     MapBlob {
@@ -241,9 +291,21 @@ pub enum Detail {
     },
     /// OK_DISPLAY_INFO: the enabled scanouts.
     Displays {
-        /// (scanout, width, height) of each enabled scanout.
-        enabled: Vec<[u32; 3]>,
+        /// Each enabled scanout.
+        #[serde(rename = "displays")]
+        enabled: Vec<ScanoutMode>,
     },
+}
+
+/// An enabled scanout and its size, from OK_DISPLAY_INFO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ScanoutMode {
+    /// The scanout.
+    pub scanout: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
 }
 
 /// The parameters of `r`'s command or answer worth a glance.
@@ -289,6 +351,7 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
             let c: ResourceCreate2d = read(b)?;
             Detail::Create2d {
                 format: c.format.get(),
+                format_name: names::format_name(c.format.get()),
                 width: c.width.get(),
                 height: c.height.get(),
             }
@@ -297,9 +360,13 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
             let c: ResourceCreate3d = read(b)?;
             Detail::Create3d {
                 target: c.target.get(),
+                target_name: names::target_name(c.target.get()),
                 format: c.format.get(),
+                format_name: names::format_name(c.format.get()),
                 bind: c.bind.get(),
-                size: [c.width.get(), c.height.get(), c.depth.get()],
+                width: c.width.get(),
+                height: c.height.get(),
+                depth: c.depth.get(),
                 array_size: c.array_size.get(),
                 last_level: c.last_level.get(),
                 nr_samples: c.nr_samples.get(),
@@ -372,7 +439,8 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
                 box_: [x.x, x.y, x.z, x.w, x.h, x.d].map(|v| v.get()),
                 level: c.level.get(),
                 offset: c.offset.get(),
-                strides: [c.stride.get(), c.layer_stride.get()],
+                stride: c.stride.get(),
+                layer_stride: c.layer_stride.get(),
             }
         }
         CommandType::SUBMIT_3D => {
@@ -402,7 +470,9 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
         CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR => {
             let p = read::<UpdateCursor>(b)?.pos;
             Detail::Cursor {
-                pos: [p.scanout_id.get(), p.x.get(), p.y.get()],
+                scanout: p.scanout_id.get(),
+                x: p.x.get(),
+                y: p.y.get(),
             }
         }
         CommandType::RESOURCE_MAP_BLOB => Detail::MapBlob {
@@ -432,7 +502,11 @@ fn response_detail(ty: ResponseType, b: &[u8]) -> Option<Detail> {
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| m.enabled.get() != 0)
-                .map(|(i, m)| [i as u32, m.r.width.get(), m.r.height.get()])
+                .map(|(i, m)| ScanoutMode {
+                    scanout: i as u32,
+                    width: m.r.width.get(),
+                    height: m.r.height.get(),
+                })
                 .collect();
             Detail::Displays { enabled }
         }
@@ -463,16 +537,20 @@ impl fmt::Display for Detail {
                 format,
                 width,
                 height,
+                ..
             } => write!(f, "{} {width}x{height}", format_text(*format)),
             Detail::Create3d {
                 target,
                 format,
                 bind,
-                size: [w, h, d],
+                width: w,
+                height: h,
+                depth: d,
                 array_size,
                 last_level,
                 nr_samples,
                 flags,
+                ..
             } => {
                 match names::target_name(*target) {
                     Some(t) => write!(f, "{t}")?,
@@ -539,7 +617,8 @@ impl fmt::Display for Detail {
                 box_: [x, y, z, w, h, d],
                 level,
                 offset,
-                strides: [stride, layer_stride],
+                stride,
+                layer_stride,
             } => {
                 write!(
                     f,
@@ -585,16 +664,16 @@ impl fmt::Display for Detail {
                 Ok(())
             }
             Detail::Scanout { scanout } => write!(f, "scanout={scanout}"),
-            Detail::Cursor { pos: [s, x, y] } => write!(f, "scanout={s} at {x},{y}"),
+            Detail::Cursor { scanout, x, y } => write!(f, "scanout={scanout} at {x},{y}"),
             Detail::MapBlob { offset } => write!(f, "offset={offset:#x}"),
             Detail::MapInfo { map_info } => write!(f, "map_info={map_info:#x}"),
             Detail::Displays { enabled } => {
                 f.write_str("enabled=[")?;
-                for (i, [s, w, h]) in enabled.iter().enumerate() {
+                for (i, m) in enabled.iter().enumerate() {
                     if i > 0 {
                         f.write_str(" ")?;
                     }
-                    write!(f, "{s}:{w}x{h}")?;
+                    write!(f, "{}:{}x{}", m.scanout, m.width, m.height)?;
                 }
                 f.write_str("]")
             }
@@ -748,251 +827,6 @@ fn number(text: String) -> Box<RawValue> {
     RawValue::from_string(text).expect("a decimal number is JSON")
 }
 
-/// One virgl run of a SUBMIT_3D, as JSON.
-#[derive(Serialize)]
-struct JsonRun {
-    opcode: u8,
-    name: Option<&'static str>,
-    #[serde(flatten)]
-    object: Option<JsonObject>,
-    count: u32,
-}
-
-#[derive(Serialize)]
-struct JsonObject {
-    object: u8,
-    object_name: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct JsonDisplay {
-    scanout: u32,
-    width: u32,
-    height: u32,
-}
-
-/// A [`Detail`] as JSON: the fields under their JSON names, with names
-/// beside the numbers.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum JsonDetail {
-    CtxCreate {
-        name: String,
-        context_init: u32,
-    },
-    Create2d {
-        format: u32,
-        format_name: Option<&'static str>,
-        width: u32,
-        height: u32,
-    },
-    Create3d {
-        target: u32,
-        target_name: Option<&'static str>,
-        format: u32,
-        format_name: Option<&'static str>,
-        bind: u32,
-        width: u32,
-        height: u32,
-        depth: u32,
-        array_size: u32,
-        last_level: u32,
-        nr_samples: u32,
-        flags: u32,
-    },
-    CreateBlob {
-        blob_mem: u32,
-        blob_flags: u32,
-        blob_id: u64,
-        size: u64,
-        nr_entries: u32,
-    },
-    Backing {
-        nr_entries: u32,
-        entries_present: u32,
-        backing_bytes: u64,
-    },
-    Rect {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        scanout: Option<u32>,
-        rect: [u32; 4],
-    },
-    Transfer2d {
-        rect: [u32; 4],
-        offset: u64,
-    },
-    Transfer3d {
-        #[serde(rename = "box")]
-        box_: [u32; 6],
-        level: u32,
-        offset: u64,
-        stride: u32,
-        layer_stride: u32,
-    },
-    Submit {
-        stream_size: u32,
-        stream_present: usize,
-        stream_walked: usize,
-        virgl: Vec<JsonRun>,
-    },
-    CapsetIndex {
-        capset_index: u32,
-    },
-    Capset {
-        capset_id: u32,
-        capset_version: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        capset_max_size: Option<u32>,
-    },
-    Scanout {
-        scanout: u32,
-    },
-    Cursor {
-        scanout: u32,
-        x: u32,
-        y: u32,
-    },
-    MapBlob {
-        offset: u64,
-    },
-    MapInfo {
-        map_info: u32,
-    },
-    Displays {
-        displays: Vec<JsonDisplay>,
-    },
-}
-
-impl Detail {
-    fn json(&self) -> Option<JsonDetail> {
-        Some(match *self {
-            Detail::None => return None,
-            Detail::CtxCreate {
-                ref name,
-                context_init,
-            } => JsonDetail::CtxCreate {
-                name: name.clone(),
-                context_init,
-            },
-            Detail::Create2d {
-                format,
-                width,
-                height,
-            } => JsonDetail::Create2d {
-                format,
-                format_name: names::format_name(format),
-                width,
-                height,
-            },
-            Detail::Create3d {
-                target,
-                format,
-                bind,
-                size: [width, height, depth],
-                array_size,
-                last_level,
-                nr_samples,
-                flags,
-            } => JsonDetail::Create3d {
-                target,
-                target_name: names::target_name(target),
-                format,
-                format_name: names::format_name(format),
-                bind,
-                width,
-                height,
-                depth,
-                array_size,
-                last_level,
-                nr_samples,
-                flags,
-            },
-            Detail::CreateBlob {
-                blob_mem,
-                blob_flags,
-                blob_id,
-                size,
-                nr_entries,
-            } => JsonDetail::CreateBlob {
-                blob_mem,
-                blob_flags,
-                blob_id,
-                size,
-                nr_entries,
-            },
-            Detail::Backing {
-                nr_entries,
-                present,
-                bytes,
-            } => JsonDetail::Backing {
-                nr_entries,
-                entries_present: present,
-                backing_bytes: bytes,
-            },
-            Detail::Rect { scanout, rect } => JsonDetail::Rect { scanout, rect },
-            Detail::Transfer2d { rect, offset } => JsonDetail::Transfer2d { rect, offset },
-            Detail::Transfer3d {
-                box_,
-                level,
-                offset,
-                strides: [stride, layer_stride],
-            } => JsonDetail::Transfer3d {
-                box_,
-                level,
-                offset,
-                stride,
-                layer_stride,
-            },
-            Detail::Submit { size, ref virgl } => JsonDetail::Submit {
-                stream_size: size,
-                stream_present: virgl.present,
-                stream_walked: virgl.walked,
-                virgl: virgl
-                    .runs
-                    .iter()
-                    .map(|run| JsonRun {
-                        opcode: run.opcode,
-                        name: names::opcode_name(run.opcode),
-                        object: run.has_object().then(|| JsonObject {
-                            object: run.object,
-                            object_name: names::object_name(run.object),
-                        }),
-                        count: run.count,
-                    })
-                    .collect(),
-            },
-            Detail::CapsetIndex { index } => JsonDetail::CapsetIndex {
-                capset_index: index,
-            },
-            Detail::Capset {
-                id,
-                version,
-                max_size,
-            } => JsonDetail::Capset {
-                capset_id: id,
-                capset_version: version,
-                capset_max_size: max_size,
-            },
-            Detail::Scanout { scanout } => JsonDetail::Scanout { scanout },
-            Detail::Cursor {
-                pos: [scanout, x, y],
-            } => JsonDetail::Cursor { scanout, x, y },
-            Detail::MapBlob { offset } => JsonDetail::MapBlob { offset },
-            Detail::MapInfo { map_info } => JsonDetail::MapInfo { map_info },
-            Detail::Displays { ref enabled } => JsonDetail::Displays {
-                displays: enabled
-                    .iter()
-                    .map(|&[scanout, width, height]| JsonDisplay {
-                        scanout,
-                        width,
-                        height,
-                    })
-                    .collect(),
-            },
-        })
-    }
-}
-
 /// A record as JSON.
 #[derive(Serialize)]
 struct JsonRecord {
@@ -1032,7 +866,7 @@ struct JsonEntry {
     bytes_len: u32,
     orig_len: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<JsonDetail>,
+    detail: Option<Detail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<String>,
 }
@@ -1083,7 +917,7 @@ pub fn to_json(r: &Record<'_>, start_ns: u64, with_bytes: bool) -> String {
             truncated: h.flags & FLAG_TRUNCATED != 0,
             bytes_len: h.bytes_len,
             orig_len: h.orig_len,
-            detail: detail(r).json(),
+            detail: Some(detail(r)).filter(|d| *d != Detail::None),
             bytes: with_bytes.then(|| hex(r.bytes)),
         }))
     };
