@@ -355,9 +355,25 @@ impl SplitQueue {
     /// error and skipped, so a misbehaving device cannot corrupt the free
     /// list or wedge the queue.
     pub fn pop_used(&mut self) -> Result<Option<Used>, QueueError> {
-        let used_idx = Wrapping(self.mem.load_u16(self.layout.used_idx()));
+        let mut used_idx = Wrapping(self.mem.load_u16(self.layout.used_idx()));
         if used_idx == self.last_used {
-            return Ok(None);
+            if !self.event_idx {
+                return Ok(None);
+            }
+            // Nothing more: ask for an interrupt at the next entry, then
+            // look again. The store must be visible before the re-read (a
+            // full fence: x86 lets a load pass an earlier store), or the
+            // device can publish an entry, read the old `used_event`, and
+            // decide not to interrupt, while this reads the old index: the
+            // entry then waits for an interrupt that never comes (§2.7.10,
+            // as Linux's virtqueue_enable_cb with its virtio_mb).
+            self.mem
+                .store_u16(self.layout.used_event(self.size), self.last_used.0);
+            fence(Ordering::SeqCst);
+            used_idx = Wrapping(self.mem.load_u16(self.layout.used_idx()));
+            if used_idx == self.last_used {
+                return Ok(None);
+            }
         }
         let in_flight = self.chains;
         let jump = (used_idx - self.last_used).0;
