@@ -10,6 +10,11 @@
 //! detached (or kept until the ring has room), a released resource's
 //! backing is freed when its UNREF is answered, and the rest of a closed
 //! session's memory when none of its commands is in flight.
+//!
+//! A closed session's CTX_DESTROY also waits for its commands: virgl loses
+//! the fences of a context destroyed before they retire (a fenced submit
+//! then never completes and the device looks stuck), so the context goes
+//! only once the device has answered everything of the session's.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -29,27 +34,32 @@ struct Release {
     session: SessionId,
     request: Vec<u8>,
     memory: Vec<DmaBuf>,
+    /// Sent only once none of the session's commands is in flight.
+    after_commands: bool,
 }
 
 /// Commands in flight per session, and memory waiting for them.
 #[derive(Debug, Default)]
 pub struct Reclaim {
-    /// Every command in flight: whose, and since when.
-    in_flight: HashMap<RequestId, (SessionId, Instant)>,
+    /// Every command in flight: whose (none for a release), and since when.
+    in_flight: HashMap<RequestId, (Option<SessionId>, Instant)>,
+    /// Each session's own commands in flight (releases not counted).
     per_session: HashMap<SessionId, usize>,
     /// Memory of closed sessions, freed once none of their commands is in
     /// flight.
     closing: HashMap<SessionId, Vec<DmaBuf>>,
     /// Memory a release command frees once answered.
     after: HashMap<RequestId, Vec<DmaBuf>>,
-    /// Release commands waiting for room in the ring.
+    /// Release commands waiting for room in the ring, or for their
+    /// session's commands.
     deferred: VecDeque<Release>,
 }
 
 impl Reclaim {
     /// `request`, a command of `session`'s, is in flight.
     pub fn track(&mut self, request: RequestId, session: SessionId) {
-        self.in_flight.insert(request, (session, Instant::now()));
+        self.in_flight
+            .insert(request, (Some(session), Instant::now()));
         *self.per_session.entry(session).or_default() += 1;
     }
 
@@ -58,7 +68,7 @@ impl Reclaim {
     pub fn finished(&mut self, done: impl IntoIterator<Item = RequestId>) {
         for id in done {
             drop(self.after.remove(&id));
-            let Some((session, _)) = self.in_flight.remove(&id) else {
+            let Some((Some(session), _)) = self.in_flight.remove(&id) else {
                 continue;
             };
             let left = self.per_session.get_mut(&session).expect("tracked");
@@ -80,28 +90,37 @@ impl Reclaim {
 
     /// Sends `request` (unanswered by anyone) on `session`'s behalf,
     /// freeing `memory` once the device has answered it; kept until the
-    /// ring has room if it has none now.
+    /// ring has room if it has none now, and with `after_commands` until
+    /// none of the session's commands is in flight.
     pub fn send<T: Transport>(
         &mut self,
         gpu: &mut Gpu<T>,
         session: SessionId,
         request: Vec<u8>,
         memory: Vec<DmaBuf>,
+        after_commands: bool,
     ) {
         self.deferred.push_back(Release {
             session,
             request,
             memory,
+            after_commands,
         });
         self.flush(gpu);
     }
 
-    /// Sends the release commands the ring has room for.
+    /// Sends the release commands that may go, as far as the ring has
+    /// room; the others keep their order.
     pub fn flush<T: Transport>(&mut self, gpu: &mut Gpu<T>) {
+        let mut waiting = VecDeque::new();
         while gpu.has_room(Queue::Control, false) {
             let Some(r) = self.deferred.pop_front() else {
                 break;
             };
+            if r.after_commands && self.per_session.contains_key(&r.session) {
+                waiting.push_back(r);
+                continue;
+            }
             let response = gpu.response_len(&r.request);
             gpu.tracer().set_origin(r.session);
             let sent = gpu.submit_bytes(Queue::Control, &r.request, Payload::NONE, response, None);
@@ -109,7 +128,7 @@ impl Reclaim {
             match sent {
                 Ok(pending) => {
                     gpu.detach(&pending);
-                    self.track(pending.id, r.session);
+                    self.in_flight.insert(pending.id, (None, Instant::now()));
                     self.after.insert(pending.id, r.memory);
                 }
                 Err(e) => {
@@ -123,6 +142,8 @@ impl Reclaim {
                 }
             }
         }
+        waiting.append(&mut self.deferred);
+        self.deferred = waiting;
         if let Err(e) = gpu.flush() {
             log::warn!("notifying the device of releases: {e}");
         }

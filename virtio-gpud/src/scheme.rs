@@ -557,7 +557,7 @@ impl<T: Transport> GpuScheme<T> {
             self.gpu.forget_context(*c);
             let destroy = CtxDestroy::new(*c).as_bytes().to_vec();
             self.reclaim
-                .send(&mut self.gpu, session, destroy, Vec::new());
+                .send(&mut self.gpu, session, destroy, Vec::new(), true);
         }
         self.reclaim.close(session, memory);
         self.memory.close_session(domain);
@@ -573,7 +573,8 @@ impl<T: Transport> GpuScheme<T> {
     /// the device has answered.
     fn unref(&mut self, session: SessionId, r: Released) {
         let unref = ResourceUnref::new(r.id).as_bytes().to_vec();
-        self.reclaim.send(&mut self.gpu, session, unref, r.memory);
+        self.reclaim
+            .send(&mut self.gpu, session, unref, r.memory, false);
     }
 
     /// SHARE: payload = resource id (`u32`, pad to 8) in, token out.
@@ -671,6 +672,25 @@ impl<T: Transport> GpuScheme<T> {
             }
         }
         self.sync.as_ref()
+    }
+
+    /// Takes every answer the device has returned and acts on it; returns
+    /// how many there were.
+    fn completions(&mut self, ctx: &mut Context) -> usize {
+        // Drain everything: sources may be edge-triggered.
+        let mut found = 0;
+        loop {
+            let n = self.gpu.poll();
+            if n == 0 {
+                break;
+            }
+            found += n;
+        }
+        self.lose_contexts();
+        self.report_fences();
+        self.reclaim_finished();
+        self.wake_readers(ctx);
+        found
     }
 
     /// Frees what waited for the commands the device finished, sends the
@@ -897,7 +917,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         }
     }
 
-    fn on_deadline(&mut self, _ctx: &mut Context) {
+    fn on_deadline(&mut self, ctx: &mut Context) {
         if self.health == Health::Lost {
             return;
         }
@@ -905,11 +925,17 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             return self.declare(Health::Lost);
         }
         let timeout = self.gpu.timeout();
-        let expired = self
-            .reclaim
-            .oldest()
-            .is_some_and(|at| at.elapsed() >= timeout);
-        if self.health == Health::Answering && expired {
+        let expired = |s: &Self| s.reclaim.oldest().is_some_and(|at| at.elapsed() >= timeout);
+        if self.health != Health::Answering || !expired(self) {
+            return;
+        }
+        // Before calling the device stuck, look at what it returned: an
+        // answer whose interrupt went missing is an answer all the same.
+        let found = self.completions(ctx);
+        if found > 0 {
+            warn!("{found} answers the device gave without an interrupt");
+        }
+        if expired(self) {
             self.declare(Health::Stuck);
         }
     }
@@ -949,11 +975,6 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         if let Err(e) = self.gpu.ack_interrupts() {
             warn!("acknowledging interrupts: {e}");
         }
-        // Drain everything: sources may be edge-triggered.
-        while self.gpu.poll() > 0 {}
-        self.lose_contexts();
-        self.report_fences();
-        self.reclaim_finished();
-        self.wake_readers(ctx);
+        self.completions(ctx);
     }
 }
