@@ -298,6 +298,19 @@ impl DrmFile {
     /// The file's syncobj table in syncd. Non-blocking: a SYNCOBJ_WAIT that
     /// cannot answer yet is EAGAIN, and the request parks in drmd's loop
     /// instead of holding it (and every other client) until it ends.
+    /// Records that the arena's streams up to now are read by the command
+    /// whose fence is `fence` (nothing if the file has no arena yet).
+    pub fn arena_placed(&mut self, fence: u64) {
+        if let Some(arena) = &mut self.arena {
+            arena.placed(fence);
+        }
+    }
+
+    /// The file's syncobj table at syncd, if [`DrmFile::syncobjs`] opened it.
+    pub fn opened_syncobjs(&self) -> Option<&SyncobjTable> {
+        self.syncobjs.as_ref()
+    }
+
     pub fn syncobjs(&mut self) -> Result<&SyncobjTable, Errno> {
         if self.syncobjs.is_none() {
             self.syncobjs = Some(SyncobjTable::open_nonblocking().map_err(io_errno)?);

@@ -50,6 +50,8 @@ pub const NRS: &[u64] = &[
     api::SIGNAL,
     api::FAIL,
     api::TOKEN,
+    api::SUBMIT_DEPS,
+    api::CHECK_DEPS,
 ];
 
 /// The handles opened at the start, in order.

@@ -384,6 +384,42 @@ impl SyncScheme {
                 let _ = ctx;
                 Ok(0)
             }
+            api::SUBMIT_DEPS | api::CHECK_DEPS => {
+                let d: api::SubmitDeps = p.header().map_err(wire)?;
+                let outs = p.array::<api::OutSyncobj>(d.count_outs);
+                let resets = p.u32s(d.count_resets);
+                p.finish().map_err(wire)?;
+                let (outs, resets) = (outs.map_err(wire)?, resets.map_err(wire)?);
+                if d.pad != 0 || outs.iter().any(|o| o.pad != 0) {
+                    return Err(Errno::EINVAL);
+                }
+                let timeline = TimelineId(d.timeline);
+                if !self.timelines.exists(timeline) {
+                    return Err(Errno::ENOENT);
+                }
+                let handles: Vec<u32> = outs.iter().map(|o| o.handle).collect();
+                let out_ids = self.resolve(table, &handles)?;
+                let reset_ids = self.resolve(table, &resets)?;
+                if nr == api::CHECK_DEPS {
+                    return Ok(0);
+                }
+                let fence = FenceSet::single(Fence::Point {
+                    timeline,
+                    point: d.point,
+                });
+                for (id, o) in out_ids.into_iter().zip(&outs) {
+                    let obj = &mut self.objs.get_mut(&id).expect("resolved").0;
+                    if o.point != 0 {
+                        obj.add_point_set(o.point, fence.clone());
+                    } else {
+                        obj.replace_set(Some(fence.clone()));
+                    }
+                }
+                for id in reset_ids {
+                    self.objs.get_mut(&id).expect("resolved").0.reset();
+                }
+                Ok(0)
+            }
             so::QUERY | so::TIMELINE_SIGNAL => {
                 let a: TimelineArray = p.header().map_err(wire)?;
                 let handles = p.u32s(a.count_handles);
@@ -701,7 +737,11 @@ impl Scheme for SyncScheme {
                 // daemon's parked wait without any timeline moving.
                 let gives_fences = matches!(
                     nr,
-                    so::SIGNAL | so::TIMELINE_SIGNAL | so::TRANSFER | so::FD_TO_HANDLE
+                    so::SIGNAL
+                        | so::TIMELINE_SIGNAL
+                        | so::TRANSFER
+                        | so::FD_TO_HANDLE
+                        | api::SUBMIT_DEPS
                 );
                 if gives_fences && r.is_ok() {
                     self.progress(ctx);

@@ -1047,3 +1047,193 @@ fn a_lost_device_fails_its_fences_and_calls_at_once_and_nothing_hangs() {
     let other = render_node();
     assert_eq!(other.version().unwrap().name, "virtio_gpu");
 }
+
+/// SUBMIT_3D commands virtio-gpud has placed on the device so far.
+fn submits_queued() -> u64 {
+    gpu_stats()
+        .lines()
+        .find(|l| l.starts_with("command SUBMIT_3D"))
+        .and_then(|l| l.split_whitespace().last())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// EXECBUFFER is staged as Linux's submit path: every way it can fail
+/// does so before anything is queued, so the device sees nothing, the
+/// out-syncobjs keep what they had, and a client that retries the error
+/// never submits twice. Each failure mode, then the good submit.
+#[test]
+fn test_regression_a_failed_execbuffer_queues_and_publishes_nothing() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = render_node();
+    let (bo, res) = create(&fd, 16, 16);
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
+    // The context exists and the device has run a submit: what follows
+    // must not add one.
+    fenced(clear(&fd, bo, res, [0.0; 4]));
+    let (out, reset_me) = (syncobj_create(&fd), syncobj_create(&fd));
+    syncobj_array_op(&fd, so::SIGNAL, &[reset_me]).unwrap();
+    let exec = |e: ExecbufferHeader,
+                stream: &[u8],
+                bos: &[u32],
+                ins: &[vg::ExecSyncobj],
+                outs: &[vg::ExecSyncobj],
+                in_fence: Option<u64>| {
+        let mut b = Builder::new(&ExecbufferHeader {
+            size: stream.len() as u32,
+            num_bo_handles: bos.len() as u32,
+            syncobj_stride: 16,
+            num_in_syncobjs: ins.len() as u32,
+            num_out_syncobjs: outs.len() as u32,
+            ..e
+        })
+        .array(stream)
+        .array(bos)
+        .array(ins)
+        .array(outs);
+        if let Some(token) = in_fence {
+            b = b.array(&[token]);
+        }
+        fd.ioctl(vg::EXECBUFFER, &mut b.build())
+    };
+    let none = ExecbufferHeader::new_zeroed();
+    let sync = |handle, flags| vg::ExecSyncobj {
+        handle,
+        flags,
+        point: 0,
+    };
+    let good_out = [sync(out, 0)];
+    let reset = [sync(reset_me, vg::EXECBUF_SYNCOBJ_RESET)];
+    let past_end = ((100u32 << 16) | 7).to_le_bytes();
+    let fence_in = ExecbufferHeader {
+        flags: vg::EXECBUF_FENCE_FD_IN,
+        ..none
+    };
+    let cases: [(&str, std::io::Result<usize>, i32); 10] = [
+        (
+            "unknown object",
+            exec(none, &stream, &[bo + 100], &reset, &good_out, None),
+            libc::ENOENT,
+        ),
+        (
+            "unknown flag",
+            exec(
+                ExecbufferHeader { flags: 0x8, ..none },
+                &stream,
+                &[bo],
+                &reset,
+                &good_out,
+                None,
+            ),
+            libc::EINVAL,
+        ),
+        (
+            "ring index",
+            exec(
+                ExecbufferHeader {
+                    flags: vg::EXECBUF_RING_IDX,
+                    ..none
+                },
+                &stream,
+                &[bo],
+                &reset,
+                &good_out,
+                None,
+            ),
+            libc::EINVAL,
+        ),
+        (
+            "unknown out-syncobj",
+            exec(
+                none,
+                &stream,
+                &[bo],
+                &reset,
+                &[sync(out, 0), sync(out + 100, 0)],
+                None,
+            ),
+            libc::EINVAL,
+        ),
+        (
+            "out-syncobj flags",
+            exec(
+                none,
+                &stream,
+                &[bo],
+                &reset,
+                &[sync(out, vg::EXECBUF_SYNCOBJ_RESET)],
+                None,
+            ),
+            libc::EINVAL,
+        ),
+        (
+            "unknown in-syncobj",
+            exec(
+                none,
+                &stream,
+                &[bo],
+                &[reset[0], sync(reset_me + 100, 0)],
+                &good_out,
+                None,
+            ),
+            libc::ENOENT,
+        ),
+        (
+            "in-syncobj flags",
+            exec(none, &stream, &[bo], &[sync(reset_me, 2)], &good_out, None),
+            libc::EINVAL,
+        ),
+        (
+            "in-fence not a sync_file",
+            exec(
+                fence_in,
+                &stream,
+                &[bo],
+                &reset,
+                &good_out,
+                Some(scheme_seam::token::NOT_A_HANDLE),
+            ),
+            libc::EINVAL,
+        ),
+        (
+            "object listed twice",
+            exec(none, &stream, &[bo, bo], &reset, &good_out, None),
+            libc::EALREADY,
+        ),
+        (
+            "stream past its end",
+            exec(none, &past_end, &[bo], &reset, &good_out, None),
+            libc::EINVAL,
+        ),
+    ];
+    let queued = submits_queued();
+    for (what, result, want) in cases {
+        assert_eq!(errno(result), Some(want), "{what}");
+        assert_eq!(submits_queued(), queued, "{what}: the device got a submit");
+        let status = syncobj_status(&fd, out);
+        assert_eq!(status, libc::EINVAL, "{what}: the out-syncobj got a fence");
+        let status = syncobj_status(&fd, reset_me);
+        assert_eq!(status, 0, "{what}: the in-syncobj was reset");
+    }
+    // The good submit queues one command and publishes every result.
+    exec(none, &stream, &[bo], &reset, &good_out, None).unwrap();
+    assert_eq!(submits_queued(), queued + 1);
+    fd.wait(bo, false).unwrap();
+    assert_eq!(syncobj_status(&fd, out), 0, "the out-syncobj has the fence");
+    let status = syncobj_status(&fd, reset_me);
+    assert_eq!(status, libc::EINVAL, "the in-syncobj was not reset");
+}
+
+/// SYNCOBJ_WAIT for `handle` without waiting: 0 once signalled, ETIME while
+/// pending, EINVAL with no fence at all.
+fn syncobj_status(fd: &DrmFd, handle: u32) -> i32 {
+    let header = so::WaitHeader {
+        count_handles: 1,
+        ..so::WaitHeader::new_zeroed()
+    };
+    let mut payload = Builder::new(&header).array(&[handle]).build();
+    match fd.ioctl(so::WAIT, &mut payload) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap(),
+    }
+}

@@ -302,6 +302,10 @@ pub fn wait(
 /// signalled park the request (it re-runs from the start: nothing was
 /// submitted yet), where Linux would block in the ioctl.
 pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+    // Staged as Linux's virtgpu_submit.c: parse, resolve, check the
+    // in-fences, place the stream, queue, publish. Everything that can fail
+    // does so before the queue stage, so a client that retries an error
+    // never submits twice.
     let mut p = Payload::new(payload);
     let mut e: ExecbufferHeader = p.header().map_err(wire)?;
     // Arrays over the wire's cap are not carried: their errors wait for
@@ -327,25 +331,20 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     if e.flags & vg::EXECBUF_RING_IDX != 0 {
         return Err(Errno::EINVAL);
     }
+
+    // Resolve: the objects, the stream, and every syncobj the publish
+    // stage will touch (one syncd call).
     let handles = handles.map_err(wire)?;
-    for h in &handles {
-        file.bo(*h)?;
-    }
+    let objects = handles
+        .iter()
+        .map(|h| file.bo(*h).cloned())
+        .collect::<Result<Vec<_>>>()?;
     let stream_index = stream_index.map_err(wire)?;
     let outs = outs.map_err(wire)?;
     if outs.iter().any(|s| s.flags != 0) {
         return Err(Errno::EINVAL);
     }
-    if !outs.is_empty() {
-        let out_handles: Vec<u32> = outs.iter().map(|s| s.handle).collect();
-        // Linux's drm_syncobj_find: an unknown out-syncobj is EINVAL.
-        file.syncobjs()?
-            .query(&out_handles, 0)
-            .map_err(|e| match io_errno(e) {
-                Errno::ENOENT => Errno::EINVAL,
-                other => other,
-            })?;
-    }
+    let outs: Vec<(u32, u64)> = outs.iter().map(|s| (s.handle, s.point)).collect();
     let ins = ins.map_err(wire)?;
     if ins
         .iter()
@@ -353,6 +352,27 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     {
         return Err(Errno::EINVAL);
     }
+    let resets: Vec<u32> = ins
+        .iter()
+        .filter(|s| s.flags & vg::EXECBUF_SYNCOBJ_RESET != 0)
+        .map(|s| s.handle)
+        .collect();
+    let timeline = if outs.is_empty() && resets.is_empty() {
+        None
+    } else {
+        let timeline = device.timeline().map_err(io_errno)?;
+        // Linux's drm_syncobj_find: an unknown out-syncobj is EINVAL. An
+        // unknown in-syncobj is found by its wait below first.
+        file.syncobjs()?
+            .submit_deps(timeline, None, &outs, &[])
+            .map_err(|e| match io_errno(e) {
+                Errno::ENOENT => Errno::EINVAL,
+                other => other,
+            })?;
+        Some(timeline)
+    };
+
+    // Check the in-fences: a pending one parks the request.
     for s in &ins {
         let points = [s.point];
         let table = file.syncobjs()?;
@@ -376,19 +396,19 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     }
     let ctx = file.context()?;
     let stream = p.array_bytes(stream_index).map_err(wire)?;
-    let submit = CmdSubmit::new(ctx, stream.len() as u32);
-    let flags = QUEUE_FENCED | QUEUE_DETACHED;
-    // The one copy of the submit path: into the arena, which the device
-    // reads in place. A stream that does not fit goes inline instead, and
-    // an empty one (Linux sends the bare command) has nothing to place.
+
+    // Place: the one copy of the submit path, into the arena, which the
+    // device reads in place. A stream that does not fit goes inline
+    // instead, and an empty one (Linux sends the bare command) has nothing
+    // to place.
     let placed = match stream.is_empty() {
         true => None,
         false => file
             .arena()?
             .place(stream, |fence| device.signaled(fence).unwrap_or(false)),
     };
-    let mut request = submit.as_bytes().to_vec();
-    let reply = match placed {
+    let mut request = CmdSubmit::new(ctx, stream.len() as u32).as_bytes().to_vec();
+    let flags = match placed {
         Some(addr) => {
             let at = StreamRef {
                 addr,
@@ -396,38 +416,31 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
                 pad: 0,
             };
             request.extend_from_slice(at.as_bytes());
-            let reply = file
-                .session
-                .queue(&request, flags | QUEUE_STREAM_IN_MEMORY)
-                .map_err(io_errno)?;
-            file.arena()?.placed(reply.fence);
-            reply
+            QUEUE_FENCED | QUEUE_DETACHED | QUEUE_STREAM_IN_MEMORY
         }
         None => {
             request.extend_from_slice(stream);
-            file.session.queue(&request, flags).map_err(io_errno)?
+            QUEUE_FENCED | QUEUE_DETACHED
         }
     };
-    for h in &handles {
-        file.bo(*h)?.set_fence(reply.fence);
+
+    // Queue.
+    let reply = file.session.queue(&request, flags).map_err(io_errno)?;
+
+    // Publish: nothing from here on answers an error, since the work is
+    // on the device.
+    if placed.is_some() {
+        file.arena_placed(reply.fence);
     }
-    if !outs.is_empty() {
-        let fence = device.sync_file(reply.fence).map_err(io_errno)?;
-        let table = file.syncobjs()?;
-        for s in &outs {
-            let point = (s.point != 0).then_some(s.point);
-            table
-                .import_sync_file(s.handle, &fence, point)
-                .map_err(io_errno)?;
+    for gem in &objects {
+        gem.set_fence(reply.fence);
+    }
+    if let (Some(timeline), Some(table)) = (timeline, file.opened_syncobjs()) {
+        // Resolved above, so only syncd's going away fails this, and then
+        // every waiter on these syncobjs fails with it.
+        if let Err(err) = table.submit_deps(timeline, Some(reply.fence), &outs, &resets) {
+            log::warn!("publishing a submit's syncobjs: {err}");
         }
-    }
-    let resets: Vec<u32> = ins
-        .iter()
-        .filter(|s| s.flags & vg::EXECBUF_SYNCOBJ_RESET != 0)
-        .map(|s| s.handle)
-        .collect();
-    if !resets.is_empty() {
-        file.syncobjs()?.reset(&resets).map_err(io_errno)?;
     }
     if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
         // The fence's point does not fit an fd's int for long (2^31

@@ -73,6 +73,70 @@ pub const TIMELINE_ID: u64 = 0x100;
 pub const SIGNAL: u64 = 0x101;
 /// Call: mark one point of the owned timeline failed.
 pub const FAIL: u64 = 0x102;
+/// Call on a syncobj table (numbered clear of [`TOKEN`], which every
+/// handle answers): EXECBUFFER's post-dependencies, all or
+/// nothing. Payload: [`SubmitDeps`], then `count_outs` [`OutSyncobj`]s,
+/// then `count_resets` handles (`u32`). Each out-syncobj gets fence `point`
+/// of `timeline` (at its own timeline point when that is nonzero, else in
+/// place of its fence), then each reset handle is reset.
+pub const SUBMIT_DEPS: u64 = 0x120;
+/// Call on a syncobj table, with [`SUBMIT_DEPS`]'s payload: changes
+/// nothing, only resolves the timeline and every handle (an unknown one is
+/// ENOENT), so that a submit learns, before it queues anything, that
+/// publishing its results cannot fail.
+pub const CHECK_DEPS: u64 = 0x121;
+const _: () = assert!(SUBMIT_DEPS != TOKEN && CHECK_DEPS != TOKEN);
+
+/// The header of a [`SUBMIT_DEPS`] or [`CHECK_DEPS`] call.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct SubmitDeps {
+    /// The timeline of the submit's fence.
+    pub timeline: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The submit's fence on `timeline` (ignored by [`CHECK_DEPS`]).
+    pub point: u64,
+    /// Out-syncobjs that follow.
+    pub count_outs: u32,
+    /// Handles to reset that follow them.
+    pub count_resets: u32,
+}
+
+/// An out-syncobj of a [`SUBMIT_DEPS`] call.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct OutSyncobj {
+    /// The syncobj's handle in the table.
+    pub handle: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The timeline point to add the fence at; 0 replaces its fence.
+    pub point: u64,
+}
+
 /// Call: this handle's capability token (payload: `u64` out), which names
 /// it in another handle's request in place of an fd.
 pub const TOKEN: u64 = scheme_seam::token::CALL;

@@ -318,6 +318,41 @@ impl SyncobjTable {
         self.ioctl(nr, &mut payload).map(drop)
     }
 
+    /// EXECBUFFER's post-dependencies in one call ([`api::SUBMIT_DEPS`],
+    /// [`api::CHECK_DEPS`]):
+    /// fence `point` of `timeline` into each of `outs` (handle, timeline
+    /// point or 0), then `resets` reset; with `point` None, only resolves
+    /// them (ENOENT for an unknown one) and changes nothing.
+    pub fn submit_deps(
+        &self,
+        timeline: u32,
+        point: Option<u64>,
+        outs: &[(u32, u64)],
+        resets: &[u32],
+    ) -> io::Result<()> {
+        let header = api::SubmitDeps {
+            timeline,
+            pad: 0,
+            point: point.unwrap_or(0),
+            count_outs: outs.len() as u32,
+            count_resets: resets.len() as u32,
+        };
+        let outs: Vec<api::OutSyncobj> = outs
+            .iter()
+            .map(|&(handle, point)| api::OutSyncobj {
+                handle,
+                pad: 0,
+                point,
+            })
+            .collect();
+        let mut payload = Builder::new(&header).array(&outs).array(resets).build();
+        let nr = match point {
+            Some(_) => api::SUBMIT_DEPS,
+            None => api::CHECK_DEPS,
+        };
+        self.ioctl(nr, &mut payload).map(drop)
+    }
+
     /// SYNCOBJ_RESET.
     pub fn reset(&self, handles: &[u32]) -> io::Result<()> {
         self.array(so::RESET, handles)
