@@ -157,10 +157,7 @@ impl DrmFile {
         }
         let placeholder = CtxId::new(1).expect("non-zero");
         let request = CtxCreate::new(placeholder, 0, "drmd client");
-        let (reply, answer) = self
-            .session
-            .call(request.as_bytes(), 0, 24)
-            .map_err(io_errno)?;
+        let (reply, answer) = self.session.call(request.as_bytes(), 0).map_err(io_errno)?;
         answer_errno(&answer)?;
         let ctx = CtxId::new(reply.created as u32).ok_or(Errno::EIO)?;
         self.ctx = Some(ctx);
@@ -196,10 +193,7 @@ impl DrmFile {
     /// as every GEM handle's creation does in Linux.
     pub fn attach(&mut self, res: ResourceId) -> Result<(), Errno> {
         let request = CtxAttachResource::new(self.context()?, res);
-        let (_, answer) = self
-            .session
-            .call(request.as_bytes(), 0, 24)
-            .map_err(io_errno)?;
+        let (_, answer) = self.session.call(request.as_bytes(), 0).map_err(io_errno)?;
         answer_errno(&answer)
     }
 
@@ -234,10 +228,7 @@ impl DrmFile {
         let res = ResourceId::new(gem.res).ok_or(Errno::EIO)?;
         if let Some(ctx) = self.ctx {
             let detach = CtxDetachResource::new(ctx, res);
-            let (_, answer) = self
-                .session
-                .call(detach.as_bytes(), 0, 24)
-                .map_err(io_errno)?;
+            let (_, answer) = self.session.call(detach.as_bytes(), 0).map_err(io_errno)?;
             answer_errno(&answer)?;
         }
         self.session.release(gem.res).map_err(io_errno)

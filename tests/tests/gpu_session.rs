@@ -6,7 +6,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use gpu_session::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
+use gpu_session::api::{
+    QueueReply, StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY,
+};
 use gpu_session::Session;
 use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
 use sync_client::SyncFile;
@@ -70,7 +72,6 @@ fn setup(s: &Session, w: u32, h: u32) -> (CtxId, ResourceId, u64, u64) {
         .call(
             CtxCreate::new(placeholder_ctx(), 0, "session-test").as_bytes(),
             0,
-            24,
         )
         .unwrap();
     ok(&a);
@@ -79,7 +80,6 @@ fn setup(s: &Session, w: u32, h: u32) -> (CtxId, ResourceId, u64, u64) {
         .call(
             ResourceCreate3d::new(placeholder_res(), &target(w, h)).as_bytes(),
             0,
-            24,
         )
         .unwrap();
     ok(&a);
@@ -87,9 +87,9 @@ fn setup(s: &Session, w: u32, h: u32) -> (CtxId, ResourceId, u64, u64) {
     let (addr, offset) = s.alloc(u64::from(w * h * 4)).unwrap();
     let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
     attach.extend_from_slice(MemEntry::new(addr, w * h * 4).as_bytes());
-    ok(&s.call(&attach, 0, 24).unwrap().1);
+    ok(&s.call(&attach, 0).unwrap().1);
     ok(&s
-        .call(CtxAttachResource::new(ctx, res).as_bytes(), 0, 24)
+        .call(CtxAttachResource::new(ctx, res).as_bytes(), 0)
         .unwrap()
         .1);
     (ctx, res, addr, offset)
@@ -165,7 +165,12 @@ fn sessions_cannot_name_each_others_objects() {
     map_a.write_bytes(0, b"belongs to A");
     assert_eq!(errno(b.map(offset_a, 4096)), Some(libc::EACCES));
     assert_eq!(errno(b.map(offset_a + (1 << 20), 4096)), Some(libc::EACCES));
-    assert_eq!(errno(b.wait(1, 24)), Some(libc::ENOENT));
+    let foreign = QueueReply {
+        ticket: 1,
+        answer_len: 24,
+        ..QueueReply::default()
+    };
+    assert_eq!(errno(b.wait(&foreign)), Some(libc::ENOENT));
     // A stream "in memory" must be in the session's own memory, and exactly
     // the size the command says.
     let stream_at = |addr: u64, len: u32, size: u32| {
@@ -197,7 +202,7 @@ fn sessions_cannot_name_each_others_objects() {
         Some(libc::EINVAL)
     );
     ok(&b
-        .call(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0, 24)
+        .call(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0)
         .unwrap()
         .1);
 }
@@ -276,9 +281,9 @@ fn clear_and_read_back(s: &Session, ctx: CtxId, res: ResourceId, w: u32, h: u32,
     let bytes = virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, rgba);
     let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
     submit.extend_from_slice(&bytes);
-    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+    ok(&s.call(&submit, QUEUE_FENCED).unwrap().1);
     let readback = TransferFromHost3d::new(ctx, res, Box3d::new(0, 0, 0, w, h, 1), 0, 0, 0, 0);
-    ok(&s.call(readback.as_bytes(), QUEUE_FENCED, 24).unwrap().1);
+    ok(&s.call(readback.as_bytes(), QUEUE_FENCED).unwrap().1);
 }
 
 #[test]
@@ -311,7 +316,7 @@ fn a_shared_resource_lives_until_its_last_holder_lets_go() {
         res.get(),
         "adopting twice is one hold"
     );
-    ok(&b.call(attach.as_bytes(), 0, 24).unwrap().1);
+    ok(&b.call(attach.as_bytes(), 0).unwrap().1);
     // B renders into it in its own context; the pixels land in A's memory.
     clear_and_read_back(&b, ctx_b, res, w, h, [0.0, 1.0, 0.0, 1.0]);
     assert!(every_pixel([0, 0xFF, 0, 0xFF]), "B's green in A's backing");
@@ -445,7 +450,7 @@ fn a_lost_device_fails_its_fences_and_its_calls_at_once() {
         "the fence hangs"
     );
     assert_eq!(file.info().unwrap().status, -libc::ENODEV);
-    assert_eq!(errno(s.wait(queued.ticket, 24)), Some(libc::ENODEV));
+    assert_eq!(errno(s.wait(&queued)), Some(libc::ENODEV));
     assert_eq!(errno(s.queue(&submit, QUEUE_FENCED)), Some(libc::ENODEV));
     assert_eq!(errno(s.alloc(4096)), Some(libc::ENODEV));
     assert!(
@@ -477,7 +482,7 @@ fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
     // virtio-gpud); the largest allowed one is created.
     let create_2d = |w: u32, h: u32| {
         let request = ResourceCreate2d::new(placeholder_res(), Format::B8G8R8A8_UNORM, w, h);
-        s.call(request.as_bytes(), 0, 24)
+        s.call(request.as_bytes(), 0)
     };
     for (w, h) in [
         (0, 16),
@@ -508,14 +513,14 @@ fn test_regression_hostile_sizes_are_refused_and_the_daemon_keeps_serving() {
     );
     // The bare command (no stream) is fine, and the device still renders.
     let (_, answer) = s
-        .call(CmdSubmit::new(ctx, 0).as_bytes(), QUEUE_FENCED, 24)
+        .call(CmdSubmit::new(ctx, 0).as_bytes(), QUEUE_FENCED)
         .unwrap();
     ok(&answer);
     let bytes =
         virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
     let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
     submit.extend_from_slice(&bytes);
-    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+    ok(&s.call(&submit, QUEUE_FENCED).unwrap().1);
 }
 
 /// A command acting on a context must name the session's own: context 0
@@ -531,7 +536,7 @@ fn test_regression_context_commands_name_the_sessions_own_context() {
     let (ctx, res, _, _) = setup(&a, 8, 8);
     let (theirs, _, _, _) = setup(&b, 8, 8);
     let (gone, _, _, _) = setup(&a, 8, 8);
-    ok(&a.call(CtxDestroy::new(gone).as_bytes(), 0, 24).unwrap().1);
+    ok(&a.call(CtxDestroy::new(gone).as_bytes(), 0).unwrap().1);
     let commands = |c: CtxId| -> Vec<Vec<u8>> {
         vec![
             CtxDestroy::new(c).as_bytes().to_vec(),
@@ -555,7 +560,7 @@ fn test_regression_context_commands_name_the_sessions_own_context() {
     }
     // Nothing of it reached the host or disturbed either session.
     clear_and_read_back(&a, ctx, res, 8, 8, [0.0, 1.0, 0.0, 1.0]);
-    ok(&b.call(CtxDestroy::new(theirs).as_bytes(), 0, 24).unwrap().1);
+    ok(&b.call(CtxDestroy::new(theirs).as_bytes(), 0).unwrap().1);
 }
 
 /// A command the device answers with an error gets that answer, its fence
@@ -584,7 +589,7 @@ fn device_error_answers_fail_their_fences_and_the_queue_keeps_serving() {
         ("map blob", ResourceMapBlob::new(res, 0).as_bytes().to_vec()),
     ];
     for (what, request) in refused {
-        let (queued, answer) = s.call(&request, QUEUE_FENCED, 4096).unwrap();
+        let (queued, answer) = s.call(&request, QUEUE_FENCED).unwrap();
         let (hdr, _) = CtrlHdr::read_from_prefix(&answer).unwrap();
         assert!(hdr.response_type().is_error(), "{what}: {hdr:?}");
         let fence = SyncFile::for_fence(timeline, queued.fence).unwrap();
@@ -631,7 +636,6 @@ fn test_regression_what_the_host_would_choke_on_is_refused_first() {
         .call(
             ResourceCreate3d::new(placeholder_res(), &target(16, 16)).as_bytes(),
             0,
-            24,
         )
         .unwrap();
     ok(&answer);
@@ -648,7 +652,7 @@ fn test_regression_what_the_host_would_choke_on_is_refused_first() {
     };
     einval(&from(Box3d::new(8, 0, 0, 16, 16, 1), 0, ctx, res));
     einval(&from(Box3d::new(0, 0, 0, 16, 16, 1), 512, ctx, res));
-    ok(&s.call(&attach(fresh, &[(mem, 4096)]), 0, 24).unwrap().1);
+    ok(&s.call(&attach(fresh, &[(mem, 4096)]), 0).unwrap().1);
     einval(&from(Box3d::new(0, 0, 0, 16, 16, 1), 0, ctx, fresh));
     // Streams: a command past the end, and a clear of a resource the
     // context does not have.
@@ -664,12 +668,11 @@ fn test_regression_what_the_host_would_choke_on_is_refused_first() {
     // None of it hurt the context: it still renders.
     let bytes =
         virgl_stream::clear_stream(res.get(), virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]);
-    ok(&s.call(&submit(&bytes), QUEUE_FENCED, 24).unwrap().1);
+    ok(&s.call(&submit(&bytes), QUEUE_FENCED).unwrap().1);
     ok(&s
         .call(
             &from(Box3d::new(0, 0, 0, 16, 16, 1), 0, ctx, res),
             QUEUE_FENCED,
-            24,
         )
         .unwrap()
         .1);
@@ -716,7 +719,7 @@ fn fence_ids_wrap_with_a_drain_and_points_go_on() {
         .unwrap();
     assert!(epochs >= 9, "{stats}");
     // And an answered call still matches its fence after the wraps.
-    ok(&s.call(&submit, QUEUE_FENCED, 24).unwrap().1);
+    ok(&s.call(&submit, QUEUE_FENCED).unwrap().1);
 }
 
 fn backend_pid(gpu: &Daemon) -> i32 {

@@ -314,7 +314,6 @@ fn a_reader_that_never_reads_loses_records_and_stalls_nothing() {
         .call(
             CtxCreate::new(CtxId::new(1).unwrap(), 0, "trace-test").as_bytes(),
             0,
-            24,
         )
         .unwrap();
     let ctx = CtxId::new(r.created as u32).unwrap();
@@ -334,12 +333,11 @@ fn a_reader_that_never_reads_loses_records_and_stalls_nothing() {
         .call(
             ResourceCreate3d::new(ResourceId::new(1).unwrap(), &params).as_bytes(),
             0,
-            24,
         )
         .unwrap();
     let res = r.created as u32;
     let attach = CtxAttachResource::new(ctx, ResourceId::new(res).unwrap());
-    s.call(attach.as_bytes(), 0, 24).unwrap();
+    s.call(attach.as_bytes(), 0).unwrap();
     // A kilobyte of stream per submit: 10,000 of them overflow the idle
     // reader's 4 MiB several times.
     let one = clear_stream(res, R8G8B8A8_UNORM, [1.0, 0.0, 0.0, 1.0]);

@@ -359,7 +359,11 @@ impl<T: Transport> GpuScheme<T> {
             ticket,
             fence: pending.fence.map_or(0, |f| f.get()),
             created: u64::from(admitted.created),
+            answer_len: response_len as u64,
         };
+        // Cannot fail: a payload that held a header and a request holds it.
+        const _: () =
+            assert!(size_of::<QueueReply>() <= size_of::<QueueHeader>() + size_of::<CtrlHdr>());
         reply.write_to_prefix(payload).map_err(|_| Errno::EINVAL)?;
         Ok(0)
     }

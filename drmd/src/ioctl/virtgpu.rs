@@ -159,7 +159,7 @@ pub fn resource_create(
     let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
     let created = file
         .session
-        .call(&request, 0, 24)
+        .call(&request, 0)
         .map_err(io_errno)
         .and_then(|(reply, answer)| answer_errno(&answer).map(|()| reply.created));
     let res = match created.map(|c| ResourceId::new(c as u32)) {
@@ -171,7 +171,7 @@ pub fn resource_create(
     };
     let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
     attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
-    answer_errno(&file.session.call(&attach, 0, 24).map_err(io_errno)?.1)?;
+    answer_errno(&file.session.call(&attach, 0).map_err(io_errno)?.1)?;
     if virgl {
         file.attach(res)?;
     }
@@ -227,10 +227,7 @@ pub fn transfer(
     let b = t.box_;
     if !virgl {
         let upload = TransferToHost2d::new(res, Rect::new(b.x, b.y, b.w, b.h), t.offset.into());
-        let (_, answer) = file
-            .session
-            .call(upload.as_bytes(), 0, 24)
-            .map_err(io_errno)?;
+        let (_, answer) = file.session.call(upload.as_bytes(), 0).map_err(io_errno)?;
         return answer_errno(&answer).map(|()| 0);
     }
     // Strides are only for blob objects, which do not exist here.

@@ -19,7 +19,7 @@
 //!   - [`QUEUE`]: payload = [`QueueHeader`] then a raw virtio-gpu request
 //!     (header, fixed part, trailing payload). Checked against the object
 //!     table (ids assigned to create commands), placed in the control
-//!     queue, the device notified. The first 24 bytes come back as
+//!     queue, the device notified. The first 32 bytes come back as
 //!     [`QueueReply`]. With [`QUEUE_FENCED`] it carries a fence on the
 //!     device timeline; with [`QUEUE_DETACHED`] nobody waits for the answer
 //!     (errors are logged, and a failed fence fails in syncd). A full ring
@@ -169,4 +169,7 @@ pub struct QueueReply {
     pub fence: u64,
     /// The id assigned to a created resource or context, 0 otherwise.
     pub created: u64,
+    /// Bytes of the device's answer: the room a [`WAIT`] on the ticket
+    /// needs after its ticket (GET_CAPSET's includes the capset).
+    pub answer_len: u64,
 }

@@ -36,7 +36,7 @@ impl Session {
         let mut payload = QueueHeader { flags, pad: 0 }.as_bytes().to_vec();
         payload.extend_from_slice(request);
         // The reply is written over the payload's start.
-        let min = size_of::<QueueHeader>() + size_of::<QueueReply>();
+        let min = size_of::<QueueReply>();
         if payload.len() < min {
             payload.resize(min, 0);
         }
@@ -46,9 +46,11 @@ impl Session {
         Ok(reply)
     }
 
-    /// Waits for a ticket's answer of up to `response_len` bytes.
-    pub fn wait(&self, ticket: u64, response_len: usize) -> io::Result<Vec<u8>> {
-        let mut payload = vec![0u8; response_len.max(8)];
+    /// Waits for a ticket's answer, of the length its QUEUE reply gave.
+    pub fn wait(&self, queued: &QueueReply) -> io::Result<Vec<u8>> {
+        let ticket = queued.ticket;
+        let len = usize::try_from(queued.answer_len).map_err(|_| io::ErrorKind::InvalidData)?;
+        let mut payload = vec![0u8; len.max(8)];
         payload[..8].copy_from_slice(&ticket.to_le_bytes());
         let n = self.fd.call(&mut payload, &[api::WAIT])?;
         payload.truncate(n);
@@ -56,14 +58,9 @@ impl Session {
     }
 
     /// Places a request and waits for its answer.
-    pub fn call(
-        &self,
-        request: &[u8],
-        flags: u32,
-        response_len: usize,
-    ) -> io::Result<(QueueReply, Vec<u8>)> {
+    pub fn call(&self, request: &[u8], flags: u32) -> io::Result<(QueueReply, Vec<u8>)> {
         let reply = self.queue(request, flags)?;
-        let answer = self.wait(reply.ticket, response_len)?;
+        let answer = self.wait(&reply)?;
         Ok((reply, answer))
     }
 

@@ -77,7 +77,7 @@ fn hold_drm() -> std::io::Result<()> {
 fn hold_session() -> std::io::Result<()> {
     let s = Session::open()?;
     let placeholder = CtxId::new(1).expect("non-zero");
-    s.call(CtxCreate::new(placeholder, 0, "held").as_bytes(), 0, 24)?;
+    s.call(CtxCreate::new(placeholder, 0, "held").as_bytes(), 0)?;
     let params = Resource3dParams {
         target: 2,
         format: 67,
@@ -91,7 +91,7 @@ fn hold_session() -> std::io::Result<()> {
         flags: 0,
     };
     let res = ResourceCreate3d::new(ResourceId::new(1).expect("non-zero"), &params);
-    s.call(res.as_bytes(), 0, 24)?;
+    s.call(res.as_bytes(), 0)?;
     s.alloc(4096)?;
     holding()
 }
