@@ -289,15 +289,10 @@ fn syncobj_array_op(fd: &DrmFd, nr: u64, handles: &[u32]) -> std::io::Result<usi
 
 /// SYNCOBJ_WAIT for `handle` without waiting: whether it has signalled.
 fn syncobj_signaled(fd: &DrmFd, handle: u32) -> bool {
-    let header = so::WaitHeader {
-        count_handles: 1,
-        ..so::WaitHeader::new_zeroed()
-    };
-    let mut payload = Builder::new(&header).array(&[handle]).build();
-    match fd.ioctl(so::WAIT, &mut payload) {
-        Ok(_) => true,
-        Err(e) if e.raw_os_error() == Some(libc::ETIME) => false,
-        Err(e) => panic!("SYNCOBJ_WAIT: {e}"),
+    match syncobj_status(fd, handle) {
+        0 => true,
+        libc::ETIME => false,
+        e => panic!("SYNCOBJ_WAIT: errno {e}"),
     }
 }
 
