@@ -16,13 +16,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::mem::offset_of;
 
 use scheme_seam::token::Tokens;
 use scheme_seam::Errno;
 use virtio_gpu_proto::{
-    layout, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceCreate2d,
-    ResourceCreate3d, ResourceFlush, ResourceId, SetScanout, TransferToHost2d, TransferToHost3d,
-    UpdateCursor,
+    layout, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceAttachBacking,
+    ResourceCreate2d, ResourceCreate3d, ResourceCreateBlob, ResourceField, ResourceFlush,
+    ResourceId, SetScanout, TransferToHost2d, TransferToHost3d, UpdateCursor,
 };
 use zerocopy::FromBytes;
 
@@ -124,12 +125,6 @@ pub struct Objects {
 
 fn u32_at(bytes: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(bytes[off..off + 4].try_into().expect("bounds checked"))
-}
-
-fn u64_at(bytes: &[u8], off: usize) -> u64 {
-    bytes
-        .get(off..off + 8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
 fn set_u32(bytes: &mut [u8], off: usize, value: u32) {
@@ -234,17 +229,24 @@ impl Objects {
         if lost && !matches!(ty, CommandType::CTX_DESTROY | CommandType::CTX_CREATE) {
             return Err(Errno::EIO);
         }
+        // The resource the command acts on, the session's own (checked
+        // here, once, for every command that names one).
+        let mut named = None;
         if let Some(off) = layout.named_resource_field() {
             let res = u32_at(request, off);
             let may_be_none = matches!(
                 ty,
                 CommandType::SET_SCANOUT | CommandType::UPDATE_CURSOR | CommandType::MOVE_CURSOR
             );
-            let allowed = self.owns_resource(session, res) || (res == 0 && may_be_none);
+            let owned = self.owns_resource(session, res);
+            let allowed = owned || (res == 0 && may_be_none);
             if !allowed {
                 return Err(Errno::EACCES);
             }
+            named = ResourceId::new(res).filter(|_| owned);
         }
+        // Every arm below that acts on a named resource has one.
+        let named = || named.ok_or(Errno::EINVAL);
         let mut admitted = Admitted::default();
         self.check(ty, ctx, request, stream)?;
         match ty {
@@ -255,7 +257,9 @@ impl Objects {
                 let NewId::Resource(id) = new_id(IdKind::Resource) else {
                     return Err(Errno::EIO);
                 };
-                set_u32(request, 24, id.get());
+                if let Some(ResourceField::Creates(at)) = layout.resource {
+                    set_u32(request, at, id.get());
+                }
                 let resource = Resource {
                     holders: vec![session],
                     backing: Vec::new(),
@@ -268,7 +272,7 @@ impl Objects {
                 admitted.created = id.get();
             }
             CommandType::CTX_ATTACH_RESOURCE | CommandType::CTX_DETACH_RESOURCE => {
-                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                let id = named()?;
                 let ctx = CtxId::new(ctx).expect("checked above");
                 let contexts = &mut self.resources.get_mut(&id).expect("owned").contexts;
                 contexts.retain(|c| *c != ctx);
@@ -280,12 +284,12 @@ impl Objects {
                 let NewId::Context(id) = new_id(IdKind::Context) else {
                     return Err(Errno::EIO);
                 };
-                set_u32(request, 16, id.get());
+                set_u32(request, offset_of!(CtrlHdr, ctx_id), id.get());
                 self.contexts.insert(id, session);
                 admitted.created = id.get();
             }
             CommandType::RESOURCE_UNREF => {
-                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                let id = named()?;
                 if self.resources[&id].shared() {
                     return Err(Errno::EBUSY);
                 }
@@ -293,7 +297,7 @@ impl Objects {
                 self.shares.remove(id);
             }
             CommandType::RESOURCE_DETACH_BACKING => {
-                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
+                let id = named()?;
                 let resource = self.resources.get_mut(&id).expect("owned");
                 if resource.shared() {
                     return Err(Errno::EBUSY);
@@ -311,8 +315,8 @@ impl Objects {
                 }
             }
             CommandType::RESOURCE_ATTACH_BACKING => {
-                let id = ResourceId::new(u32_at(request, 24)).expect("owned");
-                let n = u32_at(request, 28) as usize;
+                let id = named()?;
+                let n = read::<ResourceAttachBacking>(request)?.nr_entries.get() as usize;
                 let entries = &request[layout.request_len..];
                 // The backend maps at most 16384 entries, none empty; a
                 // second attach it drops while answering OK.
@@ -386,8 +390,7 @@ impl Objects {
                 t.validate(self.limits).map_err(refused)?;
                 Shape::Texture(t)
             }
-            // Blob size at 40 (ABI reference §1.5).
-            _ => Shape::Blob(u64_at(request, 40)),
+            _ => Shape::Blob(read::<ResourceCreateBlob>(request)?.size.get()),
         })
     }
 
