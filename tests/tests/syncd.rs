@@ -380,3 +380,162 @@ fn test_regression_a_timed_wait_leaves_syncd_asleep_once_it_is_over() {
         "syncd woke {woke} times in a second with nothing to do"
     );
 }
+
+/// EXECBUFFER's post-dependencies (SUBMIT_DEPS, CHECK_DEPS): all or
+/// nothing, and every bad argument a clear errno with the table, its
+/// syncobjs and another client's table as they were.
+#[test]
+fn submit_deps_is_all_or_nothing_and_refuses_every_bad_argument() {
+    use drm_uapi::wire::Builder;
+    use sync_client::api::{OutSyncobj, SubmitDeps, CHECK_DEPS, SUBMIT_DEPS};
+    use zerocopy::IntoBytes;
+
+    let _turn = SYNCD.lock().unwrap_or_else(|e| e.into_inner());
+    let d = start();
+    let owner = TimelineOwner::create("submits").unwrap();
+    let tl = owner.id();
+    let t = SyncobjTable::open().unwrap();
+    let other = SyncobjTable::open().unwrap();
+    let theirs = other.create(true).unwrap();
+    let (a, b, r) = (
+        t.create(false).unwrap(),
+        t.create(false).unwrap(),
+        t.create(true).unwrap(),
+    );
+    let gone = t.create(false).unwrap();
+    t.destroy(gone).unwrap();
+    // 0: signalled, ETIME: pending, EINVAL: no fence.
+    let status = |t: &SyncobjTable, h: u32| match t.wait(&[h], None, 0, 0) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap(),
+    };
+    let unchanged = |what: &str| {
+        assert_eq!(status(&t, a), libc::EINVAL, "{what}: a changed");
+        assert_eq!(status(&t, b), libc::EINVAL, "{what}: b changed");
+        assert_eq!(status(&t, r), 0, "{what}: r was reset");
+        assert_eq!(status(&other, theirs), 0, "{what}: another table changed");
+    };
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    let outs = [(a, 0), (b, 5)];
+    for (what, tl, outs, resets, want) in [
+        ("unknown timeline", 9999, &outs[..], &[r][..], libc::ENOENT),
+        (
+            "unknown out",
+            tl,
+            &[(a, 0), (b + 100, 0)][..],
+            &[r][..],
+            libc::ENOENT,
+        ),
+        ("unknown reset", tl, &outs[..], &[r, 0][..], libc::ENOENT),
+        (
+            "another table's handle",
+            tl,
+            &[(a, 0), (theirs + 50, 0)][..],
+            &[][..],
+            libc::ENOENT,
+        ),
+        ("destroyed handle", tl, &outs[..], &[gone][..], libc::ENOENT),
+        (
+            "u32::MAX handle",
+            tl,
+            &[(u32::MAX, 0)][..],
+            &[][..],
+            libc::ENOENT,
+        ),
+    ] {
+        assert_eq!(
+            errno(t.submit_deps(tl, None, outs, resets)),
+            Some(want),
+            "check: {what}"
+        );
+        assert_eq!(
+            errno(t.submit_deps(tl, Some(1), outs, resets)),
+            Some(want),
+            "{what}"
+        );
+        unchanged(what);
+    }
+    // Raw payloads: huge counts (not carried), a short header, pads,
+    // trailing bytes.
+    let header = |count_outs, count_resets, pad| SubmitDeps {
+        timeline: tl,
+        pad,
+        point: 1,
+        count_outs,
+        count_resets,
+    };
+    let out = |pad| OutSyncobj {
+        handle: a,
+        pad,
+        point: 0,
+    };
+    let raw = [
+        (
+            "huge outs",
+            Builder::new(&header(u32::MAX, 0, 0)).build(),
+            libc::ENOMEM,
+        ),
+        (
+            "huge resets",
+            Builder::new(&header(0, u32::MAX, 0)).build(),
+            libc::ENOMEM,
+        ),
+        (
+            "short header",
+            header(1, 0, 0).as_bytes()[..20].to_vec(),
+            libc::EINVAL,
+        ),
+        (
+            "header pad",
+            Builder::new(&header(1, 0, 7)).array(&[out(0)]).build(),
+            libc::EINVAL,
+        ),
+        (
+            "out pad",
+            Builder::new(&header(1, 0, 0)).array(&[out(1)]).build(),
+            libc::EINVAL,
+        ),
+        (
+            "missing out",
+            Builder::new(&header(2, 0, 0)).array(&[out(0)]).build(),
+            libc::EINVAL,
+        ),
+        (
+            "trailing bytes",
+            Builder::new(&header(1, 0, 0))
+                .array(&[out(0)])
+                .array(&[0u32])
+                .build(),
+            libc::EINVAL,
+        ),
+        ("empty payload", Vec::new(), libc::EINVAL),
+    ];
+    for (what, payload, want) in raw {
+        for nr in [CHECK_DEPS, SUBMIT_DEPS] {
+            let mut p = payload.clone();
+            let r = t.ioctl(nr, &mut p).map(drop);
+            assert_eq!(errno(r), Some(want), "{what} ({nr:#x})");
+        }
+        unchanged(what);
+    }
+    // Nothing to do is done: zero counts.
+    t.submit_deps(tl, None, &[], &[]).unwrap();
+    t.submit_deps(tl, Some(1), &[], &[]).unwrap();
+    unchanged("zero counts");
+    // CHECK_DEPS of good handles changes nothing either.
+    t.submit_deps(tl, None, &outs, &[r]).unwrap();
+    unchanged("check");
+    // The real thing: both outs get fence 1 of the timeline (b at its
+    // point 5), r is reset; the fence signals with the timeline.
+    t.submit_deps(tl, Some(1), &outs, &[r]).unwrap();
+    assert_eq!(status(&t, a), libc::ETIME);
+    assert_eq!(t.query(&[b], 0).unwrap(), [0]);
+    assert_eq!(status(&t, r), libc::EINVAL, "r was not reset");
+    owner.signal(1).unwrap();
+    assert_eq!(status(&t, a), 0);
+    assert_eq!(t.query(&[b], 0).unwrap(), [5]);
+    assert_eq!(status(&other, theirs), 0);
+    // The table still serves, and so does syncd.
+    t.create(false).unwrap();
+    assert!(stat(&d, "tables") >= 2);
+}
