@@ -16,7 +16,7 @@ use virtio_gpu_proto::capset::{
     V2_MAX_TEXTURE_CUBE_SIZE_OFFSET,
 };
 use virtio_gpu_proto::{format_supported, CapsetHeader, CapsetId, Format, CAPSET_V1_SIZE};
-use virtio_gpud::shape::{Limits, Texture};
+use virtio_gpud::shape::{Limits, Texture, TextureRules};
 use zerocopy::IntoBytes;
 
 use crate::Input;

@@ -28,7 +28,7 @@ use virtio_gpu_proto::{
 use zerocopy::FromBytes;
 
 use crate::dma::DmaBuf;
-use crate::shape::{Limits, Shape, ShapeError, Texture};
+use crate::shape::{Limits, Shape, ShapeError, TextureRules};
 use gpu_session::api::MAX_STREAM;
 
 /// A client of the private scheme (one per DRM file in drmd).
@@ -374,19 +374,7 @@ impl Objects {
                     .map_err(refused)?
             }
             CommandType::RESOURCE_CREATE_3D => {
-                let c: ResourceCreate3d = read(request)?;
-                let t = Texture {
-                    target: c.target.get(),
-                    format: c.format.get(),
-                    bind: c.bind.get(),
-                    width: c.width.get(),
-                    height: c.height.get(),
-                    depth: c.depth.get(),
-                    array_size: c.array_size.get(),
-                    last_level: c.last_level.get(),
-                    nr_samples: c.nr_samples.get(),
-                    flags: c.flags.get(),
-                };
+                let t = read::<ResourceCreate3d>(request)?.params();
                 t.validate(self.limits).map_err(refused)?;
                 Shape::Texture(t)
             }

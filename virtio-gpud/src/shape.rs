@@ -11,7 +11,7 @@
 //! them is EINVAL to its sender before the host sees it.
 
 use virgl_stream::formats::{self, Block};
-use virtio_gpu_proto::{Box3d, Format, Rect};
+use virtio_gpu_proto::{Box3d, Format, Rect, Resource3dParams};
 
 /// Why a command on a resource is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -86,30 +86,9 @@ impl Default for Limits {
     }
 }
 
-/// A 3D (virgl) resource as RESOURCE_CREATE_3D made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Texture {
-    /// Gallium target.
-    pub target: u32,
-    /// virgl format.
-    pub format: u32,
-    /// `VIRGL_BIND_*`.
-    pub bind: u32,
-    /// Width (bytes for a buffer).
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-    /// Depth.
-    pub depth: u32,
-    /// Layers (6 per cube).
-    pub array_size: u32,
-    /// The last mip level.
-    pub last_level: u32,
-    /// Samples (0 or 1: none).
-    pub nr_samples: u32,
-    /// `VIRGL_RESOURCE_*` flags.
-    pub flags: u32,
-}
+/// A 3D (virgl) resource as RESOURCE_CREATE_3D made it: its creation
+/// parameters, checked by [`TextureRules`].
+pub type Texture = Resource3dParams;
 
 /// What a resource is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,12 +134,33 @@ fn log2(v: u32) -> u32 {
     31 - v.max(1).leading_zeros()
 }
 
-impl Texture {
+/// The host's rules for a texture: what it may be created as, and which
+/// transfers it takes.
+pub trait TextureRules {
     /// Checks the creation parameters as `check_resource_valid` does, with
     /// the gaps it leaves closed (its last level may be one more than GL
     /// allows, and it does not bound layers: the texture would then have
     /// no storage and the first upload kill the context).
-    pub fn validate(&self, limits: Limits) -> Result<Block, ShapeError> {
+    fn validate(&self, limits: Limits) -> Result<Block, ShapeError>;
+
+    /// The bytes of backing a transfer of `bx` at `level` touches from its
+    /// offset, for the given strides (0: the level's), checked as
+    /// `check_transfer_bounds` and `check_iov_bounds` do; the host
+    /// computes in 32 bits, so the span must fit them too. Readback of a
+    /// buffer in a format of more than one byte a block is refused: the
+    /// host would read that many times the box from a mapping of the box.
+    fn transfer_span(
+        &self,
+        level: u32,
+        bx: Box3d,
+        stride: u32,
+        layer_stride: u32,
+        readback: bool,
+    ) -> Result<u64, ShapeError>;
+}
+
+impl TextureRules for Texture {
+    fn validate(&self, limits: Limits) -> Result<Block, ShapeError> {
         use target::*;
         let bad = |why| Err(ShapeError::Resource(why));
         if self.target > CUBE_ARRAY {
@@ -245,13 +245,7 @@ impl Texture {
         Ok(block)
     }
 
-    /// The bytes of backing a transfer of `bx` at `level` touches from its
-    /// offset, for the given strides (0: the level's), checked as
-    /// `check_transfer_bounds` and `check_iov_bounds` do; the host
-    /// computes in 32 bits, so the span must fit them too. Readback of a
-    /// buffer in a format of more than one byte a block is refused: the
-    /// host would read that many times the box from a mapping of the box.
-    pub fn transfer_span(
+    fn transfer_span(
         &self,
         level: u32,
         bx: Box3d,

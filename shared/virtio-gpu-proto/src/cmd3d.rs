@@ -245,6 +245,22 @@ impl ResourceCreate3d {
             padding: U32::ZERO,
         }
     }
+
+    /// The parameters the command creates the resource with.
+    pub fn params(&self) -> Resource3dParams {
+        Resource3dParams {
+            target: self.target.get(),
+            format: self.format.get(),
+            bind: self.bind.get(),
+            width: self.width.get(),
+            height: self.height.get(),
+            depth: self.depth.get(),
+            array_size: self.array_size.get(),
+            last_level: self.last_level.get(),
+            nr_samples: self.nr_samples.get(),
+            flags: self.flags.get(),
+        }
+    }
 }
 
 /// `struct virtio_gpu_transfer_host_3d`, 72 bytes, shared by `TRANSFER_TO_HOST_3D`

@@ -357,20 +357,20 @@ fn command_detail(ty: CommandType, b: &[u8]) -> Option<Detail> {
             }
         }
         CommandType::RESOURCE_CREATE_3D => {
-            let c: ResourceCreate3d = read(b)?;
+            let p = read::<ResourceCreate3d>(b)?.params();
             Detail::Create3d {
-                target: c.target.get(),
-                target_name: names::target_name(c.target.get()),
-                format: c.format.get(),
-                format_name: names::format_name(c.format.get()),
-                bind: c.bind.get(),
-                width: c.width.get(),
-                height: c.height.get(),
-                depth: c.depth.get(),
-                array_size: c.array_size.get(),
-                last_level: c.last_level.get(),
-                nr_samples: c.nr_samples.get(),
-                flags: c.flags.get(),
+                target: p.target,
+                target_name: names::target_name(p.target),
+                format: p.format,
+                format_name: names::format_name(p.format),
+                bind: p.bind,
+                width: p.width,
+                height: p.height,
+                depth: p.depth,
+                array_size: p.array_size,
+                last_level: p.last_level,
+                nr_samples: p.nr_samples,
+                flags: p.flags,
             }
         }
         CommandType::RESOURCE_CREATE_BLOB => {
