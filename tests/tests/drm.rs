@@ -42,18 +42,7 @@ fn whole(w: u32, h: u32) -> Box3d {
 /// RESOURCE_CREATE of a `w × h` RGBA8 render target; (bo handle, res id).
 fn create(fd: &DrmFd, w: u32, h: u32) -> (u32, u32) {
     let (bo, res) = fd
-        .resource_create(ResourceCreate {
-            target: 2,
-            format: virgl_stream::format::R8G8B8A8_UNORM,
-            bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
-            width: w,
-            height: h,
-            depth: 1,
-            array_size: 1,
-            size: w * h * 4,
-            stride: w * 4,
-            ..ResourceCreate::new_zeroed()
-        })
+        .resource_create(stack_tests::render_target(w, h))
         .unwrap();
     assert!(bo != 0 && res != 0);
     (bo, res)
@@ -948,6 +937,18 @@ fn small_target() -> ResourceCreate {
     }
 }
 
+/// virtio-gpud (device timeout `ms`), syncd and drmd, in that order.
+fn stack_with_device_timeout(ms: &str) -> [Daemon; 3] {
+    let gpu = Daemon::start(
+        &stack_tests::workspace_binary("virtio-gpud"),
+        &["--device-timeout-ms", ms],
+        "virtio-gpu",
+    );
+    let sync = Daemon::start(&stack_tests::workspace_binary("syncd"), &[], "sync");
+    let drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
+    [gpu, sync, drm]
+}
+
 fn gpu_stats() -> String {
     stack_tests::scheme_text("/scheme/virtio-gpu/stats")
 }
@@ -959,13 +960,7 @@ fn gpu_stats() -> String {
 #[test]
 fn a_stuck_device_fails_its_fences_at_the_timeout_and_is_served_again_once_it_answers() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
-    let gpu = Daemon::start(
-        &stack_tests::workspace_binary("virtio-gpud"),
-        &["--device-timeout-ms", "1000"],
-        "virtio-gpu",
-    );
-    let _sync = Daemon::start(&stack_tests::workspace_binary("syncd"), &[], "sync");
-    let _drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
+    let [gpu, _sync, _drm] = stack_with_device_timeout("1000");
     let fd = render_node();
     let (bo, res) = create(&fd, 16, 16);
     fenced(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]));
@@ -1003,13 +998,7 @@ fn a_stuck_device_fails_its_fences_at_the_timeout_and_is_served_again_once_it_an
 #[test]
 fn a_lost_device_fails_its_fences_and_calls_at_once_and_nothing_hangs() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
-    let gpu = Daemon::start(
-        &stack_tests::workspace_binary("virtio-gpud"),
-        &["--device-timeout-ms", "60000"],
-        "virtio-gpu",
-    );
-    let _sync = Daemon::start(&stack_tests::workspace_binary("syncd"), &[], "sync");
-    let _drm = Daemon::start(&stack_tests::workspace_binary("drmd"), &[], "drm");
+    let [gpu, _sync, _drm] = stack_with_device_timeout("60000");
     let fd = render_node();
     let (bo, res) = create(&fd, 16, 16);
     fenced(clear(&fd, bo, res, [1.0, 0.0, 0.0, 1.0]));

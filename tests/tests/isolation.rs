@@ -112,17 +112,7 @@ fn memory_handed_out_cannot_be_resized_or_sealed_by_its_holder() {
     let _stack = stack();
     let fd = DrmFd::open("/scheme/drm/renderD128").unwrap();
     let (bo, _) = fd
-        .resource_create(vg::ResourceCreate {
-            target: 2,
-            format: 67,
-            bind: 0xa,
-            width: 16,
-            height: 16,
-            depth: 1,
-            array_size: 1,
-            size: 1024,
-            ..vg::ResourceCreate::new_zeroed()
-        })
+        .resource_create(stack_tests::render_target(16, 16))
         .unwrap();
     let map = fd.map(bo, 1024).unwrap();
     let file = std::fs::File::from(map.fd().try_clone_to_owned().unwrap());

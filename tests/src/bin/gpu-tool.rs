@@ -56,17 +56,7 @@ fn holding() -> std::io::Result<()> {
 
 fn hold_drm() -> std::io::Result<()> {
     let fd = scheme_seam::SchemeFd::open("/scheme/drm/renderD128", 0)?;
-    let mut r = drm_uapi::virtgpu::ResourceCreate {
-        target: 2,
-        format: 67,
-        bind: 0xa,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..zerocopy::FromZeros::new_zeroed()
-    };
+    let mut r = stack_tests::render_target(16, 16);
     fd.call(
         zerocopy::IntoBytes::as_mut_bytes(&mut r),
         &[drm_uapi::virtgpu::RESOURCE_CREATE],
@@ -107,19 +97,9 @@ fn become_nobody() -> std::io::Result<()> {
 
 /// A clear of a 16×16 object through a render node, read back.
 fn render() -> std::io::Result<()> {
-    use drm_uapi::virtgpu::{Box3d, ResourceCreate};
+    use drm_uapi::virtgpu::Box3d;
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(ResourceCreate {
-        target: 2,
-        format: 67,
-        bind: 0xa,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..zerocopy::FromZeros::new_zeroed()
-    })?;
+    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
     let stream = virgl_stream::clear_stream(res, 67, [1.0, 1.0, 1.0, 1.0]);
     let fence = fd
         .execbuffer(&stream, &[bo], None, true)?
@@ -148,19 +128,8 @@ fn render() -> std::io::Result<()> {
 /// Objects of every kind, with their ids printed for another process to
 /// try.
 fn drm_ids() -> std::io::Result<()> {
-    use drm_uapi::virtgpu::ResourceCreate;
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(ResourceCreate {
-        target: 2,
-        format: 67,
-        bind: 0xa,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..zerocopy::FromZeros::new_zeroed()
-    })?;
+    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
     let offset = fd.map_offset(bo)?;
     let mut create = drm_uapi::syncobj::Create {
         handle: 0,
@@ -189,24 +158,13 @@ fn open_as_nobody(paths: impl Iterator<Item = String>) -> std::io::Result<()> {
 /// (see the module docs).
 fn storm(n: u64) -> std::io::Result<()> {
     use drm_uapi::syncobj as so;
-    use drm_uapi::virtgpu::ResourceCreate;
     use std::collections::VecDeque;
     use std::time::Duration;
 
     const IN_FLIGHT: usize = 8;
     const REPORT: u64 = 25;
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(ResourceCreate {
-        target: 2,
-        format: 67,
-        bind: 0xa,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..zerocopy::FromZeros::new_zeroed()
-    })?;
+    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
     let mut create = so::Create {
         handle: 0,
         flags: 0,
