@@ -810,3 +810,38 @@ fn test_regression_a_closing_session_stalls_nothing_and_its_memory_outlives_its_
     let (ctx, res, _, _) = setup(&other, 16, 16);
     clear_and_read_back(&other, ctx, res, 16, 16, [0.0; 4]);
 }
+
+/// WAIT's buffer must hold the answer the QUEUE reply announced: shorter is
+/// EMSGSIZE and the answer stays for a WAIT that has room; a ticket that is
+/// unknown, zero, huge or already answered is ENOENT.
+#[test]
+fn a_wait_gets_its_answer_only_with_room_for_it() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let s = Session::open().unwrap();
+    let queued = s
+        .queue(GetCapset::new(CapsetId::new(2), 2).as_bytes(), 0)
+        .unwrap();
+    assert!(
+        queued.answer_len > 24,
+        "GET_CAPSET's answer holds the capset"
+    );
+    for len in [0, 8, 24, queued.answer_len - 1] {
+        let short = QueueReply {
+            answer_len: len,
+            ..queued
+        };
+        assert_eq!(errno(s.wait(&short)), Some(libc::EMSGSIZE), "{len} bytes");
+    }
+    let answer = s.wait(&queued).unwrap();
+    assert_eq!(answer.len() as u64, queued.answer_len);
+    let (hdr, _) = CtrlHdr::read_from_prefix(&answer).unwrap();
+    assert_eq!(hdr.response_type(), ResponseType::OK_CAPSET);
+    for ticket in [queued.ticket, 0, u64::MAX, queued.ticket + 1000] {
+        let gone = QueueReply { ticket, ..queued };
+        assert_eq!(errno(s.wait(&gone)), Some(libc::ENOENT), "ticket {ticket}");
+    }
+    // The session goes on.
+    s.call(GetCapset::new(CapsetId::new(2), 2).as_bytes(), 0)
+        .unwrap();
+}
