@@ -118,6 +118,20 @@ impl Device {
         Ok(self.page.as_ref().expect("just set"))
     }
 
+    /// A descriptor readable once virtio-gpud frees ring room after a
+    /// refused `try_queue` of any of drmd's sessions (see
+    /// [`gpu_session::api::QUEUE`]).
+    pub fn room_fd(&self) -> io::Result<RawFd> {
+        Ok(self.control.poll_fd()?.as_raw_fd())
+    }
+
+    /// Takes note of the room [`Device::room_fd`] reported.
+    pub fn acknowledge_room(&self) {
+        if let Err(e) = self.control.acknowledge() {
+            log::warn!("acknowledging ring room: {e}");
+        }
+    }
+
     /// A descriptor readable once a fence timeline moves, if syncd was up
     /// when drmd started; without it parked waits poll the page.
     pub fn progress_fd(&self) -> Option<RawFd> {

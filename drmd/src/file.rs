@@ -57,6 +57,16 @@ impl Arena {
     pub fn placed(&mut self, fence: u64) {
         self.last_fence = self.last_fence.max(fence);
     }
+
+    /// Where the next stream would go, for [`Arena::rewind`].
+    pub fn mark(&self) -> usize {
+        self.head
+    }
+
+    /// Takes back what was placed since `mark` (its submit was not queued).
+    pub fn rewind(&mut self, mark: usize) {
+        self.head = mark;
+    }
 }
 
 /// Out-fences of EXECBUFFERs waiting for the client's `dup` to turn them
@@ -286,9 +296,6 @@ impl DrmFile {
         }
     }
 
-    /// The file's syncobj table in syncd. Non-blocking: a SYNCOBJ_WAIT that
-    /// cannot answer yet is EAGAIN, and the request parks in drmd's loop
-    /// instead of holding it (and every other client) until it ends.
     /// Records that the arena's streams up to now are read by the command
     /// whose fence is `fence` (nothing if the file has no arena yet).
     pub fn arena_placed(&mut self, fence: u64) {
@@ -302,6 +309,9 @@ impl DrmFile {
         self.syncobjs.as_ref()
     }
 
+    /// The file's syncobj table in syncd. Non-blocking: a SYNCOBJ_WAIT that
+    /// cannot answer yet is EAGAIN, and the request parks in drmd's loop
+    /// instead of holding it (and every other client) until it ends.
     pub fn syncobjs(&mut self) -> Result<&SyncobjTable, Errno> {
         if self.syncobjs.is_none() {
             self.syncobjs = Some(SyncobjTable::open_nonblocking().map_err(io_errno)?);

@@ -17,7 +17,6 @@
 //! `stats` (read-only text) counts what each ioctl type cost (see
 //! [`crate::stats`]).
 
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +27,9 @@ use drm_uapi::virtgpu as vg;
 use log::warn;
 use scheme_seam::metrics;
 use scheme_seam::token::{self, Tokens};
-use scheme_seam::{read_text, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat};
+use scheme_seam::{
+    read_text, Answer, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat,
+};
 use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
@@ -37,28 +38,19 @@ use crate::errno::io_errno;
 use crate::file::DrmFile;
 use crate::gem::Names;
 use crate::handle::{Handle, Handles};
-use crate::ioctl::virtgpu::WAIT_TIMEOUT;
-use crate::ioctl::{self, table};
+use crate::ioctl::{self, table, PROGRESS, ROOM};
 use crate::master::Masters;
 use crate::node::Node;
 use crate::stats::{IoctlStats, Op};
 
-/// How often parked requests (WAIT, EXECBUFFER with pending in-fences)
-/// look at fence progress when syncd's progress events are not available
-/// (syncd was not up when drmd started).
+/// How often [`PROGRESS`] is woken while requests may wait on it and
+/// syncd's progress events are not available (syncd was not up when drmd
+/// started, or went away).
 const POLL: Duration = Duration::from_millis(1);
 
-/// The event-source token of syncd's fence progress.
-const PROGRESS: usize = 0;
-
-/// A parked wait with a deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Parked {
-    /// VIRTGPU_WAIT on this GEM handle.
-    Wait(u32),
-    /// SYNCOBJ_WAIT / TIMELINE_WAIT with this absolute timeout.
-    SyncobjWait(i64),
-}
+/// Event-source tokens: syncd's fence progress, virtio-gpud's ring room.
+const PROGRESS_SOURCE: usize = 0;
+const ROOM_SOURCE: usize = 1;
 
 /// The DRM scheme.
 pub struct DrmScheme {
@@ -68,16 +60,10 @@ pub struct DrmScheme {
     tokens: Tokens<HandleId>,
     /// What each ioctl type cost.
     stats: IoctlStats,
-    /// When parked waits give up, by file: the loop re-runs them then,
-    /// and they answer EBUSY (VIRTGPU_WAIT) or ETIME (SYNCOBJ waits).
-    deadlines: HashMap<(HandleId, Parked), Instant>,
-    /// Keep polling until then while requests are parked.
+    /// Without progress events: keep waking [`PROGRESS`] until then.
     poll_until: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
     progress_events: bool,
-    /// A progress event was seen and not yet acknowledged (see
-    /// `on_source`).
-    unacknowledged: bool,
     /// Who is DRM master.
     masters: Masters,
     /// GEM_FLINK's global names.
@@ -94,7 +80,7 @@ impl DrmScheme {
             self.handles.files().count(),
             self.handles.dma_bufs().count(),
             self.tokens.len(),
-            self.deadlines.len(),
+            metrics::parked(),
             self.names.live(),
             self.stats.describe()
         )
@@ -104,19 +90,19 @@ impl DrmScheme {
     pub fn new(device: Device) -> Self {
         DrmScheme {
             progress_events: device.progress_fd().is_some(),
-            unacknowledged: false,
             device,
             handles: Handles::default(),
             tokens: Tokens::default(),
             stats: IoctlStats::default(),
-            deadlines: HashMap::new(),
             poll_until: None,
             masters: Masters::default(),
             names: Names::default(),
         }
     }
 
-    fn parked(&mut self) {
+    /// Without progress events, waits on [`PROGRESS`] are woken by
+    /// polling for a while after one parks.
+    fn poll_progress(&mut self) {
         self.poll_until = Some(Instant::now() + POLL * 10);
     }
 
@@ -163,6 +149,7 @@ impl DrmScheme {
     }
 }
 
+/// The SYNCOBJ ioctls syncd serves (HANDLE_TO_FD is a `dup`).
 fn is_syncobj(nr: u64) -> bool {
     matches!(
         nr,
@@ -209,9 +196,9 @@ impl Scheme for DrmScheme {
         payload: &mut [u8],
         metadata: &[u64],
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         if self.handles.dma_buf(id).is_some() {
-            return self.dma_buf_call(id, payload, metadata);
+            return self.dma_buf_call(id, payload, metadata).map(Answer::Ready);
         }
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
         let file = self.handles.file(id)?;
@@ -224,109 +211,94 @@ impl Scheme for DrmScheme {
         };
         match table::check(nr, caller)?.kind {
             table::Kind::Served => {}
-            table::Kind::Noop => return Ok(0),
+            table::Kind::Noop => return Ok(Answer::Ready(0)),
             table::Kind::Invalid => return Err(Errno::EINVAL),
-            table::Kind::NoModeset(errno) => return ioctl::core::no_modeset(nr, errno, payload),
+            table::Kind::NoModeset(errno) => {
+                return ioctl::core::no_modeset(nr, errno, payload).map(Answer::Ready)
+            }
         }
         let pid = ctx.caller().pid;
+        let expired = ctx.expired();
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
         let device = &mut self.device;
         let masters = &mut self.masters;
-        let result = if nr == dc::PRIME_FD_TO_HANDLE {
+        let ready = |r: Result<usize>| r.map(Answer::Ready);
+        let answer = if nr == dc::PRIME_FD_TO_HANDLE {
             let (file, dma_bufs) = self.handles.file_and_dma_bufs(id)?;
             let tokens = &self.tokens;
-            ioctl::prime::import(device, file, payload, |token| {
+            ready(ioctl::prime::import(device, file, payload, |token| {
                 tokens
                     .get(token)
                     .and_then(|h| dma_bufs.get(&h))
                     .map(|g| Arc::clone(g))
-            })
+            }))
         } else {
             let file = self.handles.file_mut(id)?;
             match nr {
-                dc::VERSION => ioctl::core::version(payload),
-                dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
-                dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
-                dc::GET_CLIENT => ioctl::core::get_client(masters.authenticated(id), pid, payload),
-                dc::GET_STATS => ioctl::core::get_stats(payload),
-                dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
-                dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
-                dc::SET_MASTER => ioctl::core::no_payload(payload)
-                    .and_then(|()| masters.set_master(id, pid))
-                    .map(|()| 0),
-                dc::DROP_MASTER => ioctl::core::no_payload(payload)
-                    .and_then(|()| masters.drop_master(id, pid))
-                    .map(|()| 0),
-                dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
-                dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
-                dc::GET_CAP => ioctl::core::get_cap(payload),
-                dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
-                dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
-                // Returns an fd: a `dup` (see the module's documentation).
-                dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
-                vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
-                vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
-                vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
-                vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
-                vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
-                vg::MAP => ioctl::virtgpu::map(file, payload),
+                // The ioctls that may wait.
                 vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
                 vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
                 vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
-                vg::WAIT => {
-                    // Keyed by handle; a short payload is refused by `wait`.
-                    let handle = vg::Wait::read_from_prefix(payload).map_or(0, |(w, _)| w.handle);
-                    let key = (id, Parked::Wait(handle));
-                    let deadline = *self
-                        .deadlines
-                        .entry(key)
-                        .or_insert_with(|| Instant::now() + WAIT_TIMEOUT);
-                    let r = ioctl::virtgpu::wait(device, file, deadline, payload);
-                    if r != Err(Errno::EAGAIN) {
-                        self.deadlines.remove(&key);
+                vg::WAIT => ioctl::virtgpu::wait(device, file, payload, expired),
+                nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload, expired),
+                nr => ready(match nr {
+                    dc::VERSION => ioctl::core::version(payload),
+                    dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
+                    dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
+                    dc::GET_CLIENT => {
+                        ioctl::core::get_client(masters.authenticated(id), pid, payload)
                     }
-                    r
-                }
-                vg::RESOURCE_CREATE_BLOB if !device.features.contains(Features::RESOURCE_BLOB) => {
-                    Err(Errno::EINVAL)
-                }
-                so::HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
-                so::WAIT | so::TIMELINE_WAIT => {
-                    // Both headers start with the absolute CLOCK_MONOTONIC
-                    // timeout; syncd answers ETIME once it has passed.
-                    let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
-                    let key = (id, Parked::SyncobjWait(timeout));
-                    let r = ioctl::syncobj::forward(file, nr, payload);
-                    if r == Err(Errno::EAGAIN) {
-                        let left = timeout
-                            .saturating_sub(sync_client::clock::now_ns() as i64)
-                            .max(0);
-                        let at = Instant::now() + Duration::from_nanos(left as u64);
-                        self.deadlines.insert(key, at);
-                    } else {
-                        self.deadlines.remove(&key);
+                    dc::GET_STATS => ioctl::core::get_stats(payload),
+                    dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
+                    dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
+                    dc::SET_MASTER => ioctl::core::no_payload(payload)
+                        .and_then(|()| masters.set_master(id, pid))
+                        .map(|()| 0),
+                    dc::DROP_MASTER => ioctl::core::no_payload(payload)
+                        .and_then(|()| masters.drop_master(id, pid))
+                        .map(|()| 0),
+                    dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
+                    dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
+                    dc::GET_CAP => ioctl::core::get_cap(payload),
+                    dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
+                    dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
+                    // Returns an fd: a `dup` (see the module's documentation).
+                    dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
+                    vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
+                    vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
+                    vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
+                    vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
+                    vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
+                    vg::MAP => ioctl::virtgpu::map(file, payload),
+                    vg::RESOURCE_CREATE_BLOB
+                        if !device.features.contains(Features::RESOURCE_BLOB) =>
+                    {
+                        Err(Errno::EINVAL)
                     }
-                    r
-                }
-                nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload),
-                // The table has nothing else served.
-                _ => Err(Errno::EINVAL),
+                    // The table has nothing else served.
+                    _ => Err(Errno::EINVAL),
+                }),
             }
         };
-        if result == Err(Errno::EAGAIN) {
-            if !self.progress_events {
-                self.parked();
+        match &answer {
+            Ok(Answer::Park(park)) => {
+                if !self.progress_events && park.waits_for(PROGRESS) {
+                    self.poll_progress();
+                }
             }
-        } else if let Ok(file) = self.handles.file(id) {
-            // Counted once done: a parked request's earlier attempts only
-            // looked at fences.
-            let downstream = metrics::traffic().since(traffic);
-            let copied = file.copied() - copied;
-            self.stats
-                .record(Op::Call(nr), bytes_in, downstream, copied);
+            // Counted once done: a parked request's earlier runs only looked
+            // at fences and ring room.
+            _ => {
+                if let Ok(file) = self.handles.file(id) {
+                    let downstream = metrics::traffic().since(traffic);
+                    let copied = file.copied() - copied;
+                    self.stats
+                        .record(Op::Call(nr), bytes_in, downstream, copied);
+                }
+            }
         }
-        result
+        answer
     }
 
     fn dup(&mut self, id: HandleId, buf: &[u8], _ctx: &mut Context) -> Result<Opened> {
@@ -351,11 +323,11 @@ impl Scheme for DrmScheme {
         buf: &mut [u8],
         offset: u64,
         _ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         if !matches!(self.handles.get(id), Some(Handle::Stats)) {
             return Err(Errno::EBADF);
         }
-        Ok(read_text(&self.describe(), buf, offset))
+        Ok(Answer::Ready(read_text(&self.describe(), buf, offset)))
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
@@ -415,46 +387,50 @@ impl Scheme for DrmScheme {
         // its objects on the device, and its syncobj table in syncd.
         self.handles.remove(id);
         self.masters.close(id);
-        self.deadlines.retain(|(file, _), _| *file != id);
         self.tokens.remove(id);
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {
-        self.device
-            .progress_fd()
-            .map(|fd| (fd, PROGRESS))
+        let room = self
+            .device
+            .room_fd()
+            .map_err(|e| warn!("no ring-room events ({e}): a full ring parks until progress"))
+            .ok();
+        let progress = self.device.progress_fd().map(|fd| (fd, PROGRESS_SOURCE));
+        progress
             .into_iter()
+            .chain(room.map(|fd| (fd, ROOM_SOURCE)))
             .collect()
     }
 
-    fn on_source(&mut self, token: usize, _ctx: &mut Context) {
-        if token != PROGRESS {
-            return;
+    fn on_source(&mut self, token: usize, ctx: &mut Context) {
+        // Acknowledged before the wake-up, so that what happens after the
+        // acknowledgement raises a new event (sources are edge-triggered on
+        // Redox) and what happened before it is seen by the requests run.
+        match token {
+            PROGRESS_SOURCE => {
+                if !self.device.acknowledge_progress() {
+                    self.progress_events = false;
+                    self.poll_progress();
+                }
+                ctx.wake(PROGRESS);
+            }
+            ROOM_SOURCE => {
+                self.device.acknowledge_room();
+                ctx.wake(ROOM);
+            }
+            _ => {}
         }
-        // The serving loop re-runs parked requests after this. Acknowledging
-        // is a round trip to syncd that the clients whose waits this progress
-        // ends need not wait for: the first wake-up only lets the loop answer
-        // them; the descriptor, still readable, wakes the loop again at once
-        // and that turn acknowledges.
-        if !self.unacknowledged {
-            self.unacknowledged = true;
-            return;
-        }
-        self.unacknowledged = false;
-        if !self.device.acknowledge_progress() {
-            self.progress_events = false;
-            self.parked();
-        }
+    }
+
+    fn on_deadline(&mut self, ctx: &mut Context) {
+        ctx.wake(PROGRESS);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
-        let poll = self
-            .poll_until
+        self.poll_until
             .filter(|&until| until > now)
-            .map(|_| now + POLL);
-        // A parked wait answers at its deadline even if nothing moves.
-        let deadline = self.deadlines.values().min().copied();
-        poll.into_iter().chain(deadline).min()
+            .map(|_| now + POLL)
     }
 }

@@ -1,10 +1,10 @@
 //! `scheme:sync`: timelines, sync_files and syncobj tables as handles (the
 //! protocol is in [`sync_client::api`]). Waits are parked requests: a wait that
-//! cannot answer yet returns EAGAIN and runs again after every request, so
-//! signals, resets and imports wake it, and at its deadline it answers
-//! ETIME.
+//! cannot answer yet parks on [`CHANGED`], which every timeline move and
+//! every op giving a syncobj a fence wakes, with its timeout as the seam's
+//! deadline, at which it answers ETIME.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,8 @@ use drm_uapi::wire::{Payload, WireError};
 use log::debug;
 use scheme_seam::token::Tokens;
 use scheme_seam::{
-    read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, ShmRegion,
+    read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme,
+    ShmRegion, WakeKey,
 };
 use zerocopy::FromBytes;
 
@@ -69,11 +70,11 @@ pub struct SyncScheme {
     next_obj: ObjId,
     /// Capability tokens naming handles in other handles' requests.
     tokens: Tokens<HandleId>,
-    /// Deadlines of parked waits (CLOCK_MONOTONIC ns). A wait re-run while
-    /// parked inserts the same deadline again, which the set absorbs; one
-    /// whose wait was answered early only causes a spare wake-up.
-    deadlines: BTreeSet<u64>,
 }
+
+/// Woken by whatever may end a parked wait: a timeline moving (signal,
+/// failure, abandonment) or a syncobj getting a new fence.
+const CHANGED: WakeKey = WakeKey(0);
 
 /// A malformed payload: EINVAL, or ENOMEM for an array too large to carry
 /// (Linux's allocation of it fails).
@@ -108,7 +109,6 @@ impl SyncScheme {
             objs: HashMap::new(),
             next_obj: 0,
             tokens: Tokens::default(),
-            deadlines: BTreeSet::new(),
         })
     }
 
@@ -189,6 +189,7 @@ impl SyncScheme {
     /// Something a parked wait may be waiting for happened (a timeline
     /// moved, a syncobj got a new fence): page handles become readable.
     fn progress(&mut self, ctx: &mut Context) {
+        ctx.wake(CHANGED);
         self.moves += 1;
         for (&h, handle) in &self.handles {
             if let Handle::Page { .. } = handle {
@@ -282,10 +283,10 @@ impl SyncScheme {
         nr: u64,
         payload: &mut [u8],
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let now = now_ns();
         let mut p = Payload::new(payload);
-        match nr {
+        let done = match nr {
             so::CREATE => {
                 let mut c: Create = p.header().map_err(wire)?;
                 p.finish().map_err(wire)?;
@@ -335,7 +336,7 @@ impl SyncScheme {
                     return Err(Errno::EINVAL);
                 }
                 if w.count_handles == 0 {
-                    return Ok(0);
+                    return Ok(Answer::Ready(0));
                 }
                 let (handles, points) = (handles.map_err(wire)?, points.map_err(wire)?);
                 let ids = self.resolve(table, &handles)?;
@@ -344,7 +345,7 @@ impl SyncScheme {
                     .zip(&points)
                     .map(|(id, &pt)| (&self.objs[id].0, pt))
                     .collect();
-                match evaluate(
+                return match evaluate(
                     &objs,
                     WaitFlags::from_bits_truncate(w.flags),
                     &self.timelines,
@@ -352,18 +353,20 @@ impl SyncScheme {
                     WaitOutcome::Done { first_signaled } => {
                         w.first_signaled = first_signaled;
                         p.set_header(&w).map_err(wire)?;
-                        Ok(0)
+                        Ok(Answer::Ready(0))
                     }
                     WaitOutcome::Error(e) => Err(errno(e)),
                     WaitOutcome::Pending => {
+                        // The timeout is absolute CLOCK_MONOTONIC; the seam
+                        // keeps it from the first park on.
                         let deadline = w.timeout_nsec.max(0) as u64;
-                        if deadline <= now {
+                        if deadline <= now || ctx.expired() {
                             return Err(Errno::ETIME);
                         }
-                        self.deadlines.insert(deadline);
-                        Err(Errno::EAGAIN)
+                        let until = Instant::now() + Duration::from_nanos(deadline - now);
+                        Ok(Answer::Park(Park::on(CHANGED).until(until)))
                     }
-                }
+                };
             }
             so::RESET | so::SIGNAL => {
                 let a: Array = p.header().map_err(wire)?;
@@ -381,7 +384,6 @@ impl SyncScheme {
                         obj.signal(now);
                     }
                 }
-                let _ = ctx;
                 Ok(0)
             }
             api::SUBMIT_DEPS | api::CHECK_DEPS => {
@@ -401,7 +403,7 @@ impl SyncScheme {
                 let out_ids = self.resolve(table, &handles)?;
                 let reset_ids = self.resolve(table, &resets)?;
                 if nr == api::CHECK_DEPS {
-                    return Ok(0);
+                    return Ok(Answer::Ready(0));
                 }
                 let fence = FenceSet::single(Fence::Point {
                     timeline,
@@ -486,7 +488,8 @@ impl SyncScheme {
             }
             so::EVENTFD => Err(Errno::EOPNOTSUPP),
             _ => Err(Errno::ENOTTY),
-        }
+        };
+        done.map(Answer::Ready)
     }
 
     fn table_insert(&mut self, table: HandleId, obj: ObjId) -> Result<u32> {
@@ -657,9 +660,9 @@ impl Scheme for SyncScheme {
         buf: &mut [u8],
         offset: u64,
         _ctx: &mut Context,
-    ) -> Result<usize> {
-        match self.handles.get(&id).ok_or(Errno::EBADF)? {
-            Handle::Root => Ok(read_text(&self.stats(), buf, offset)),
+    ) -> Result<Answer> {
+        let n = match self.handles.get(&id).ok_or(Errno::EBADF)? {
+            Handle::Root => read_text(&self.stats(), buf, offset),
             Handle::Page { .. } => {
                 // The move count: reading it acknowledges the wake-up.
                 let out = buf.get_mut(..8).ok_or(Errno::EINVAL)?;
@@ -667,10 +670,11 @@ impl Scheme for SyncScheme {
                 if let Some(Handle::Page { seen }) = self.handles.get_mut(&id) {
                     *seen = self.moves;
                 }
-                Ok(8)
+                8
             }
-            _ => Err(Errno::EBADF),
-        }
+            _ => return Err(Errno::EBADF),
+        };
+        Ok(Answer::Ready(n))
     }
 
     fn call(
@@ -679,13 +683,10 @@ impl Scheme for SyncScheme {
         payload: &mut [u8],
         metadata: &[u64],
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let nr = *metadata.first().ok_or(Errno::EINVAL)?;
-        // Deadlines passed are forgotten (see `next_deadline`), so the set
-        // holds only those of waits that may still be parked.
-        self.deadlines = self.deadlines.split_off(&now_ns());
         let handle = self.handles.get(&id).ok_or(Errno::EBADF)?;
-        match (handle, nr) {
+        let done = match (handle, nr) {
             (_, api::TOKEN) => {
                 if payload.len() != 8 {
                     return Err(Errno::EINVAL);
@@ -746,10 +747,11 @@ impl Scheme for SyncScheme {
                 if gives_fences && r.is_ok() {
                     self.progress(ctx);
                 }
-                r
+                return r;
             }
             _ => Err(Errno::ENOTTY),
-        }
+        };
+        done.map(Answer::Ready)
     }
 
     fn fevent(
@@ -801,14 +803,5 @@ impl Scheme for SyncScheme {
             Some(Handle::Exported(obj)) => self.release_obj(obj),
             _ => {}
         }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        // Deadlines passed are done with: their waits were re-run then (and
-        // answered ETIME) or answered before. Only the future ones count,
-        // or the loop would wake at once, forever.
-        let now = now_ns();
-        let &next = self.deadlines.range(now..).next()?;
-        Some(Instant::now() + Duration::from_nanos(next - now))
     }
 }

@@ -90,6 +90,90 @@ fn a_nonblocking_call_answers_eagain_instead_of_parking() {
     let fd = SchemeFd::open(&d.path("wait/k"), libc::O_NONBLOCK as usize).unwrap();
     let err = fd.call(&mut [], &[]).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+    // try_call is the same for one call on a blocking handle.
+    let blocking = d.open("wait/k");
+    let err = blocking.try_call(&mut [], &[]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+    // The metadata bit that carries the flag on Redox is no call number.
+    let echo = d.open("echo");
+    let err = echo
+        .call(&mut [], &[scheme_seam::CALL_NONBLOCK])
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    assert!(stats(&d).ends_with(" runs=2"), "{}", stats(&d));
+}
+
+/// The `runs=N` of the stats: how often parked waits ran.
+fn runs(d: &Daemon) -> usize {
+    let s = stats(d);
+    s.rsplit_once("runs=").unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn a_parked_call_runs_again_only_when_its_key_is_woken() {
+    let d = start("keyed");
+    let waiter = std::thread::spawn({
+        let path = d.path("wait/mine");
+        move || {
+            SchemeFd::open(&path, 0)
+                .unwrap()
+                .call(&mut [], &[])
+                .unwrap()
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runs(&d) == 0 {
+        assert!(Instant::now() < deadline, "never parked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Other requests, and another key's signal, leave it alone.
+    let echo = d.open("echo");
+    for i in 0..50u64 {
+        echo.call(&mut [0], &[i]).unwrap();
+    }
+    signal(&d, "other", 1);
+    assert_eq!(runs(&d), 1, "re-run without its key");
+    assert!(!waiter.is_finished());
+    signal(&d, "mine", 9);
+    assert_eq!(waiter.join().unwrap(), 9);
+    assert_eq!(runs(&d), 1, "answered on the run its key caused");
+}
+
+#[test]
+fn a_parked_call_answers_at_the_deadline_the_seam_kept() {
+    let d = start("timed");
+    let fd = d.open("timed/never/150");
+    let began = Instant::now();
+    // Unrelated wake-ups in between do not restart its clock.
+    let noise = std::thread::spawn({
+        let d = d.path("signal/noise");
+        move || {
+            for i in 0..10u64 {
+                SchemeFd::open(&d, 0)
+                    .unwrap()
+                    .write(&i.to_le_bytes())
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let err = fd.call(&mut [], &[]).unwrap_err();
+    let waited = began.elapsed();
+    noise.join().unwrap();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIME));
+    assert!(
+        waited >= Duration::from_millis(150),
+        "answered early: {waited:?}"
+    );
+    assert_eq!(runs(&d), 1, "parked once, then ran at its deadline only");
+    // Signalled before its deadline, it answers the value.
+    let fd = d.open("timed/soon/60000");
+    let waiter = std::thread::spawn(move || fd.call(&mut [], &[]).unwrap());
+    while runs(&d) < 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&d, "soon", 4);
+    assert_eq!(waiter.join().unwrap(), 4);
 }
 
 #[test]

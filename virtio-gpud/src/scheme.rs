@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use scheme_seam::{
-    read_text, Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme,
+    read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme,
+    WakeKey,
 };
 use sync_client::TimelineOwner;
 use virtio_gpu_proto::{
@@ -48,6 +49,12 @@ enum Node {
 /// The source token of the transport's loss descriptor, past its
 /// interrupts'.
 const LOSS: usize = usize::MAX;
+
+/// Woken when the device answered something or its health changed: what
+/// parked QUEUEs (ring room) and WAITs (an answer) wait for.
+const DEVICE: WakeKey = WakeKey(0);
+/// Woken when trace readers got records.
+const TRACE: WakeKey = WakeKey(1);
 
 /// Whether the device answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +98,9 @@ pub struct GpuScheme<T: Transport> {
     reclaim: Reclaim,
     /// Waits failed because the device did not answer in time.
     stuck: u64,
-    /// Since when a QUEUE has found its ring full (None: it had room).
-    ring_full_since: Option<Instant>,
+    /// A QUEUE found its ring full since room last freed: the next room
+    /// makes every session handle readable (see [`api::QUEUE`]).
+    room_wanted: bool,
     /// The device timeline in syncd, once syncd is reachable (it starts
     /// after this daemon).
     sync: Option<TimelineOwner>,
@@ -167,7 +175,7 @@ impl<T: Transport> GpuScheme<T> {
             memory: Memory::new(quota),
             reclaim: Reclaim::default(),
             stuck: 0,
-            ring_full_since: None,
+            room_wanted: false,
             sync: None,
             sync_retry: None,
             log: RateLimit::default(),
@@ -257,7 +265,12 @@ impl<T: Transport> GpuScheme<T> {
         s
     }
 
-    fn queue(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+    fn queue(
+        &mut self,
+        session: SessionId,
+        payload: &mut [u8],
+        ctx: &mut Context,
+    ) -> Result<Answer> {
         self.device_answers()?;
         // What the host has logged so far: a command for a context it
         // killed must not reach it.
@@ -269,7 +282,7 @@ impl<T: Transport> GpuScheme<T> {
         }
         let request = &mut payload[size_of::<QueueHeader>()..];
         // A full ring parks the request (before anything is admitted: it
-        // re-runs from the start) rather than holding the loop, and every
+        // runs again from the start) rather than holding the loop, and every
         // other session, until the device frees room.
         let ty = CtrlHdr::read_from_prefix(request)
             .map_err(|_| Errno::EINVAL)?
@@ -281,8 +294,7 @@ impl<T: Transport> GpuScheme<T> {
             if let Err(e) = self.gpu.flush() {
                 return Err(self.device_errno(&e));
             }
-            let since = *self.ring_full_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.gpu.timeout() {
+            if ctx.expired() {
                 error!(
                     "device stuck: the {queue:?} ring stayed full (or its fences \
                      unfinished at a fence id wrap) for {:?}",
@@ -291,9 +303,10 @@ impl<T: Transport> GpuScheme<T> {
                 self.stuck += 1;
                 return Err(Errno::ETIMEDOUT);
             }
-            return Err(Errno::EAGAIN);
+            self.room_wanted = true;
+            let until = Instant::now() + self.gpu.timeout();
+            return Ok(Answer::Park(Park::on(DEVICE).until(until)));
         }
-        self.ring_full_since = None;
         let (request, stream) = if head.flags & api::QUEUE_STREAM_IN_MEMORY != 0 {
             self.stream_ref(session, request)?
         } else {
@@ -365,7 +378,7 @@ impl<T: Transport> GpuScheme<T> {
         const _: () =
             assert!(size_of::<QueueReply>() <= size_of::<QueueHeader>() + size_of::<CtrlHdr>());
         reply.write_to_prefix(payload).map_err(|_| Errno::EINVAL)?;
-        Ok(0)
+        Ok(Answer::Ready(0))
     }
 
     /// Hands the tracer the bytes of a stream in the session's memory,
@@ -407,6 +420,7 @@ impl<T: Transport> GpuScheme<T> {
     fn wake_readers(&mut self, ctx: &mut Context) {
         for id in self.gpu.tracer().take_woken() {
             ctx.post_event(id, EventFlags::READ);
+            ctx.wake(TRACE);
         }
     }
 
@@ -449,7 +463,12 @@ impl<T: Transport> GpuScheme<T> {
         Ok((fixed, stream))
     }
 
-    fn wait(&mut self, session: SessionId, payload: &mut [u8]) -> Result<usize> {
+    fn wait(
+        &mut self,
+        session: SessionId,
+        payload: &mut [u8],
+        ctx: &mut Context,
+    ) -> Result<Answer> {
         let id = u64_at(payload, 0)?;
         let ticket = match self.tickets.get(&id) {
             Some(t) if t.session == session => t,
@@ -463,8 +482,9 @@ impl<T: Transport> GpuScheme<T> {
                 self.tickets.remove(&id);
                 return Err(Errno::ENODEV);
             }
-            if self.health == Health::Answering && ticket.placed.elapsed() < self.gpu.timeout() {
-                return Err(Errno::EAGAIN);
+            if self.health == Health::Answering && !ctx.expired() {
+                let until = ticket.placed + self.gpu.timeout();
+                return Ok(Answer::Park(Park::on(DEVICE).until(until)));
             }
             let t = self.tickets.remove(&id).expect("present");
             error!(
@@ -480,7 +500,7 @@ impl<T: Transport> GpuScheme<T> {
         match done.result {
             Ok(bytes) => {
                 payload[..bytes.len()].copy_from_slice(&bytes);
-                Ok(bytes.len())
+                Ok(Answer::Ready(bytes.len()))
             }
             Err(DeviceError::Response { response, .. }) => {
                 let hdr = CtrlHdr {
@@ -488,7 +508,7 @@ impl<T: Transport> GpuScheme<T> {
                     ..CtrlHdr::default()
                 };
                 payload[..24].copy_from_slice(hdr.as_bytes());
-                Ok(24)
+                Ok(Answer::Ready(24))
             }
             Err(DeviceError::ShortResponse { .. }) => Err(Errno::EIO),
         }
@@ -611,13 +631,15 @@ impl<T: Transport> GpuScheme<T> {
         domain: Domain,
         payload: &mut [u8],
         metadata: &[u64],
-    ) -> Result<usize> {
-        match *metadata.first().ok_or(Errno::EINVAL)? {
-            api::QUEUE => self.queue(session, payload),
+        ctx: &mut Context,
+    ) -> Result<Answer> {
+        let ready = match *metadata.first().ok_or(Errno::EINVAL)? {
+            api::QUEUE => return self.queue(session, payload, ctx),
             api::WAIT => {
-                // A wait re-run after an interrupt finds its answer drained.
+                // A wait run again after an interrupt finds its answer
+                // drained.
                 self.gpu.poll();
-                self.wait(session, payload)
+                return self.wait(session, payload, ctx);
             }
             api::ALLOC => {
                 self.device_answers()?;
@@ -656,7 +678,8 @@ impl<T: Transport> GpuScheme<T> {
                 Ok(data.len())
             }
             _ => Err(Errno::ENOTTY),
-        }
+        };
+        ready.map(Answer::Ready)
     }
 
     /// Connects to syncd if it is not yet, at most once a [`SYNCD_RETRY`].
@@ -692,21 +715,36 @@ impl<T: Transport> GpuScheme<T> {
         }
         self.lose_contexts();
         self.report_fences();
-        self.reclaim_finished();
+        self.reclaim_finished(ctx);
         self.wake_readers(ctx);
         found
     }
 
     /// Frees what waited for the commands the device finished, sends the
-    /// releases that waited for ring room, and withdraws idle regions.
-    fn reclaim_finished(&mut self) {
-        self.reclaim.finished(self.gpu.take_finished());
+    /// releases that waited for ring room, and withdraws idle regions; wakes
+    /// what waits for the device if it finished anything.
+    fn reclaim_finished(&mut self, ctx: &mut Context) {
+        let finished = self.gpu.take_finished();
+        if finished.is_empty() {
+            return;
+        }
+        ctx.wake(DEVICE);
+        self.reclaim.finished(finished);
         if self.health == Health::Stuck && !self.reclaim.busy() {
             info!("the device answered everything it had: it answers again");
             self.health = Health::Answering;
         }
         self.reclaim.flush(&mut self.gpu);
         self.memory.withdraw_idle(&mut self.gpu);
+        if std::mem::take(&mut self.room_wanted) {
+            // Clients that were answered EAGAIN for a full ring (drmd's
+            // non-blocking QUEUEs) learn of the room by polling a session.
+            for (&id, node) in &self.handles {
+                if matches!(node, Node::Session(..)) {
+                    ctx.post_event(id, EventFlags::READ);
+                }
+            }
+        }
     }
 
     /// Errs (without waiting) when the device does not answer now: ENODEV
@@ -721,7 +759,7 @@ impl<T: Transport> GpuScheme<T> {
 
     /// The device is stuck or lost: says so, and fails every fence in
     /// flight at syncd at once, so that nobody waits on them for ever.
-    fn declare(&mut self, health: Health) {
+    fn declare(&mut self, health: Health, ctx: &mut Context) {
         let (errno, what) = match health {
             Health::Stuck => (
                 Errno::ETIMEDOUT,
@@ -735,6 +773,8 @@ impl<T: Transport> GpuScheme<T> {
             self.stuck += 1;
         }
         self.health = health;
+        // Parked waits answer their error now, not at their deadlines.
+        ctx.wake(DEVICE);
         let points = self.gpu.fences_in_flight();
         if let Some(owner) = self.sync_owner() {
             for point in points {
@@ -837,20 +877,22 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         buf: &mut [u8],
         offset: u64,
         _ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let text = match self.handles.get(&id).ok_or(Errno::EBADF)? {
             Node::Stats => self.stats(),
             Node::Objects => self.objects.describe(),
-            Node::Session(..) => return Err(Errno::EBADF),
+            // Reading a session acknowledges its readiness (ring room after
+            // an EAGAIN): there is nothing to read.
+            Node::Session(..) => return Ok(Answer::Ready(0)),
             // A stream: offsets mean nothing; an empty trace parks the read.
             Node::Trace => {
-                return match self.gpu.tracer().read(id, buf) {
-                    0 if !buf.is_empty() => Err(Errno::EAGAIN),
-                    n => Ok(n),
-                };
+                return Ok(match self.gpu.tracer().read(id, buf) {
+                    0 if !buf.is_empty() => Answer::Park(Park::on(TRACE)),
+                    n => Answer::Ready(n),
+                });
             }
         };
-        Ok(read_text(&text, buf, offset))
+        Ok(Answer::Ready(read_text(&text, buf, offset)))
     }
 
     fn call(
@@ -859,17 +901,17 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         payload: &mut [u8],
         metadata: &[u64],
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let &Node::Session(session, domain) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
             return Err(Errno::ENOTTY);
         };
-        let result = self.session_call(session, domain, payload, metadata);
+        let result = self.session_call(session, domain, payload, metadata, ctx);
         // A call may have drained completions (WAIT polls the device, a
         // full ring waits in QUEUE) whose interrupt will not come again:
         // their fences are reported now, not at the next interrupt.
         self.report_fences();
         self.lose_contexts();
-        self.reclaim_finished();
+        self.reclaim_finished(ctx);
         self.wake_readers(ctx);
         result
     }
@@ -926,7 +968,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             return;
         }
         if self.gpu.device_lost() {
-            return self.declare(Health::Lost);
+            return self.declare(Health::Lost, ctx);
         }
         let timeout = self.gpu.timeout();
         let expired = |s: &Self| s.reclaim.oldest().is_some_and(|at| at.elapsed() >= timeout);
@@ -940,26 +982,18 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             warn!("{found} answers the device gave without an interrupt");
         }
         if expired(self) {
-            self.declare(Health::Stuck);
+            self.declare(Health::Stuck, ctx);
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        // The oldest unanswered wait fails at the device timeout, and so
-        // does a QUEUE parked on a ring that stays full; the oldest command
-        // in flight unanswered then makes the device stuck.
-        let timeout = self.gpu.timeout();
-        let full = self.ring_full_since.map(|since| since + timeout);
-        let oldest = match self.health {
-            Health::Answering => self.reclaim.oldest().map(|at| at + timeout),
+        // The watchdog: the oldest command in flight unanswered for the
+        // device timeout makes the device stuck. (Parked WAITs and QUEUEs
+        // carry their own deadlines.)
+        match self.health {
+            Health::Answering => self.reclaim.oldest().map(|at| at + self.gpu.timeout()),
             _ => None,
-        };
-        self.tickets
-            .values()
-            .map(|t| t.placed + timeout)
-            .chain(full)
-            .chain(oldest)
-            .min()
+        }
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {
@@ -972,7 +1006,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
     fn on_source(&mut self, token: usize, ctx: &mut Context) {
         if token == LOSS {
             if self.health != Health::Lost && self.gpu.device_lost() {
-                self.declare(Health::Lost);
+                self.declare(Health::Lost, ctx);
             }
             return;
         }

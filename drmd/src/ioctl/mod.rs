@@ -1,7 +1,10 @@
 //! One handler per ioctl, one module per area. Each handler decodes its
 //! wire payload strictly (a wrong size or a count running past the payload
 //! is EINVAL, never a panic), checks its flags, acts, and writes OUT
-//! fields back into the payload.
+//! fields back into the payload. One that must wait for a fence or ring
+//! room parks on [`PROGRESS`] or [`ROOM`] before it has changed anything,
+//! and runs again from the start when the key is woken; drmd itself never
+//! waits inside another daemon.
 
 pub mod core;
 pub mod prime;
@@ -10,7 +13,20 @@ pub mod table;
 pub mod virtgpu;
 
 use drm_uapi::wire::WireError;
-use scheme_seam::Errno;
+use scheme_seam::{Errno, WakeKey};
+
+/// Woken when syncd reports fence or syncobj progress: what parked
+/// VIRTGPU_WAITs, SYNCOBJ waits and EXECBUFFERs' in-fences wait for.
+pub const PROGRESS: WakeKey = WakeKey(0);
+/// Woken when virtio-gpud frees ring room after refusing a QUEUE: what
+/// parked EXECBUFFERs and transfers wait for.
+pub const ROOM: WakeKey = WakeKey(1);
+
+/// Whether a daemon below answered EAGAIN: a non-blocking call that would
+/// have waited, which the ioctl parks on instead.
+pub fn would_block(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::EAGAIN.0)
+}
 
 /// A malformed payload, as the client sees it: EINVAL, or ENOMEM for an
 /// array too large to carry (Linux's allocation of it fails).

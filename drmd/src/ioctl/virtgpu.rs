@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gpu_session::api::QueueReply;
+
 use drm_uapi::virtgpu::{
     self as vg, ContextInitHeader, ExecSyncobj, ExecbufferHeader, GetCapsHeader, GetParam, Map,
     ResourceCreate, ResourceInfo, Transfer, Wait,
 };
 use drm_uapi::wire::Payload;
 use gpu_session::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
-use scheme_seam::{Errno, Result};
+use scheme_seam::{Answer, Errno, Park, Result};
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, Features, Format, MemEntry, Rect, Resource3dParams, ResourceAttachBacking,
     ResourceCreate2d, ResourceCreate3d, ResourceId, TransferFromHost3d, TransferToHost2d,
@@ -20,7 +22,7 @@ use virtio_gpu_proto::{
 };
 use zerocopy::IntoBytes;
 
-use super::wire;
+use super::{wire, would_block, PROGRESS, ROOM};
 use crate::device::{Device, FenceState};
 use crate::errno::{answer_errno, io_errno};
 use crate::file::DrmFile;
@@ -206,14 +208,25 @@ pub fn map(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     Ok(0)
 }
 
+/// Places a detached request without waiting for ring room: `None` when
+/// the ring is full (the ioctl parks on [`ROOM`]; nothing was queued).
+fn try_queue(file: &DrmFile, request: &[u8], flags: u32) -> Result<Option<QueueReply>> {
+    match file.session.try_queue(request, flags) {
+        Ok(reply) => Ok(Some(reply)),
+        Err(e) if would_block(&e) => Ok(None),
+        Err(e) => Err(io_errno(e)),
+    }
+}
+
 /// TRANSFER_TO_HOST / TRANSFER_FROM_HOST: a fenced transfer whose fence
-/// the object then carries (for WAIT). Returns at once, as Linux.
+/// the object then carries (for WAIT). Returns at once, as Linux; parks
+/// while the ring is full.
 pub fn transfer(
     device: &Device,
     file: &mut DrmFile,
     to_host: bool,
     payload: &mut [u8],
-) -> Result<usize> {
+) -> Result<Answer> {
     let mut p = Payload::new(payload);
     let t: Transfer = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
@@ -228,7 +241,7 @@ pub fn transfer(
     if !virgl {
         let upload = TransferToHost2d::new(res, Rect::new(b.x, b.y, b.w, b.h), t.offset.into());
         let (_, answer) = file.session.call(upload.as_bytes(), 0).map_err(io_errno)?;
-        return answer_errno(&answer).map(|()| 0);
+        return answer_errno(&answer).map(|()| Answer::Ready(0));
     }
     // Strides are only for blob objects, which do not exist here.
     if t.stride != 0 || t.layer_stride != 0 {
@@ -246,41 +259,41 @@ pub fn transfer(
             .as_bytes()
             .to_vec()
     };
-    let reply = file
-        .session
-        .queue(&request, QUEUE_FENCED | QUEUE_DETACHED)
-        .map_err(io_errno)?;
+    let Some(reply) = try_queue(file, &request, QUEUE_FENCED | QUEUE_DETACHED)? else {
+        return Ok(Answer::Park(Park::on(ROOM)));
+    };
     file.bo(t.bo_handle)?.set_fence(reply.fence);
-    Ok(0)
+    Ok(Answer::Ready(0))
 }
 
 /// WAIT: whether the object's last fence has signalled, from syncd's page
 /// (no call): NOWAIT answers EBUSY while busy; otherwise the request parks
-/// until it signals or its `deadline` ([`WAIT_TIMEOUT`] after it began)
-/// passes (EBUSY, as Linux). A fence whose work failed (the device erred,
-/// or was declared stuck or lost) is EIO.
+/// on [`PROGRESS`] until it signals or [`WAIT_TIMEOUT`] has passed since
+/// it began (`expired`: EBUSY, as Linux). A fence whose work failed (the
+/// device erred, or was declared stuck or lost) is EIO.
 pub fn wait(
     device: &mut Device,
     file: &mut DrmFile,
-    deadline: Instant,
     payload: &mut [u8],
-) -> Result<usize> {
+    expired: bool,
+) -> Result<Answer> {
     let mut p = Payload::new(payload);
     let w: Wait = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
     // Linux ignores flag bits other than NOWAIT.
     let fence = file.bo(w.handle)?.fence();
     match device.fence_state(fence).map_err(io_errno)? {
-        FenceState::Signaled => return Ok(0),
+        FenceState::Signaled => return Ok(Answer::Ready(0)),
         // The work on it failed: the device errored, or stopped (a stuck
         // or lost device fails every fence it had).
         FenceState::Failed => return Err(Errno::EIO),
         FenceState::Busy => {}
     }
-    if w.flags & vg::WAIT_NOWAIT != 0 || Instant::now() >= deadline {
+    if w.flags & vg::WAIT_NOWAIT != 0 || expired {
         return Err(Errno::EBUSY);
     }
-    Err(Errno::EAGAIN)
+    let until = Instant::now() + WAIT_TIMEOUT;
+    Ok(Answer::Park(Park::on(PROGRESS).until(until)))
 }
 
 /// EXECBUFFER: the stream goes to the device as a fenced SUBMIT_3D in the
@@ -296,9 +309,10 @@ pub fn wait(
 /// EINVAL, unknown: ENOENT, nothing submitted: EINVAL), the in-fence
 /// (EINVAL for no sync_file), an object listed twice (EALREADY) — all
 /// before anything is queued. In-fences and in-syncobjs that have not
-/// signalled park the request (it re-runs from the start: nothing was
-/// submitted yet), where Linux would block in the ioctl.
-pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+/// signalled park the request on [`PROGRESS`], and a full ring parks it on
+/// [`ROOM`] (it runs again from the start: nothing was submitted yet),
+/// where Linux would block in the ioctl.
+pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<Answer> {
     // Staged as Linux's virtgpu_submit.c: parse, resolve, check the
     // in-fences, place the stream, queue, publish. Everything that can fail
     // does so before the queue stage, so a client that retries an error
@@ -375,13 +389,15 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         let table = file.syncobjs()?;
         match table.wait(&[s.handle], Some(&points), 0, 0) {
             Ok(_) => {}
-            Err(err) if err.raw_os_error() == Some(Errno::ETIME.0) => return Err(Errno::EAGAIN),
+            Err(err) if err.raw_os_error() == Some(Errno::ETIME.0) => {
+                return Ok(Answer::Park(Park::on(PROGRESS)))
+            }
             Err(err) => return Err(io_errno(err)),
         }
     }
     if let Some(token) = in_fence {
         if !file.in_fence_signaled(token)? {
-            return Err(Errno::EAGAIN);
+            return Ok(Answer::Park(Park::on(PROGRESS)));
         }
     }
     // Linux locks each object's reservation once: one listed twice is
@@ -398,6 +414,7 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     // device reads in place. A stream that does not fit goes inline
     // instead, and an empty one (Linux sends the bare command) has nothing
     // to place.
+    let mark = file.arena()?.mark();
     let placed = match stream.is_empty() {
         true => None,
         false => file
@@ -421,8 +438,11 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         }
     };
 
-    // Queue.
-    let reply = file.session.queue(&request, flags).map_err(io_errno)?;
+    // Queue: a full ring takes the placement back and parks.
+    let Some(reply) = try_queue(file, &request, flags)? else {
+        file.arena()?.rewind(mark);
+        return Ok(Answer::Park(Park::on(ROOM)));
+    };
 
     // Publish: nothing from here on answers an error, since the work is
     // on the device.
@@ -445,5 +465,5 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         e.fence_fd = file.out_fences.put(reply.fence);
     }
     p.set_header(&e).map_err(wire)?;
-    Ok(0)
+    Ok(Answer::Ready(0))
 }

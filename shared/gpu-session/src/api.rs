@@ -23,9 +23,13 @@
 //!     [`QueueReply`]. With [`QUEUE_FENCED`] it carries a fence on the
 //!     device timeline; with [`QUEUE_DETACHED`] nobody waits for the answer
 //!     (errors are logged, and a failed fence fails in syncd). A full ring
-//!     parks the call (EAGAIN on a non-blocking handle) until the device
-//!     frees room — other sessions are served meanwhile — and ETIMEDOUT if
-//!     it stays full for the device timeout.
+//!     parks the call until the device frees room — other sessions are
+//!     served meanwhile — and ETIMEDOUT if it stays full for the device
+//!     timeout. A non-blocking QUEUE (`try_call`, or a non-blocking handle)
+//!     is answered EAGAIN instead, and once the device frees room after
+//!     such a refusal every session handle polls readable (`fevent` READ),
+//!     so a daemon that parks its own client on the refusal (drmd) needs to
+//!     watch only one session; a read of the session (0 bytes) clears it.
 //!   - [`WAIT`]: payload = the ticket (`u64`), then room for the answer;
 //!     parks until the device answered, then returns the answer's length
 //!     with the answer in the payload (an error answer is a bare header).

@@ -31,8 +31,20 @@ impl Session {
         })
     }
 
-    /// Places a raw request (header first) with `QUEUE_*` flags.
+    /// Places a raw request (header first) with `QUEUE_*` flags, waiting
+    /// for ring room if the ring is full.
     pub fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
+        self.queue_with(request, flags, false)
+    }
+
+    /// Places a raw request like [`Session::queue`], but answers EAGAIN
+    /// instead of waiting when the ring is full: the session then polls
+    /// readable ([`Session::poll_fd`]) once the device frees room.
+    pub fn try_queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
+        self.queue_with(request, flags, true)
+    }
+
+    fn queue_with(&self, request: &[u8], flags: u32, nonblock: bool) -> io::Result<QueueReply> {
         let mut payload = QueueHeader { flags, pad: 0 }.as_bytes().to_vec();
         payload.extend_from_slice(request);
         // The reply is written over the payload's start.
@@ -40,10 +52,24 @@ impl Session {
         if payload.len() < min {
             payload.resize(min, 0);
         }
-        self.fd.call(&mut payload, &[api::QUEUE])?;
+        match nonblock {
+            true => self.fd.try_call(&mut payload, &[api::QUEUE])?,
+            false => self.fd.call(&mut payload, &[api::QUEUE])?,
+        };
         let (reply, _) =
             QueueReply::read_from_prefix(&payload).map_err(|_| io::ErrorKind::InvalidData)?;
         Ok(reply)
+    }
+
+    /// The descriptor that polls readable once the device frees ring room
+    /// after a [`Session::try_queue`] (of any session) was refused.
+    pub fn poll_fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        self.fd.poll_fd()
+    }
+
+    /// Clears the readiness [`Session::poll_fd`] reported.
+    pub fn acknowledge(&self) -> io::Result<()> {
+        self.fd.read(&mut []).map(drop)
     }
 
     /// Waits for a ticket's answer, of the length its QUEUE reply gave.

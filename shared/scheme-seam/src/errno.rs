@@ -35,6 +35,7 @@ errnos! {
     EFAULT = 14, "Bad size or address in the request.";
     EBUSY = 16, "Busy.";
     EEXIST = 17, "Already exists.";
+    EDEADLK = 35, "A wait that nothing can end.";
     ENODEV = 19, "Not supported by this object.";
     EINVAL = 22, "Invalid argument.";
     EMFILE = 24, "Too many open files.";

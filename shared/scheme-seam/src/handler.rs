@@ -1,14 +1,17 @@
 //! What a scheme implements. The same implementation is served on Redox
 //! (by the `redox` module) and on Linux (by the `linux` module).
 //!
-//! Blocking is expressed by returning [`Errno::EAGAIN`] from `read` or
-//! `call`: unless the request was non-blocking, the serving loop parks it
-//! and runs it again after every later request, every ready event source
-//! and every deadline from [`Scheme::next_deadline`], until it answers
-//! something else. A handler that returns `EAGAIN` must therefore leave its
-//! state as it found it. A parked request whose caller goes away or cancels
-//! is answered [`Errno::ECANCELED`] (if anyone is left to answer) and never
-//! runs again.
+//! Waiting is a type: `read` and `call` answer [`Answer::Ready`] or
+//! [`Answer::Park`], naming what the request waits for ([`WakeKey`]s) and
+//! until when. The serving loop keeps a parked request with its keys and
+//! deadline and runs it again only when one of its keys is woken
+//! ([`Context::wake`], from any request, event source or deadline of the
+//! daemon) or its deadline passes ([`Context::expired`]); a non-blocking
+//! request that would park is answered [`Errno::EAGAIN`] instead. A handler
+//! that parks must leave its state as it found it: the request runs again
+//! from the start. A parked request whose caller goes away or cancels is
+//! answered [`Errno::ECANCELED`] (if anyone is left to answer) and never
+//! runs again. `docs/SCHEME.md` states the whole contract.
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
@@ -140,12 +143,66 @@ impl Stat {
     }
 }
 
-/// Per-request context: the caller, and the readiness changes the handler
-/// reports while handling it.
+/// Something parked requests wait for, named by the scheme (a fence
+/// moving, ring room, an answer arriving): the scheme wakes a key when it
+/// happens, and the requests parked on it run again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WakeKey(pub u64);
+
+/// Why and until when a request waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Park {
+    pub(crate) wake: Vec<WakeKey>,
+    pub(crate) until: Option<Instant>,
+}
+
+impl Park {
+    /// Waits until `key` is woken.
+    pub fn on(key: WakeKey) -> Park {
+        Park::on_any([key])
+    }
+
+    /// Waits until any of `keys` is woken.
+    pub fn on_any(keys: impl IntoIterator<Item = WakeKey>) -> Park {
+        Park {
+            wake: keys.into_iter().collect(),
+            until: None,
+        }
+    }
+
+    /// Whether `key` wakes it.
+    pub fn waits_for(&self, key: WakeKey) -> bool {
+        self.wake.contains(&key)
+    }
+
+    /// Gives up at `at`: the request then runs once more with
+    /// [`Context::expired`] set and must answer. A request parked again
+    /// keeps the deadline it was first given, unless this one is earlier.
+    pub fn until(mut self, at: Instant) -> Park {
+        self.until = Some(at);
+        self
+    }
+}
+
+/// What a request that may wait (`read`, `call`) answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done: the value the client's operation returns.
+    Ready(usize),
+    /// Not yet: the loop keeps the request and runs it again as [`Park`]
+    /// says (a non-blocking request is answered `EAGAIN` instead).
+    Park(Park),
+}
+
+/// Per-request context: the caller, whether a parked request runs at its
+/// deadline, and what the handler reports while handling it (readiness of
+/// handles, keys woken).
 #[derive(Debug)]
 pub struct Context {
     caller: Caller,
+    expired: bool,
     events: Vec<(HandleId, EventFlags)>,
+    woken: Vec<WakeKey>,
 }
 
 impl Context {
@@ -153,13 +210,43 @@ impl Context {
     pub fn new(caller: Caller) -> Self {
         Context {
             caller,
+            expired: false,
             events: Vec::new(),
+            woken: Vec::new(),
+        }
+    }
+
+    /// A context for running a parked request from `caller` again;
+    /// `expired` when its deadline has passed.
+    pub(crate) fn rerun(caller: Caller, expired: bool) -> Self {
+        Context {
+            expired,
+            ..Context::new(caller)
         }
     }
 
     /// Who is asking.
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// Whether this is a parked request running at its deadline: it must
+    /// answer now (its timeout's errno, or its result if it is ready after
+    /// all). Parking again is answered `ETIMEDOUT`.
+    pub fn expired(&self) -> bool {
+        self.expired
+    }
+
+    /// Wakes `key`: requests parked on it run again once this step is done.
+    pub fn wake(&mut self, key: WakeKey) {
+        if !self.woken.contains(&key) {
+            self.woken.push(key);
+        }
+    }
+
+    /// The keys woken so far, for the serving loop.
+    pub(crate) fn take_woken(&mut self) -> Vec<WakeKey> {
+        std::mem::take(&mut self.woken)
     }
 
     /// Reports that handle `id` is now ready for `flags` (any handle, not
@@ -188,14 +275,14 @@ pub trait Scheme {
         Err(Errno::EOPNOTSUPP)
     }
 
-    /// Reads into `buf` at `offset`; `EAGAIN` parks a blocking read.
+    /// Reads into `buf` at `offset`: the bytes read, or a park.
     fn read(
         &mut self,
         id: HandleId,
         buf: &mut [u8],
         offset: u64,
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let _ = (id, buf, offset, ctx);
         Err(Errno::EBADF)
     }
@@ -208,14 +295,15 @@ pub trait Scheme {
 
     /// A call: `payload` is read and may be written back (the ioctl
     /// argument); `metadata` holds up to three words (the ioctl number
-    /// first). `EAGAIN` parks a blocking call.
+    /// first). A call that parks must leave `payload` unread by the client:
+    /// it runs again on the payload as the client sent it.
     fn call(
         &mut self,
         id: HandleId,
         payload: &mut [u8],
         metadata: &[u64],
         ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let _ = (id, payload, metadata, ctx);
         Err(Errno::ENOSYS)
     }
@@ -278,13 +366,14 @@ pub trait Scheme {
     }
 
     /// A time [`Scheme::next_deadline`] gave has come: act on it (a daemon's
-    /// own timeouts); parked requests are run again after.
+    /// own timers: a device watchdog, a simulated vblank), waking the keys
+    /// of what it changed.
     fn on_deadline(&mut self, ctx: &mut Context) {
         let _ = ctx;
     }
 
-    /// The earliest time a parked request may need to answer on its own
-    /// (a wait's deadline), or the daemon must act ([`Scheme::on_deadline`]).
+    /// When the daemon's own next timer is due ([`Scheme::on_deadline`]).
+    /// Parked requests' deadlines are the loop's, not this.
     fn next_deadline(&self) -> Option<Instant> {
         None
     }

@@ -31,13 +31,22 @@ pub mod token;
 
 pub use errno::{Errno, Result};
 pub use handler::{
-    read_text, Caller, Context, EventFlags, HandleId, Mapping, Opened, Scheme, Stat,
+    read_text, Answer, Caller, Context, EventFlags, HandleId, Mapping, Opened, Park, Scheme, Stat,
+    WakeKey,
 };
 #[cfg(target_os = "linux")]
 pub use linux::{serve, SchemeFd};
 #[cfg(target_os = "redox")]
 pub use redox::{serve, SchemeFd};
 pub use shm::ShmRegion;
+
+/// The bit of a call's first metadata word that makes this one call answer
+/// EAGAIN instead of waiting. Redox carries `O_NONBLOCK` to schemes with
+/// reads and writes but not with calls, so the client puts it here (for a
+/// non-blocking handle, or [`SchemeFd::try_call`]) and the serving side
+/// takes it out before the handler sees the word; on Linux the bus carries
+/// the flag itself. No call number of any scheme here has this bit.
+pub const CALL_NONBLOCK: u64 = 1 << 63;
 
 /// The open flag that makes a handle's blocking requests answer EAGAIN
 /// instead of waiting (the platform's `O_NONBLOCK`).

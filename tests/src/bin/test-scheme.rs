@@ -6,6 +6,8 @@
 //! - `echo`: write stores bytes, read returns them; a call returns the sum
 //!   of its metadata and adds 1 to every payload byte.
 //! - `wait/KEY`: a call blocks until KEY is signalled, then returns its value.
+//! - `timed/KEY/MS`: the same, but it gives up MS milliseconds after it
+//!   first parked and answers ETIME.
 //! - `event/KEY`: readable (fevent READ) once KEY is signalled; a read
 //!   blocks until then and returns the value as 8 bytes.
 //! - `signal/KEY`: writing 8 bytes signals KEY with that value.
@@ -26,8 +28,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use scheme_seam::daemon::Termination;
+use std::time::{Duration, Instant};
+
 use scheme_seam::{
-    Context, Errno, EventFlags, HandleId, Mapping, Opened, Result, Scheme, SchemeFd, ShmRegion,
+    Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme, SchemeFd,
+    ShmRegion, WakeKey,
 };
 
 const SHM_LEN: usize = 64 * 1024;
@@ -35,6 +40,7 @@ const SHM_LEN: usize = 64 * 1024;
 enum Kind {
     Echo(Vec<u8>),
     Wait(String),
+    Timed(String, u64),
     Event(String),
     Signal(String),
     Shm,
@@ -48,6 +54,8 @@ struct TestScheme {
     signals: HashMap<String, u64>,
     shm: Arc<ShmRegion>,
     closed: usize,
+    /// How many times parked requests ran (a read of `stats` says).
+    runs: usize,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -66,6 +74,12 @@ impl TestScheme {
     }
 }
 
+/// The wake key of signal name `key`.
+fn key_of(key: &str) -> WakeKey {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    WakeKey(BuildHasherDefault::<DefaultHasher>::default().hash_one(key))
+}
+
 impl Scheme for TestScheme {
     fn open(&mut self, path: &str, _flags: usize, _ctx: &mut Context) -> Result<Opened> {
         let kind = match path.split_once('/') {
@@ -74,6 +88,10 @@ impl Scheme for TestScheme {
             None if path == "fds" => Kind::Fds,
             None if path == "stats" => Kind::Stats,
             Some(("wait", key)) => Kind::Wait(key.into()),
+            Some(("timed", rest)) => {
+                let (key, ms) = rest.split_once('/').ok_or(Errno::ENOENT)?;
+                Kind::Timed(key.into(), ms.parse().map_err(|_| Errno::ENOENT)?)
+            }
             Some(("event", key)) => Kind::Event(key.into()),
             Some(("signal", key)) => Kind::Signal(key.into()),
             _ => return Err(Errno::ENOENT),
@@ -106,29 +124,37 @@ impl Scheme for TestScheme {
         buf: &mut [u8],
         _offset: u64,
         _ctx: &mut Context,
-    ) -> Result<usize> {
+    ) -> Result<Answer> {
         let text;
         let bytes: &[u8] = match self.handles.get(&id).ok_or(Errno::EBADF)? {
             Kind::Echo(data) => data,
             Kind::Event(key) => {
-                let value = self.signals.get(key).ok_or(Errno::EAGAIN)?;
+                let Some(value) = self.signals.get(key) else {
+                    return Ok(Answer::Park(Park::on(key_of(key))));
+                };
                 text = value.to_le_bytes().to_vec();
                 &text
             }
             Kind::Shm => {
                 let n = buf.len().min(self.shm.len());
                 self.shm.read_bytes(0, &mut buf[..n]);
-                return Ok(n);
+                return Ok(Answer::Ready(n));
             }
             Kind::Stats => {
-                text = format!("open={} closed={}", self.handles.len(), self.closed).into_bytes();
+                text = format!(
+                    "open={} closed={} runs={}",
+                    self.handles.len(),
+                    self.closed,
+                    self.runs
+                )
+                .into_bytes();
                 &text
             }
             _ => return Err(Errno::EBADF),
         };
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
-        Ok(n)
+        Ok(Answer::Ready(n))
     }
 
     fn write(
@@ -150,6 +176,7 @@ impl Scheme for TestScheme {
                 let value = u64::from_le_bytes(buf.try_into().map_err(|_| Errno::EINVAL)?);
                 let key = key.clone();
                 self.signals.insert(key.clone(), value);
+                ctx.wake(key_of(&key));
                 for (&h, kind) in &self.handles {
                     if matches!(kind, Kind::Event(k) if *k == key) {
                         ctx.post_event(h, EventFlags::READ);
@@ -166,18 +193,26 @@ impl Scheme for TestScheme {
         id: HandleId,
         payload: &mut [u8],
         metadata: &[u64],
-        _ctx: &mut Context,
-    ) -> Result<usize> {
+        ctx: &mut Context,
+    ) -> Result<Answer> {
         match self.handles.get(&id).ok_or(Errno::EBADF)? {
             Kind::Echo(_) => {
                 payload.iter_mut().for_each(|b| *b = b.wrapping_add(1));
-                Ok(metadata.iter().sum::<u64>() as usize)
+                Ok(Answer::Ready(metadata.iter().sum::<u64>() as usize))
             }
-            Kind::Wait(key) => self
-                .signals
-                .get(key)
-                .map(|&v| v as usize)
-                .ok_or(Errno::EAGAIN),
+            Kind::Wait(key) | Kind::Timed(key, _) if self.signals.contains_key(key) => {
+                Ok(Answer::Ready(self.signals[key] as usize))
+            }
+            Kind::Wait(key) => {
+                self.runs += 1;
+                Ok(Answer::Park(Park::on(key_of(key))))
+            }
+            Kind::Timed(_, _) if ctx.expired() => Err(Errno::ETIME),
+            Kind::Timed(key, ms) => {
+                self.runs += 1;
+                let until = Instant::now() + Duration::from_millis(*ms);
+                Ok(Answer::Park(Park::on(key_of(key)).until(until)))
+            }
             _ => Err(Errno::ENOSYS),
         }
     }
@@ -251,6 +286,7 @@ fn main() -> std::io::Result<()> {
                 signals: HashMap::new(),
                 shm: Arc::new(ShmRegion::new("test-scheme", SHM_LEN)?),
                 closed: 0,
+                runs: 0,
             };
             scheme_seam::serve(name, &mut scheme, &termination)
         }

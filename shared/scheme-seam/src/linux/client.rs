@@ -217,13 +217,31 @@ impl SchemeFd {
     }
 
     /// A call: `payload` goes to the scheme and comes back as it left it;
-    /// `metadata` is at most three words.
+    /// `metadata` is at most three words. It waits if the scheme parks it,
+    /// unless the handle was opened `O_NONBLOCK`.
     pub fn call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        self.call_with(payload, metadata, self.nonblock)
+    }
+
+    /// A call that answers `EAGAIN` rather than wait, whatever the handle's
+    /// flags.
+    pub fn try_call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        self.call_with(payload, metadata, true)
+    }
+
+    fn call_with(&self, payload: &mut [u8], metadata: &[u64], nonblock: bool) -> io::Result<usize> {
         crate::metrics::count(payload.len());
+        // The same words are valid on both platforms (see CALL_NONBLOCK).
+        if metadata
+            .first()
+            .is_some_and(|w| w & crate::CALL_NONBLOCK != 0)
+        {
+            return Err(errno(Errno::EINVAL.0));
+        }
         let req = Request::Call {
             payload: payload.to_vec(),
             metadata: metadata.to_vec(),
-            nonblock: self.nonblock,
+            nonblock,
         };
         match self.request(&req, &[])? {
             (Reply::Data { value, data }, _) if data.len() == payload.len() => {

@@ -16,8 +16,10 @@ use super::scm;
 use super::wire::{decode, encode, FrameError, Reply, Request, MAX_FDS};
 use crate::daemon::{notify_ready, Termination};
 use crate::errno::Errno;
-use crate::handler::{Caller, Context, EventFlags, HandleId, Opened, Scheme};
-use crate::parked::Parked;
+use crate::handler::{
+    Answer, Caller, Context, EventFlags, HandleId, Opened, Park, Scheme, WakeKey,
+};
+use crate::parked::{self, Parked, Rerun};
 
 const LISTENER: u64 = 0;
 const TERMINATION: u64 = 1;
@@ -101,8 +103,8 @@ struct ParkedReq {
 /// What executing a request asks of the loop.
 enum Exec {
     Reply(Reply, Vec<OwnedFd>),
-    /// The request blocks: park it.
-    Blocked,
+    /// The request waits: park it.
+    Park(Park),
     /// Open made a handle: bind the connection to it.
     Bind(HandleId),
     /// Open or dup produced another file: send it; a connection that was
@@ -122,6 +124,8 @@ struct Server<'s, S: Scheme> {
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     parked: Parked<ParkedReq>,
+    /// Keys woken since parked requests last ran.
+    woken: Vec<WakeKey>,
     /// The scheme's tokens for its sources, by event-queue position.
     sources: Vec<usize>,
 }
@@ -249,6 +253,7 @@ impl<'s, S: Scheme> Server<'s, S> {
             conns: HashMap::new(),
             next_conn: 0,
             parked: Parked::default(),
+            woken: Vec::new(),
             sources,
         })
     }
@@ -256,7 +261,17 @@ impl<'s, S: Scheme> Server<'s, S> {
     fn run(&mut self, termination: &Termination) -> io::Result<()> {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
-            let timeout = self.scheme.next_deadline().map_or(-1, |d| {
+            let next = [self.scheme.next_deadline(), self.parked.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            // Keys still woken after the last re-runs: go on at once.
+            let next = if self.woken.is_empty() {
+                next
+            } else {
+                Some(Instant::now())
+            };
+            let timeout = next.map_or(-1, |d| {
                 let ms = d.saturating_duration_since(Instant::now()).as_millis();
                 // Round up so a deadline is never woken for early and spun on.
                 i32::try_from(ms + 1).unwrap_or(i32::MAX)
@@ -296,7 +311,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                         };
                         let mut ctx = Context::new(Caller::default());
                         self.scheme.on_source(token, &mut ctx);
-                        self.deliver_events(ctx.take_events());
+                        self.absorb(&mut ctx);
                     }
                 }
             }
@@ -307,7 +322,7 @@ impl<'s, S: Scheme> Server<'s, S> {
             {
                 let mut ctx = Context::new(Caller::default());
                 self.scheme.on_deadline(&mut ctx);
-                self.deliver_events(ctx.take_events());
+                self.absorb(&mut ctx);
             }
             self.rerun_parked();
             self.flush_all();
@@ -443,18 +458,26 @@ impl<'s, S: Scheme> Server<'s, S> {
             }
         };
         let mut req = req;
-        match self.execute(id, &mut req, frame.fds) {
-            Some(Exec::Blocked) => self.parked.park(id as usize, ParkedReq { tag, req }),
+        match self.execute(id, &mut req, frame.fds, None) {
+            Some(Exec::Park(park)) => self.parked.park(id as usize, park, ParkedReq { tag, req }),
             Some(exec) => self.finish(id, tag, exec),
             None => {}
         }
     }
 
-    /// Runs one request against the scheme. `None` when the connection is
-    /// gone.
-    fn execute(&mut self, id: u64, req: &mut Request, fds: Vec<OwnedFd>) -> Option<Exec> {
+    /// Runs one request against the scheme: for the first time (`rerun`
+    /// None), or again while parked (`Some(expired)`). `None` when the
+    /// connection is gone.
+    fn execute(
+        &mut self,
+        id: u64,
+        req: &mut Request,
+        fds: Vec<OwnedFd>,
+        rerun: Option<bool>,
+    ) -> Option<Exec> {
         let conn = self.conns.get(&id)?;
-        let mut ctx = Context::new(conn.caller);
+        let expired = rerun == Some(true);
+        let mut ctx = Context::rerun(conn.caller, expired);
         let handle = conn.handle;
         let has_events = conn.events.is_some();
         let exec = match (handle, req) {
@@ -493,9 +516,13 @@ impl<'s, S: Scheme> Server<'s, S> {
                     return Some(errno_reply(Errno::EINVAL));
                 };
                 let mut data = vec![0; len];
-                match self.scheme.read(h, &mut data, *offset, &mut ctx) {
-                    Err(Errno::EAGAIN) if !*nonblock => Exec::Blocked,
-                    Ok(n) => {
+                match parked::resolve(
+                    self.scheme.read(h, &mut data, *offset, &mut ctx),
+                    *nonblock,
+                    expired,
+                ) {
+                    Ok(Answer::Park(park)) => Exec::Park(park),
+                    Ok(Answer::Ready(n)) => {
                         data.truncate(n.min(len));
                         Exec::Reply(
                             Reply::Data {
@@ -528,9 +555,10 @@ impl<'s, S: Scheme> Server<'s, S> {
                 // The handler may write the payload; a blocked call must be
                 // re-run on the payload as the client sent it.
                 let mut scratch = payload.clone();
-                match self.scheme.call(h, &mut scratch, metadata, &mut ctx) {
-                    Err(Errno::EAGAIN) if !*nonblock => Exec::Blocked,
-                    Ok(v) => Exec::Reply(
+                let answer = self.scheme.call(h, &mut scratch, metadata, &mut ctx);
+                match parked::resolve(answer, *nonblock, expired) {
+                    Ok(Answer::Park(park)) => Exec::Park(park),
+                    Ok(Answer::Ready(v)) => Exec::Reply(
                         Reply::Data {
                             value: v as u64,
                             data: scratch,
@@ -593,8 +621,8 @@ impl<'s, S: Scheme> Server<'s, S> {
                 }
             }
         };
-        self.deliver_events(ctx.take_events());
-        if has_events && !matches!(exec, Exec::Blocked) {
+        self.absorb(&mut ctx);
+        if has_events && !matches!(exec, Exec::Park(_)) {
             self.refresh_readiness(id);
         }
         Some(exec)
@@ -610,7 +638,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                     conn.closing = true;
                 }
             }
-            Exec::Blocked => unreachable!("parked by the caller"),
+            Exec::Park(_) => unreachable!("parked by the caller"),
             Exec::Bind(h) => {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     conn.handle = Some(h);
@@ -635,7 +663,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                         // The scheme made a handle nobody can reach: close it.
                         let mut ctx = Context::new(caller);
                         self.scheme.close(h, &mut ctx);
-                        self.deliver_events(ctx.take_events());
+                        self.absorb(&mut ctx);
                         self.send(id, tag, &Reply::Error(Errno::from(e).0), Vec::new());
                     }
                 }
@@ -682,12 +710,22 @@ impl<'s, S: Scheme> Server<'s, S> {
         };
         let mut ctx = Context::new(conn.caller);
         let ready = self.scheme.fevent(h, EventFlags::READ, &mut ctx);
-        let events = ctx.take_events();
         if let (Ok(ready), Some(fd)) = (ready, self.conns.get(&id).and_then(|c| c.events.as_ref()))
         {
             set_ready(fd, ready.contains(EventFlags::READ));
         }
-        self.deliver_events(events);
+        self.absorb(&mut ctx);
+    }
+
+    /// Takes in what a handler reported: readiness for pollers, keys for
+    /// parked requests.
+    fn absorb(&mut self, ctx: &mut Context) {
+        self.deliver_events(ctx.take_events());
+        for key in ctx.take_woken() {
+            if !self.woken.contains(&key) {
+                self.woken.push(key);
+            }
+        }
     }
 
     /// Makes posted readiness visible to pollers of those handles.
@@ -706,24 +744,29 @@ impl<'s, S: Scheme> Server<'s, S> {
         }
     }
 
+    /// Runs the parked requests whose keys were woken or whose deadlines
+    /// passed, until no request wakes another.
     fn rerun_parked(&mut self) {
-        if self.parked.len() == 0 {
-            return;
-        }
-        // The scheme is borrowed inside the closure, so execute through a
-        // split borrow: take the list out, run, put back what still blocks.
-        let mut parked = std::mem::take(&mut self.parked);
-        let answered =
-            parked.rerun(
-                |owner, p| match self.execute(owner as u64, &mut p.req, Vec::new()) {
-                    Some(Exec::Blocked) => None,
-                    other => Some(other),
-                },
-            );
-        self.parked = parked;
-        for (owner, p, exec) in answered {
-            if let Some(exec) = exec {
-                self.finish(owner as u64, p.tag, exec);
+        for _ in 0..parked::MAX_ROUNDS {
+            let woken = std::mem::take(&mut self.woken);
+            let now = Instant::now();
+            if woken.is_empty() && self.parked.next_deadline().is_none_or(|d| d > now) {
+                return;
+            }
+            // The scheme is borrowed inside the closure, so execute through
+            // a split borrow: take the list out, run, put it back.
+            let mut parked = std::mem::take(&mut self.parked);
+            let answered = parked.rerun(&woken, now, |owner, p, expired| {
+                match self.execute(owner as u64, &mut p.req, Vec::new(), Some(expired)) {
+                    Some(Exec::Park(park)) => Rerun::Parked(park),
+                    other => Rerun::Answered(other),
+                }
+            });
+            self.parked = parked;
+            for (owner, p, exec) in answered {
+                if let Some(exec) = exec {
+                    self.finish(owner as u64, p.tag, exec);
+                }
             }
         }
     }
@@ -813,7 +856,7 @@ impl<'s, S: Scheme> Server<'s, S> {
         if let Some(h) = conn.handle {
             let mut ctx = Context::new(conn.caller);
             self.scheme.close(h, &mut ctx);
-            self.deliver_events(ctx.take_events());
+            self.absorb(&mut ctx);
         }
     }
 

@@ -13,6 +13,7 @@ use super::{owned_fd, set_cloexec};
 use crate::errno::Errno;
 use crate::handler::Stat;
 use crate::shm::ShmRegion;
+use crate::CALL_NONBLOCK;
 
 /// Most metadata words a call carries: the kernel forwards three.
 const MAX_METADATA: usize = 3;
@@ -20,6 +21,8 @@ const MAX_METADATA: usize = 3;
 /// An open handle of a scheme, served by another process.
 pub struct SchemeFd {
     fd: libredox::Fd,
+    /// Opened `O_NONBLOCK`: its calls carry [`CALL_NONBLOCK`].
+    nonblock: bool,
 }
 
 // Handles are shared between threads (the Linux client promises the same):
@@ -37,7 +40,10 @@ impl SchemeFd {
         crate::metrics::count(0);
         let flags = i32::try_from(flags).map_err(|_| Errno::EINVAL)?;
         let fd = libredox::Fd::open(path, flags | O_CLOEXEC, 0)?;
-        Ok(SchemeFd { fd })
+        Ok(SchemeFd {
+            fd,
+            nonblock: flags as usize & crate::NONBLOCK != 0,
+        })
     }
 
     /// Gives up the handle, to pass it on.
@@ -54,6 +60,7 @@ impl SchemeFd {
         let raw = fd.into_raw_fd() as usize;
         SchemeFd {
             fd: libredox::Fd::new(raw),
+            nonblock: false,
         }
     }
 
@@ -70,13 +77,31 @@ impl SchemeFd {
     }
 
     /// A call: `payload` goes to the scheme and comes back rewritten;
-    /// `metadata` is at most three words, the ioctl number first.
+    /// `metadata` is at most three words, the ioctl number first. It waits
+    /// if the scheme parks it, unless the handle was opened `O_NONBLOCK`.
     pub fn call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        self.call_with(payload, metadata, self.nonblock)
+    }
+
+    /// A call that answers `EAGAIN` rather than wait, whatever the handle's
+    /// flags.
+    pub fn try_call(&self, payload: &mut [u8], metadata: &[u64]) -> io::Result<usize> {
+        self.call_with(payload, metadata, true)
+    }
+
+    fn call_with(&self, payload: &mut [u8], metadata: &[u64], nonblock: bool) -> io::Result<usize> {
         crate::metrics::count(payload.len());
-        if metadata.len() > MAX_METADATA {
+        if metadata.len() > MAX_METADATA || metadata.first().is_some_and(|w| w & CALL_NONBLOCK != 0)
+        {
             return Err(Errno::EINVAL.into());
         }
-        Ok(self.fd.call_rw(payload, CallFlags::empty(), metadata)?)
+        let mut words = [0u64; MAX_METADATA];
+        let words = &mut words[..metadata.len()];
+        words.copy_from_slice(metadata);
+        if let (true, Some(first)) = (nonblock, words.first_mut()) {
+            *first |= CALL_NONBLOCK;
+        }
+        Ok(self.fd.call_rw(payload, CallFlags::empty(), words)?)
     }
 
     /// Duplicates the handle; `buf` says what kind of duplicate, as the

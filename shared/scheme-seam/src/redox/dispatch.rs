@@ -9,7 +9,11 @@ use redox_scheme::OpenResult;
 use syscall::flag::MapFlags;
 use syscall::schemev2::NewFdFlags;
 
-use crate::{Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, Stat};
+use crate::parked::resolve;
+use crate::{
+    Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Scheme, Stat,
+    CALL_NONBLOCK,
+};
 
 /// The scheme root's number: the handle the registered capability stands
 /// for, which every path open is relative to.
@@ -30,34 +34,52 @@ pub(super) enum Done {
     Opened(Result<OpenResult, Errno>),
 }
 
-/// Runs the handler for `op`: the answer, or `None` if the op must park.
-pub(super) fn run_op<S: Scheme>(scheme: &mut S, op: &mut Op, ctx: &mut Context) -> Option<Done> {
+/// Runs the handler for `op`: the answer, or the park it asked for.
+/// `ctx.expired()` says whether a parked op runs at its deadline.
+pub(super) fn run_op<S: Scheme>(
+    scheme: &mut S,
+    op: &mut Op,
+    ctx: &mut Context,
+) -> Result<Done, Park> {
     if let Op::OpenAt(req) = op {
         // Handles are no directories: only the root opens paths.
         if req.fd != ROOT {
-            return Some(Done::Opened(Err(Errno::EACCES)));
+            return Ok(Done::Opened(Err(Errno::EACCES)));
         }
         let opened = scheme.open(root_relative(req.path()), *req.flags(), ctx);
-        return Some(Done::Opened(admit(scheme, opened, ctx)));
+        return Ok(Done::Opened(admit(scheme, opened, ctx)));
     }
     if op.file_id() == Some(ROOT) {
-        return Some(Done::Value(on_root(op)));
+        return Ok(Done::Value(on_root(op)));
     }
     let nonblock = op.is_explicitly_nonblock();
-    Some(match op {
+    let expired = ctx.expired();
+    Ok(match op {
         Op::Dup(req) => {
             let opened = scheme.dup(req.fd, req.buf(), ctx);
             Done::Opened(admit(scheme, opened, ctx))
         }
         Op::Read(req) => {
             let (id, offset) = (req.fd, req.offset);
-            return blocking(scheme.read(id, req.buf(), offset, ctx), nonblock);
+            return waiting(scheme.read(id, req.buf(), offset, ctx), nonblock, expired);
         }
         Op::Write(req) => Done::Value(scheme.write(req.fd, req.buf(), req.offset, ctx)),
         Op::Call(req) => {
             let (ids, payload, metadata) = req.fds_and_payload_and_metadata();
+            // The first word's CALL_NONBLOCK bit is the client's O_NONBLOCK
+            // for this call; the handler sees the word without it.
+            let mut words = [0u64; 3];
+            let words = &mut words[..metadata.len().min(3)];
+            words.copy_from_slice(&metadata[..words.len()]);
+            let call_nonblock = words.first().is_some_and(|w| w & CALL_NONBLOCK != 0);
+            if let Some(first) = words.first_mut() {
+                *first &= !CALL_NONBLOCK;
+            }
             match *ids {
-                [id] => return blocking(scheme.call(id, payload, metadata, ctx), nonblock),
+                [id] => {
+                    let answer = scheme.call(id, payload, words, ctx);
+                    return waiting(answer, nonblock || call_nonblock, expired);
+                }
                 // A call naming two handles at once (call_multiple_ids).
                 _ => Done::Value(Err(Errno::EOPNOTSUPP)),
             }
@@ -109,12 +131,12 @@ fn on_root(op: &Op) -> Result<usize, Errno> {
     }
 }
 
-/// A read's or call's result: `None` (park) for `EAGAIN`, unless the client
-/// asked not to block.
-fn blocking(result: Result<usize, Errno>, nonblock: bool) -> Option<Done> {
-    match result {
-        Err(Errno::EAGAIN) if !nonblock => None,
-        result => Some(Done::Value(result)),
+/// A read's or call's answer as the op's outcome (see [`resolve`]).
+fn waiting(answer: Result<Answer, Errno>, nonblock: bool, expired: bool) -> Result<Done, Park> {
+    match resolve(answer, nonblock, expired) {
+        Ok(Answer::Park(park)) => Err(park),
+        Ok(Answer::Ready(n)) => Ok(Done::Value(Ok(n))),
+        Err(e) => Ok(Done::Value(Err(e))),
     }
 }
 
@@ -200,7 +222,8 @@ mod tests {
 
     use super::{run_op, Done, FIRST_RESERVED_ID, ROOT};
     use crate::{
-        Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Scheme, ShmRegion, Stat,
+        Answer, Caller, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Scheme,
+        ShmRegion, Stat, WakeKey, CALL_NONBLOCK,
     };
 
     /// Records what reached it; answers as told.
@@ -209,7 +232,8 @@ mod tests {
         opened: Vec<(String, usize)>,
         closed: Vec<HandleId>,
         next_open: Option<Opened>,
-        read_answer: Option<Result<usize, Errno>>,
+        read_answer: Option<Result<Answer, Errno>>,
+        call_parks: bool,
         ready: EventFlags,
         region: Option<Arc<ShmRegion>>,
         writable_maps: bool,
@@ -226,9 +250,11 @@ mod tests {
             buf: &mut [u8],
             _: u64,
             _: &mut Context,
-        ) -> Result<usize, Errno> {
+        ) -> Result<Answer, Errno> {
             buf.fill(b'r');
-            self.read_answer.unwrap_or(Ok(buf.len()))
+            self.read_answer
+                .clone()
+                .unwrap_or(Ok(Answer::Ready(buf.len())))
         }
         fn call(
             &mut self,
@@ -236,9 +262,12 @@ mod tests {
             payload: &mut [u8],
             metadata: &[u64],
             _: &mut Context,
-        ) -> Result<usize, Errno> {
+        ) -> Result<Answer, Errno> {
+            if self.call_parks {
+                return Ok(Answer::Park(Park::on(WakeKey(1))));
+            }
             payload.iter_mut().for_each(|b| *b += 1);
-            Ok(id + metadata.iter().sum::<u64>() as usize)
+            Ok(Answer::Ready(id + metadata.iter().sum::<u64>() as usize))
         }
         fn fevent(
             &mut self,
@@ -322,20 +351,20 @@ mod tests {
         assert_eq!(value(done), Err(Errno::EBADF));
     }
 
-    fn run(s: &mut Fake, op: &mut Op) -> Option<Done> {
+    fn run(s: &mut Fake, op: &mut Op) -> Result<Done, Park> {
         run_op(s, op, &mut Context::new(Caller::default()))
     }
 
-    fn value(done: Option<Done>) -> Result<usize, Errno> {
+    fn value(done: Result<Done, Park>) -> Result<usize, Errno> {
         match done {
-            Some(Done::Value(v)) => v,
+            Ok(Done::Value(v)) => v,
             _ => panic!("expected a value"),
         }
     }
 
-    fn opened(done: Option<Done>) -> Result<OpenResult, Errno> {
+    fn opened(done: Result<Done, Park>) -> Result<OpenResult, Errno> {
         match done {
-            Some(Done::Opened(o)) => o,
+            Ok(Done::Opened(o)) => o,
             _ => panic!("expected an open result"),
         }
     }
@@ -420,15 +449,18 @@ mod tests {
     #[test]
     fn a_blocking_read_that_would_block_parks_and_a_nonblocking_one_answers() {
         let mut s = Fake {
-            read_answer: Some(Err(Errno::EAGAIN)),
+            read_answer: Some(Ok(Answer::Park(Park::on(WakeKey(1))))),
             ..Fake::default()
         };
         let mut buf = [0u8; 4];
         let mut blocking = read_op(5, &mut buf, 0);
-        assert!(run(&mut s, &mut blocking).is_none(), "parked");
+        assert_eq!(run(&mut s, &mut blocking).err(), Some(Park::on(WakeKey(1))));
         let mut nonblocking = read_op(5, &mut buf, O_NONBLOCK as u64);
         assert_eq!(value(run(&mut s, &mut nonblocking)), Err(Errno::EAGAIN));
-        s.read_answer = Some(Ok(4));
+        // A genuine EAGAIN from the handler is an answer, not a park.
+        s.read_answer = Some(Err(Errno::EAGAIN));
+        assert_eq!(value(run(&mut s, &mut blocking)), Err(Errno::EAGAIN));
+        s.read_answer = Some(Ok(Answer::Ready(4)));
         assert_eq!(
             value(run(&mut s, &mut blocking)),
             Ok(4),
@@ -451,6 +483,31 @@ mod tests {
         );
         let mut both = op(Opcode::Call, SqeFlags::MULTIPLE_IDS, args);
         assert_eq!(value(run(&mut s, &mut both)), Err(Errno::EOPNOTSUPP));
+    }
+
+    #[test]
+    fn a_call_nonblock_bit_is_taken_out_of_the_number_and_makes_a_park_eagain() {
+        let mut s = Fake::default();
+        let mut payload = [0u8; 1];
+        let args = [9, payload.as_mut_ptr() as u64, 1, 100 | CALL_NONBLOCK, 0, 0];
+        let mut call = op(Opcode::Call, SqeFlags::empty(), args);
+        assert_eq!(
+            value(run(&mut s, &mut call)),
+            Ok(9 + 100),
+            "the handler saw 100"
+        );
+        s.call_parks = true;
+        assert_eq!(value(run(&mut s, &mut call)), Err(Errno::EAGAIN));
+        let args = [9, payload.as_mut_ptr() as u64, 1, 100, 0, 0];
+        let mut blocking = op(Opcode::Call, SqeFlags::empty(), args);
+        assert!(run(&mut s, &mut blocking).is_err(), "a blocking call parks");
+        let mut ctx = Context::rerun(Caller::default(), true);
+        let done = run_op(&mut s, &mut blocking, &mut ctx);
+        assert_eq!(
+            value(done),
+            Err(Errno::ETIMEDOUT),
+            "parking at the deadline"
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use syscall::flag::FobtainFdFlags;
 use super::dispatch::{run_op, Done, ROOT};
 use super::{owned_fd, set_cloexec};
 use crate::daemon::{notify_ready, Termination};
-use crate::parked::Parked;
-use crate::{Caller, Context, Errno, EventFlags, HandleId, Scheme};
+use crate::parked::{Parked, Rerun, MAX_ROUNDS};
+use crate::{Caller, Context, Errno, EventFlags, HandleId, Scheme, WakeKey};
 
 /// Event-queue tokens; a scheme's own sources follow from
 /// [`FIRST_SOURCE`] on, in the order [`Scheme::sources`] gave them.
@@ -39,11 +39,12 @@ const REQUEST_BATCH: usize = 32;
 /// Serves `scheme` as `name` until `termination` fires.
 ///
 /// Registers the scheme in this process's namespace, then calls
-/// [`notify_ready`]. Requests are handled one at a time, in order; `read`
-/// and `call` returning [`Errno::EAGAIN`] park the request unless the
-/// client's descriptor is non-blocking (Redox passes that flag with reads
-/// and writes only, so a call always parks), and parked requests run again
-/// after every request, ready source and deadline. A client interrupted
+/// [`notify_ready`]. Requests are handled one at a time, in order; a `read`
+/// or `call` answered [`crate::Answer::Park`] is kept with its keys and
+/// deadline and runs again when a key is woken or the deadline passes,
+/// unless the client asked not to wait (`O_NONBLOCK` on a read; for a call,
+/// which Redox passes without the descriptor's flags, [`crate::CALL_NONBLOCK`]
+/// in its first metadata word): then it is answered `EAGAIN`. A client interrupted
 /// while parked (a signal) gets its request answered
 /// [`Errno::ECANCELED`], which it sees as `EINTR`; the last close of a
 /// handle, including by a client's exit, answers what is parked on it the
@@ -96,6 +97,7 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
         scheme,
         socket,
         parked: Parked::default(),
+        woken: Vec::new(),
         outbox: VecDeque::new(),
     };
     // Readiness is edge-triggered: take whatever is already waiting before
@@ -148,6 +150,8 @@ struct Server<'s, S> {
     scheme: &'s mut S,
     socket: Socket,
     parked: Parked<ParkedOp>,
+    /// Keys woken since parked requests last ran.
+    woken: Vec<WakeKey>,
     /// Responses and events to write, in order, after each step.
     outbox: VecDeque<Response>,
 }
@@ -213,10 +217,10 @@ impl<S: Scheme> Server<'_, S> {
         };
         let mut ctx = Context::new(caller);
         match run_op(self.scheme, &mut op, &mut ctx) {
-            Some(done) => self.outbox.push_back(done.respond(op)),
-            None => {
+            Ok(done) => self.outbox.push_back(done.respond(op)),
+            Err(park) => {
                 let owner = op.file_id().unwrap_or(ROOT);
-                self.parked.park(owner, ParkedOp { op, caller });
+                self.parked.park(owner, park, ParkedOp { op, caller });
             }
         }
         self.post(&mut ctx);
@@ -259,23 +263,28 @@ impl<S: Scheme> Server<'_, S> {
         self.flush()
     }
 
-    /// Runs what waited on a deadline that has passed, then sets the timer
-    /// for the next one.
+    /// Acts on the scheme's timer and on parked deadlines that have passed,
+    /// then sets the timer for the next one.
     fn meet_deadline(&mut self, timer: Option<&mut Timer>) -> io::Result<()> {
-        let Some(mut deadline) = self.scheme.next_deadline() else {
-            return Ok(());
-        };
-        if deadline <= Instant::now() {
+        if self
+            .scheme
+            .next_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
             let mut ctx = Context::new(Caller::default());
             self.scheme.on_deadline(&mut ctx);
             self.post(&mut ctx);
-            self.rerun();
-            self.flush()?;
-            match self.scheme.next_deadline() {
-                Some(next) => deadline = next,
-                None => return Ok(()),
-            }
         }
+        self.rerun();
+        self.flush()?;
+        let next = [self.scheme.next_deadline(), self.parked.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        // Keys still woken after the last re-runs: go on at once.
+        let Some(deadline) = next.or((!self.woken.is_empty()).then(Instant::now)) else {
+            return Ok(());
+        };
         if let Some(timer) = timer {
             if let Err(e) = timer.arm(deadline) {
                 log::warn!("cannot set the deadline timer: {e}");
@@ -298,38 +307,49 @@ impl<S: Scheme> Server<'_, S> {
         }
     }
 
-    /// Runs every parked request again, answering those that no longer
-    /// block.
+    /// Runs the parked requests whose keys were woken or whose deadlines
+    /// passed, until no request wakes another.
     fn rerun(&mut self) {
-        if self.parked.len() == 0 {
-            return;
+        for _ in 0..MAX_ROUNDS {
+            let woken = std::mem::take(&mut self.woken);
+            let now = Instant::now();
+            if woken.is_empty() && self.parked.next_deadline().is_none_or(|d| d > now) {
+                return;
+            }
+            let Server {
+                scheme,
+                parked,
+                outbox,
+                woken: next,
+                ..
+            } = self;
+            let mut events = Vec::new();
+            let answered = parked.rerun(&woken, now, |_, p, expired| {
+                let mut ctx = Context::rerun(p.caller, expired);
+                let done = run_op(*scheme, &mut p.op, &mut ctx);
+                events.extend(ctx.take_events());
+                next.extend(ctx.take_woken());
+                match done {
+                    Ok(done) => Rerun::Answered(done),
+                    Err(park) => Rerun::Parked(park),
+                }
+            });
+            for (_, p, done) in answered {
+                outbox.push_back(done.respond(p.op));
+            }
+            outbox.extend(events.into_iter().map(|(id, flags)| fevent(id, flags)));
         }
-        let Server {
-            scheme,
-            parked,
-            outbox,
-            ..
-        } = self;
-        let mut events = Vec::new();
-        let answered = parked.rerun(|_, p| {
-            let mut ctx = Context::new(p.caller);
-            let done = run_op(*scheme, &mut p.op, &mut ctx);
-            events.extend(ctx.take_events());
-            done
-        });
-        for (_, p, done) in answered {
-            outbox.push_back(done.respond(p.op));
-        }
-        outbox.extend(events.into_iter().map(|(id, flags)| fevent(id, flags)));
     }
 
-    /// Queues the readiness changes a handler reported.
+    /// Queues the readiness changes a handler reported, and takes note of
+    /// the keys it woke.
     fn post(&mut self, ctx: &mut Context) {
         self.outbox.extend(
             ctx.take_events()
                 .into_iter()
                 .map(|(id, flags)| fevent(id, flags)),
         );
+        self.woken.extend(ctx.take_woken());
     }
 
     /// Writes everything queued.
