@@ -2,7 +2,8 @@
 //! it: the DRM-level clear-and-read-back of ABI reference §5.5, two
 //! clients at once, malformed ioctls, and a client that dies.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drm_uapi::core::{self as dc, GemClose, GetCap, PrimeHandle};
@@ -1220,4 +1221,152 @@ fn syncobj_status(fd: &DrmFd, handle: u32) -> i32 {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap(),
     }
+}
+
+/// Requests drmd holds parked now (its `stats`).
+fn drm_parked() -> usize {
+    stack_tests::scheme_text("/scheme/drm/stats")
+        .lines()
+        .find_map(|l| l.strip_prefix("parked "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Latencies (µs) of `n` rounds of GETPARAM, NOWAIT on an idle object and
+/// an EXECBUFFER of a small clear, by `fd` on object `bo` of resource
+/// `res`: p50 and p99 of each, in that order.
+fn other_client_latencies(fd: &DrmFd, bo: u32, res: u32, n: usize) -> [(u64, u64); 3] {
+    let mut samples: [Vec<u64>; 3] = Default::default();
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [0.0, 0.0, 1.0, 1.0]);
+    for _ in 0..n {
+        let t = Instant::now();
+        assert_eq!(fd.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+        samples[0].push(t.elapsed().as_micros() as u64);
+        // Its last submit may still run: NOWAIT answers 0 or EBUSY, at once.
+        let t = Instant::now();
+        match fd.wait(bo, true) {
+            Ok(()) => {}
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EBUSY)),
+        }
+        samples[1].push(t.elapsed().as_micros() as u64);
+        let t = Instant::now();
+        fd.execbuffer(&stream, &[bo], None, false).unwrap();
+        samples[2].push(t.elapsed().as_micros() as u64);
+    }
+    samples.map(|mut s| {
+        s.sort_unstable();
+        (s[s.len() / 2], s[s.len() * 99 / 100])
+    })
+}
+
+/// One client whose submits keep the ring full holds up nobody else: its
+/// EXECBUFFER parks on ring room in drmd (virtio-gpud answers drmd's QUEUE
+/// EAGAIN instead of making it wait), and meanwhile other clients' GETPARAM
+/// and NOWAIT are answered; their EXECBUFFERs wait for room like its own and
+/// are answered when the device frees it. First with the device stopped,
+/// so the ring is certainly full; then under a real load, where the
+/// latencies of both situations are reported (not asserted on).
+#[test]
+fn a_client_that_keeps_the_ring_full_holds_up_nobody_else() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let [gpu, _sync, _drm] = stack_with_device_timeout("60000");
+    let other = render_node();
+    let (obo, ores) = create(&other, 16, 16);
+    fenced(clear(&other, obo, ores, [1.0, 0.0, 0.0, 1.0]));
+    let idle = other_client_latencies(&other, obo, ores, 300);
+
+    let heavy = Arc::new(render_node());
+    let (hbo, hres) = create(&heavy, 1024, 1024);
+    let big = clear_stream(hres, R8G8B8A8_UNORM, [0.0, 1.0, 0.0, 1.0]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = |heavy: Arc<DrmFd>, stop: Arc<AtomicBool>| {
+        let big = big.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                heavy.execbuffer(&big, &[hbo], None, false).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+
+    // The device stopped: the flood fills the ring and its next submit parks.
+    let backend = backend_pid(&gpu);
+    // SAFETY: plain signals to a process this test's daemon started.
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
+    let flooding = flood(heavy.clone(), stop.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while drm_parked() == 0 {
+        assert!(Instant::now() < deadline, "the ring never filled");
+        assert!(!flooding.is_finished());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..100 {
+        assert_eq!(other.getparam(vg::PARAM_3D_FEATURES).unwrap(), 1);
+        other.wait(obo, true).unwrap();
+    }
+    assert!(
+        drm_parked() >= 1,
+        "answered while the flood's submit waited"
+    );
+    assert!(!flooding.is_finished());
+    // The other client's submit waits for room too, and both are answered
+    // once the device frees it.
+    let (done, answered) = std::sync::mpsc::channel();
+    let other = Arc::new(other);
+    std::thread::spawn({
+        let other = other.clone();
+        let stream = clear_stream(ores, R8G8B8A8_UNORM, [0.0, 0.0, 1.0, 1.0]);
+        move || {
+            done.send(other.execbuffer(&stream, &[obo], None, true))
+                .unwrap()
+        }
+    });
+    while drm_parked() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second submit was not parked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(backend, libc::SIGCONT) };
+    let fence = answered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the parked submit was answered once the ring had room")
+        .unwrap()
+        .unwrap();
+    fenced(fence);
+    stop.store(true, Ordering::Relaxed);
+    flooding.join().unwrap();
+
+    // A real load: the flood keeps the device busy and the ring full.
+    let parks_before = ring_full_parks();
+    stop.store(false, Ordering::Relaxed);
+    let flooding = flood(heavy.clone(), stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = other_client_latencies(&other, obo, ores, 300);
+    stop.store(true, Ordering::Relaxed);
+    let floods = flooding.join().unwrap();
+    let parks = ring_full_parks() - parks_before;
+    fenced(clear(&other, obo, ores, [1.0, 1.0, 1.0, 1.0]));
+    assert!(all(&read_back(&other, obo, 16, 16), [255, 255, 255, 255]));
+    for (name, (i, b)) in ["GETPARAM", "WAIT NOWAIT", "EXECBUFFER"]
+        .iter()
+        .zip(idle.iter().zip(&busy))
+    {
+        println!(
+            "{name}: idle p50 {} us p99 {} us; beside a full ring p50 {} us p99 {} us",
+            i.0, i.1, b.0, b.1
+        );
+    }
+    println!("the flood submitted {floods} clears; QUEUEs refused for a full ring: {parks}");
+}
+
+/// QUEUEs virtio-gpud parked or refused because the ring was full.
+fn ring_full_parks() -> u64 {
+    gpu_stats()
+        .lines()
+        .find_map(|l| l.strip_prefix("ring_full_parks "))
+        .map_or(0, |n| n.parse().unwrap())
 }

@@ -101,6 +101,8 @@ pub struct GpuScheme<T: Transport> {
     /// A QUEUE found its ring full since room last freed: the next room
     /// makes every session handle readable (see [`api::QUEUE`]).
     room_wanted: bool,
+    /// QUEUEs parked (or refused, non-blocking) on a full ring, in all.
+    ring_full_parks: u64,
     /// The device timeline in syncd, once syncd is reachable (it starts
     /// after this daemon).
     sync: Option<TimelineOwner>,
@@ -176,6 +178,7 @@ impl<T: Transport> GpuScheme<T> {
             reclaim: Reclaim::default(),
             stuck: 0,
             room_wanted: false,
+            ring_full_parks: 0,
             sync: None,
             sync_retry: None,
             log: RateLimit::default(),
@@ -214,6 +217,7 @@ impl<T: Transport> GpuScheme<T> {
             );
         }
         let _ = writeln!(s, "ring_full_waits {}", stats.ring_full_waits);
+        let _ = writeln!(s, "ring_full_parks {}", self.ring_full_parks);
         let t = &stats.traffic;
         let _ = writeln!(
             s,
@@ -304,6 +308,7 @@ impl<T: Transport> GpuScheme<T> {
                 return Err(Errno::ETIMEDOUT);
             }
             self.room_wanted = true;
+            self.ring_full_parks += 1;
             let until = Instant::now() + self.gpu.timeout();
             return Ok(Answer::Park(Park::on(DEVICE).until(until)));
         }
