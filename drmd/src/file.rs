@@ -12,9 +12,10 @@ use sync_client::SyncobjTable;
 use virtio_gpu_proto::{CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId};
 use zerocopy::IntoBytes;
 
-use crate::errno::{answer_errno, io_errno};
+use crate::errno::io_errno;
 use crate::gem::Gem;
 use crate::node::Node;
+use crate::ring::Batch;
 
 /// Where EXECBUFFER streams go: memory of the file's own that virtio-gpud
 /// hands to the device in place, so a stream is copied once (from the
@@ -160,18 +161,20 @@ impl DrmFile {
         })
     }
 
-    /// The file's context, created now if it does not exist yet.
-    pub fn context(&mut self) -> Result<CtxId, Errno> {
+    /// The file's context, created now (one command of `batch`) if it does
+    /// not exist yet; `None` when the ring is full.
+    pub fn context(&mut self, batch: &mut Batch) -> Result<Option<CtxId>, Errno> {
         if let Some(ctx) = self.ctx {
-            return Ok(ctx);
+            return Ok(Some(ctx));
         }
         let placeholder = CtxId::new(1).expect("non-zero");
         let request = CtxCreate::new(placeholder, 0, "drmd client");
-        let (reply, answer) = self.session.call(request.as_bytes(), 0).map_err(io_errno)?;
-        answer_errno(&answer)?;
+        let Some(reply) = batch.send(&self.session, request.as_bytes(), 0)? else {
+            return Ok(None);
+        };
         let ctx = CtxId::new(reply.created as u32).ok_or(Errno::EIO)?;
         self.ctx = Some(ctx);
-        Ok(ctx)
+        Ok(Some(ctx))
     }
 
     /// Whether the context exists (CONTEXT_INIT answers EEXIST then).
@@ -200,48 +203,64 @@ impl DrmFile {
     }
 
     /// Attaches resource `res` to the file's context (created if need be),
-    /// as every GEM handle's creation does in Linux.
-    pub fn attach(&mut self, res: ResourceId) -> Result<(), Errno> {
-        let request = CtxAttachResource::new(self.context()?, res);
-        let (_, answer) = self.session.call(request.as_bytes(), 0).map_err(io_errno)?;
-        answer_errno(&answer)
+    /// as every GEM handle's creation does in Linux: one or two commands of
+    /// `batch`; `None` when the ring is full.
+    pub fn attach(&mut self, batch: &mut Batch, res: ResourceId) -> Result<Option<()>, Errno> {
+        let Some(ctx) = self.context(batch)? else {
+            return Ok(None);
+        };
+        let request = CtxAttachResource::new(ctx, res);
+        Ok(batch.send(&self.session, request.as_bytes(), 0)?.map(drop))
     }
 
     /// A new handle to `gem`, an object of another file or a dma-buf: the
     /// file's session adopts its resource (unless it holds it already) and
     /// it is attached to the file's context, as opening a GEM object does
-    /// in Linux.
-    pub fn open_object(&mut self, gem: Arc<Gem>, virgl: bool) -> Result<u32, Errno> {
+    /// in Linux. `None` when the ring is full (nothing changed).
+    pub fn open_object(&mut self, gem: Arc<Gem>, virgl: bool) -> Result<Option<u32>, Errno> {
         if self.handle_of(&gem).is_none() {
             let token = gem.export_token().ok_or(Errno::EIO)?;
             let res = self.session.adopt(token).map_err(io_errno)?;
             let res = ResourceId::new(res).ok_or(Errno::EIO)?;
             if virgl {
-                if let Err(e) = self.attach(res) {
+                let attached = self.attach(&mut Batch::new(2), res);
+                if !matches!(attached, Ok(Some(()))) {
                     let _ = self.session.release(res.get());
-                    return Err(e);
+                    return attached.map(|_| None);
                 }
             }
         }
-        self.insert(gem)
+        self.insert(gem).map(Some)
     }
 
     /// Removes GEM handle `handle` (EINVAL if unknown, as Linux). With the
     /// file's last handle to the object, the resource leaves the file's
     /// context and the file's session lets go of it — which unrefs it on
-    /// the device unless someone else holds it.
-    pub fn close_handle(&mut self, handle: u32) -> Result<(), Errno> {
-        let gem = self.bos.remove(&handle).ok_or(Errno::EINVAL)?;
-        if self.handle_of(&gem).is_some() {
-            return Ok(());
+    /// the device unless someone else holds it. `None` when the ring is
+    /// full (the handle stays).
+    pub fn close_handle(&mut self, handle: u32) -> Result<Option<()>, Errno> {
+        let gem = self.bos.get(&handle).ok_or(Errno::EINVAL)?.clone();
+        let last = self
+            .bos
+            .iter()
+            .all(|(&h, g)| h == handle || !Arc::ptr_eq(g, &gem));
+        if last {
+            let res = ResourceId::new(gem.res).ok_or(Errno::EIO)?;
+            if let Some(ctx) = self.ctx {
+                let detach = CtxDetachResource::new(ctx, res);
+                if Batch::new(1)
+                    .send(&self.session, detach.as_bytes(), 0)?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+            }
         }
-        let res = ResourceId::new(gem.res).ok_or(Errno::EIO)?;
-        if let Some(ctx) = self.ctx {
-            let detach = CtxDetachResource::new(ctx, res);
-            let (_, answer) = self.session.call(detach.as_bytes(), 0).map_err(io_errno)?;
-            answer_errno(&answer)?;
+        self.bos.remove(&handle);
+        if last {
+            self.session.release(gem.res).map_err(io_errno)?;
         }
-        self.session.release(gem.res).map_err(io_errno)
+        Ok(Some(()))
     }
 
     /// Bytes of client data drmd has copied for this file (command streams

@@ -8,6 +8,7 @@ mod handle;
 mod ioctl;
 mod master;
 mod node;
+mod ring;
 mod scheme;
 mod stats;
 

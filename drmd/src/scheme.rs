@@ -227,16 +227,19 @@ impl Scheme for DrmScheme {
         let answer = if nr == dc::PRIME_FD_TO_HANDLE {
             let (file, dma_bufs) = self.handles.file_and_dma_bufs(id)?;
             let tokens = &self.tokens;
-            ready(ioctl::prime::import(device, file, payload, |token| {
+            ioctl::prime::import(device, file, payload, |token| {
                 tokens
                     .get(token)
                     .and_then(|h| dma_bufs.get(&h))
                     .map(|g| Arc::clone(g))
-            }))
+            })
         } else {
             let file = self.handles.file_mut(id)?;
             match nr {
                 // The ioctls that may wait.
+                vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
+                dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
+                dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
                 vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
                 vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
                 vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
@@ -259,16 +262,13 @@ impl Scheme for DrmScheme {
                         .and_then(|()| masters.drop_master(id, pid))
                         .map(|()| 0),
                     dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
-                    dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
                     dc::GET_CAP => ioctl::core::get_cap(payload),
                     dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
-                    dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
                     // Returns an fd: a `dup` (see the module's documentation).
                     dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
                     vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
                     vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
                     vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
-                    vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
                     vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
                     vg::MAP => ioctl::virtgpu::map(file, payload),
                     vg::RESOURCE_CREATE_BLOB

@@ -172,9 +172,10 @@ impl CommandQueue {
         &self.vq
     }
 
-    /// Whether another command (of the largest chain) fits in the ring now.
-    pub fn has_room(&self) -> bool {
-        self.vq.num_free() >= MAX_DESCS_PER_COMMAND
+    /// Whether `commands` more commands (of the largest chain) fit in the
+    /// ring now.
+    pub fn has_room(&self, commands: usize) -> bool {
+        usize::from(self.vq.num_free()) >= usize::from(MAX_DESCS_PER_COMMAND) * commands
     }
 
     /// Commands submitted and not yet completed.
@@ -226,7 +227,7 @@ impl CommandQueue {
         let readable = request.len() + inline.len();
         let readable_u32 = u32::try_from(readable)
             .map_err(|_| SubmitError::Malformed("request larger than 4 GiB"))?;
-        if !self.has_room() {
+        if !self.has_room(1) {
             return Err(QueueError::Full {
                 queue: self.vq.index(),
                 needed: MAX_DESCS_PER_COMMAND,

@@ -246,11 +246,12 @@ impl<T: Transport> Gpu<T> {
         l.response_len + size as usize
     }
 
-    /// Whether `queue` has room for another command now, fenced or not
-    /// (after draining what the device has finished).
-    pub fn has_room(&mut self, queue: Queue, fenced: bool) -> bool {
-        let ready =
-            |gpu: &mut Self| gpu.queue_mut(queue).has_room() && (!fenced || gpu.fences.can_stamp());
+    /// Whether `queue` has room for `commands` more commands now, the
+    /// first fenced or not (after draining what the device has finished).
+    pub fn has_room(&mut self, queue: Queue, fenced: bool, commands: usize) -> bool {
+        let ready = |gpu: &mut Self| {
+            gpu.queue_mut(queue).has_room(commands) && (!fenced || gpu.fences.can_stamp())
+        };
         if ready(self) {
             return true;
         }

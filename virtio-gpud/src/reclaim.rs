@@ -113,7 +113,7 @@ impl Reclaim {
     /// room; the others keep their order.
     pub fn flush<T: Transport>(&mut self, gpu: &mut Gpu<T>) {
         let mut waiting = VecDeque::new();
-        while gpu.has_room(Queue::Control, false) {
+        while gpu.has_room(Queue::Control, false, 1) {
             let Some(r) = self.deferred.pop_front() else {
                 break;
             };

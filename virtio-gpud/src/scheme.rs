@@ -281,7 +281,7 @@ impl<T: Transport> GpuScheme<T> {
         self.lose_contexts();
         let (head, _) = QueueHeader::read_from_prefix(payload).map_err(|_| Errno::EINVAL)?;
         let known = api::QUEUE_FENCED | api::QUEUE_DETACHED | api::QUEUE_STREAM_IN_MEMORY;
-        if head.pad != 0 || head.flags & !known != 0 {
+        if head.reserve > api::MAX_RESERVE || head.flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
         let request = &mut payload[size_of::<QueueHeader>()..];
@@ -294,7 +294,7 @@ impl<T: Transport> GpuScheme<T> {
             .command_type();
         let queue = ty.queue();
         let fenced = head.flags & api::QUEUE_FENCED != 0;
-        if !self.gpu.has_room(queue, fenced) {
+        if !self.gpu.has_room(queue, fenced, 1 + head.reserve as usize) {
             if let Err(e) = self.gpu.flush() {
                 return Err(self.device_errno(&e));
             }

@@ -10,11 +10,11 @@ use drm_uapi::core::{
     UniqueHeader, VersionHeader,
 };
 use drm_uapi::wire::Payload;
-use scheme_seam::{Errno, HandleId, Result};
+use scheme_seam::{Answer, Errno, HandleId, Result};
 use virtio_gpu_proto::Features;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-use super::wire;
+use super::{for_room, wire};
 use crate::device::Device;
 use crate::errno::io_errno;
 use crate::file::DrmFile;
@@ -210,30 +210,37 @@ pub fn gem_flink(
 }
 
 /// GEM_OPEN (authenticated): a new handle to the object a global name
-/// names (a new one even if the file has one already, as Linux).
+/// names (a new one even if the file has one already, as Linux). Parks
+/// while the ring is too full to attach it to the file's context.
 pub fn gem_open(
     device: &Device,
     names: &Names,
     file: &mut DrmFile,
     payload: &mut [u8],
-) -> Result<usize> {
+) -> Result<Answer> {
     let mut o = GemOpen::read_from_bytes(payload).map_err(|_| Errno::EINVAL)?;
     let gem: Arc<_> = names.get(o.name).ok_or(Errno::ENOENT)?;
     o.size = u64::from(gem.size);
-    o.handle = file.open_object(gem, device.features.contains(Features::VIRGL))?;
+    let Some(handle) = file.open_object(gem, device.features.contains(Features::VIRGL))? else {
+        return Ok(for_room());
+    };
+    o.handle = handle;
     o.write_to(payload).map_err(|_| Errno::EINVAL)?;
-    Ok(0)
+    Ok(Answer::Ready(0))
 }
 
-/// GEM_CLOSE (render): the handle goes (see [`DrmFile::close_handle`]).
-/// Stricter than Linux, which ignores the pad.
-pub fn gem_close(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
+/// GEM_CLOSE (render): the handle goes (see [`DrmFile::close_handle`]),
+/// once the ring has room to detach it. Stricter than Linux, which ignores
+/// the pad.
+pub fn gem_close(file: &mut DrmFile, payload: &mut [u8]) -> Result<Answer> {
     let mut p = Payload::new(payload);
     let c: GemClose = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
     if c.pad != 0 {
         return Err(Errno::EINVAL);
     }
-    file.close_handle(c.handle)?;
-    Ok(0)
+    Ok(match file.close_handle(c.handle)? {
+        Some(()) => Answer::Ready(0),
+        None => for_room(),
+    })
 }

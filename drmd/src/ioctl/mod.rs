@@ -13,7 +13,7 @@ pub mod table;
 pub mod virtgpu;
 
 use drm_uapi::wire::WireError;
-use scheme_seam::{Errno, WakeKey};
+use scheme_seam::{Answer, Errno, Park, WakeKey};
 
 /// Woken when syncd reports fence or syncobj progress: what parked
 /// VIRTGPU_WAITs, SYNCOBJ waits and EXECBUFFERs' in-fences wait for.
@@ -22,10 +22,9 @@ pub const PROGRESS: WakeKey = WakeKey(0);
 /// parked EXECBUFFERs and transfers wait for.
 pub const ROOM: WakeKey = WakeKey(1);
 
-/// Whether a daemon below answered EAGAIN: a non-blocking call that would
-/// have waited, which the ioctl parks on instead.
-pub fn would_block(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(Errno::EAGAIN.0)
+/// What an ioctl refused for a full ring answers: it waits for room.
+pub fn for_room() -> Answer {
+    Answer::Park(Park::on(ROOM))
 }
 
 /// A malformed payload, as the client sees it: EINVAL, or ENOMEM for an

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use drm_uapi::core::{PrimeHandle, PRIME_FLAG_CLOEXEC, PRIME_FLAG_RDWR};
 use drm_uapi::wire::Payload;
-use scheme_seam::{token, Errno, Result};
+use scheme_seam::{token, Answer, Errno, Result};
 use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
-use super::wire;
+use super::{for_room, wire};
 use crate::device::Device;
 use crate::errno::io_errno;
 use crate::file::DrmFile;
@@ -37,13 +37,14 @@ pub fn export(device: &Device, file: &DrmFile, args: &[u8]) -> Result<Arc<Gem>> 
 }
 
 /// PRIME_FD_TO_HANDLE: `dma_buf` finds the object a dma-buf token names.
-/// Its flags are ignored, as Linux ignores them.
+/// Its flags are ignored, as Linux ignores them. Parks while the ring is
+/// too full to attach the object to the file's context.
 pub fn import(
     device: &Device,
     file: &mut DrmFile,
     payload: &mut [u8],
     dma_buf: impl FnOnce(u64) -> Option<Arc<Gem>>,
-) -> Result<usize> {
+) -> Result<Answer> {
     let mut p = Payload::new(payload);
     let mut h: PrimeHandle = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
@@ -56,8 +57,11 @@ pub fn import(
     };
     h.handle = match file.handle_of(&gem) {
         Some(handle) => handle,
-        None => file.open_object(gem, device.features.contains(Features::VIRGL))?,
+        None => match file.open_object(gem, device.features.contains(Features::VIRGL))? {
+            Some(handle) => handle,
+            None => return Ok(for_room()),
+        },
     };
     p.set_header(&h).map_err(wire)?;
-    Ok(0)
+    Ok(Answer::Ready(0))
 }

@@ -12,8 +12,8 @@ use scheme_seam::{Answer, Errno, Park, Result};
 use sync_client::clock::now_ns;
 use zerocopy::FromBytes;
 
-use super::{would_block, PROGRESS};
-use crate::errno::io_errno;
+use super::PROGRESS;
+use crate::errno::{io_errno, would_block};
 use crate::file::DrmFile;
 
 /// Forwards SYNCOBJ ioctl `nr`; a wait that cannot answer yet parks until

@@ -6,14 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gpu_session::api::QueueReply;
-
 use drm_uapi::virtgpu::{
     self as vg, ContextInitHeader, ExecSyncobj, ExecbufferHeader, GetCapsHeader, GetParam, Map,
     ResourceCreate, ResourceInfo, Transfer, Wait,
 };
 use drm_uapi::wire::Payload;
-use gpu_session::api::{StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
+use gpu_session::api::{StreamRef, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY};
 use scheme_seam::{Answer, Errno, Park, Result};
 use virtio_gpu_proto::{
     Box3d, CmdSubmit, Features, Format, MemEntry, Rect, Resource3dParams, ResourceAttachBacking,
@@ -22,11 +20,12 @@ use virtio_gpu_proto::{
 };
 use zerocopy::IntoBytes;
 
-use super::{wire, would_block, PROGRESS, ROOM};
+use super::{for_room, wire, PROGRESS};
 use crate::device::{Device, FenceState};
-use crate::errno::{answer_errno, io_errno};
+use crate::errno::io_errno;
 use crate::file::DrmFile;
 use crate::gem::Gem;
+use crate::ring::Batch;
 
 /// Backing is page granular, as shmem is in Linux.
 const PAGE: u32 = 4096;
@@ -113,11 +112,12 @@ pub fn context_init(device: &Device, file: &mut DrmFile, payload: &mut [u8]) -> 
 
 /// RESOURCE_CREATE: a device resource with page-rounded backing in the
 /// file's memory, attached to the file's context (created if need be).
+/// Parks while the ring lacks room for its commands.
 pub fn resource_create(
     device: &mut Device,
     file: &mut DrmFile,
     payload: &mut [u8],
-) -> Result<usize> {
+) -> Result<Answer> {
     let mut p = Payload::new(payload);
     let mut r: ResourceCreate = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
@@ -157,32 +157,34 @@ pub fn resource_create(
         .checked_next_multiple_of(PAGE)
         .ok_or(Errno::ENOMEM)?;
     // The memory first: a resource made without it would stay on the
-    // device until the file closed.
+    // device until the file closed. Then the resource, its backing and,
+    // with virgl, the context (if new) and the attachment to it.
     let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
-    let created = file
-        .session
-        .call(&request, 0)
-        .map_err(io_errno)
-        .and_then(|(reply, answer)| answer_errno(&answer).map(|()| reply.created));
-    let res = match created.map(|c| ResourceId::new(c as u32)) {
-        Ok(Some(res)) => res,
+    let mut batch = Batch::new(if virgl { 4 } else { 2 });
+    let created = batch.send(&file.session, &request, 0);
+    let res = match created.map(|r| r.map(|r| ResourceId::new(r.created as u32))) {
+        Ok(Some(Some(res))) => res,
         failed => {
             let _ = file.session.free(addr);
-            return Err(failed.err().unwrap_or(Errno::EIO));
+            return match failed {
+                Ok(None) => Ok(for_room()),
+                Ok(Some(_)) => Err(Errno::EIO),
+                Err(e) => Err(e),
+            };
         }
     };
     let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
     attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
-    answer_errno(&file.session.call(&attach, 0).map_err(io_errno)?.1)?;
+    batch.send(&file.session, &attach, 0)?;
     if virgl {
-        file.attach(res)?;
+        file.attach(&mut batch, res)?;
     }
     let map = Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
     let gem = Gem::new(res.get(), size, device.map_offset(size), map);
     r.bo_handle = file.insert(Arc::new(gem))?;
     r.res_handle = res.get();
     p.set_header(&r).map_err(wire)?;
-    Ok(0)
+    Ok(Answer::Ready(0))
 }
 
 /// RESOURCE_INFO.
@@ -208,16 +210,6 @@ pub fn map(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     Ok(0)
 }
 
-/// Places a detached request without waiting for ring room: `None` when
-/// the ring is full (the ioctl parks on [`ROOM`]; nothing was queued).
-fn try_queue(file: &DrmFile, request: &[u8], flags: u32) -> Result<Option<QueueReply>> {
-    match file.session.try_queue(request, flags) {
-        Ok(reply) => Ok(Some(reply)),
-        Err(e) if would_block(&e) => Ok(None),
-        Err(e) => Err(io_errno(e)),
-    }
-}
-
 /// TRANSFER_TO_HOST / TRANSFER_FROM_HOST: a fenced transfer whose fence
 /// the object then carries (for WAIT). Returns at once, as Linux; parks
 /// while the ring is full.
@@ -238,16 +230,22 @@ pub fn transfer(
     }
     let res = ResourceId::new(file.bo(t.bo_handle)?.res).ok_or(Errno::EIO)?;
     let b = t.box_;
+    let mut batch = Batch::new(2);
     if !virgl {
         let upload = TransferToHost2d::new(res, Rect::new(b.x, b.y, b.w, b.h), t.offset.into());
-        let (_, answer) = file.session.call(upload.as_bytes(), 0).map_err(io_errno)?;
-        return answer_errno(&answer).map(|()| Answer::Ready(0));
+        let Some(reply) = batch.send(&file.session, upload.as_bytes(), QUEUE_FENCED)? else {
+            return Ok(for_room());
+        };
+        file.bo(t.bo_handle)?.set_fence(reply.fence);
+        return Ok(Answer::Ready(0));
     }
     // Strides are only for blob objects, which do not exist here.
     if t.stride != 0 || t.layer_stride != 0 {
         return Err(Errno::EINVAL);
     }
-    let ctx = file.context()?;
+    let Some(ctx) = file.context(&mut batch)? else {
+        return Ok(for_room());
+    };
     let bx = Box3d::new(b.x, b.y, b.z, b.w, b.h, b.d);
     let offset = u64::from(t.offset);
     let request = if to_host {
@@ -259,8 +257,8 @@ pub fn transfer(
             .as_bytes()
             .to_vec()
     };
-    let Some(reply) = try_queue(file, &request, QUEUE_FENCED | QUEUE_DETACHED)? else {
-        return Ok(Answer::Park(Park::on(ROOM)));
+    let Some(reply) = batch.send(&file.session, &request, QUEUE_FENCED)? else {
+        return Ok(for_room());
     };
     file.bo(t.bo_handle)?.set_fence(reply.fence);
     Ok(Answer::Ready(0))
@@ -407,7 +405,10 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     if sorted.windows(2).any(|w| w[0] == w[1]) {
         return Err(Errno::EALREADY);
     }
-    let ctx = file.context()?;
+    let mut batch = Batch::new(2);
+    let Some(ctx) = file.context(&mut batch)? else {
+        return Ok(for_room());
+    };
     let stream = p.array_bytes(stream_index).map_err(wire)?;
 
     // Place: the one copy of the submit path, into the arena, which the
@@ -430,18 +431,18 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
                 pad: 0,
             };
             request.extend_from_slice(at.as_bytes());
-            QUEUE_FENCED | QUEUE_DETACHED | QUEUE_STREAM_IN_MEMORY
+            QUEUE_FENCED | QUEUE_STREAM_IN_MEMORY
         }
         None => {
             request.extend_from_slice(stream);
-            QUEUE_FENCED | QUEUE_DETACHED
+            QUEUE_FENCED
         }
     };
 
     // Queue: a full ring takes the placement back and parks.
-    let Some(reply) = try_queue(file, &request, flags)? else {
+    let Some(reply) = batch.send(&file.session, &request, flags)? else {
         file.arena()?.rewind(mark);
-        return Ok(Answer::Park(Park::on(ROOM)));
+        return Ok(for_room());
     };
 
     // Publish: nothing from here on answers an error, since the work is

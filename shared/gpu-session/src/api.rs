@@ -30,6 +30,8 @@
 //!     such a refusal every session handle polls readable (`fevent` READ),
 //!     so a daemon that parks its own client on the refusal (drmd) needs to
 //!     watch only one session; a read of the session (0 bytes) clears it.
+//!     A QUEUE that reserves room ([`QueueHeader::reserve`]) is placed only
+//!     when the ring also has room for that many more commands.
 //!   - [`WAIT`]: payload = the ticket (`u64`), then room for the answer;
 //!     parks until the device answered, then returns the answer's length
 //!     with the answer in the payload (an error answer is a bare header).
@@ -159,9 +161,15 @@ pub struct StreamRef {
 pub struct QueueHeader {
     /// `QUEUE_*` flags.
     pub flags: u32,
-    /// Zero.
-    pub pad: u32,
+    /// How many more commands the ring must have room for after this one
+    /// (at most [`MAX_RESERVE`]): the first command of a group an ioctl
+    /// sends reserves room for the rest, so that once it is placed the
+    /// others are not held up by a full ring.
+    pub reserve: u32,
 }
+
+/// The most commands a [`QueueHeader`] may reserve room for.
+pub const MAX_RESERVE: u32 = 4;
 
 /// What a [`QUEUE`] call writes over the start of its payload.
 #[repr(C)]

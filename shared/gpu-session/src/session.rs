@@ -34,18 +34,25 @@ impl Session {
     /// Places a raw request (header first) with `QUEUE_*` flags, waiting
     /// for ring room if the ring is full.
     pub fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
-        self.queue_with(request, flags, false)
+        self.queue_with(request, flags, 0, false)
     }
 
     /// Places a raw request like [`Session::queue`], but answers EAGAIN
-    /// instead of waiting when the ring is full: the session then polls
-    /// readable ([`Session::poll_fd`]) once the device frees room.
-    pub fn try_queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
-        self.queue_with(request, flags, true)
+    /// instead of waiting when the ring lacks room for it and `reserve`
+    /// more commands: the session then polls readable
+    /// ([`Session::poll_fd`]) once the device frees room.
+    pub fn try_queue(&self, request: &[u8], flags: u32, reserve: u32) -> io::Result<QueueReply> {
+        self.queue_with(request, flags, reserve, true)
     }
 
-    fn queue_with(&self, request: &[u8], flags: u32, nonblock: bool) -> io::Result<QueueReply> {
-        let mut payload = QueueHeader { flags, pad: 0 }.as_bytes().to_vec();
+    fn queue_with(
+        &self,
+        request: &[u8],
+        flags: u32,
+        reserve: u32,
+        nonblock: bool,
+    ) -> io::Result<QueueReply> {
+        let mut payload = QueueHeader { flags, reserve }.as_bytes().to_vec();
         payload.extend_from_slice(request);
         // The reply is written over the payload's start.
         let min = size_of::<QueueReply>();
