@@ -64,25 +64,26 @@ impl Handles {
         }
     }
 
-    /// The DRM file `id`, to change, with a lookup of every dma-buf by
-    /// handle (PRIME import reads one while it changes the file); EBADF if
-    /// `id` is no file.
-    pub fn file_and_dma_bufs(
+    /// Runs `f` on DRM file `id` with the rest of the table beside it (PRIME
+    /// import reads a dma-buf while it changes the file); EBADF if `id` is
+    /// no file.
+    pub fn with_file<R>(
         &mut self,
         id: HandleId,
-    ) -> Result<(&mut DrmFile, HashMap<HandleId, &Arc<Gem>>)> {
-        let mut file = None;
-        let mut dma_bufs = HashMap::new();
-        for (&h, handle) in &mut self.map {
-            match handle {
-                Handle::File(f) if h == id => file = Some(&mut **f),
-                Handle::DmaBuf(gem) => {
-                    dma_bufs.insert(h, &*gem);
-                }
-                _ => {}
+        f: impl FnOnce(&mut DrmFile, &Handles) -> R,
+    ) -> Result<R> {
+        match self.map.remove(&id) {
+            Some(Handle::File(mut file)) => {
+                let r = f(&mut file, self);
+                self.map.insert(id, Handle::File(file));
+                Ok(r)
             }
+            Some(other) => {
+                self.map.insert(id, other);
+                Err(Errno::EBADF)
+            }
+            None => Err(Errno::EBADF),
         }
-        Ok((file.ok_or(Errno::EBADF)?, dma_bufs))
     }
 
     /// Every DRM file.

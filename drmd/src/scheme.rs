@@ -18,7 +18,6 @@
 //! [`crate::stats`]).
 
 use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core as dc;
@@ -30,7 +29,6 @@ use scheme_seam::token::{self, Tokens};
 use scheme_seam::{
     read_text, Answer, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat,
 };
-use virtio_gpu_proto::Features;
 use zerocopy::FromBytes;
 
 use crate::device::Device;
@@ -38,7 +36,7 @@ use crate::errno::io_errno;
 use crate::file::DrmFile;
 use crate::gem::Names;
 use crate::handle::{Handle, Handles};
-use crate::ioctl::{self, table, PROGRESS, ROOM};
+use crate::ioctl::{self, table, Call, PROGRESS, ROOM};
 use crate::master::Masters;
 use crate::node::Node;
 use crate::stats::{IoctlStats, Op};
@@ -149,24 +147,6 @@ impl DrmScheme {
     }
 }
 
-/// The SYNCOBJ ioctls syncd serves (HANDLE_TO_FD is a `dup`).
-fn is_syncobj(nr: u64) -> bool {
-    matches!(
-        nr,
-        so::CREATE
-            | so::DESTROY
-            | so::FD_TO_HANDLE
-            | so::WAIT
-            | so::RESET
-            | so::SIGNAL
-            | so::TIMELINE_WAIT
-            | so::QUERY
-            | so::TRANSFER
-            | so::TIMELINE_SIGNAL
-            | so::EVENTFD
-    )
-}
-
 impl Scheme for DrmScheme {
     fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
         if path.trim_matches('/') == "stats" {
@@ -209,78 +189,38 @@ impl Scheme for DrmScheme {
             master: self.masters.is_master(id),
             root: file.root,
         };
-        match table::check(nr, caller)?.kind {
-            table::Kind::Served => {}
+        let handler = match table::check(nr, caller)?.kind {
+            table::Kind::Served(handler) => handler,
             table::Kind::Noop => return Ok(Answer::Ready(0)),
             table::Kind::Invalid => return Err(Errno::EINVAL),
             table::Kind::NoModeset(errno) => {
                 return ioctl::core::no_modeset(nr, errno, payload).map(Answer::Ready)
             }
-        }
-        let pid = ctx.caller().pid;
-        let expired = ctx.expired();
+        };
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
-        let device = &mut self.device;
-        let masters = &mut self.masters;
-        let ready = |r: Result<usize>| r.map(Answer::Ready);
-        let answer = if nr == dc::PRIME_FD_TO_HANDLE {
-            let (file, dma_bufs) = self.handles.file_and_dma_bufs(id)?;
-            let tokens = &self.tokens;
-            ioctl::prime::import(device, file, payload, |token| {
-                tokens
-                    .get(token)
-                    .and_then(|h| dma_bufs.get(&h))
-                    .map(|g| Arc::clone(g))
+        let (pid, expired) = (ctx.caller().pid, ctx.expired());
+        let (device, masters, names, tokens) = (
+            &mut self.device,
+            &mut self.masters,
+            &mut self.names,
+            &self.tokens,
+        );
+        let answer = self.handles.with_file(id, |file, handles| {
+            let dma_buf = |token| tokens.get(token).and_then(|h| handles.dma_buf(h)).cloned();
+            handler(&mut Call {
+                nr,
+                payload,
+                id,
+                pid,
+                expired,
+                file,
+                device,
+                masters,
+                names,
+                dma_buf: &dma_buf,
             })
-        } else {
-            let file = self.handles.file_mut(id)?;
-            match nr {
-                // The ioctls that may wait.
-                vg::RESOURCE_CREATE => ioctl::virtgpu::resource_create(device, file, payload),
-                dc::GEM_OPEN => ioctl::core::gem_open(device, &self.names, file, payload),
-                dc::GEM_CLOSE => ioctl::core::gem_close(file, payload),
-                vg::TRANSFER_TO_HOST => ioctl::virtgpu::transfer(device, file, true, payload),
-                vg::TRANSFER_FROM_HOST => ioctl::virtgpu::transfer(device, file, false, payload),
-                vg::EXECBUFFER => ioctl::virtgpu::execbuffer(device, file, payload),
-                vg::WAIT => ioctl::virtgpu::wait(device, file, payload, expired),
-                nr if is_syncobj(nr) => ioctl::syncobj::forward(file, nr, payload, expired),
-                nr => ready(match nr {
-                    dc::VERSION => ioctl::core::version(payload),
-                    dc::GET_UNIQUE => ioctl::core::get_unique(masters.unique(id), payload),
-                    dc::GET_MAGIC => ioctl::core::get_magic(masters, id, payload),
-                    dc::GET_CLIENT => {
-                        ioctl::core::get_client(masters.authenticated(id), pid, payload)
-                    }
-                    dc::GET_STATS => ioctl::core::get_stats(payload),
-                    dc::SET_VERSION => ioctl::core::set_version(masters, id, payload),
-                    dc::AUTH_MAGIC => ioctl::core::auth_magic(masters, id, payload),
-                    dc::SET_MASTER => ioctl::core::no_payload(payload)
-                        .and_then(|()| masters.set_master(id, pid))
-                        .map(|()| 0),
-                    dc::DROP_MASTER => ioctl::core::no_payload(payload)
-                        .and_then(|()| masters.drop_master(id, pid))
-                        .map(|()| 0),
-                    dc::GEM_FLINK => ioctl::core::gem_flink(device, &mut self.names, file, payload),
-                    dc::GET_CAP => ioctl::core::get_cap(payload),
-                    dc::SET_CLIENT_CAP => ioctl::core::set_client_cap(payload),
-                    // Returns an fd: a `dup` (see the module's documentation).
-                    dc::PRIME_HANDLE_TO_FD => Err(Errno::EOPNOTSUPP),
-                    vg::GETPARAM => ioctl::virtgpu::getparam(device, payload),
-                    vg::GET_CAPS => ioctl::virtgpu::get_caps(device, payload),
-                    vg::CONTEXT_INIT => ioctl::virtgpu::context_init(device, file, payload),
-                    vg::RESOURCE_INFO => ioctl::virtgpu::resource_info(file, payload),
-                    vg::MAP => ioctl::virtgpu::map(file, payload),
-                    vg::RESOURCE_CREATE_BLOB
-                        if !device.features.contains(Features::RESOURCE_BLOB) =>
-                    {
-                        Err(Errno::EINVAL)
-                    }
-                    // The table has nothing else served.
-                    _ => Err(Errno::EINVAL),
-                }),
-            }
-        };
+        })?;
         match &answer {
             Ok(Answer::Park(park)) => {
                 if !self.progress_events && park.waits_for(PROGRESS) {

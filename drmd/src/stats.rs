@@ -9,9 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use drm_uapi::core as dc;
-use drm_uapi::syncobj as so;
-use drm_uapi::virtgpu as vg;
 use scheme_seam::metrics::Traffic;
 
 /// Sums for one ioctl type.
@@ -70,44 +67,16 @@ impl IoctlStats {
     }
 }
 
-/// The ioctl's name as Linux's headers spell it (without `DRM_IOCTL_`).
+/// The ioctl's name as Linux's headers spell it (without `DRM_IOCTL_`),
+/// from the table.
 fn name(nr: u64) -> String {
-    let known = match nr {
-        dc::VERSION => "VERSION",
-        dc::GET_CAP => "GET_CAP",
-        dc::SET_CLIENT_CAP => "SET_CLIENT_CAP",
-        dc::GEM_CLOSE => "GEM_CLOSE",
-        dc::PRIME_HANDLE_TO_FD => "PRIME_HANDLE_TO_FD",
-        dc::PRIME_FD_TO_HANDLE => "PRIME_FD_TO_HANDLE",
-        vg::MAP => "VIRTGPU_MAP",
-        vg::EXECBUFFER => "VIRTGPU_EXECBUFFER",
-        vg::GETPARAM => "VIRTGPU_GETPARAM",
-        vg::RESOURCE_CREATE => "VIRTGPU_RESOURCE_CREATE",
-        vg::RESOURCE_INFO => "VIRTGPU_RESOURCE_INFO",
-        vg::TRANSFER_FROM_HOST => "VIRTGPU_TRANSFER_FROM_HOST",
-        vg::TRANSFER_TO_HOST => "VIRTGPU_TRANSFER_TO_HOST",
-        vg::WAIT => "VIRTGPU_WAIT",
-        vg::GET_CAPS => "VIRTGPU_GET_CAPS",
-        vg::RESOURCE_CREATE_BLOB => "VIRTGPU_RESOURCE_CREATE_BLOB",
-        vg::CONTEXT_INIT => "VIRTGPU_CONTEXT_INIT",
-        so::CREATE => "SYNCOBJ_CREATE",
-        so::DESTROY => "SYNCOBJ_DESTROY",
-        so::HANDLE_TO_FD => "SYNCOBJ_HANDLE_TO_FD",
-        so::FD_TO_HANDLE => "SYNCOBJ_FD_TO_HANDLE",
-        so::WAIT => "SYNCOBJ_WAIT",
-        so::RESET => "SYNCOBJ_RESET",
-        so::SIGNAL => "SYNCOBJ_SIGNAL",
-        so::TIMELINE_WAIT => "SYNCOBJ_TIMELINE_WAIT",
-        so::QUERY => "SYNCOBJ_QUERY",
-        so::TRANSFER => "SYNCOBJ_TRANSFER",
-        so::TIMELINE_SIGNAL => "SYNCOBJ_TIMELINE_SIGNAL",
-        _ => return format!("{nr:#04x}"),
-    };
-    known.to_string()
+    crate::ioctl::table::entry(nr).map_or_else(|| format!("{nr:#04x}"), |e| e.name.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use drm_uapi::virtgpu as vg;
+
     use super::*;
 
     #[test]

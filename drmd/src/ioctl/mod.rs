@@ -12,8 +12,41 @@ pub mod syncobj;
 pub mod table;
 pub mod virtgpu;
 
+use std::sync::Arc;
+
 use drm_uapi::wire::WireError;
-use scheme_seam::{Answer, Errno, Park, WakeKey};
+use scheme_seam::{Answer, Errno, HandleId, Park, WakeKey};
+
+use crate::device::Device;
+use crate::file::DrmFile;
+use crate::gem::{Gem, Names};
+use crate::master::Masters;
+
+/// One ioctl call, as its handler ([`table::Handler`]) sees it: the
+/// request and the state it may read and change.
+pub struct Call<'a> {
+    /// The ioctl number.
+    pub nr: u64,
+    /// The wire payload, in and out.
+    pub payload: &'a mut [u8],
+    /// The calling file's handle.
+    pub id: HandleId,
+    /// The calling process.
+    pub pid: u32,
+    /// A parked call running at its deadline (see
+    /// [`scheme_seam::Context::expired`]).
+    pub expired: bool,
+    /// The calling file.
+    pub file: &'a mut DrmFile,
+    /// The device.
+    pub device: &'a mut Device,
+    /// Who is master of the primary node.
+    pub masters: &'a mut Masters,
+    /// GEM_FLINK's global names.
+    pub names: &'a mut Names,
+    /// The object a dma-buf token names (PRIME import).
+    pub dma_buf: &'a dyn Fn(u64) -> Option<Arc<Gem>>,
+}
 
 /// Woken when syncd reports fence or syncobj progress: what parked
 /// VIRTGPU_WAITs, SYNCOBJ waits and EXECBUFFERs' in-fences wait for.
