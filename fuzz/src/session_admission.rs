@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 
 use virtio_gpu_proto::{
     layout, CommandType, CtxAttachResource, CtxCreate, CtxId, Format, MemEntry, Resource3dParams,
-    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId,
+    ResourceAttachBacking, ResourceCreate2d, ResourceCreate3d, ResourceId, Wire,
 };
 use virtio_gpud::dma::{DmaPool, DmaRegion};
 use virtio_gpud::objects::{IdKind, NewId, Objects, SessionId};
@@ -225,7 +225,13 @@ impl State {
         let orig = request.to_vec();
         let (mut next_res, mut next_ctx) = (self.next_resource, self.next_context);
         let mut asked = 0;
-        let result = self.objects.admit(session, request, stream, |kind| {
+        // Bytes that are no request of the table's are EINVAL before
+        // admission, as virtio-gpud's QUEUE answers them.
+        let mut wire = match Wire::parse(&mut *request) {
+            Ok(wire) => wire,
+            Err(_) => return Err(scheme_seam::Errno::EINVAL),
+        };
+        let result = self.objects.admit(session, &mut wire, stream, |kind| {
             asked += 1;
             match kind {
                 IdKind::Resource => {

@@ -16,11 +16,12 @@
 //! the capability token of the handle it indexes into the payload (so a
 //! MERGE, an FD_TO_HANDLE or a FILE_INFO can name a real sync_file).
 //!
-//! Checked: nothing panics; a call answered EAGAIN (parked, to be re-run)
-//! left the payload and the scheme's counters as they were; the scheme
-//! counts exactly the handles that were opened and not closed.
+//! Checked: nothing panics; a call that parks left the payload and the
+//! scheme's counters as they were, and run again at its deadline it
+//! answers rather than park again; the scheme counts exactly the handles
+//! that were opened and not closed.
 
-use scheme_seam::{Caller, Context, Errno, EventFlags, HandleId, Opened, Scheme};
+use scheme_seam::{Answer, Caller, Context, Errno, EventFlags, HandleId, Opened, Scheme};
 use sync_client::api;
 use syncd::scheme::SyncScheme;
 
@@ -98,10 +99,9 @@ impl State {
     /// The scheme's counters (its root's text).
     fn counters(&mut self) -> String {
         let mut buf = vec![0u8; 512];
-        let n = self
-            .scheme
-            .read(self.root, &mut buf, 0, &mut self.ctx)
-            .expect("the root reads");
+        let Ok(Answer::Ready(n)) = self.scheme.read(self.root, &mut buf, 0, &mut self.ctx) else {
+            panic!("the root reads");
+        };
         buf.truncate(n);
         String::from_utf8(buf).expect("counters are text")
     }
@@ -163,10 +163,12 @@ pub fn run(data: &[u8]) {
     }
     s.root = s.handles[0];
     // A sync_file of the first timeline's point 1.
-    let tid = s
-        .scheme
-        .call(s.handles[4], &mut [], &[api::TIMELINE_ID], &mut s.ctx)
-        .expect("TIMELINE_ID");
+    let Ok(Answer::Ready(tid)) =
+        s.scheme
+            .call(s.handles[4], &mut [], &[api::TIMELINE_ID], &mut s.ctx)
+    else {
+        panic!("TIMELINE_ID");
+    };
     s.open(&format!("fence/{tid}/1")).expect("fence file");
     let mut input = Input::new(data);
     for _ in 0..MAX_OPS {
@@ -210,10 +212,16 @@ fn operation(s: &mut State, input: &mut Input<'_>) -> bool {
             if crate::debug() {
                 eprintln!("call handle {h} nr {nr:#x} ({} B) -> {r:?}", payload.len());
             }
-            if r == Err(Errno::EAGAIN) {
+            if let Ok(Answer::Park(_)) = r {
                 let before = before.expect("only a wait parks");
                 assert!(before.0 == payload, "a parked call changed its payload");
                 assert_eq!(before.1, s.counters(), "a parked call changed the scheme");
+                let mut at_deadline = Context::rerun(Caller::default(), true);
+                let r = s.scheme.call(h, &mut payload, &metadata, &mut at_deadline);
+                assert!(
+                    !matches!(r, Ok(Answer::Park(_))),
+                    "a wait parked again at its deadline"
+                );
             }
         }
         1 => {
@@ -255,7 +263,7 @@ fn operation(s: &mut State, input: &mut Input<'_>) -> bool {
             let mut buf = vec![0u8; usize::from(input.u16() % 8192)];
             let offset = u64::from(input.u8());
             if let Some(h) = s.pick(h) {
-                if let Ok(n) = s.scheme.read(h, &mut buf, offset, &mut s.ctx) {
+                if let Ok(Answer::Ready(n)) = s.scheme.read(h, &mut buf, offset, &mut s.ctx) {
                     assert!(n <= buf.len());
                 }
             }

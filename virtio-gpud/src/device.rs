@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 use virtio_gpu_proto::{
-    layout, CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features,
-    FenceId, GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
-    ResponseType,
+    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features, FenceId,
+    GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
+    ResponseType, Wire,
 };
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
 use crate::command::{CommandQueue, Completion, Payload, QueueStats, RequestId, SubmitError};
 use crate::dma::DmaPool;
@@ -224,20 +224,13 @@ impl<T: Transport> Gpu<T> {
 
     /// The bytes of the device's answer to `request` (header first), as
     /// its layout gives them; GET_CAPSET's answer holds the capset too, of
-    /// the size the device announced for it. A command this crate does not
-    /// define is answered with a bare (error) header.
-    pub fn response_len(&self, request: &[u8]) -> usize {
-        let bare = size_of::<CtrlHdr>();
-        let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
-            return bare;
-        };
-        let Some(l) = layout(hdr.command_type()) else {
-            return bare;
-        };
+    /// the size the device announced for it.
+    pub fn response_len(&self, request: &Wire<impl AsRef<[u8]>>) -> usize {
+        let l = request.layout();
         if l.ty != CommandType::GET_CAPSET {
             return l.response_len;
         }
-        let id = GetCapset::read_from_prefix(request).map_or(0, |(c, _)| c.capset_id.get());
+        let id = GetCapset::read_from_prefix(request.bytes()).map_or(0, |(c, _)| c.capset_id.get());
         let size = self
             .capsets
             .iter()
@@ -379,21 +372,18 @@ impl<T: Transport> Gpu<T> {
     ) -> Result<Pending, Error> {
         let response_len = std::mem::size_of::<R::Response>();
         self.submit_bytes(
-            R::TYPE.queue(),
-            request.as_bytes(),
+            Wire::of(request),
             Payload::Inline(payload),
             response_len,
             fence,
         )
     }
 
-    /// Like [`Gpu::submit`] for a request given as bytes (header first),
-    /// its payload inline or in DMA memory; `response_len` is the answer's
-    /// full size.
+    /// Like [`Gpu::submit`] for a request read from bytes, its payload
+    /// inline or in DMA memory; `response_len` is the answer's full size.
     pub fn submit_bytes(
         &mut self,
-        queue: Queue,
-        request: &[u8],
+        request: Wire<&[u8]>,
         payload: Payload<'_>,
         response_len: usize,
         fence: Option<Timeline>,
@@ -403,10 +393,8 @@ impl<T: Transport> Gpu<T> {
         {
             return Err(Error::MissingFeature("VIRTIO_GPU_F_CONTEXT_INIT"));
         }
-        let command = CtrlHdr::read_from_prefix(request)
-            .map_err(|_| SubmitError::Malformed("shorter than a header"))?
-            .0
-            .command_type();
+        let (command, queue) = (request.ty(), request.queue());
+        let request = request.bytes();
         let deadline = Instant::now() + self.timeout;
         loop {
             let fences = &mut self.fences;
@@ -642,13 +630,7 @@ impl<T: Transport> Gpu<T> {
             .ok_or(Error::NoSuchCapset(id))?;
         let request = GetCapset::new(id, version);
         let size = std::mem::size_of::<RespCapset>() + info.max_size as usize;
-        let pending = self.submit_bytes(
-            Queue::Control,
-            request.as_bytes(),
-            Payload::NONE,
-            size,
-            None,
-        )?;
+        let pending = self.submit_bytes(Wire::of(&request), Payload::NONE, size, None)?;
         let bytes = self.wait(pending)?.result?;
         decode::<RespCapset>(GetCapset::TYPE, &bytes)?;
         if bytes.len() != size {

@@ -21,9 +21,9 @@ use std::mem::offset_of;
 use scheme_seam::token::Tokens;
 use scheme_seam::Errno;
 use virtio_gpu_proto::{
-    layout, CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceAttachBacking,
+    CmdSubmit, CommandType, CtrlHdr, CtxId, Format, MemEntry, ResourceAttachBacking,
     ResourceCreate2d, ResourceCreate3d, ResourceCreateBlob, ResourceField, ResourceFlush,
-    ResourceId, SetScanout, TransferToHost2d, TransferToHost3d, UpdateCursor,
+    ResourceId, SetScanout, TransferToHost2d, TransferToHost3d, UpdateCursor, Wire,
 };
 use zerocopy::FromBytes;
 
@@ -195,16 +195,12 @@ impl Objects {
     pub fn admit(
         &mut self,
         session: SessionId,
-        request: &mut [u8],
+        request: &mut Wire<&mut [u8]>,
         stream: Option<&[u8]>,
         new_id: impl FnOnce(IdKind) -> NewId,
     ) -> Result<Admitted, Errno> {
-        let (hdr, _) = CtrlHdr::read_from_prefix(request).map_err(|_| Errno::EINVAL)?;
-        let ty = hdr.command_type();
-        let layout = layout(ty).ok_or(Errno::EINVAL)?;
-        if request.len() < layout.request_len {
-            return Err(Errno::EINVAL);
-        }
+        let (hdr, ty, layout) = (request.header(), request.ty(), request.layout());
+        let request = request.bytes_mut();
         let ctx = hdr.ctx_id.get();
         // These act on the context the header names: none is no context
         // (0 is the host's own, which no session may drive).

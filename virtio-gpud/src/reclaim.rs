@@ -19,8 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use virtio_gpu_proto::{CtrlHdr, Queue};
-use zerocopy::FromBytes;
+use virtio_gpu_proto::{Queue, Wire};
 
 use crate::command::{Payload, RequestId};
 use crate::device::Gpu;
@@ -32,7 +31,7 @@ use crate::transport::Transport;
 #[derive(Debug)]
 struct Release {
     session: SessionId,
-    request: Vec<u8>,
+    request: Wire<Vec<u8>>,
     memory: Vec<DmaBuf>,
     /// Sent only once none of the session's commands is in flight.
     after_commands: bool,
@@ -96,7 +95,7 @@ impl Reclaim {
         &mut self,
         gpu: &mut Gpu<T>,
         session: SessionId,
-        request: Vec<u8>,
+        request: Wire<Vec<u8>>,
         memory: Vec<DmaBuf>,
         after_commands: bool,
     ) {
@@ -123,7 +122,7 @@ impl Reclaim {
             }
             let response = gpu.response_len(&r.request);
             gpu.tracer().set_origin(r.session);
-            let sent = gpu.submit_bytes(Queue::Control, &r.request, Payload::NONE, response, None);
+            let sent = gpu.submit_bytes(r.request.as_ref(), Payload::NONE, response, None);
             gpu.tracer().set_origin(0);
             match sent {
                 Ok(pending) => {
@@ -134,9 +133,8 @@ impl Reclaim {
                 Err(e) => {
                     // Not sent (no memory for the command itself): tried
                     // again at the next flush, its memory kept till then.
-                    let command =
-                        CtrlHdr::read_from_prefix(&r.request).map(|(h, _)| h.command_type());
-                    log::warn!("releasing for session {}: {command:?}: {e}", r.session);
+                    let command = r.request.ty();
+                    log::warn!("releasing for session {}: {command}: {e}", r.session);
                     self.deferred.push_front(r);
                     break;
                 }

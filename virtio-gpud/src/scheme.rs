@@ -15,7 +15,7 @@ use scheme_seam::{
 };
 use sync_client::TimelineOwner;
 use virtio_gpu_proto::{
-    layout, CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref,
+    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxDestroy, ResourceUnref, Wire,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -284,15 +284,15 @@ impl<T: Transport> GpuScheme<T> {
         if head.reserve > api::MAX_RESERVE || head.flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
-        let request = &mut payload[size_of::<QueueHeader>()..];
+        // Read once here; everything below takes the parsed request.
+        let request = Wire::parse(&mut payload[size_of::<QueueHeader>()..]).map_err(|e| {
+            log::debug!("session {session}: {e:?}");
+            Errno::EINVAL
+        })?;
         // A full ring parks the request (before anything is admitted: it
         // runs again from the start) rather than holding the loop, and every
         // other session, until the device frees room.
-        let ty = CtrlHdr::read_from_prefix(request)
-            .map_err(|_| Errno::EINVAL)?
-            .0
-            .command_type();
-        let queue = ty.queue();
+        let queue = request.queue();
         let fenced = head.flags & api::QUEUE_FENCED != 0;
         if !self.gpu.has_room(queue, fenced, 1 + head.reserve as usize) {
             if let Err(e) = self.gpu.flush() {
@@ -312,7 +312,7 @@ impl<T: Transport> GpuScheme<T> {
             let until = Instant::now() + self.gpu.timeout();
             return Ok(Answer::Park(Park::on(DEVICE).until(until)));
         }
-        let (request, stream) = if head.flags & api::QUEUE_STREAM_IN_MEMORY != 0 {
+        let (mut request, stream) = if head.flags & api::QUEUE_STREAM_IN_MEMORY != 0 {
             self.stream_ref(session, request)?
         } else {
             (request, Payload::NONE)
@@ -335,7 +335,7 @@ impl<T: Transport> GpuScheme<T> {
         let gpu = &mut self.gpu;
         let admitted = self
             .objects
-            .admit(session, request, in_memory, |kind| match kind {
+            .admit(session, &mut request, in_memory, |kind| match kind {
                 IdKind::Resource => NewId::Resource(gpu.new_resource_id()),
                 IdKind::Context => NewId::Context(gpu.new_context_id()),
             })?;
@@ -344,13 +344,13 @@ impl<T: Transport> GpuScheme<T> {
         self.gpu.tracer().set_origin(session);
         if self.gpu.tracer().is_on() {
             self.trace_stream(session, stream);
-            self.trace_upload(request);
+            self.trace_upload(&request);
         }
-        let response_len = self.gpu.response_len(request);
+        let response_len = self.gpu.response_len(&request);
         let fence = fenced.then_some(Timeline::Global);
         let pending = self
             .gpu
-            .submit_bytes(queue, request, stream, response_len, fence);
+            .submit_bytes(request.as_ref(), stream, response_len, fence);
         self.gpu.tracer().set_origin(0);
         let pending = match pending.and_then(|p| self.gpu.flush().map(|()| p)) {
             Ok(pending) => pending,
@@ -402,19 +402,15 @@ impl<T: Transport> GpuScheme<T> {
 
     /// Hands the tracer what a TRANSFER_TO_HOST is about to read from its
     /// resource's backing, when a reader takes every byte.
-    fn trace_upload(&mut self, request: &[u8]) {
-        let Ok((hdr, _)) = CtrlHdr::read_from_prefix(request) else {
-            return;
-        };
-        let ty = hdr.command_type();
+    fn trace_upload(&mut self, request: &Wire<&mut [u8]>) {
         if !matches!(
-            ty,
+            request.ty(),
             CommandType::TRANSFER_TO_HOST_2D | CommandType::TRANSFER_TO_HOST_3D
         ) || !self.gpu.tracer().wants_memory()
         {
             return;
         }
-        let Some(res) = layout(ty).and_then(|l| l.resource_id(request)) else {
+        let Some(res) = request.resource_id() else {
             return;
         };
         let contents = self.objects.backing_contents(res);
@@ -435,24 +431,20 @@ impl<T: Transport> GpuScheme<T> {
     fn stream_ref<'p>(
         &self,
         session: SessionId,
-        request: &'p mut [u8],
-    ) -> Result<(&'p mut [u8], Payload<'static>)> {
-        /// The fixed part of SUBMIT_3D.
-        const SUBMIT_LEN: usize = size_of::<virtio_gpu_proto::CmdSubmit>();
-        if request.len() != SUBMIT_LEN + size_of::<api::StreamRef>() {
+        request: Wire<&'p mut [u8]>,
+    ) -> Result<(Wire<&'p mut [u8]>, Payload<'static>)> {
+        if request.ty() != CommandType::SUBMIT_3D
+            || request.bytes().len() != request.layout().request_len + size_of::<api::StreamRef>()
+        {
             return Err(Errno::EINVAL);
         }
-        let (fixed, tail) = request.split_at_mut(SUBMIT_LEN);
-        let (cmd, _) =
-            virtio_gpu_proto::CmdSubmit::read_from_prefix(fixed).map_err(|_| Errno::EINVAL)?;
+        let (fixed, tail) = request.split_payload();
+        let (cmd, _) = virtio_gpu_proto::CmdSubmit::read_from_prefix(fixed.bytes())
+            .map_err(|_| Errno::EINVAL)?;
         let (at, _) = api::StreamRef::read_from_prefix(tail).map_err(|_| Errno::EINVAL)?;
         // An empty stream has no bytes to point at (and an empty buffer
         // would stop the device's queue): it is sent without a reference.
-        if cmd.hdr.command_type() != CommandType::SUBMIT_3D
-            || at.pad != 0
-            || at.len == 0
-            || cmd.size.get() != at.len
-        {
+        if at.pad != 0 || at.len == 0 || cmd.size.get() != at.len {
             return Err(Errno::EINVAL);
         }
         if !self
@@ -584,7 +576,7 @@ impl<T: Transport> GpuScheme<T> {
         }
         for c in &contexts {
             self.gpu.forget_context(*c);
-            let destroy = CtxDestroy::new(*c).as_bytes().to_vec();
+            let destroy = Wire::owned(&CtxDestroy::new(*c));
             self.reclaim
                 .send(&mut self.gpu, session, destroy, Vec::new(), true);
         }
@@ -601,7 +593,7 @@ impl<T: Transport> GpuScheme<T> {
     /// Unrefs a resource nobody holds any more; its backing is freed once
     /// the device has answered.
     fn unref(&mut self, session: SessionId, r: Released) {
-        let unref = ResourceUnref::new(r.id).as_bytes().to_vec();
+        let unref = Wire::owned(&ResourceUnref::new(r.id));
         self.reclaim
             .send(&mut self.gpu, session, unref, r.memory, false);
     }

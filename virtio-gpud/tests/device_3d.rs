@@ -6,7 +6,7 @@ mod common;
 use common::{ctx, ctx_with_target, render_target, start_3d};
 use virgl_stream::clear_stream;
 use virgl_stream::format::R8G8B8A8_UNORM;
-use virtio_gpu_proto::Queue;
+use virtio_gpu_proto::Wire;
 use virtio_gpu_proto::{
     Box3d, CapsetHeader, CapsetId, CmdSubmit, CtxAttachResource, CtxDetachResource, Features,
     MemEntry, ResourceAttachBacking, ResourceCreate3d, ResourceUnref, TransferFromHost3d,
@@ -197,13 +197,7 @@ fn submit_3d_reads_its_stream_in_place() {
         len: stream.len() as u32,
     };
     let pending = gpu
-        .submit_bytes(
-            Queue::Control,
-            submit.as_bytes(),
-            payload,
-            24,
-            Some(Timeline::Global),
-        )
+        .submit_bytes(Wire::of(&submit), payload, 24, Some(Timeline::Global))
         .unwrap();
     assert!(gpu.wait(pending).unwrap().result.is_ok());
     let rb = TransferFromHost3d::new(ctx, res.id, Box3d::new(0, 0, 0, 16, 16, 1), 0, 0, 0, 0);

@@ -217,8 +217,9 @@ impl Context {
     }
 
     /// A context for running a parked request from `caller` again;
-    /// `expired` when its deadline has passed.
-    pub(crate) fn rerun(caller: Caller, expired: bool) -> Self {
+    /// `expired` when its deadline has passed (the serving loops' and tests
+    /// of handlers').
+    pub fn rerun(caller: Caller, expired: bool) -> Self {
         Context {
             expired,
             ..Context::new(caller)

@@ -3,7 +3,10 @@
 //! that admission, the object table, the trace and the device's response
 //! buffers read sizes and field offsets from the same place.
 
+use alloc::vec::Vec;
 use core::mem::{offset_of, size_of};
+
+use zerocopy::FromBytes;
 
 use crate::blob::{ResourceCreateBlob, ResourceMapBlob, ResourceUnmapBlob, SetScanoutBlob};
 use crate::capset::{GetCapset, GetCapsetInfo};
@@ -17,8 +20,9 @@ use crate::cmd3d::{
 };
 use crate::cursor::{MoveCursor, UpdateCursor};
 use crate::display::{GetDisplayInfo, GetEdid};
+use crate::header::CtrlHdr;
 use crate::message::Request;
-use crate::types::CommandType;
+use crate::types::{CommandType, Queue};
 
 /// How one request is laid out on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,11 +130,135 @@ pub fn layout(ty: CommandType) -> Option<&'static Layout> {
     LAYOUTS.iter().chain(&CURSOR_LAYOUTS).find(|l| l.ty == ty)
 }
 
+/// A request in bytes (header first) whose header was read once: a type
+/// the table knows and a fixed part of its layout's length. Admission, the
+/// trace and the queues take it, so that none of them reads the header or
+/// looks the layout up again. `B` is the buffer (`&mut [u8]` where
+/// admission writes the ids it assigns, `&[u8]` to place it).
+#[derive(Debug)]
+pub struct Wire<B> {
+    layout: &'static Layout,
+    bytes: B,
+}
+
+/// Why bytes are no request of the table's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than a header.
+    NoHeader,
+    /// A command type the table does not have.
+    Unknown(CommandType),
+    /// Shorter than the command's fixed part.
+    Short {
+        /// The command.
+        ty: CommandType,
+        /// Bytes given.
+        len: usize,
+    },
+}
+
+impl<B: AsRef<[u8]>> Wire<B> {
+    /// Reads `bytes`' header and finds its layout.
+    pub fn parse(bytes: B) -> Result<Wire<B>, WireError> {
+        let (hdr, _) =
+            CtrlHdr::read_from_prefix(bytes.as_ref()).map_err(|_| WireError::NoHeader)?;
+        let ty = hdr.command_type();
+        let layout = layout(ty).ok_or(WireError::Unknown(ty))?;
+        let len = bytes.as_ref().len();
+        if len < layout.request_len {
+            return Err(WireError::Short { ty, len });
+        }
+        Ok(Wire { layout, bytes })
+    }
+
+    /// The command.
+    pub fn ty(&self) -> CommandType {
+        self.layout.ty
+    }
+
+    /// The queue it goes on.
+    pub fn queue(&self) -> Queue {
+        self.layout.ty.queue()
+    }
+
+    /// Its layout.
+    pub fn layout(&self) -> &'static Layout {
+        self.layout
+    }
+
+    /// The header as the bytes hold it now.
+    pub fn header(&self) -> CtrlHdr {
+        CtrlHdr::read_from_prefix(self.bytes.as_ref())
+            .expect("parsed with a header")
+            .0
+    }
+
+    /// The whole request: fixed part and trailing payload.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// The resource id it names or creates, if its layout has one.
+    pub fn resource_id(&self) -> Option<u32> {
+        self.layout.resource_id(self.bytes.as_ref())
+    }
+
+    /// The same request, read-only (to place it).
+    pub fn as_ref(&self) -> Wire<&[u8]> {
+        Wire {
+            layout: self.layout,
+            bytes: self.bytes.as_ref(),
+        }
+    }
+}
+
+impl<B: AsMut<[u8]>> Wire<B> {
+    /// The bytes, to write (the ids admission assigns).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes.as_mut()
+    }
+}
+
+impl<'a> Wire<&'a mut [u8]> {
+    /// The fixed part, as a request of its own, and what trails it.
+    pub fn split_payload(self) -> (Wire<&'a mut [u8]>, &'a mut [u8]) {
+        let (fixed, tail) = self.bytes.split_at_mut(self.layout.request_len);
+        (
+            Wire {
+                layout: self.layout,
+                bytes: fixed,
+            },
+            tail,
+        )
+    }
+}
+
+impl Wire<Vec<u8>> {
+    /// A typed request's bytes, kept (to place later).
+    pub fn owned<R: Request>(request: &R) -> Wire<Vec<u8>> {
+        Wire {
+            layout: layout(R::TYPE).expect("every request type has a layout"),
+            bytes: request.as_bytes().to_vec(),
+        }
+    }
+}
+
+impl<'a> Wire<&'a [u8]> {
+    /// A typed request's bytes, whose layout its type gives.
+    pub fn of<R: Request>(request: &'a R) -> Wire<&'a [u8]> {
+        Wire {
+            layout: layout(R::TYPE).expect("every request type has a layout"),
+            bytes: request.as_bytes(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use zerocopy::IntoBytes;
+
     use super::ResourceField::{Creates, Names};
     use super::*;
-    use crate::types::Queue;
 
     /// The sizes and offsets of the ABI reference (§1.5), written out once
     /// here to hold the derived table to them.
@@ -191,6 +319,37 @@ mod tests {
             assert_eq!(l.ty.queue(), Queue::Control);
         }
         assert_eq!(layout(CommandType(0xffff)), None);
+    }
+
+    #[test]
+    fn wire_takes_only_known_requests_of_their_fixed_length() {
+        let res = crate::ResourceId::new(7).unwrap();
+        let flush = ResourceFlush::new(res, crate::Rect::new(0, 0, 1, 1));
+        let wire = Wire::parse(flush.as_bytes()).unwrap();
+        assert_eq!(wire.ty(), CommandType::RESOURCE_FLUSH);
+        assert_eq!(wire.resource_id(), Some(7));
+        assert_eq!(wire.queue(), Queue::Control);
+        let short = &flush.as_bytes()[..47];
+        assert_eq!(
+            Wire::parse(short).unwrap_err(),
+            WireError::Short {
+                ty: CommandType::RESOURCE_FLUSH,
+                len: 47
+            }
+        );
+        let unknown = CtrlHdr::new(CommandType(0x0999));
+        assert_eq!(
+            Wire::parse(unknown.as_bytes()).unwrap_err(),
+            WireError::Unknown(CommandType(0x0999))
+        );
+        assert_eq!(
+            Wire::parse(&[0u8; 23][..]).unwrap_err(),
+            WireError::NoHeader
+        );
+        let mut bytes = flush.as_bytes().to_vec();
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let (fixed, tail) = Wire::parse(&mut bytes[..]).unwrap().split_payload();
+        assert_eq!((fixed.bytes().len(), &tail[..]), (48, &[1u8, 2, 3][..]));
     }
 
     #[test]

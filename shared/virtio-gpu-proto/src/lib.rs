@@ -17,6 +17,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// A request kept to be placed later owns its bytes (`layout::Wire::owned`).
+extern crate alloc;
+
 mod message;
 
 pub mod blob;
@@ -55,6 +58,6 @@ pub use display::{DisplayOne, GetDisplayInfo, GetEdid, RespDisplayInfo, RespEdid
 pub use features::Features;
 pub use header::CtrlHdr;
 pub use ids::{CapsetId, CtxId, FenceId, ResourceId, ScanoutId};
-pub use layout::{layout, Layout, ResourceField};
+pub use layout::{layout, Layout, ResourceField, Wire, WireError};
 pub use message::{NoResponse, Request, RespNodata, Response};
 pub use types::{CommandType, Queue, ResponseType};

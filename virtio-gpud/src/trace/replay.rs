@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use virtio_gpu_proto::{CommandType, CtrlHdr, MemEntry, ResponseType};
+use virtio_gpu_proto::{CommandType, CtrlHdr, MemEntry, ResponseType, Wire};
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::record::{self, Kind, FLAG_TRUNCATED};
@@ -112,22 +112,21 @@ pub fn replay<T: Transport>(gpu: &mut Gpu<T>, stream: &[u8]) -> Result<Replay, R
         if r.header.flags & FLAG_TRUNCATED != 0 {
             return Err(ReplayError::Truncated { seq });
         }
-        let (hdr, _) =
-            CtrlHdr::read_from_prefix(r.bytes).map_err(|_| ReplayError::Malformed { seq })?;
-        let ty = hdr.command_type();
-        let mut bytes = r.bytes.to_vec();
+        let mut request =
+            Wire::parse(r.bytes.to_vec()).map_err(|_| ReplayError::Malformed { seq })?;
+        let hdr = request.header();
         // The fence is the device's to stamp again.
         let fenced = r.header.hdr_flags & CtrlHdr::FLAG_FENCE != 0;
         let mut clean = hdr;
         clean.flags = (hdr.flags.get() & !CtrlHdr::FLAG_FENCE).into();
         clean.fence_id = 0.into();
-        bytes[..size_of::<CtrlHdr>()].copy_from_slice(clean.as_bytes());
-        if ty == CommandType::RESOURCE_ATTACH_BACKING {
-            out.rebase_backing(gpu, seq, &mut bytes)?;
+        request.bytes_mut()[..size_of::<CtrlHdr>()].copy_from_slice(clean.as_bytes());
+        if request.ty() == CommandType::RESOURCE_ATTACH_BACKING {
+            out.rebase_backing(gpu, seq, request.bytes_mut())?;
         }
         let fence = fenced.then_some(Timeline::Global);
-        let response_len = gpu.response_len(&bytes);
-        let pending = gpu.submit_bytes(ty.queue(), &bytes, Payload::NONE, response_len, fence)?;
+        let response_len = gpu.response_len(&request);
+        let pending = gpu.submit_bytes(request.as_ref(), Payload::NONE, response_len, fence)?;
         gpu.flush()?;
         let replayed = match gpu.wait(pending)?.result {
             Ok(answer) => CtrlHdr::read_from_prefix(&answer)
@@ -140,7 +139,7 @@ pub fn replay<T: Transport>(gpu: &mut Gpu<T>, stream: &[u8]) -> Result<Replay, R
             if recorded != replayed {
                 out.mismatches.push(Mismatch {
                     seq,
-                    command: ty,
+                    command: request.ty(),
                     recorded,
                     replayed,
                 });
