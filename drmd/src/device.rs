@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use gpu_session::api::CapsetEntry;
 use gpu_session::Session;
+
+use crate::backend::DeviceSession;
 use sync_client::{SyncFile, TimelinePage};
 use virtio_gpu_proto::Features;
 
@@ -33,7 +35,7 @@ pub struct Device {
     pub capsets: Vec<CapsetEntry>,
     /// A session of drmd's own, for device-wide queries and for holding
     /// exported objects (see [`crate::gem`]).
-    control: Arc<Session>,
+    control: Arc<dyn DeviceSession>,
     /// mmap offsets of GEM objects.
     offsets: Offsets,
     /// syncd's timeline page, once syncd answers.
@@ -51,24 +53,35 @@ impl Device {
                 format!("cannot reach virtio-gpud (scheme:virtio-gpu): {e}"),
             )
         })?;
-        let (info, capsets) = control.info()?;
         // Init starts syncd first; opened now, the page's handle can be an
         // event source for the whole run (see `progress_fd`).
         let page = TimelinePage::open()
             .map_err(|e| log::warn!("syncd not reachable yet ({e}): parked waits will poll"))
             .ok();
+        Device::new(Arc::new(control), page)
+    }
+
+    /// The device behind `control`, drmd's own session, with syncd's
+    /// timeline page if syncd is up.
+    pub fn new(control: Arc<dyn DeviceSession>, page: Option<TimelinePage>) -> io::Result<Device> {
+        let (info, capsets) = control.info()?;
         Ok(Device {
             features: Features::from_bits_retain(info.features),
             capsets,
-            control: Arc::new(control),
+            control,
             offsets: Offsets::default(),
             page,
             timeline: None,
         })
     }
 
+    /// A session of the device for a DRM file of user `uid`.
+    pub fn open_session(&self, uid: u32) -> io::Result<Box<dyn DeviceSession>> {
+        self.control.open_for(uid)
+    }
+
     /// The session that holds exported objects for their dma-bufs.
-    pub fn export_holder(&self) -> &Arc<Session> {
+    pub fn export_holder(&self) -> &Arc<dyn DeviceSession> {
         &self.control
     }
 
@@ -122,12 +135,12 @@ impl Device {
     /// refused `try_queue` of any of drmd's sessions (see
     /// [`gpu_session::api::QUEUE`]).
     pub fn room_fd(&self) -> io::Result<RawFd> {
-        Ok(self.control.poll_fd()?.as_raw_fd())
+        self.control.room_fd()
     }
 
     /// Takes note of the room [`Device::room_fd`] reported.
     pub fn acknowledge_room(&self) {
-        if let Err(e) = self.control.acknowledge() {
+        if let Err(e) = self.control.acknowledge_room() {
             log::warn!("acknowledging ring room: {e}");
         }
     }

@@ -3,15 +3,15 @@
 //! objects on the device, because its virtio-gpud session closes with it.
 
 use std::collections::HashMap;
-use std::io;
+
 use std::sync::Arc;
 
-use gpu_session::Session;
 use scheme_seam::{Errno, ShmRegion};
 use sync_client::SyncobjTable;
 use virtio_gpu_proto::{CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId};
 use zerocopy::IntoBytes;
 
+use crate::backend::DeviceSession;
 use crate::errno::io_errno;
 use crate::gem::Gem;
 use crate::node::Node;
@@ -114,7 +114,7 @@ pub struct DrmFile {
     /// uid is only valid at open).
     pub root: bool,
     /// Its session with virtio-gpud: its resources, context and memory.
-    pub session: Session,
+    pub session: Box<dyn DeviceSession>,
     /// GEM handles.
     pub bos: HashMap<u32, Arc<Gem>>,
     next_handle: u32,
@@ -144,13 +144,14 @@ struct InFenceSlot {
 }
 
 impl DrmFile {
-    /// A new file on `node` opened by user `uid`, with a session of its
-    /// own serving that user (its memory and quota are that user's).
-    pub fn open(node: Node, uid: u32) -> io::Result<DrmFile> {
-        Ok(DrmFile {
+    /// A new file on `node` opened by user `uid`, with `session`, a
+    /// session of its own serving that user (its memory and quota are that
+    /// user's).
+    pub fn open(node: Node, uid: u32, session: Box<dyn DeviceSession>) -> DrmFile {
+        DrmFile {
             node,
             root: uid == 0,
-            session: Session::open_for(uid)?,
+            session,
             bos: HashMap::new(),
             next_handle: 0,
             ctx: None,
@@ -158,7 +159,7 @@ impl DrmFile {
             arena: None,
             in_fences: None,
             out_fences: OutFences::default(),
-        })
+        }
     }
 
     /// The file's context, created now (one command of `batch`) if it does
@@ -169,7 +170,7 @@ impl DrmFile {
         }
         let placeholder = CtxId::new(1).expect("non-zero");
         let request = CtxCreate::new(placeholder, 0, "drmd client");
-        let Some(reply) = batch.send(&self.session, request.as_bytes(), 0)? else {
+        let Some(reply) = batch.send(&*self.session, request.as_bytes(), 0)? else {
             return Ok(None);
         };
         let ctx = CtxId::new(reply.created as u32).ok_or(Errno::EIO)?;
@@ -210,7 +211,7 @@ impl DrmFile {
             return Ok(None);
         };
         let request = CtxAttachResource::new(ctx, res);
-        Ok(batch.send(&self.session, request.as_bytes(), 0)?.map(drop))
+        Ok(batch.send(&*self.session, request.as_bytes(), 0)?.map(drop))
     }
 
     /// A new handle to `gem`, an object of another file or a dma-buf: the
@@ -249,7 +250,7 @@ impl DrmFile {
             if let Some(ctx) = self.ctx {
                 let detach = CtxDetachResource::new(ctx, res);
                 if Batch::new(1)
-                    .send(&self.session, detach.as_bytes(), 0)?
+                    .send(&*self.session, detach.as_bytes(), 0)?
                     .is_none()
                 {
                     return Ok(None);

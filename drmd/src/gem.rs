@@ -12,8 +12,9 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use gpu_session::Session;
 use scheme_seam::ShmRegion;
+
+use crate::backend::DeviceSession;
 
 /// A GEM buffer object.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ struct Export {
     /// The shared resource.
     res: u32,
     /// drmd's control session, holding the resource for the dma-bufs.
-    holder: Arc<Session>,
+    holder: Arc<dyn DeviceSession>,
 }
 
 impl Drop for Export {
@@ -105,7 +106,11 @@ impl Gem {
     /// The share token an importing file adopts the resource with; on first
     /// export, `session` (a holder) shares it and `holder` takes a hold of
     /// drmd's own for the dma-bufs.
-    pub fn export(&self, session: &Session, holder: &Arc<Session>) -> io::Result<u64> {
+    pub fn export(
+        &self,
+        session: &dyn DeviceSession,
+        holder: &Arc<dyn DeviceSession>,
+    ) -> io::Result<u64> {
         if let Some(e) = self.export.get() {
             return Ok(e.token);
         }

@@ -1,5 +1,6 @@
 //! drmd: serves `scheme:drm` until SIGTERM, on the device virtio-gpud owns.
 
+mod backend;
 mod device;
 mod errno;
 mod file;

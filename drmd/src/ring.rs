@@ -10,9 +10,9 @@
 //! fails its fence.
 
 use gpu_session::api::{QueueReply, QUEUE_DETACHED};
-use gpu_session::Session;
 use scheme_seam::Errno;
 
+use crate::backend::DeviceSession;
 use crate::errno::{io_errno, would_block};
 
 /// The commands one ioctl sends: at most the size it was made with.
@@ -39,7 +39,7 @@ impl Batch {
     /// only the first command can meet (nothing was placed then).
     pub fn send(
         &mut self,
-        session: &Session,
+        session: &dyn DeviceSession,
         request: &[u8],
         flags: u32,
     ) -> Result<Option<QueueReply>, Errno> {

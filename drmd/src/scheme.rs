@@ -159,10 +159,11 @@ impl Scheme for DrmScheme {
         if node == Node::Primary && !caller.is_privileged() {
             return Err(Errno::EACCES);
         }
-        let file = DrmFile::open(node, caller.uid).map_err(|e| {
+        let session = self.device.open_session(caller.uid).map_err(|e| {
             warn!("opening a DRM file: {e}");
             io_errno(e)
         })?;
+        let file = DrmFile::open(node, caller.uid, session);
         let id = self.handles.insert(Handle::File(Box::new(file)));
         if node == Node::Primary {
             self.masters.open(id, caller.pid, caller.uid == 0);

@@ -202,7 +202,7 @@ pub fn gem_flink(
 ) -> Result<usize> {
     let mut f = GemFlink::read_from_bytes(payload).map_err(|_| Errno::EINVAL)?;
     let gem = file.bo(f.handle)?;
-    gem.export(&file.session, device.export_holder())
+    gem.export(&*file.session, device.export_holder())
         .map_err(io_errno)?;
     f.name = names.name(gem);
     f.write_to(payload).map_err(|_| Errno::EINVAL)?;

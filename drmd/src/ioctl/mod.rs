@@ -10,6 +10,8 @@ pub mod core;
 pub mod prime;
 pub mod syncobj;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod virtgpu;
 
 use std::sync::Arc;

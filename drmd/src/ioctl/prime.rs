@@ -30,7 +30,7 @@ pub fn export(device: &Device, file: &DrmFile, args: &[u8]) -> Result<Arc<Gem>> 
         return Err(Errno::EINVAL);
     }
     let gem = file.bo(h.handle)?.clone();
-    gem.export(&file.session, device.export_holder())
+    gem.export(&*file.session, device.export_holder())
         .map_err(io_errno)?;
     gem.exported_as(h.flags & PRIME_FLAG_RDWR == PRIME_FLAG_RDWR);
     Ok(gem)

@@ -161,7 +161,7 @@ pub fn resource_create(
     // with virgl, the context (if new) and the attachment to it.
     let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
     let mut batch = Batch::new(if virgl { 4 } else { 2 });
-    let created = batch.send(&file.session, &request, 0);
+    let created = batch.send(&*file.session, &request, 0);
     let res = match created.map(|r| r.map(|r| ResourceId::new(r.created as u32))) {
         Ok(Some(Some(res))) => res,
         failed => {
@@ -175,7 +175,7 @@ pub fn resource_create(
     };
     let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
     attach.extend_from_slice(MemEntry::new(addr, size).as_bytes());
-    batch.send(&file.session, &attach, 0)?;
+    batch.send(&*file.session, &attach, 0)?;
     if virgl {
         file.attach(&mut batch, res)?;
     }
@@ -233,7 +233,7 @@ pub fn transfer(
     let mut batch = Batch::new(2);
     if !virgl {
         let upload = TransferToHost2d::new(res, Rect::new(b.x, b.y, b.w, b.h), t.offset.into());
-        let Some(reply) = batch.send(&file.session, upload.as_bytes(), QUEUE_FENCED)? else {
+        let Some(reply) = batch.send(&*file.session, upload.as_bytes(), QUEUE_FENCED)? else {
             return Ok(for_room());
         };
         file.bo(t.bo_handle)?.set_fence(reply.fence);
@@ -257,7 +257,7 @@ pub fn transfer(
             .as_bytes()
             .to_vec()
     };
-    let Some(reply) = batch.send(&file.session, &request, QUEUE_FENCED)? else {
+    let Some(reply) = batch.send(&*file.session, &request, QUEUE_FENCED)? else {
         return Ok(for_room());
     };
     file.bo(t.bo_handle)?.set_fence(reply.fence);
@@ -440,7 +440,7 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     };
 
     // Queue: a full ring takes the placement back and parks.
-    let Some(reply) = batch.send(&file.session, &request, flags)? else {
+    let Some(reply) = batch.send(&*file.session, &request, flags)? else {
         file.arena()?.rewind(mark);
         return Ok(for_room());
     };

@@ -1,0 +1,729 @@
+//! The ioctl handlers' rules, without a device: each handler runs against
+//! an in-memory device ([`Fake`]) that records what was placed on its ring
+//! and can be made to have no room. (Fences are syncd's: these tests keep
+//! to objects without pending fences; the stack tests cover the rest.)
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::RawFd;
+
+use std::sync::{Arc, Mutex};
+
+use drm_uapi::core::{self as dc, GemClose, GetCap, PrimeHandle, VersionHeader};
+use drm_uapi::virtgpu::{
+    self as vg, Box3d, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate,
+    ResourceInfo, Transfer, Wait,
+};
+use drm_uapi::wire::Builder;
+use gpu_session::api::{CapsetEntry, DeviceInfo, QueueReply, QUEUE_DETACHED, QUEUE_FENCED};
+use scheme_seam::{token, Answer, Errno, Park, ShmRegion};
+use virtio_gpu_proto::{CommandType, Features, ResourceField, Wire};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+use super::{core, prime, virtgpu, ROOM};
+use crate::backend::DeviceSession;
+use crate::device::Device;
+use crate::file::DrmFile;
+use crate::gem::Gem;
+use crate::node::Node;
+
+/// What the in-memory device holds, shared by all its sessions.
+#[derive(Debug, Default)]
+struct State {
+    features: u64,
+    capsets: Vec<CapsetEntry>,
+    /// Commands the ring takes before it is full (None: no limit).
+    room: Option<u32>,
+    /// Commands placed: type, flags.
+    placed: Vec<(CommandType, u32)>,
+    /// Blocking QUEUEs made while the ring was full: a handler that waited.
+    waited: u32,
+    next_id: u32,
+    next_fence: u64,
+    next_addr: u64,
+    /// Allocations by address, and resources by id with their holders.
+    allocs: BTreeMap<u64, u64>,
+    holds: BTreeMap<u32, u32>,
+}
+
+/// An in-memory virtio-gpud session.
+#[derive(Debug, Clone)]
+struct Fake(Arc<Mutex<State>>);
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.0)
+}
+
+impl Fake {
+    fn new(features: Features) -> Fake {
+        Fake(Arc::new(Mutex::new(State {
+            features: features.bits(),
+            capsets: vec![CapsetEntry {
+                id: 2,
+                max_version: 2,
+                max_size: 16,
+                pad: 0,
+            }],
+            next_addr: 0x1000,
+            ..State::default()
+        })))
+    }
+
+    fn place(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
+        let wire = Wire::parse(request).map_err(|_| errno(Errno::EINVAL))?;
+        let mut s = self.0.lock().unwrap();
+        if let Some(room) = &mut s.room {
+            *room = room.checked_sub(1).ok_or_else(|| errno(Errno::EAGAIN))?;
+        }
+        s.placed.push((wire.ty(), flags));
+        let creates = matches!(wire.layout().resource, Some(ResourceField::Creates(_)))
+            || wire.ty() == CommandType::CTX_CREATE;
+        let created = if creates {
+            s.next_id += 1;
+            let id = s.next_id;
+            s.holds.insert(id, 1);
+            id
+        } else {
+            0
+        };
+        let fence = if flags & QUEUE_FENCED != 0 {
+            s.next_fence += 1;
+            s.next_fence
+        } else {
+            0
+        };
+        Ok(QueueReply {
+            ticket: 0,
+            fence,
+            created: u64::from(created),
+            answer_len: 24,
+        })
+    }
+
+    fn placed(&self) -> Vec<CommandType> {
+        self.0.lock().unwrap().placed.iter().map(|p| p.0).collect()
+    }
+}
+
+impl DeviceSession for Fake {
+    fn open_for(&self, _uid: u32) -> io::Result<Box<dyn DeviceSession>> {
+        Ok(Box::new(self.clone()))
+    }
+    fn info(&self) -> io::Result<(DeviceInfo, Vec<CapsetEntry>)> {
+        let s = self.0.lock().unwrap();
+        let info = DeviceInfo {
+            features: s.features,
+            num_scanouts: 1,
+            num_capsets: s.capsets.len() as u32,
+        };
+        Ok((info, s.capsets.clone()))
+    }
+    fn capset(&self, id: u32, _version: u32, max_size: usize) -> io::Result<Vec<u8>> {
+        Ok(vec![id as u8; max_size])
+    }
+    fn timeline(&self) -> io::Result<u32> {
+        Err(errno(Errno::ENODEV))
+    }
+    fn alloc(&self, len: u64) -> io::Result<(u64, u64)> {
+        let mut s = self.0.lock().unwrap();
+        let addr = s.next_addr;
+        s.next_addr += len.next_multiple_of(4096);
+        s.allocs.insert(addr, len);
+        Ok((addr, addr))
+    }
+    fn free(&self, addr: u64) -> io::Result<()> {
+        let freed = self.0.lock().unwrap().allocs.remove(&addr);
+        freed.map(drop).ok_or_else(|| errno(Errno::ENOENT))
+    }
+    fn map(&self, _offset: u64, len: usize) -> io::Result<ShmRegion> {
+        ShmRegion::new("fake-device", len)
+    }
+    fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
+        self.place(request, flags)
+            .inspect_err(|_| self.0.lock().unwrap().waited += 1)
+    }
+    fn try_queue(&self, request: &[u8], flags: u32, reserve: u32) -> io::Result<QueueReply> {
+        let room = self.0.lock().unwrap().room;
+        if room.is_some_and(|r| r < 1 + reserve) {
+            return Err(errno(Errno::EAGAIN));
+        }
+        self.place(request, flags)
+    }
+    fn share(&self, res: u32) -> io::Result<u64> {
+        Ok(u64::from(res) << 32)
+    }
+    fn adopt(&self, token: u64) -> io::Result<u32> {
+        let res = (token >> 32) as u32;
+        *self.0.lock().unwrap().holds.entry(res).or_default() += 1;
+        Ok(res)
+    }
+    fn release(&self, res: u32) -> io::Result<()> {
+        let mut s = self.0.lock().unwrap();
+        let holders = s.holds.get_mut(&res).ok_or_else(|| errno(Errno::ENOENT))?;
+        *holders -= 1;
+        if *holders == 0 {
+            s.holds.remove(&res);
+        }
+        Ok(())
+    }
+    fn room_fd(&self) -> io::Result<RawFd> {
+        Err(errno(Errno::ENODEV))
+    }
+    fn acknowledge_room(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A device with `features`, and a render file on it.
+struct Env {
+    fake: Fake,
+    device: Device,
+    file: DrmFile,
+}
+
+impl Env {
+    fn new(features: Features) -> Env {
+        let fake = Fake::new(features);
+        let device = Device::new(Arc::new(fake.clone()), None).unwrap();
+        let file = DrmFile::open(Node::Render, 1000, Box::new(fake.clone()));
+        Env { fake, device, file }
+    }
+
+    fn virgl() -> Env {
+        Env::new(Features::VIRGL)
+    }
+
+    fn room(&self, commands: Option<u32>) {
+        self.fake.0.lock().unwrap().room = commands;
+    }
+
+    /// RESOURCE_CREATE of a small render target: (GEM handle, resource id).
+    fn create(&mut self) -> (u32, u32) {
+        let mut r = target();
+        let answer = virtgpu::resource_create(&mut self.device, &mut self.file, r.as_mut_bytes());
+        assert_eq!(answer, Ok(Answer::Ready(0)));
+        (r.bo_handle, r.res_handle)
+    }
+}
+
+fn target() -> ResourceCreate {
+    ResourceCreate {
+        target: 2,
+        format: 1,
+        bind: 2,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..ResourceCreate::new_zeroed()
+    }
+}
+
+fn for_room() -> Result<Answer, Errno> {
+    Ok(Answer::Park(Park::on(ROOM)))
+}
+
+#[test]
+fn version_gives_lengths_then_strings_cut_to_the_room_given() {
+    let mut v = VersionHeader::new_zeroed();
+    assert_eq!(core::version(v.as_mut_bytes()), Ok(0));
+    assert_eq!((v.version_major, v.version_minor, v.name_len), (0, 1, 10));
+    let ask = VersionHeader {
+        name_len: 3,
+        ..VersionHeader::new_zeroed()
+    };
+    let mut payload = Builder::new(&ask).zeroed::<u8>(3).build();
+    assert_eq!(core::version(&mut payload), Ok(0));
+    assert_eq!(&payload[size_of::<VersionHeader>()..], b"vir");
+    assert_eq!(core::version(&mut payload[..8]), Err(Errno::EINVAL));
+}
+
+#[test]
+fn get_cap_answers_what_a_driver_without_modeset_has() {
+    for (cap, value) in [
+        (dc::DRM_CAP_PRIME, 3),
+        (dc::DRM_CAP_SYNCOBJ, 1),
+        (dc::DRM_CAP_SYNCOBJ_TIMELINE, 1),
+        (dc::DRM_CAP_TIMESTAMP_MONOTONIC, 1),
+    ] {
+        let mut c = GetCap {
+            capability: cap,
+            value: 99,
+        };
+        assert_eq!(core::get_cap(c.as_mut_bytes()), Ok(0), "{cap:#x}");
+        assert_eq!(c.value, value, "{cap:#x}");
+    }
+    for cap in [dc::DRM_CAP_DUMB_BUFFER, dc::DRM_CAP_CURSOR_WIDTH, 0xdead] {
+        let mut c = GetCap {
+            capability: cap,
+            value: 0,
+        };
+        assert_eq!(
+            core::get_cap(c.as_mut_bytes()),
+            Err(Errno::EOPNOTSUPP),
+            "{cap:#x}"
+        );
+    }
+    assert_eq!(core::get_cap(&mut [0; 4]), Err(Errno::EINVAL));
+}
+
+#[test]
+fn getparam_reports_features_and_refuses_unknown_params() {
+    let env = Env::virgl();
+    for (param, value) in [
+        (vg::PARAM_3D_FEATURES, 1),
+        (vg::PARAM_CAPSET_QUERY_FIX, 1),
+        (vg::PARAM_RESOURCE_BLOB, 0),
+        (vg::PARAM_HOST_VISIBLE, 0),
+        (vg::PARAM_CONTEXT_INIT, 0),
+        (vg::PARAM_SUPPORTED_CAPSET_IDS, 1 << 2),
+    ] {
+        let mut g = GetParam { param, value: 7 };
+        assert_eq!(virtgpu::getparam(&env.device, g.as_mut_bytes()), Ok(0));
+        assert_eq!(g.value, value, "param {param}");
+    }
+    let mut g = GetParam {
+        param: 99,
+        value: 0,
+    };
+    assert_eq!(
+        virtgpu::getparam(&env.device, g.as_mut_bytes()),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        virtgpu::getparam(&env.device, &mut [0; 12]),
+        Err(Errno::EINVAL)
+    );
+    let two_d = Env::new(Features::empty());
+    let mut g = GetParam {
+        param: vg::PARAM_3D_FEATURES,
+        value: 7,
+    };
+    assert_eq!(virtgpu::getparam(&two_d.device, g.as_mut_bytes()), Ok(0));
+    assert_eq!(g.value, 0);
+}
+
+#[test]
+fn get_caps_copies_up_to_the_size_asked_and_refuses_what_is_not_offered() {
+    let env = Env::virgl();
+    let caps = |id, version, size| {
+        let h = GetCapsHeader {
+            cap_set_id: id,
+            cap_set_ver: version,
+            size,
+            pad: 0,
+        };
+        let mut payload = Builder::new(&h).zeroed::<u8>(size as usize).build();
+        virtgpu::get_caps(&env.device, &mut payload).map(|n| (n, payload))
+    };
+    let (n, payload) = caps(2, 2, 8).unwrap();
+    assert_eq!(n, 8);
+    assert_eq!(&payload[16..], &[2u8; 8]);
+    assert_eq!(caps(2, 2, 0).err(), Some(Errno::EINVAL), "size 0");
+    assert_eq!(caps(3, 1, 8).err(), Some(Errno::EINVAL), "not offered");
+    assert_eq!(caps(2, 3, 8).err(), Some(Errno::EINVAL), "version too new");
+}
+
+#[test]
+fn context_init_needs_the_feature_and_comes_before_the_context() {
+    let mut env = Env::virgl();
+    let h = vg::ContextInitHeader {
+        num_params: 0,
+        pad: 0,
+    };
+    let mut payload = h.as_bytes().to_vec();
+    let init = |env: &mut Env, p: &mut [u8]| virtgpu::context_init(&env.device, &mut env.file, p);
+    assert_eq!(
+        init(&mut env, &mut payload),
+        Err(Errno::EINVAL),
+        "no CONTEXT_INIT"
+    );
+    let mut env = Env::new(Features::VIRGL | Features::CONTEXT_INIT);
+    env.create();
+    assert_eq!(
+        init(&mut env, &mut payload),
+        Err(Errno::EEXIST),
+        "the context exists"
+    );
+}
+
+#[test]
+fn resource_create_places_its_batch_in_order_with_page_rounded_backing() {
+    let mut env = Env::virgl();
+    let (bo, res) = env.create();
+    assert!(bo != 0 && res != 0);
+    assert_eq!(
+        env.fake.placed(),
+        [
+            CommandType::RESOURCE_CREATE_3D,
+            CommandType::RESOURCE_ATTACH_BACKING,
+            CommandType::CTX_CREATE,
+            CommandType::CTX_ATTACH_RESOURCE,
+        ]
+    );
+    let s = env.fake.0.lock().unwrap();
+    assert!(
+        s.placed.iter().all(|p| p.1 & QUEUE_DETACHED != 0),
+        "nothing waits for an answer"
+    );
+    assert_eq!(
+        s.allocs.values().next(),
+        Some(&4096),
+        "1024 bytes take a page"
+    );
+}
+
+#[test]
+fn resource_create_refuses_bad_sizes_and_2d_shapes_before_anything_is_placed() {
+    let mut env = Env::virgl();
+    let mut r = ResourceCreate {
+        size: u32::MAX,
+        ..target()
+    };
+    let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
+    assert_eq!(answer, Err(Errno::ENOMEM));
+    let mut two_d = Env::new(Features::empty());
+    for bad in [
+        ResourceCreate {
+            depth: 2,
+            ..target()
+        },
+        ResourceCreate {
+            nr_samples: 2,
+            ..target()
+        },
+        ResourceCreate {
+            target: 3,
+            ..target()
+        },
+        ResourceCreate {
+            array_size: 2,
+            ..target()
+        },
+    ] {
+        let mut bad = bad;
+        let answer =
+            virtgpu::resource_create(&mut two_d.device, &mut two_d.file, bad.as_mut_bytes());
+        assert_eq!(answer, Err(Errno::EINVAL), "{bad:?}");
+    }
+    assert_eq!(
+        virtgpu::resource_create(&mut env.device, &mut env.file, &mut [0; 8]),
+        Err(Errno::EINVAL)
+    );
+    assert!(env.fake.placed().is_empty() && two_d.fake.placed().is_empty());
+    assert!(
+        env.fake.0.lock().unwrap().allocs.is_empty(),
+        "no memory left behind"
+    );
+}
+
+#[test]
+fn resource_create_parks_for_room_for_its_whole_batch_and_leaves_nothing() {
+    let mut env = Env::virgl();
+    // Room for three commands: the batch needs four.
+    env.room(Some(3));
+    let mut r = target();
+    let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
+    assert_eq!(answer, for_room());
+    assert!(env.fake.placed().is_empty());
+    assert!(
+        env.fake.0.lock().unwrap().allocs.is_empty(),
+        "its memory was freed"
+    );
+    assert!(env.file.bos.is_empty());
+    env.room(Some(4));
+    let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
+    assert_eq!(answer, Ok(Answer::Ready(0)));
+    assert_eq!(
+        env.fake.0.lock().unwrap().waited,
+        0,
+        "once placed, it never waited"
+    );
+}
+
+#[test]
+fn resource_info_and_map_answer_for_known_handles_only() {
+    let mut env = Env::virgl();
+    let (bo, res) = env.create();
+    let mut i = ResourceInfo {
+        bo_handle: bo,
+        ..ResourceInfo::new_zeroed()
+    };
+    assert_eq!(
+        virtgpu::resource_info(&mut env.file, i.as_mut_bytes()),
+        Ok(0)
+    );
+    assert_eq!((i.res_handle, i.size), (res, 4096));
+    let mut m = Map {
+        handle: bo,
+        ..Map::new_zeroed()
+    };
+    assert_eq!(virtgpu::map(&mut env.file, m.as_mut_bytes()), Ok(0));
+    assert_ne!(m.offset, 0);
+    for handle in [0, bo + 1, u32::MAX] {
+        let mut i = ResourceInfo {
+            bo_handle: handle,
+            ..ResourceInfo::new_zeroed()
+        };
+        assert_eq!(
+            virtgpu::resource_info(&mut env.file, i.as_mut_bytes()),
+            Err(Errno::ENOENT)
+        );
+        let mut m = Map {
+            handle,
+            ..Map::new_zeroed()
+        };
+        assert_eq!(
+            virtgpu::map(&mut env.file, m.as_mut_bytes()),
+            Err(Errno::ENOENT)
+        );
+    }
+}
+
+fn transfer(env: &mut Env, bo: u32, to_host: bool, t: Transfer) -> Result<Answer, Errno> {
+    let mut t = Transfer { bo_handle: bo, ..t };
+    virtgpu::transfer(&env.device, &mut env.file, to_host, t.as_mut_bytes())
+}
+
+fn whole() -> Transfer {
+    Transfer {
+        box_: Box3d {
+            x: 0,
+            y: 0,
+            z: 0,
+            w: 16,
+            h: 16,
+            d: 1,
+        },
+        ..Transfer::new_zeroed()
+    }
+}
+
+#[test]
+fn transfers_are_fenced_on_their_object_and_check_linuxs_order() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    assert_eq!(transfer(&mut env, bo, true, whole()), Ok(Answer::Ready(0)));
+    assert_eq!(
+        env.fake.placed().last(),
+        Some(&CommandType::TRANSFER_TO_HOST_3D)
+    );
+    assert_ne!(env.file.bo(bo).unwrap().fence(), 0, "WAIT waits for it");
+    assert_eq!(
+        transfer(&mut env, bo + 1, true, whole()),
+        Err(Errno::ENOENT)
+    );
+    let strided = Transfer {
+        stride: 64,
+        ..whole()
+    };
+    assert_eq!(transfer(&mut env, bo, false, strided), Err(Errno::EINVAL));
+    let mut two_d = Env::new(Features::empty());
+    let (bo2, _) = two_d.create();
+    // Without virgl FROM_HOST is ENOSYS before the handle is looked at.
+    assert_eq!(
+        transfer(&mut two_d, bo2 + 7, false, whole()),
+        Err(Errno::ENOSYS)
+    );
+    assert_eq!(
+        transfer(&mut two_d, bo2, true, whole()),
+        Ok(Answer::Ready(0))
+    );
+    assert_eq!(
+        two_d.fake.placed().last(),
+        Some(&CommandType::TRANSFER_TO_HOST_2D)
+    );
+    assert_ne!(
+        two_d.file.bo(bo2).unwrap().fence(),
+        0,
+        "a 2D upload is fenced too"
+    );
+}
+
+#[test]
+fn a_transfer_on_a_full_ring_parks_without_placing_anything() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    env.room(Some(0));
+    let placed = env.fake.placed().len();
+    assert_eq!(transfer(&mut env, bo, true, whole()), for_room());
+    assert_eq!(env.fake.placed().len(), placed);
+    assert_eq!(env.file.bo(bo).unwrap().fence(), 0);
+}
+
+fn wait(env: &mut Env, handle: u32, flags: u32, expired: bool) -> Result<Answer, Errno> {
+    let mut w = Wait { handle, flags };
+    virtgpu::wait(&mut env.device, &mut env.file, w.as_mut_bytes(), expired)
+}
+
+#[test]
+fn wait_on_an_idle_object_answers_at_once_and_unknown_handles_are_enoent() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    assert_eq!(
+        wait(&mut env, bo, vg::WAIT_NOWAIT, false),
+        Ok(Answer::Ready(0))
+    );
+    assert_eq!(wait(&mut env, bo, 0, false), Ok(Answer::Ready(0)));
+    // Linux ignores flag bits other than NOWAIT.
+    assert_eq!(wait(&mut env, bo, 0xfe, false), Ok(Answer::Ready(0)));
+    assert_eq!(wait(&mut env, bo + 1, 0, false), Err(Errno::ENOENT));
+    let mut short = [0u8; 4];
+    assert_eq!(
+        virtgpu::wait(&mut env.device, &mut env.file, &mut short, false),
+        Err(Errno::EINVAL)
+    );
+}
+
+fn execbuffer(env: &mut Env, flags: u32, stream: &[u8], bos: &[u32]) -> Result<Answer, Errno> {
+    let header = ExecbufferHeader {
+        flags,
+        size: stream.len() as u32,
+        num_bo_handles: bos.len() as u32,
+        ..ExecbufferHeader::new_zeroed()
+    };
+    let mut payload = Builder::new(&header).array(stream).array(bos).build();
+    virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload)
+}
+
+#[test]
+fn execbuffer_refuses_in_linuxs_order_before_anything_is_placed() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    let placed = env.fake.placed().len();
+    let stream = [0u8; 64];
+    assert_eq!(
+        execbuffer(&mut env, 0x80, &stream, &[bo]),
+        Err(Errno::EINVAL),
+        "flag"
+    );
+    assert_eq!(
+        execbuffer(&mut env, vg::EXECBUF_RING_IDX, &stream, &[bo]),
+        Err(Errno::EINVAL),
+        "no rings without CONTEXT_INIT"
+    );
+    assert_eq!(
+        execbuffer(&mut env, 0, &stream, &[bo, 99]),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(
+        execbuffer(&mut env, 0, &stream, &[bo, bo]),
+        Err(Errno::EALREADY)
+    );
+    assert_eq!(env.fake.placed().len(), placed);
+    assert_eq!(env.file.bo(bo).unwrap().fence(), 0, "nothing published");
+    let mut two_d = Env::new(Features::empty());
+    assert_eq!(execbuffer(&mut two_d, 0, &stream, &[]), Err(Errno::ENOSYS));
+}
+
+#[test]
+fn execbuffer_places_one_fenced_submit_and_publishes_its_fence() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    let header = ExecbufferHeader {
+        flags: vg::EXECBUF_FENCE_FD_OUT,
+        size: 64,
+        num_bo_handles: 1,
+        ..ExecbufferHeader::new_zeroed()
+    };
+    let mut payload = Builder::new(&header).array(&[0u8; 64]).array(&[bo]).build();
+    let answer = virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload);
+    assert_eq!(answer, Ok(Answer::Ready(0)));
+    let s = env.fake.0.lock().unwrap();
+    let &(ty, flags) = s.placed.last().unwrap();
+    assert_eq!(ty, CommandType::SUBMIT_3D);
+    assert_ne!(flags & QUEUE_FENCED, 0);
+    drop(s);
+    let fence = env.file.bo(bo).unwrap().fence();
+    assert_ne!(fence, 0);
+    let (out, _) = ExecbufferHeader::read_from_prefix(&payload).unwrap();
+    assert_eq!(env.file.out_fences.take(out.fence_fd as u64), Ok(fence));
+}
+
+#[test]
+fn an_execbuffer_on_a_full_ring_parks_and_takes_its_placement_back() {
+    let mut env = Env::virgl();
+    let (bo, _) = env.create();
+    assert_eq!(
+        execbuffer(&mut env, 0, &[1u8; 64], &[bo]),
+        Ok(Answer::Ready(0))
+    );
+    let mark = env.file.arena().unwrap().mark();
+    env.room(Some(0));
+    let placed = env.fake.placed().len();
+    assert_eq!(execbuffer(&mut env, 0, &[2u8; 64], &[bo]), for_room());
+    assert_eq!(env.fake.placed().len(), placed, "nothing placed");
+    assert_eq!(
+        env.file.arena().unwrap().mark(),
+        mark,
+        "the stream's room is back"
+    );
+    let fence = env.file.bo(bo).unwrap().fence();
+    env.room(None);
+    assert_eq!(
+        execbuffer(&mut env, 0, &[2u8; 64], &[bo]),
+        Ok(Answer::Ready(0))
+    );
+    assert!(env.file.bo(bo).unwrap().fence() > fence);
+}
+
+fn gem_close(env: &mut Env, handle: u32, pad: u32) -> Result<Answer, Errno> {
+    core::gem_close(&mut env.file, GemClose { handle, pad }.as_mut_bytes())
+}
+
+#[test]
+fn gem_close_detaches_the_last_handle_and_keeps_it_while_the_ring_is_full() {
+    let mut env = Env::virgl();
+    let (bo, res) = env.create();
+    assert_eq!(gem_close(&mut env, bo, 1), Err(Errno::EINVAL), "pad");
+    assert_eq!(
+        gem_close(&mut env, bo + 1, 0),
+        Err(Errno::EINVAL),
+        "unknown"
+    );
+    env.room(Some(0));
+    assert_eq!(gem_close(&mut env, bo, 0), for_room());
+    assert!(env.file.bo(bo).is_ok(), "the handle stays until it can go");
+    env.room(None);
+    assert_eq!(gem_close(&mut env, bo, 0), Ok(Answer::Ready(0)));
+    assert_eq!(
+        env.fake.placed().last(),
+        Some(&CommandType::CTX_DETACH_RESOURCE)
+    );
+    assert!(env.file.bo(bo).is_err());
+    assert!(
+        !env.fake.0.lock().unwrap().holds.contains_key(&res),
+        "the session let go"
+    );
+}
+
+#[test]
+fn prime_import_tells_unknown_dma_bufs_from_fds_that_are_not_open() {
+    let mut env = Env::virgl();
+    let import = |env: &mut Env, token: u64, found: Option<Arc<Gem>>| {
+        let mut h = PrimeHandle {
+            token,
+            ..PrimeHandle::new_zeroed()
+        };
+        let r = prime::import(&env.device, &mut env.file, h.as_mut_bytes(), |_| found);
+        r.map(|a| (a, h.handle))
+    };
+    assert_eq!(
+        import(&mut env, token::NOT_OPEN, None).err(),
+        Some(Errno::EBADF)
+    );
+    assert_eq!(
+        import(&mut env, token::NOT_A_HANDLE, None).err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(import(&mut env, 1234, None).err(), Some(Errno::EINVAL));
+    // A buffer the file has already: its handle, nothing placed.
+    let (bo, _) = env.create();
+    let gem = env.file.bo(bo).unwrap().clone();
+    gem.export(&*env.file.session, env.device.export_holder())
+        .unwrap();
+    let placed = env.fake.placed().len();
+    assert_eq!(import(&mut env, 1, Some(gem)), Ok((Answer::Ready(0), bo)));
+    assert_eq!(env.fake.placed().len(), placed);
+}
