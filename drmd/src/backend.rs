@@ -1,8 +1,7 @@
 //! The seam under drmd's ioctls: what they need of virtio-gpud, as a trait,
 //! so that their rules are unit-tested (and fuzzed) without a device. The
-//! daemon's implementation is virtio-gpud's client, [`Session`]; the tests'
-//! is an in-memory device (`ioctl::tests`). Fences stay syncd's: a test
-//! device whose commands carry fences needs a syncd.
+//! daemon's implementation is virtio-gpud's client, [`Session`]; the unit
+//! tests' and the fuzz target's is an in-memory device ([`memory`]).
 
 use std::fmt::Debug;
 use std::io;
@@ -11,6 +10,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use gpu_session::api::{CapsetEntry, DeviceInfo, QueueReply};
 use gpu_session::Session;
 use scheme_seam::ShmRegion;
+
+pub mod memory;
 
 /// A session with the device (see [`gpu_session::api`] for each call).
 pub trait DeviceSession: Debug + Send + Sync {

@@ -1,7 +1,21 @@
-//! drmd: the DRM personality. The daemon (`main.rs`) serves `scheme:drm`;
-//! [`client`] is the typed client side of its ioctls; [`mesa`] runs
-//! unmodified Mesa programs on it through the Linux shim (`drmd/shim`).
+//! drmd: the DRM personality. The daemon (`main.rs`) serves `scheme:drm`
+//! ([`scheme`]); [`client`] is the typed client side of its ioctls; [`mesa`]
+//! runs unmodified Mesa programs on it through the Linux shim (`drmd/shim`).
+//! The ioctls ([`ioctl`]) run on a device seam ([`backend`]), which the unit
+//! tests and the fuzz target fill with an in-memory device.
 
+pub mod backend;
 pub mod client;
+pub mod device;
+mod errno;
+pub mod file;
+pub mod gem;
+mod handle;
+pub mod ioctl;
+pub mod master;
 #[cfg(target_os = "linux")]
 pub mod mesa;
+pub mod node;
+mod ring;
+pub mod scheme;
+mod stats;

@@ -12,6 +12,7 @@
 pub mod alloc_count;
 pub mod bus_frames;
 pub mod capset;
+pub mod drm_handlers;
 pub mod drm_wire;
 pub mod session_admission;
 pub mod syncd_calls;
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("capset", capset::run),
     ("virgl_walk", virgl_walk::run),
     ("trace_decode", trace_decode::run),
+    ("drm_handlers", drm_handlers::run),
 ];
 
 /// Whether `VGPU_FUZZ_DEBUG` is set: targets then print what each

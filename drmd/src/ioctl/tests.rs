@@ -1,13 +1,9 @@
 //! The ioctl handlers' rules, without a device: each handler runs against
-//! an in-memory device ([`Fake`]) that records what was placed on its ring
+//! an in-memory device ([`MemoryDevice`]) that records what was placed on its ring
 //! and can be made to have no room. (Fences are syncd's: these tests keep
 //! to objects without pending fences; the stack tests cover the rest.)
 
-use std::collections::BTreeMap;
-use std::io;
-use std::os::fd::RawFd;
-
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use drm_uapi::core::{self as dc, GemClose, GetCap, PrimeHandle, VersionHeader};
 use drm_uapi::virtgpu::{
@@ -15,175 +11,28 @@ use drm_uapi::virtgpu::{
     ResourceInfo, Transfer, Wait,
 };
 use drm_uapi::wire::Builder;
-use gpu_session::api::{CapsetEntry, DeviceInfo, QueueReply, QUEUE_DETACHED, QUEUE_FENCED};
-use scheme_seam::{token, Answer, Errno, Park, ShmRegion};
-use virtio_gpu_proto::{CommandType, Features, ResourceField, Wire};
+use gpu_session::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use scheme_seam::{token, Answer, Errno, Park};
+use virtio_gpu_proto::{CommandType, Features};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use super::{core, prime, virtgpu, ROOM};
-use crate::backend::DeviceSession;
+use crate::backend::memory::MemoryDevice;
 use crate::device::Device;
 use crate::file::DrmFile;
 use crate::gem::Gem;
 use crate::node::Node;
 
-/// What the in-memory device holds, shared by all its sessions.
-#[derive(Debug, Default)]
-struct State {
-    features: u64,
-    capsets: Vec<CapsetEntry>,
-    /// Commands the ring takes before it is full (None: no limit).
-    room: Option<u32>,
-    /// Commands placed: type, flags.
-    placed: Vec<(CommandType, u32)>,
-    /// Blocking QUEUEs made while the ring was full: a handler that waited.
-    waited: u32,
-    next_id: u32,
-    next_fence: u64,
-    next_addr: u64,
-    /// Allocations by address, and resources by id with their holders.
-    allocs: BTreeMap<u64, u64>,
-    holds: BTreeMap<u32, u32>,
-}
-
-/// An in-memory virtio-gpud session.
-#[derive(Debug, Clone)]
-struct Fake(Arc<Mutex<State>>);
-
-fn errno(e: Errno) -> io::Error {
-    io::Error::from_raw_os_error(e.0)
-}
-
-impl Fake {
-    fn new(features: Features) -> Fake {
-        Fake(Arc::new(Mutex::new(State {
-            features: features.bits(),
-            capsets: vec![CapsetEntry {
-                id: 2,
-                max_version: 2,
-                max_size: 16,
-                pad: 0,
-            }],
-            next_addr: 0x1000,
-            ..State::default()
-        })))
-    }
-
-    fn place(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
-        let wire = Wire::parse(request).map_err(|_| errno(Errno::EINVAL))?;
-        let mut s = self.0.lock().unwrap();
-        if let Some(room) = &mut s.room {
-            *room = room.checked_sub(1).ok_or_else(|| errno(Errno::EAGAIN))?;
-        }
-        s.placed.push((wire.ty(), flags));
-        let creates = matches!(wire.layout().resource, Some(ResourceField::Creates(_)))
-            || wire.ty() == CommandType::CTX_CREATE;
-        let created = if creates {
-            s.next_id += 1;
-            let id = s.next_id;
-            s.holds.insert(id, 1);
-            id
-        } else {
-            0
-        };
-        let fence = if flags & QUEUE_FENCED != 0 {
-            s.next_fence += 1;
-            s.next_fence
-        } else {
-            0
-        };
-        Ok(QueueReply {
-            ticket: 0,
-            fence,
-            created: u64::from(created),
-            answer_len: 24,
-        })
-    }
-
-    fn placed(&self) -> Vec<CommandType> {
-        self.0.lock().unwrap().placed.iter().map(|p| p.0).collect()
-    }
-}
-
-impl DeviceSession for Fake {
-    fn open_for(&self, _uid: u32) -> io::Result<Box<dyn DeviceSession>> {
-        Ok(Box::new(self.clone()))
-    }
-    fn info(&self) -> io::Result<(DeviceInfo, Vec<CapsetEntry>)> {
-        let s = self.0.lock().unwrap();
-        let info = DeviceInfo {
-            features: s.features,
-            num_scanouts: 1,
-            num_capsets: s.capsets.len() as u32,
-        };
-        Ok((info, s.capsets.clone()))
-    }
-    fn capset(&self, id: u32, _version: u32, max_size: usize) -> io::Result<Vec<u8>> {
-        Ok(vec![id as u8; max_size])
-    }
-    fn timeline(&self) -> io::Result<u32> {
-        Err(errno(Errno::ENODEV))
-    }
-    fn alloc(&self, len: u64) -> io::Result<(u64, u64)> {
-        let mut s = self.0.lock().unwrap();
-        let addr = s.next_addr;
-        s.next_addr += len.next_multiple_of(4096);
-        s.allocs.insert(addr, len);
-        Ok((addr, addr))
-    }
-    fn free(&self, addr: u64) -> io::Result<()> {
-        let freed = self.0.lock().unwrap().allocs.remove(&addr);
-        freed.map(drop).ok_or_else(|| errno(Errno::ENOENT))
-    }
-    fn map(&self, _offset: u64, len: usize) -> io::Result<ShmRegion> {
-        ShmRegion::new("fake-device", len)
-    }
-    fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {
-        self.place(request, flags)
-            .inspect_err(|_| self.0.lock().unwrap().waited += 1)
-    }
-    fn try_queue(&self, request: &[u8], flags: u32, reserve: u32) -> io::Result<QueueReply> {
-        let room = self.0.lock().unwrap().room;
-        if room.is_some_and(|r| r < 1 + reserve) {
-            return Err(errno(Errno::EAGAIN));
-        }
-        self.place(request, flags)
-    }
-    fn share(&self, res: u32) -> io::Result<u64> {
-        Ok(u64::from(res) << 32)
-    }
-    fn adopt(&self, token: u64) -> io::Result<u32> {
-        let res = (token >> 32) as u32;
-        *self.0.lock().unwrap().holds.entry(res).or_default() += 1;
-        Ok(res)
-    }
-    fn release(&self, res: u32) -> io::Result<()> {
-        let mut s = self.0.lock().unwrap();
-        let holders = s.holds.get_mut(&res).ok_or_else(|| errno(Errno::ENOENT))?;
-        *holders -= 1;
-        if *holders == 0 {
-            s.holds.remove(&res);
-        }
-        Ok(())
-    }
-    fn room_fd(&self) -> io::Result<RawFd> {
-        Err(errno(Errno::ENODEV))
-    }
-    fn acknowledge_room(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A device with `features`, and a render file on it.
 struct Env {
-    fake: Fake,
+    fake: MemoryDevice,
     device: Device,
     file: DrmFile,
 }
 
 impl Env {
     fn new(features: Features) -> Env {
-        let fake = Fake::new(features);
+        let fake = MemoryDevice::new(features);
         let device = Device::new(Arc::new(fake.clone()), None).unwrap();
         let file = DrmFile::open(Node::Render, 1000, Box::new(fake.clone()));
         Env { fake, device, file }
@@ -194,7 +43,7 @@ impl Env {
     }
 
     fn room(&self, commands: Option<u32>) {
-        self.fake.0.lock().unwrap().room = commands;
+        self.fake.set_room(commands);
     }
 
     /// RESOURCE_CREATE of a small render target: (GEM handle, resource id).
@@ -362,16 +211,14 @@ fn resource_create_places_its_batch_in_order_with_page_rounded_backing() {
             CommandType::CTX_ATTACH_RESOURCE,
         ]
     );
-    let s = env.fake.0.lock().unwrap();
     assert!(
-        s.placed.iter().all(|p| p.1 & QUEUE_DETACHED != 0),
+        env.fake
+            .placed_with_flags()
+            .iter()
+            .all(|p| p.1 & QUEUE_DETACHED != 0),
         "nothing waits for an answer"
     );
-    assert_eq!(
-        s.allocs.values().next(),
-        Some(&4096),
-        "1024 bytes take a page"
-    );
+    assert_eq!(env.fake.allocations(), [4096], "1024 bytes take a page");
 }
 
 #[test]
@@ -412,10 +259,7 @@ fn resource_create_refuses_bad_sizes_and_2d_shapes_before_anything_is_placed() {
         Err(Errno::EINVAL)
     );
     assert!(env.fake.placed().is_empty() && two_d.fake.placed().is_empty());
-    assert!(
-        env.fake.0.lock().unwrap().allocs.is_empty(),
-        "no memory left behind"
-    );
+    assert!(env.fake.allocations().is_empty(), "no memory left behind");
 }
 
 #[test]
@@ -427,19 +271,12 @@ fn resource_create_parks_for_room_for_its_whole_batch_and_leaves_nothing() {
     let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
     assert_eq!(answer, for_room());
     assert!(env.fake.placed().is_empty());
-    assert!(
-        env.fake.0.lock().unwrap().allocs.is_empty(),
-        "its memory was freed"
-    );
+    assert!(env.fake.allocations().is_empty(), "its memory was freed");
     assert!(env.file.bos.is_empty());
     env.room(Some(4));
     let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
     assert_eq!(answer, Ok(Answer::Ready(0)));
-    assert_eq!(
-        env.fake.0.lock().unwrap().waited,
-        0,
-        "once placed, it never waited"
-    );
+    assert_eq!(env.fake.waited(), 0, "once placed, it never waited");
 }
 
 #[test]
@@ -630,11 +467,9 @@ fn execbuffer_places_one_fenced_submit_and_publishes_its_fence() {
     let mut payload = Builder::new(&header).array(&[0u8; 64]).array(&[bo]).build();
     let answer = virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload);
     assert_eq!(answer, Ok(Answer::Ready(0)));
-    let s = env.fake.0.lock().unwrap();
-    let &(ty, flags) = s.placed.last().unwrap();
+    let &(ty, flags) = env.fake.placed_with_flags().last().unwrap();
     assert_eq!(ty, CommandType::SUBMIT_3D);
     assert_ne!(flags & QUEUE_FENCED, 0);
-    drop(s);
     let fence = env.file.bo(bo).unwrap().fence();
     assert_ne!(fence, 0);
     let (out, _) = ExecbufferHeader::read_from_prefix(&payload).unwrap();
@@ -692,10 +527,7 @@ fn gem_close_detaches_the_last_handle_and_keeps_it_while_the_ring_is_full() {
         Some(&CommandType::CTX_DETACH_RESOURCE)
     );
     assert!(env.file.bo(bo).is_err());
-    assert!(
-        !env.fake.0.lock().unwrap().holds.contains_key(&res),
-        "the session let go"
-    );
+    assert!(!env.fake.holds(res), "the session let go");
 }
 
 #[test]

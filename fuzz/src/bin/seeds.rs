@@ -18,7 +18,8 @@ use drm_uapi::virtgpu as vg;
 use drm_uapi::Builder;
 use scheme_seam::linux::wire::{encode, Reply, Request, MAX_FRAME};
 use vgpu_fuzz::{
-    bus_frames, drm_wire, session_admission as sa, syncd_calls, trace_decode, used_ring, Writer,
+    bus_frames, drm_handlers, drm_wire, session_admission as sa, syncd_calls, trace_decode,
+    used_ring, Writer,
 };
 use virtio_gpu_proto::{
     BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CommandType, CtrlHdr, CtxDestroy,
@@ -673,6 +674,146 @@ fn session_admission_seeds(s: &mut Seeds, trace: &[(RecordHeader, Vec<u8>)]) {
     }
 }
 
+/// drmd's ioctls on the in-memory device: an object's life (create,
+/// upload, submit, wait, read back, info, map, close), the same on a ring
+/// that is full at each step, and sharing (FLINK/OPEN, PRIME import).
+fn drm_handlers_seeds(s: &mut Seeds) {
+    let op = drm_handlers::seed_op;
+    let create = vg::ResourceCreate {
+        target: 2,
+        format: 1,
+        bind: 2,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 1024,
+        ..Default::default()
+    };
+    let transfer = vg::Transfer {
+        box_: vg::Box3d {
+            w: 16,
+            h: 16,
+            d: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let exec = vg::ExecbufferHeader {
+        flags: vg::EXECBUF_FENCE_FD_OUT,
+        size: 64,
+        num_bo_handles: 1,
+        ..Default::default()
+    };
+    let exec = Builder::new(&exec).array(&[0u8; 64]).array(&[0u32]).build();
+    // The bo handle's offset in the EXECBUFFER payload: after the stream.
+    let exec_bo = (size_of::<vg::ExecbufferHeader>() + 64) as u8;
+    let life = |w: &mut Writer, room: Option<u8>| {
+        op(w, vg::RESOURCE_CREATE, None, None, create.as_bytes());
+        op(
+            w,
+            vg::TRANSFER_TO_HOST,
+            room,
+            Some((1, 0)),
+            transfer.as_bytes(),
+        );
+        op(w, vg::EXECBUFFER, room, Some((1, exec_bo)), &exec);
+        let wait = vg::Wait {
+            handle: 0,
+            flags: vg::WAIT_NOWAIT,
+        };
+        op(w, vg::WAIT, room, Some((1, 0)), wait.as_bytes());
+        op(
+            w,
+            vg::TRANSFER_FROM_HOST,
+            room,
+            Some((1, 0)),
+            transfer.as_bytes(),
+        );
+        op(
+            w,
+            vg::RESOURCE_INFO,
+            room,
+            Some((1, 0)),
+            vg::ResourceInfo::default().as_bytes(),
+        );
+        op(
+            w,
+            vg::MAP,
+            room,
+            Some((1, 0)),
+            vg::Map::default().as_bytes(),
+        );
+        op(w, vg::RESOURCE_CREATE, room, None, create.as_bytes());
+        op(
+            w,
+            dc::GEM_CLOSE,
+            room,
+            Some((1, 0)),
+            dc::GemClose::default().as_bytes(),
+        );
+    };
+    let mut w = Writer::new();
+    life(&mut w, None);
+    add(s, "object-life", w.build());
+    for room in [0, 1, 3] {
+        let mut w = Writer::new();
+        life(&mut w, Some(room));
+        add(s, format!("object-life-room-{room}"), w.build());
+    }
+    let mut w = Writer::new();
+    op(&mut w, vg::RESOURCE_CREATE, None, None, create.as_bytes());
+    op(
+        &mut w,
+        dc::GEM_FLINK,
+        None,
+        Some((1, 0)),
+        dc::GemFlink::default().as_bytes(),
+    );
+    let open = dc::GemOpen {
+        name: 1,
+        ..Default::default()
+    };
+    op(&mut w, dc::GEM_OPEN, None, None, open.as_bytes());
+    op(
+        &mut w,
+        dc::PRIME_FD_TO_HANDLE,
+        None,
+        None,
+        dc::PrimeHandle::default().as_bytes(),
+    );
+    op(
+        &mut w,
+        dc::GEM_CLOSE,
+        None,
+        Some((2, 0)),
+        dc::GemClose::default().as_bytes(),
+    );
+    add(s, "sharing", w.build());
+    let mut w = Writer::new();
+    let param = vg::GetParam {
+        param: vg::PARAM_3D_FEATURES,
+        value: 0,
+    };
+    op(&mut w, vg::GETPARAM, None, None, param.as_bytes());
+    let caps = vg::GetCapsHeader {
+        cap_set_id: 2,
+        cap_set_ver: 2,
+        size: 16,
+        pad: 0,
+    };
+    op(
+        &mut w,
+        vg::GET_CAPS,
+        None,
+        None,
+        &Builder::new(&caps).zeroed::<u8>(16).build(),
+    );
+    let version = dc::VersionHeader::default();
+    op(&mut w, dc::VERSION, None, None, version.as_bytes());
+    add(s, "queries", w.build());
+}
+
 /// Handles at the start of `syncd_calls`, by index.
 const ROOT: u8 = 0;
 const PAGE: u8 = 1;
@@ -1193,6 +1334,7 @@ fn main() {
     build("capset", &|s| capset_seeds(s, &trace));
     build("virgl_walk", &|s| virgl_walk_seeds(s, &trace));
     build("trace_decode", &|s| trace_seeds(s, &trace_bytes, &trace));
+    build("drm_handlers", &drm_handlers_seeds);
 
     for (target, seeds) in &all {
         let run = vgpu_fuzz::TARGETS
