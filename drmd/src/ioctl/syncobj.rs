@@ -25,8 +25,17 @@ pub fn forward(file: &mut DrmFile, nr: u64, payload: &mut [u8], expired: bool) -
             if expired {
                 return Err(Errno::ETIME);
             }
-            // Both headers start with the timeout; syncd parsed it.
-            let timeout = i64::read_from_prefix(payload).map_or(0, |(t, _)| t);
+            // syncd parsed the header already (it answered EAGAIN, not
+            // EINVAL); a wait's deadline is its timeout.
+            let timeout = match nr {
+                so::WAIT => so::WaitHeader::read_from_prefix(payload)
+                    .ok()
+                    .map(|(h, _)| h.timeout_nsec),
+                _ => so::TimelineWaitHeader::read_from_prefix(payload)
+                    .ok()
+                    .map(|(h, _)| h.timeout_nsec),
+            }
+            .unwrap_or(0);
             let left = timeout.saturating_sub(now_ns() as i64).max(0);
             let until = Instant::now() + Duration::from_nanos(left as u64);
             Ok(Answer::Park(Park::on(PROGRESS).until(until)))
