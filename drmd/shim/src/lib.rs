@@ -384,37 +384,30 @@ unsafe fn stat_path(
     r
 }
 
-/// # Safety
-/// As C's `stat`.
-#[no_mangle]
-pub unsafe extern "C" fn stat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    // SAFETY: the caller's guarantees, passed on.
-    unsafe { stat_path(path, buf, |p, b| real::stat64(p, b)) }
+/// A path `stat` call of the C library and its `64` twin (glibc's headers
+/// pick either; here they are the same function).
+macro_rules! path_stat {
+    ($name64:ident, $name:ident) => {
+        /// # Safety
+        #[doc = concat!("As C's `", stringify!($name), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+            // SAFETY: the caller's guarantees, passed on.
+            unsafe { stat_path(path, buf, |p, b| real::$name64(p, b)) }
+        }
+
+        /// # Safety
+        #[doc = concat!("As C's `", stringify!($name), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+            // SAFETY: the same function.
+            unsafe { $name64(path, buf) }
+        }
+    };
 }
 
-/// # Safety
-/// As C's `stat`.
-#[no_mangle]
-pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    // SAFETY: the same function.
-    unsafe { stat64(path, buf) }
-}
-
-/// # Safety
-/// As C's `lstat`.
-#[no_mangle]
-pub unsafe extern "C" fn lstat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    // SAFETY: the caller's guarantees, passed on.
-    unsafe { stat_path(path, buf, |p, b| real::lstat64(p, b)) }
-}
-
-/// # Safety
-/// As C's `lstat`.
-#[no_mangle]
-pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    // SAFETY: the same function.
-    unsafe { lstat64(path, buf) }
-}
+path_stat!(stat64, stat);
+path_stat!(lstat64, lstat);
 
 /// # Safety
 /// As C's `fstatat`.
