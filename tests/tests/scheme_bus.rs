@@ -413,6 +413,59 @@ fn malformed_frames_get_errors_and_the_daemon_keeps_serving() {
     }
 }
 
+/// A client pipelining waits on one connection (tagged requests, as the bus
+/// allows) cannot make the daemon hold more than 256 of them: the rest are
+/// not read until some are answered, and then all are.
+#[test]
+fn a_connection_pipelining_waits_parks_a_bounded_number_and_the_rest_wait_their_turn() {
+    let d = start("pipelined");
+    let mut raw = UnixStream::connect(bus_dir().join("pipelined")).unwrap();
+    let open = Request::Open {
+        path: "wait/later".into(),
+        flags: 0,
+    };
+    raw.write_all(&wire::encode(1, &open)).unwrap();
+    const WAITS: u32 = 2000;
+    let mut writer = raw.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let call = Request::Call {
+            payload: vec![0; 64],
+            metadata: vec![],
+            nonblock: false,
+        };
+        for tag in 0..WAITS {
+            writer.write_all(&wire::encode(100 + tag, &call)).unwrap();
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs(&d) < 256 {
+        assert!(Instant::now() < deadline, "parked only {}", runs(&d));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(runs(&d), 256, "parked beyond the bound");
+    // Everyone else is served meanwhile.
+    assert_eq!(d.open("echo").call(&mut [], &[2, 3]).unwrap(), 5);
+    signal(&d, "later", 9);
+    let mut len = [0u8; 4];
+    // The Open's reply first, then every wait's, in order.
+    for expect in std::iter::once(1).chain(100..100 + WAITS) {
+        raw.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        raw.read_exact(&mut body).unwrap();
+        let (tag, reply) = wire::decode::<Reply>(&body);
+        assert_eq!(tag, expect);
+        if tag != 1 {
+            assert!(
+                matches!(reply, Ok(Reply::Data { value: 9, .. })),
+                "{reply:?}"
+            );
+        }
+    }
+    flood.join().unwrap();
+    assert_eq!(runs(&d), 256, "the rest were answered without parking");
+}
+
 /// A daemon's resident memory in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

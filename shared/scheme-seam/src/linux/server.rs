@@ -71,6 +71,12 @@ struct Conn {
     malformed: bool,
     /// The epoll events registered for the connection.
     interest: u32,
+    /// Its requests parked now, and the bytes they hold.
+    parked: usize,
+    parked_bytes: usize,
+    /// Complete frames wait in `reader` because the connection was
+    /// backlogged when they arrived.
+    stalled: bool,
 }
 
 /// Bytes of answers queued for a connection beyond which its requests are
@@ -78,13 +84,33 @@ struct Conn {
 /// daemon queue without bound.
 const OUT_LIMIT: usize = super::wire::MAX_FRAME;
 
+/// Requests of one connection that may be parked at once (and
+/// [`OUT_LIMIT`] bytes of them): beyond, its further requests are not read
+/// until some are answered — they wait, as a thread blocked in the call
+/// would — so a client pipelining waits cannot make the daemon hold them
+/// without bound.
+const PARKED_LIMIT: usize = 256;
+
 impl Conn {
     fn backlogged(&self) -> bool {
-        self.out
-            .iter()
-            .map(|o| o.bytes.len() - o.sent)
-            .sum::<usize>()
-            > OUT_LIMIT
+        self.parked >= PARKED_LIMIT
+            || self.parked_bytes > OUT_LIMIT
+            || self
+                .out
+                .iter()
+                .map(|o| o.bytes.len() - o.sent)
+                .sum::<usize>()
+                > OUT_LIMIT
+    }
+}
+
+impl ParkedReq {
+    /// The bytes it holds while parked.
+    fn bytes(&self) -> usize {
+        match &self.req {
+            Request::Call { payload, .. } => payload.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -325,6 +351,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                 self.absorb(&mut ctx);
             }
             self.rerun_parked();
+            self.unstall();
             self.flush_all();
         }
     }
@@ -375,6 +402,9 @@ impl<'s, S: Scheme> Server<'s, S> {
                 closing: false,
                 malformed: false,
                 interest: libc::EPOLLIN as u32,
+                parked: 0,
+                parked_bytes: 0,
+                stalled: false,
             },
         );
         Ok(())
@@ -419,13 +449,18 @@ impl<'s, S: Scheme> Server<'s, S> {
         self.flush(id);
     }
 
-    /// Handles every complete frame buffered for connection `id`.
+    /// Handles every complete frame buffered for connection `id`, until
+    /// the connection is backlogged (the rest wait: `stalled`).
     fn take_frames(&mut self, id: u64) {
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
             if conn.closing {
+                return;
+            }
+            conn.stalled = conn.backlogged();
+            if conn.stalled {
                 return;
             }
             match conn.reader.next_frame() {
@@ -459,7 +494,14 @@ impl<'s, S: Scheme> Server<'s, S> {
         };
         let mut req = req;
         match self.execute(id, &mut req, frame.fds, None) {
-            Some(Exec::Park(park)) => self.parked.park(id as usize, park, ParkedReq { tag, req }),
+            Some(Exec::Park(park)) => {
+                let p = ParkedReq { tag, req };
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.parked += 1;
+                    conn.parked_bytes += p.bytes();
+                }
+                self.parked.park(id as usize, park, p);
+            }
             Some(exec) => self.finish(id, tag, exec),
             None => {}
         }
@@ -764,10 +806,29 @@ impl<'s, S: Scheme> Server<'s, S> {
             });
             self.parked = parked;
             for (owner, p, exec) in answered {
+                let id = owner as u64;
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.parked -= 1;
+                    conn.parked_bytes -= p.bytes();
+                }
                 if let Some(exec) = exec {
-                    self.finish(owner as u64, p.tag, exec);
+                    self.finish(id, p.tag, exec);
                 }
             }
+        }
+    }
+
+    /// Takes the frames that waited in stalled connections that are no
+    /// longer backlogged.
+    fn unstall(&mut self) {
+        let ready: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.stalled && !c.backlogged())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ready {
+            self.take_frames(id);
         }
     }
 
