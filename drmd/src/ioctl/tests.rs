@@ -559,3 +559,215 @@ fn prime_import_tells_unknown_dma_bufs_from_fds_that_are_not_open() {
     assert_eq!(import(&mut env, 1, Some(gem)), Ok((Answer::Ready(0), bo)));
     assert_eq!(env.fake.placed().len(), placed);
 }
+
+#[test]
+fn the_first_primary_file_is_master_and_master_rules_are_linuxs() {
+    use crate::master::Masters;
+    let mut m = Masters::default();
+    m.open(1, 100, false);
+    m.open(2, 200, false);
+    m.open(3, 300, true);
+    assert!(m.is_master(1) && m.authenticated(1));
+    assert!(!m.is_master(2) && !m.authenticated(2));
+    // Never master and not root: EACCES, before anything else.
+    assert_eq!(m.set_master(2, 200), Err(Errno::EACCES));
+    assert_eq!(m.drop_master(2, 200), Err(Errno::EACCES));
+    // The master's own process only.
+    assert_eq!(m.drop_master(1, 999), Err(Errno::EACCES));
+    assert_eq!(m.set_master(1, 100), Ok(()), "already master");
+    // Root may, but not while another file is master.
+    assert_eq!(m.set_master(3, 300), Err(Errno::EBUSY));
+    assert_eq!(m.drop_master(3, 300), Err(Errno::EINVAL), "not master");
+    assert_eq!(m.drop_master(1, 100), Ok(()));
+    assert_eq!(m.set_master(3, 300), Ok(()));
+    assert_eq!(m.set_master(1, 100), Err(Errno::EBUSY));
+    m.close(3);
+    assert_eq!(m.set_master(1, 100), Ok(()), "it was master before");
+}
+
+#[test]
+fn magic_numbers_authenticate_once_and_only_through_their_master() {
+    use crate::master::Masters;
+    let mut m = Masters::default();
+    m.open(1, 100, false);
+    m.open(2, 200, false);
+    let magic = |m: &mut Masters, file| {
+        let mut a = dc::Auth::default();
+        core::get_magic(m, file, a.as_mut_bytes()).map(|_| a.magic)
+    };
+    let auth = |m: &mut Masters, file, magic: u32| {
+        core::auth_magic(m, file, dc::Auth { magic }.as_bytes())
+    };
+    let n = magic(&mut m, 2).unwrap();
+    assert_ne!(n, 0);
+    assert_eq!(magic(&mut m, 2), Ok(n), "the same number each time");
+    assert_ne!(magic(&mut m, 1), Ok(n), "numbers are distinct");
+    assert_eq!(auth(&mut m, 1, n + 100), Err(Errno::EINVAL), "unknown");
+    assert_eq!(auth(&mut m, 1, n), Ok(0));
+    assert!(m.authenticated(2));
+    assert_eq!(auth(&mut m, 1, n), Err(Errno::EINVAL), "used");
+    assert_eq!(core::get_magic(&mut m, 2, &mut [0; 2]), Err(Errno::EINVAL));
+}
+
+#[test]
+fn set_version_checks_both_versions_and_1_1_gives_get_unique_its_bus_id() {
+    use crate::master::{Masters, BUSID};
+    let mut m = Masters::default();
+    m.open(1, 100, false);
+    let set = |m: &mut Masters, di: (i32, i32), dd: (i32, i32)| {
+        let mut v = dc::SetVersion {
+            di_major: di.0,
+            di_minor: di.1,
+            dd_major: dd.0,
+            dd_minor: dd.1,
+        };
+        core::set_version(m, 1, v.as_mut_bytes()).map(|_| v)
+    };
+    for (di, dd) in [
+        ((2, 0), (-1, 0)),
+        ((1, 5), (-1, 0)),
+        ((-1, 0), (1, 0)),
+        ((-1, 0), (0, 2)),
+    ] {
+        assert_eq!(
+            set(&mut m, di, dd).err(),
+            Some(Errno::EINVAL),
+            "{di:?} {dd:?}"
+        );
+    }
+    let unique = |m: &Masters, room: u64| {
+        let h = dc::UniqueHeader { unique_len: room };
+        let mut payload = Builder::new(&h).zeroed::<u8>(room as usize).build();
+        core::get_unique(m.unique(1), &mut payload).unwrap();
+        let len = u64::from_le_bytes(payload[..8].try_into().unwrap());
+        (len, payload[8..].to_vec())
+    };
+    assert_eq!(unique(&m, 0).0, 0, "no bus id before SET_VERSION 1.1");
+    let v = set(&mut m, (1, 0), (-1, 0)).unwrap();
+    assert_eq!(
+        (v.di_major, v.di_minor, v.dd_major, v.dd_minor),
+        (1, 4, 0, 1)
+    );
+    assert_eq!(unique(&m, 0).0, 0, "1.0 sets none");
+    set(&mut m, (1, 1), (0, 1)).unwrap();
+    let (len, _) = unique(&m, 4);
+    assert_eq!(len, BUSID.len() as u64);
+    let (_, short) = unique(&m, 4);
+    assert_eq!(short, [0; 4], "copied only when it fits");
+    let (_, whole) = unique(&m, len);
+    assert_eq!(whole, BUSID.as_bytes());
+}
+
+#[test]
+fn get_client_stats_client_caps_and_kms_stubs_answer_as_linux_without_modeset() {
+    let mut c = dc::Client {
+        idx: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        core::get_client(true, 42, c.as_mut_bytes()),
+        Err(Errno::EINVAL)
+    );
+    c.idx = 0;
+    assert_eq!(core::get_client(true, 42, c.as_mut_bytes()), Ok(0));
+    assert_eq!((c.auth, c.pid, c.uid), (1, 42, 65534));
+    let mut s = dc::Stats {
+        count: 9,
+        ..dc::Stats::new_zeroed()
+    };
+    assert_eq!(core::get_stats(s.as_mut_bytes()), Ok(0));
+    assert_eq!(s.count, 0);
+    assert_eq!(core::get_stats(&mut [0; 8]), Err(Errno::EINVAL));
+    let mut cap = dc::SetClientCap {
+        capability: 1,
+        value: 1,
+    };
+    assert_eq!(
+        core::set_client_cap(cap.as_mut_bytes()),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(core::set_client_cap(&mut [0; 4]), Err(Errno::EINVAL));
+    // LIST_LESSEES and GET_LEASE check their pad first.
+    let mut padded = [0u8; 16];
+    padded[4] = 1;
+    assert_eq!(
+        core::no_modeset(0xc7, Errno::EOPNOTSUPP, &padded),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        core::no_modeset(0xc7, Errno::EOPNOTSUPP, &[0; 16]),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        core::no_modeset(0xa0, Errno::EOPNOTSUPP, &padded),
+        Err(Errno::EOPNOTSUPP)
+    );
+}
+
+#[test]
+fn gem_flink_names_an_object_once_and_gem_open_gives_new_handles_to_it() {
+    let mut env = Env::virgl();
+    let (bo, res) = env.create();
+    let mut names = crate::gem::Names::default();
+    let flink = |env: &mut Env, names: &mut crate::gem::Names, handle| {
+        let mut f = dc::GemFlink { handle, name: 0 };
+        core::gem_flink(&env.device, names, &env.file, f.as_mut_bytes()).map(|_| f.name)
+    };
+    let name = flink(&mut env, &mut names, bo).unwrap();
+    assert_ne!(name, 0);
+    assert_eq!(
+        flink(&mut env, &mut names, bo),
+        Ok(name),
+        "one name per object"
+    );
+    assert_eq!(flink(&mut env, &mut names, bo + 9), Err(Errno::ENOENT));
+    let open = |env: &mut Env, names: &crate::gem::Names, name| {
+        let mut o = dc::GemOpen {
+            name,
+            ..Default::default()
+        };
+        core::gem_open(&env.device, names, &mut env.file, o.as_mut_bytes()).map(|a| (a, o))
+    };
+    assert_eq!(open(&mut env, &names, name + 1).err(), Some(Errno::ENOENT));
+    let (answer, o) = open(&mut env, &names, name).unwrap();
+    assert_eq!(answer, Answer::Ready(0));
+    assert!(o.handle != bo && o.handle != 0, "a new handle, as Linux");
+    assert_eq!(o.size, 4096);
+    assert_eq!(env.file.bo(o.handle).unwrap().res, res);
+    // Closing one handle keeps the object for the other.
+    assert_eq!(gem_close(&mut env, bo, 0), Ok(Answer::Ready(0)));
+    assert!(env.fake.holds(res));
+}
+
+#[test]
+fn prime_export_refuses_unknown_flags_tokens_and_handles_and_holds_the_object() {
+    let mut env = Env::virgl();
+    let (bo, res) = env.create();
+    let export = |env: &Env, handle, flags, token| {
+        let h = PrimeHandle {
+            handle,
+            flags,
+            token,
+        };
+        prime::export(&env.device, &env.file, h.as_bytes())
+    };
+    let rdwr = dc::PRIME_FLAG_CLOEXEC | dc::PRIME_FLAG_RDWR;
+    assert_eq!(export(&env, bo, 0x4, 0).err(), Some(Errno::EINVAL), "flag");
+    assert_eq!(
+        export(&env, bo, rdwr, 5).err(),
+        Some(Errno::EINVAL),
+        "token"
+    );
+    assert_eq!(export(&env, bo + 1, rdwr, 0).err(), Some(Errno::ENOENT));
+    assert_eq!(
+        prime::export(&env.device, &env.file, &[0; 4]).err(),
+        Some(Errno::EINVAL)
+    );
+    let gem = export(&env, bo, rdwr, 0).unwrap();
+    assert!(gem.dma_buf_writable());
+    // drmd's own hold keeps it after the file lets go.
+    assert_eq!(gem_close(&mut env, bo, 0), Ok(Answer::Ready(0)));
+    assert!(env.fake.holds(res));
+    drop(gem);
+    assert!(!env.fake.holds(res), "the last holder went with the object");
+}
