@@ -845,3 +845,109 @@ fn a_wait_gets_its_answer_only_with_room_for_it() {
     s.call(GetCapset::new(CapsetId::new(2), 2).as_bytes(), 0)
         .unwrap();
 }
+
+/// The header fields and pixels of a PAM image from `display/N`:
+/// (updates, width, height, RGBA bytes).
+fn read_pam(bytes: &[u8]) -> (u64, u32, u32, Vec<u8>) {
+    let end = bytes
+        .windows(7)
+        .position(|w| w == b"ENDHDR\n")
+        .expect("a PAM header")
+        + 7;
+    let header = std::str::from_utf8(&bytes[..end]).unwrap();
+    let field = |name: &str| -> u64 {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {header}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(header.starts_with("P7\n") && header.contains("TUPLTYPE RGB_ALPHA\n"));
+    assert_eq!(field("DEPTH "), 4);
+    let (w, h) = (field("WIDTH ") as u32, field("HEIGHT ") as u32);
+    assert_eq!(bytes.len() - end, (w * h * 4) as usize);
+    (field("# updates "), w, h, bytes[end..].to_vec())
+}
+
+/// `display/N` in one read (the bus's reads are not positioned; the
+/// 1024×768 scanout is 3 MiB).
+fn display(scanout: &str) -> std::io::Result<Vec<u8>> {
+    let fd = scheme_seam::SchemeFd::open(&format!("/scheme/virtio-gpu/display/{scanout}"), 0)?;
+    let mut buf = vec![0u8; 8 << 20];
+    let n = fd.read(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// On the 2D display backend (`virtio-gpud --2d`), what a session puts on
+/// the scanout (a transfer, SET_SCANOUT and a flush) is what
+/// `display/0` shows, pixel for pixel; a scanout the display lacks, or a
+/// name that is none, is ENOENT.
+#[test]
+fn the_2d_backend_shows_the_scanned_out_resource_in_display_0() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _gpu = Daemon::start(&workspace_binary("virtio-gpud"), &["--2d"], "virtio-gpu");
+    let s = Session::open().unwrap();
+    let (info, _) = s.info().unwrap();
+    assert_eq!(
+        info.features & virtio_gpu_proto::Features::VIRGL.bits(),
+        0,
+        "a 2D device"
+    );
+    let (_, _, _, before) = read_pam(&display("0").unwrap());
+    assert!(
+        before.chunks_exact(4).all(|p| p == [0, 0, 0, 0xFF]),
+        "black at first"
+    );
+    let (w, h) = (64u32, 48u32);
+    let (r, a) = s
+        .call(
+            ResourceCreate2d::new(placeholder_res(), Format::B8G8R8X8_UNORM, w, h).as_bytes(),
+            0,
+        )
+        .unwrap();
+    ok(&a);
+    let res = ResourceId::new(r.created as u32).unwrap();
+    let len = w * h * 4;
+    let (addr, offset) = s.alloc(u64::from(len)).unwrap();
+    // B8G8R8X8 in memory: blue, green, red, X per pixel.
+    let expect: Vec<[u8; 4]> = (0..w * h)
+        .map(|i| [(i % w * 4) as u8, (i / w * 5) as u8, 0x80, 0xFF])
+        .collect();
+    let bytes: Vec<u8> = expect.iter().flat_map(|p| [p[2], p[1], p[0], 0]).collect();
+    s.map(offset, len as usize).unwrap().write_bytes(0, &bytes);
+    let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
+    attach.extend_from_slice(MemEntry::new(addr, len).as_bytes());
+    ok(&s.call(&attach, 0).unwrap().1);
+    let full = virtio_gpu_proto::Rect::new(0, 0, w, h);
+    let transfer = virtio_gpu_proto::TransferToHost2d::new(res, full, 0);
+    ok(&s.call(transfer.as_bytes(), 0).unwrap().1);
+    let scanout = virtio_gpu_proto::SetScanout::new(ScanoutId::new(0), Some(res), full);
+    ok(&s.call(scanout.as_bytes(), 0).unwrap().1);
+    let flush = virtio_gpu_proto::ResourceFlush::new(res, full);
+    ok(&s.call(flush.as_bytes(), 0).unwrap().1);
+    // The display thread hears the backend a moment after the flush.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (updates, sw, sh, pixels) = loop {
+        let shown = read_pam(&display("0").unwrap());
+        if shown.0 > 0 && (shown.1, shown.2) == (w, h) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "never shown: {:?}", &shown.0);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(updates > 0);
+    assert_eq!((sw, sh), (w, h));
+    for (i, (got, want)) in pixels.chunks_exact(4).zip(&expect).enumerate() {
+        assert_eq!(got, want, "pixel {i}");
+    }
+    for missing in ["1", "x", ""] {
+        assert_eq!(
+            display(missing).unwrap_err().raw_os_error(),
+            Some(libc::ENOENT),
+            "display/{missing}"
+        );
+    }
+}

@@ -25,25 +25,33 @@ fn run() -> Result<(), Box<dyn Error>> {
     use virtio_gpud::transport::vhost_user::{launch, LaunchOptions};
 
     let termination = Termination::install()?;
-    let mut opts = LaunchOptions::new(true)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--2d`: the backend without virgl, a 2D display device (the display
+    // tests' and the KMS demo's: the virgl backend needs a GPU to scan out).
+    let virgl = !args.iter().any(|a| a == "--2d");
+    let mut opts = LaunchOptions::new(virgl)?;
     // `--device-timeout-ms N`: how long a command may go unanswered before
     // the device counts as stuck (default 10 s). `--fence-wrap N`: the
     // largest fence id the device sees before ids start again (default
     // i32::MAX; small values let tests wrap).
     // `--uid-sessions N`, `--uid-memory BYTES`: each user's quota of
     // sessions (EMFILE beyond) and memory (ENOMEM beyond).
-    let usage = "usage: virtio-gpud [--device-timeout-ms N] [--fence-wrap N] \
+    let usage = "usage: virtio-gpud [--2d] [--device-timeout-ms N] [--fence-wrap N] \
                  [--uid-sessions N] [--uid-memory BYTES]";
     let mut quota = virtio_gpud::memory::Quota::default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
+    let valued: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--2d")
+        .collect();
+    for pair in valued.chunks(2) {
         match pair {
-            [flag, ms] if flag == "--device-timeout-ms" => {
+            [flag, ms] if *flag == "--device-timeout-ms" => {
                 opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
             }
-            [flag, n] if flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
-            [flag, n] if flag == "--uid-sessions" => quota.sessions = n.parse()?,
-            [flag, n] if flag == "--uid-memory" => quota.bytes = n.parse()?,
+            [flag, n] if *flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
+            [flag, n] if *flag == "--uid-sessions" => quota.sessions = n.parse()?,
+            [flag, n] if *flag == "--uid-memory" => quota.bytes = n.parse()?,
             _ => return Err(usage.into()),
         }
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use scheme_seam::{
-    read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme,
-    WakeKey,
+    read_bytes, read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park,
+    Result, Scheme, WakeKey,
 };
 use sync_client::TimelineOwner;
 use virtio_gpu_proto::{
@@ -44,6 +44,8 @@ enum Node {
     Session(SessionId, Domain),
     /// A reader of the trace (its reader id is the handle id).
     Trace,
+    /// A scanout as the display showed it when opened (a PAM image).
+    Display(Vec<u8>),
 }
 
 /// The source token of the transport's loss descriptor, past its
@@ -831,7 +833,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
         // for drmd (the stack's own user) and root debuggers only.
         let private = matches!(
             name,
-            api::SESSION_PATH | api::TRACE_PATH | api::OBJECTS_PATH
+            api::SESSION_PATH | api::TRACE_PATH | api::OBJECTS_PATH | api::DISPLAY_PATH
         );
         if private && !ctx.caller().is_privileged() {
             return Err(Errno::EACCES);
@@ -862,6 +864,11 @@ impl<T: Transport> Scheme for GpuScheme<T> {
                 self.gpu.tracer().add_reader(self.next, cap);
                 Node::Trace
             }
+            (api::DISPLAY_PATH, scanout) => {
+                let index = scanout.parse().map_err(|_| Errno::ENOENT)?;
+                let screen = self.gpu.transport().screen().ok_or(Errno::ENOENT)?;
+                Node::Display(screen.pam(index).ok_or(Errno::ENOENT)?)
+            }
             _ => return Err(Errno::ENOENT),
         };
         self.handles.insert(self.next, node);
@@ -888,6 +895,7 @@ impl<T: Transport> Scheme for GpuScheme<T> {
                     n => Answer::Ready(n),
                 });
             }
+            Node::Display(image) => return Ok(Answer::Ready(read_bytes(image, buf, offset))),
         };
         Ok(Answer::Ready(read_text(&text, buf, offset)))
     }

@@ -94,11 +94,17 @@ pub struct Mapping {
 /// A `read` of `text` as a file's contents at `offset` into `buf` (for
 /// handles that show counters or tables as text); returns the bytes read.
 pub fn read_text(text: &str, buf: &mut [u8], offset: u64) -> usize {
+    read_bytes(text.as_bytes(), buf, offset)
+}
+
+/// A `read` of `data` as a file's contents at `offset` into `buf`; returns
+/// the bytes read.
+pub fn read_bytes(data: &[u8], buf: &mut [u8], offset: u64) -> usize {
     let start = usize::try_from(offset)
         .unwrap_or(usize::MAX)
-        .min(text.len());
-    let n = (text.len() - start).min(buf.len());
-    buf[..n].copy_from_slice(&text.as_bytes()[start..start + n]);
+        .min(data.len());
+    let n = (data.len() - start).min(buf.len());
+    buf[..n].copy_from_slice(&data[start..start + n]);
     n
 }
 

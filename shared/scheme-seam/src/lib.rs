@@ -31,8 +31,8 @@ pub mod token;
 
 pub use errno::{Errno, Result};
 pub use handler::{
-    read_text, Answer, Caller, Context, EventFlags, HandleId, Mapping, Opened, Park, Scheme, Stat,
-    WakeKey,
+    read_bytes, read_text, Answer, Caller, Context, EventFlags, HandleId, Mapping, Opened, Park,
+    Scheme, Stat, WakeKey,
 };
 #[cfg(target_os = "linux")]
 pub use linux::{serve, SchemeFd};

@@ -5,6 +5,7 @@
 //! device is QEMU's `vhost-user-gpu` backend ([`vhost_user`]); on Redox it
 //! is the PCI function handed over by pcid.
 
+pub mod screen;
 #[cfg(target_os = "linux")]
 pub mod vhost_user;
 
@@ -101,4 +102,11 @@ pub trait Transport {
     /// Withdraws a region from `create_region`. The device must no longer
     /// use it (its resources released).
     fn release_region(&mut self, region: &DmaRegion) -> Result<(), TransportError>;
+
+    /// What the display shows now, when the transport serves the display
+    /// itself (the Linux backend's display side); a real monitor cannot be
+    /// read back: None.
+    fn screen(&self) -> Option<screen::DisplayState> {
+        None
+    }
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use log::{debug, warn};
+
+pub use crate::transport::screen::{Cursor, DisplayState, Scanout};
 use virtio_gpu_proto::{CtrlHdr, DisplayOne, Rect, RespDisplayInfo, ResponseType};
 use zerocopy::little_endian::U32;
 use zerocopy::IntoBytes;
@@ -29,55 +31,10 @@ const DMABUF_SCANOUT: u32 = 9;
 const DMABUF_UPDATE: u32 = 10;
 /// `VHOST_USER_GPU_MSG_FLAG_REPLY`.
 const FLAG_REPLY: u32 = 0x4;
-/// Cursor images are 64×64 32-bit pixels.
-pub const CURSOR_SIZE: usize = 64;
+pub use crate::transport::screen::CURSOR_SIZE;
 /// Largest message accepted: a full-HD-sized update plus headers, so a
 /// confused peer cannot make this side allocate without bound.
 const MAX_MESSAGE: usize = 64 << 20;
-
-/// One scanout as the display shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scanout {
-    /// Width in pixels; 0 when disabled.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// `width × height` 32-bit pixels, row-major, as the backend sent them.
-    pub pixels: Vec<u32>,
-}
-
-/// The cursor as the display shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cursor {
-    /// Whether it is visible.
-    pub visible: bool,
-    /// Scanout it is on.
-    pub scanout: u32,
-    /// Position.
-    pub x: u32,
-    /// Position.
-    pub y: u32,
-    /// Hot spot.
-    pub hot_x: u32,
-    /// Hot spot.
-    pub hot_y: u32,
-    /// The 64×64 image, empty until the first update.
-    pub image: Vec<u32>,
-}
-
-/// What the monitor currently shows, and how much the backend sent.
-#[derive(Clone, Debug, Default)]
-pub struct DisplayState {
-    /// Scanouts, indexed by scanout id.
-    pub scanouts: Vec<Scanout>,
-    /// The cursor.
-    pub cursor: Cursor,
-    /// Framebuffer updates received.
-    pub updates: u64,
-    /// Set when the backend sent something this side cannot show (dma-buf
-    /// scanouts need a GPU this machine lacks), with the message id.
-    pub unsupported: Option<u32>,
-}
 
 /// The display thread and the state it maintains.
 #[derive(Debug)]

@@ -475,6 +475,10 @@ impl Transport for VhostUserTransport {
         Ok(())
     }
 
+    fn screen(&self) -> Option<DisplayState> {
+        self.display.as_ref().map(|d| d.lock().clone())
+    }
+
     fn interrupt_fds(&self) -> Vec<std::os::fd::RawFd> {
         let log = self.log.as_ref().map(HostLog::fd);
         self.queues
