@@ -132,7 +132,7 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
     }
 }
 
-/// A request waiting for its handler to stop answering `EAGAIN`.
+/// A request its handler parked, waiting for a key or its deadline.
 ///
 /// `op` points into the client's buffers, which the kernel maps into this
 /// process for the request and unmaps only when the request is answered
