@@ -846,47 +846,99 @@ fn a_wait_gets_its_answer_only_with_room_for_it() {
         .unwrap();
 }
 
-/// The header fields and pixels of a PAM image from `display/N`:
-/// (updates, width, height, RGBA bytes).
-fn read_pam(bytes: &[u8]) -> (u64, u32, u32, Vec<u8>) {
-    let end = bytes
-        .windows(7)
-        .position(|w| w == b"ENDHDR\n")
-        .expect("a PAM header")
-        + 7;
-    let header = std::str::from_utf8(&bytes[..end]).unwrap();
-    let field = |name: &str| -> u64 {
-        header
+/// A PAM image from `display/...`: its header and RGBA bytes.
+struct Pam {
+    header: String,
+    pixels: Vec<u8>,
+}
+
+impl Pam {
+    fn parse(bytes: &[u8]) -> Pam {
+        let end = bytes
+            .windows(7)
+            .position(|w| w == b"ENDHDR\n")
+            .expect("a PAM header")
+            + 7;
+        let pam = Pam {
+            header: String::from_utf8(bytes[..end].to_vec()).unwrap(),
+            pixels: bytes[end..].to_vec(),
+        };
+        assert!(pam.header.starts_with("P7\n") && pam.header.contains("TUPLTYPE RGB_ALPHA\n"));
+        assert_eq!(pam.field("DEPTH "), 4);
+        let (w, h) = pam.size();
+        assert_eq!(pam.pixels.len() as u64, w * h * 4);
+        pam
+    }
+
+    /// The number after the header line prefix `name`.
+    fn field(&self, name: &str) -> u64 {
+        self.header
             .lines()
             .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {header}"))
+            .unwrap_or_else(|| panic!("no {name} in {}", self.header))
             .trim()
             .parse()
             .unwrap()
-    };
-    assert!(header.starts_with("P7\n") && header.contains("TUPLTYPE RGB_ALPHA\n"));
-    assert_eq!(field("DEPTH "), 4);
-    let (w, h) = (field("WIDTH ") as u32, field("HEIGHT ") as u32);
-    assert_eq!(bytes.len() - end, (w * h * 4) as usize);
-    (field("# updates "), w, h, bytes[end..].to_vec())
+    }
+
+    fn size(&self) -> (u64, u64) {
+        (self.field("WIDTH "), self.field("HEIGHT "))
+    }
 }
 
-/// `display/N` in one read (the bus's reads are not positioned; the
+/// `display/what` in one read (the bus's reads are not positioned; the
 /// 1024×768 scanout is 3 MiB).
-fn display(scanout: &str) -> std::io::Result<Vec<u8>> {
-    let fd = scheme_seam::SchemeFd::open(&format!("/scheme/virtio-gpu/display/{scanout}"), 0)?;
+fn display(what: &str) -> std::io::Result<Vec<u8>> {
+    let fd = scheme_seam::SchemeFd::open(&format!("/scheme/virtio-gpu/display/{what}"), 0)?;
     let mut buf = vec![0u8; 8 << 20];
     let n = fd.read(&mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }
 
+/// Reads `display/what` until `done` holds (the display thread hears the
+/// backend a moment after the command).
+fn shown(what: &str, done: impl Fn(&Pam) -> bool) -> Pam {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pam = Pam::parse(&display(what).unwrap());
+        if done(&pam) {
+            return pam;
+        }
+        assert!(Instant::now() < deadline, "display/{what}: {}", pam.header);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A 2D resource of `format` with `bytes` as its backing, uploaded.
+fn uploaded_2d(s: &Session, format: Format, w: u32, h: u32, bytes: &[u8]) -> ResourceId {
+    let (r, a) = s
+        .call(
+            ResourceCreate2d::new(placeholder_res(), format, w, h).as_bytes(),
+            0,
+        )
+        .unwrap();
+    ok(&a);
+    let res = ResourceId::new(r.created as u32).unwrap();
+    let len = w * h * 4;
+    let (addr, offset) = s.alloc(u64::from(len)).unwrap();
+    s.map(offset, len as usize).unwrap().write_bytes(0, bytes);
+    let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
+    attach.extend_from_slice(MemEntry::new(addr, len).as_bytes());
+    ok(&s.call(&attach, 0).unwrap().1);
+    let full = virtio_gpu_proto::Rect::new(0, 0, w, h);
+    let upload = virtio_gpu_proto::TransferToHost2d::new(res, full, 0);
+    ok(&s.call(upload.as_bytes(), 0).unwrap().1);
+    res
+}
+
 /// On the 2D display backend (`virtio-gpud --2d`), what a session puts on
-/// the scanout (a transfer, SET_SCANOUT and a flush) is what
-/// `display/0` shows, pixel for pixel; a scanout the display lacks, or a
-/// name that is none, is ENOENT.
+/// the scanout (a transfer, SET_SCANOUT and a flush) is what `display/0`
+/// shows, pixel for pixel, and its cursor (UPDATE_CURSOR, MOVE_CURSOR) is
+/// what `display/cursor` shows; a scanout the display lacks, or a name that
+/// is none, is ENOENT.
 #[test]
-fn the_2d_backend_shows_the_scanned_out_resource_in_display_0() {
+fn the_2d_backend_shows_the_scanout_and_cursor_in_display() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _gpu = Daemon::start(&workspace_binary("virtio-gpud"), &["--2d"], "virtio-gpu");
     let s = Session::open().unwrap();
@@ -896,53 +948,73 @@ fn the_2d_backend_shows_the_scanned_out_resource_in_display_0() {
         0,
         "a 2D device"
     );
-    let (_, _, _, before) = read_pam(&display("0").unwrap());
+    let before = Pam::parse(&display("0").unwrap());
     assert!(
-        before.chunks_exact(4).all(|p| p == [0, 0, 0, 0xFF]),
+        before.pixels.chunks_exact(4).all(|p| p == [0, 0, 0, 0xFF]),
         "black at first"
     );
+    let c = Pam::parse(&display("cursor").unwrap());
+    assert_eq!(
+        (c.size(), c.field("# visible ")),
+        ((0, 0), 0),
+        "no cursor yet"
+    );
+
     let (w, h) = (64u32, 48u32);
-    let (r, a) = s
-        .call(
-            ResourceCreate2d::new(placeholder_res(), Format::B8G8R8X8_UNORM, w, h).as_bytes(),
-            0,
-        )
-        .unwrap();
-    ok(&a);
-    let res = ResourceId::new(r.created as u32).unwrap();
-    let len = w * h * 4;
-    let (addr, offset) = s.alloc(u64::from(len)).unwrap();
     // B8G8R8X8 in memory: blue, green, red, X per pixel.
     let expect: Vec<[u8; 4]> = (0..w * h)
         .map(|i| [(i % w * 4) as u8, (i / w * 5) as u8, 0x80, 0xFF])
         .collect();
     let bytes: Vec<u8> = expect.iter().flat_map(|p| [p[2], p[1], p[0], 0]).collect();
-    s.map(offset, len as usize).unwrap().write_bytes(0, &bytes);
-    let mut attach = ResourceAttachBacking::new(res, 1).as_bytes().to_vec();
-    attach.extend_from_slice(MemEntry::new(addr, len).as_bytes());
-    ok(&s.call(&attach, 0).unwrap().1);
+    let res = uploaded_2d(&s, Format::B8G8R8X8_UNORM, w, h, &bytes);
     let full = virtio_gpu_proto::Rect::new(0, 0, w, h);
-    let transfer = virtio_gpu_proto::TransferToHost2d::new(res, full, 0);
-    ok(&s.call(transfer.as_bytes(), 0).unwrap().1);
     let scanout = virtio_gpu_proto::SetScanout::new(ScanoutId::new(0), Some(res), full);
     ok(&s.call(scanout.as_bytes(), 0).unwrap().1);
     let flush = virtio_gpu_proto::ResourceFlush::new(res, full);
     ok(&s.call(flush.as_bytes(), 0).unwrap().1);
-    // The display thread hears the backend a moment after the flush.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (updates, sw, sh, pixels) = loop {
-        let shown = read_pam(&display("0").unwrap());
-        if shown.0 > 0 && (shown.1, shown.2) == (w, h) {
-            break shown;
-        }
-        assert!(Instant::now() < deadline, "never shown: {:?}", &shown.0);
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(updates > 0);
-    assert_eq!((sw, sh), (w, h));
-    for (i, (got, want)) in pixels.chunks_exact(4).zip(&expect).enumerate() {
+    let frame = shown("0", |p| {
+        p.field("# updates ") > 0 && p.size() == (u64::from(w), u64::from(h))
+    });
+    for (i, (got, want)) in frame.pixels.chunks_exact(4).zip(&expect).enumerate() {
         assert_eq!(got, want, "pixel {i}");
     }
+
+    // The cursor: an image with its alpha and hot spot, then a move.
+    let side = 64u32;
+    let image: Vec<[u8; 4]> = (0..side * side)
+        .map(|i| {
+            [
+                (i % side * 3) as u8,
+                (i / side * 2) as u8,
+                0x40,
+                (i % 256) as u8,
+            ]
+        })
+        .collect();
+    let bytes: Vec<u8> = image
+        .iter()
+        .flat_map(|p| [p[2], p[1], p[0], p[3]])
+        .collect();
+    let cursor = uploaded_2d(&s, Format::B8G8R8A8_UNORM, side, side, &bytes);
+    let at = |x, y| virtio_gpu_proto::CursorPos::new(ScanoutId::new(0), x, y);
+    let update = virtio_gpu_proto::UpdateCursor::new(at(100, 50), Some(cursor), 3, 4);
+    s.queue(update.as_bytes(), QUEUE_DETACHED).unwrap();
+    let c = shown("cursor", |p| {
+        p.field("# visible ") == 1 && p.field("# x ") == 100
+    });
+    assert_eq!(c.size(), (64, 64));
+    assert_eq!(
+        (c.field("# y "), c.field("# hot_x "), c.field("# hot_y ")),
+        (50, 3, 4)
+    );
+    for (i, (got, want)) in c.pixels.chunks_exact(4).zip(&image).enumerate() {
+        assert_eq!(got, want, "cursor pixel {i}");
+    }
+    let moved = virtio_gpu_proto::MoveCursor::new(at(300, 200), Some(cursor));
+    s.queue(moved.as_bytes(), QUEUE_DETACHED).unwrap();
+    let c = shown("cursor", |p| p.field("# x ") == 300);
+    assert_eq!(c.field("# y "), 200);
+
     for missing in ["1", "x", ""] {
         assert_eq!(
             display(missing).unwrap_err().raw_os_error(),

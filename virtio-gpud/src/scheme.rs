@@ -864,10 +864,13 @@ impl<T: Transport> Scheme for GpuScheme<T> {
                 self.gpu.tracer().add_reader(self.next, cap);
                 Node::Trace
             }
-            (api::DISPLAY_PATH, scanout) => {
-                let index = scanout.parse().map_err(|_| Errno::ENOENT)?;
+            (api::DISPLAY_PATH, what) => {
                 let screen = self.gpu.transport().screen().ok_or(Errno::ENOENT)?;
-                Node::Display(screen.pam(index).ok_or(Errno::ENOENT)?)
+                let image = match what {
+                    "cursor" => Some(screen.cursor_pam()),
+                    scanout => scanout.parse().ok().and_then(|i| screen.pam(i)),
+                };
+                Node::Display(image.ok_or(Errno::ENOENT)?)
             }
             _ => return Err(Errno::ENOENT),
         };

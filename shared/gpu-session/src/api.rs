@@ -12,9 +12,11 @@
 //! - `display/N` (root only): scanout N as the display the transport serves
 //!   shows it, taken when the handle opens, as a Netpbm PAM image (RGB_ALPHA;
 //!   a `# updates N` header comment counts the frame updates the display had
-//!   received): what tests compare and tools convert. ENOENT on a transport
-//!   whose display cannot be read back (a real monitor) and for a scanout it
-//!   lacks.
+//!   received): what tests compare and tools convert. `display/cursor`: the
+//!   cursor the same way (64x64 with its alpha, 0x0 before its first image;
+//!   `# visible`, `# scanout`, `# x`, `# y`, `# hot_x`, `# hot_y` comments).
+//!   ENOENT on a transport whose display cannot be read back (a real
+//!   monitor) and for a scanout it lacks.
 //! - `session` or `session/UID` (drmd's user and root only: EACCES for
 //!   anyone else): a client of the device, serving the clients of user UID
 //!   (default: the opener's). Its memory comes from regions that user's
@@ -84,7 +86,8 @@ pub const OBJECTS_PATH: &str = "objects";
 pub const STATS_PATH: &str = "stats";
 /// Path of the trace stream (`trace`, `trace/full`, `trace/cap=N`).
 pub const TRACE_PATH: &str = "trace";
-/// Path of what a display the transport serves shows (`display/N`).
+/// Path of what a display the transport serves shows (`display/N`,
+/// `display/cursor`).
 pub const DISPLAY_PATH: &str = "display";
 
 /// Call: place a command.

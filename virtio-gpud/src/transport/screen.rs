@@ -50,21 +50,50 @@ pub struct DisplayState {
     pub unsupported: Option<u32>,
 }
 
+/// A Netpbm PAM image (RGB_ALPHA) of `pixels`, a8r8g8b8 words (`opaque`:
+/// the top byte is X, not alpha), with `comments` as header lines.
+fn pam(width: u32, height: u32, pixels: &[u32], opaque: bool, comments: &str) -> Vec<u8> {
+    let mut out = format!(
+        "P7\n{comments}WIDTH {width}\nHEIGHT {height}\nDEPTH 4\nMAXVAL 255\n\
+         TUPLTYPE RGB_ALPHA\nENDHDR\n"
+    )
+    .into_bytes();
+    for p in pixels {
+        let alpha = if opaque { 0xFF } else { (p >> 24) as u8 };
+        out.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8, alpha]);
+    }
+    out
+}
+
 impl DisplayState {
-    /// Scanout `index` as a Netpbm PAM image (RGB_ALPHA, opaque), with the
-    /// number of updates received as a header comment (`# updates N`):
-    /// what tests compare and tools convert. None for a scanout it lacks.
+    /// Scanout `index` as a PAM image (opaque), with the number of updates
+    /// received as a header comment (`# updates N`): what tests compare and
+    /// tools convert. None for a scanout it lacks.
     pub fn pam(&self, index: usize) -> Option<Vec<u8>> {
         let s = self.scanouts.get(index)?;
-        let mut out = format!(
-            "P7\n# updates {}\nWIDTH {}\nHEIGHT {}\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n",
-            self.updates, s.width, s.height
-        )
-        .into_bytes();
-        // The backend's pixels are x8r8g8b8 words; X is not kept.
-        for p in &s.pixels {
-            out.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8, 0xFF]);
-        }
-        Some(out)
+        let comments = format!("# updates {}\n", self.updates);
+        Some(pam(s.width, s.height, &s.pixels, true, &comments))
+    }
+
+    /// The cursor as a PAM image (64×64 with its alpha; 0×0 before its
+    /// first image), with `# visible`, `# scanout`, `# x`, `# y`, `# hot_x`
+    /// and `# hot_y` header comments.
+    pub fn cursor_pam(&self) -> Vec<u8> {
+        let c = &self.cursor;
+        let side = if c.image.is_empty() {
+            0
+        } else {
+            CURSOR_SIZE as u32
+        };
+        let comments = format!(
+            "# visible {}\n# scanout {}\n# x {}\n# y {}\n# hot_x {}\n# hot_y {}\n",
+            u8::from(c.visible),
+            c.scanout,
+            c.x,
+            c.y,
+            c.hot_x,
+            c.hot_y
+        );
+        pam(side, side, &c.image, false, &comments)
     }
 }
