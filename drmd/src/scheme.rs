@@ -41,9 +41,9 @@ use crate::master::Masters;
 use crate::node::Node;
 use crate::stats::{IoctlStats, Op};
 
-/// How often [`PROGRESS`] is woken while requests may wait on it and
-/// syncd's progress events are not available (syncd was not up when drmd
-/// started, or went away).
+/// How often [`PROGRESS`] and [`ROOM`] are woken while requests may wait
+/// on one whose events are not available (syncd was not up when drmd
+/// started, or went away; virtio-gpud's session gave no readiness).
 const POLL: Duration = Duration::from_millis(1);
 
 /// Event-source tokens: syncd's fence progress, virtio-gpud's ring room.
@@ -58,10 +58,12 @@ pub struct DrmScheme {
     tokens: Tokens<HandleId>,
     /// What each ioctl type cost.
     stats: IoctlStats,
-    /// Without progress events: keep waking [`PROGRESS`] until then.
+    /// Without one of the events: keep waking the keys until then.
     poll_until: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
     progress_events: bool,
+    /// Whether virtio-gpud's ring-room events do.
+    room_events: bool,
     /// Who is DRM master.
     masters: Masters,
     /// GEM_FLINK's global names.
@@ -88,6 +90,7 @@ impl DrmScheme {
     pub fn new(device: Device) -> Self {
         DrmScheme {
             progress_events: device.progress_fd().is_some(),
+            room_events: device.room_fd().is_ok(),
             device,
             handles: Handles::default(),
             tokens: Tokens::default(),
@@ -98,9 +101,9 @@ impl DrmScheme {
         }
     }
 
-    /// Without progress events, waits on [`PROGRESS`] are woken by
-    /// polling for a while after one parks.
-    fn poll_progress(&mut self) {
+    /// Without an event, the requests waiting for it are woken by polling
+    /// for a while after one parks.
+    fn poll(&mut self) {
         self.poll_until = Some(Instant::now() + POLL * 10);
     }
 
@@ -224,8 +227,10 @@ impl Scheme for DrmScheme {
         })?;
         match &answer {
             Ok(Answer::Park(park)) => {
-                if !self.progress_events && park.waits_for(PROGRESS) {
-                    self.poll_progress();
+                let unheard = (!self.progress_events && park.waits_for(PROGRESS))
+                    || (!self.room_events && park.waits_for(ROOM));
+                if unheard {
+                    self.poll();
                 }
             }
             // Counted once done: a parked request's earlier runs only looked
@@ -335,7 +340,7 @@ impl Scheme for DrmScheme {
         let room = self
             .device
             .room_fd()
-            .map_err(|e| warn!("no ring-room events ({e}): a full ring parks until progress"))
+            .map_err(|e| warn!("no ring-room events ({e}): parked requests will poll for room"))
             .ok();
         let progress = self.device.progress_fd().map(|fd| (fd, PROGRESS_SOURCE));
         progress
@@ -352,7 +357,7 @@ impl Scheme for DrmScheme {
             PROGRESS_SOURCE => {
                 if !self.device.acknowledge_progress() {
                     self.progress_events = false;
-                    self.poll_progress();
+                    self.poll();
                 }
                 ctx.wake(PROGRESS);
             }
@@ -366,6 +371,7 @@ impl Scheme for DrmScheme {
 
     fn on_deadline(&mut self, ctx: &mut Context) {
         ctx.wake(PROGRESS);
+        ctx.wake(ROOM);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
