@@ -201,6 +201,22 @@ fn sessions_cannot_name_each_others_objects() {
         errno(b.queue(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0x80)),
         Some(libc::EINVAL)
     );
+    // A reservation beyond MAX_RESERVE, however large, is EINVAL; up to it
+    // the command is placed (the ring has room). Reading a session only
+    // acknowledges its readiness, whatever the length asked.
+    let attach = CtxAttachResource::new(ctx_b, res_b);
+    for reserve in [gpu_session::api::MAX_RESERVE + 1, i32::MAX as u32, u32::MAX] {
+        assert_eq!(
+            errno(b.try_queue(attach.as_bytes(), QUEUE_DETACHED, reserve)),
+            Some(libc::EINVAL),
+            "reserve {reserve}"
+        );
+    }
+    for reserve in [0, gpu_session::api::MAX_RESERVE] {
+        b.try_queue(attach.as_bytes(), QUEUE_DETACHED, reserve)
+            .unwrap();
+    }
+    b.acknowledge().unwrap();
     ok(&b
         .call(CtxAttachResource::new(ctx_b, res_b).as_bytes(), 0)
         .unwrap()
@@ -1015,11 +1031,24 @@ fn the_2d_backend_shows_the_scanout_and_cursor_in_display() {
     let c = shown("cursor", |p| p.field("# x ") == 300);
     assert_eq!(c.field("# y "), 200);
 
-    for missing in ["1", "x", ""] {
+    for missing in [
+        "1",
+        "x",
+        "",
+        "-1",
+        "4294967296",
+        "18446744073709551616",
+        "0x0",
+        "cursor/1",
+        "0/0",
+    ] {
         assert_eq!(
             display(missing).unwrap_err().raw_os_error(),
             Some(libc::ENOENT),
             "display/{missing}"
         );
     }
+    // The session and the display are still served.
+    ok(&s.call(flush.as_bytes(), 0).unwrap().1);
+    assert_eq!(Pam::parse(&display("0").unwrap()).size(), (64, 48));
 }
