@@ -27,10 +27,9 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use drm_uapi::virtgpu::{Box3d, ResourceCreate};
+use drm_uapi::virtgpu::Box3d;
 use drmd::client::DrmFd;
 use scheme_seam::Errno;
-use zerocopy::FromZeros;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
@@ -57,29 +56,13 @@ fn figure(key: &str, value: f64, unit: &str) {
 const TRANSFER_SIDE: u32 = 1024;
 const TRANSFER_BYTES: usize = (TRANSFER_SIDE * TRANSFER_SIDE * 4) as usize;
 
-/// A 2D RGBA8 texture that can be rendered to and sampled.
-fn texture(side: u32) -> ResourceCreate {
-    ResourceCreate {
-        target: virgl_stream::target::TEXTURE_2D,
-        format: virgl_stream::format::R8G8B8A8_UNORM,
-        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
-        width: side,
-        height: side,
-        depth: 1,
-        array_size: 1,
-        size: side * side * 4,
-        stride: side * 4,
-        ..ResourceCreate::new_zeroed()
-    }
-}
-
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let nowait_for =
         Duration::from_secs_f64(args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0));
     let drm = DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = drm.resource_create(texture(64))?;
+    let (bo, res) = drm.resource_create(drmd::client::render_target(64, 64))?;
     // The surface stays bound, as in device_bench: each submit is a clear.
     let mut setup = virgl_stream::Stream::new();
     setup
@@ -190,14 +173,9 @@ fn nowait_checks(
 /// object, each followed by a WAIT; the data comes back in the mapped
 /// object. Then NOWAIT checks on the object while transfers keep it busy.
 fn transfers(drm: &DrmFd, n: usize, nowait_for: Duration) -> Result<(), Box<dyn Error>> {
-    let (bo, _) = drm.resource_create(texture(TRANSFER_SIDE))?;
+    let (bo, _) = drm.resource_create(drmd::client::render_target(TRANSFER_SIDE, TRANSFER_SIDE))?;
     let map = drm.map(bo, TRANSFER_BYTES)?;
-    let whole = Box3d {
-        w: TRANSFER_SIDE,
-        h: TRANSFER_SIDE,
-        d: 1,
-        ..Box3d::new_zeroed()
-    };
+    let whole = Box3d::whole(TRANSFER_SIDE, TRANSFER_SIDE);
     let pattern: Vec<u8> = (0..TRANSFER_BYTES).map(|i| (i % 251) as u8).collect();
     map.write_bytes(0, &pattern);
     let transfer = |to_host: bool| -> Result<(), Box<dyn Error>> {

@@ -12,9 +12,8 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use drm_uapi::virtgpu::{self as vg, Box3d, ResourceCreate};
+use drm_uapi::virtgpu::{self as vg, Box3d};
 use drmd::client::DrmFd;
-use zerocopy::FromZeros;
 
 const W: u32 = 256;
 const H: u32 = 256;
@@ -43,18 +42,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let glsl = u32::from_le_bytes(caps[264..268].try_into()?);
     println!("GET_CAPS capset 2: {} bytes, GLSL level {glsl}", caps.len());
 
-    let (bo, res) = drm.resource_create(ResourceCreate {
-        target: 2,
-        format: virgl_stream::format::R8G8B8A8_UNORM,
-        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
-        width: W,
-        height: H,
-        depth: 1,
-        array_size: 1,
-        size: W * H * 4,
-        stride: W * 4,
-        ..ResourceCreate::new_zeroed()
-    })?;
+    let (bo, res) = drm.resource_create(drmd::client::render_target(W, H))?;
     println!("RESOURCE_CREATE {W}x{H}: GEM handle {bo}, resource {res}");
 
     let stream = virgl_stream::clear_stream(res, virgl_stream::format::R8G8B8A8_UNORM, COLOUR);
@@ -71,18 +59,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         submitted.elapsed().as_secs_f64() * 1e6
     );
 
-    drm.transfer(
-        bo,
-        Box3d {
-            x: 0,
-            y: 0,
-            z: 0,
-            w: W,
-            h: H,
-            d: 1,
-        },
-        false,
-    )?;
+    drm.transfer(bo, Box3d::whole(W, H), false)?;
     drm.wait(bo, false)?;
     let map = drm.map(bo, (W * H * 4) as usize)?;
     let mut pixels = vec![0u8; (W * H * 4) as usize];

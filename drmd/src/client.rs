@@ -15,6 +15,23 @@ use scheme_seam::{SchemeFd, ShmRegion, Stat};
 use sync_client::SyncFile;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
+/// RESOURCE_CREATE of a `w × h` RGBA8 texture to render into and sample
+/// (what Mesa makes for a small render target).
+pub fn render_target(w: u32, h: u32) -> ResourceCreate {
+    ResourceCreate {
+        target: virgl_stream::target::TEXTURE_2D,
+        format: virgl_stream::format::R8G8B8A8_UNORM,
+        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+        width: w,
+        height: h,
+        depth: 1,
+        array_size: 1,
+        size: w * h * 4,
+        stride: w * 4,
+        ..ResourceCreate::new_zeroed()
+    }
+}
+
 /// What VERSION says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version {

@@ -199,20 +199,3 @@ pub fn kill_holder_and_await_release(command: &str) -> String {
     }
     held
 }
-
-/// RESOURCE_CREATE of a `w × h` RGBA8 texture to render into and sample
-/// (what Mesa makes for a small render target).
-pub fn render_target(w: u32, h: u32) -> drm_uapi::virtgpu::ResourceCreate {
-    drm_uapi::virtgpu::ResourceCreate {
-        target: 2,
-        format: virgl_stream::format::R8G8B8A8_UNORM,
-        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
-        width: w,
-        height: h,
-        depth: 1,
-        array_size: 1,
-        size: w * h * 4,
-        stride: w * 4,
-        ..zerocopy::FromZeros::new_zeroed()
-    }
-}

@@ -29,21 +29,10 @@ fn errno(r: std::io::Result<impl std::fmt::Debug>) -> Option<i32> {
     r.unwrap_err().raw_os_error()
 }
 
-fn whole(w: u32, h: u32) -> Box3d {
-    Box3d {
-        x: 0,
-        y: 0,
-        z: 0,
-        w,
-        h,
-        d: 1,
-    }
-}
-
 /// RESOURCE_CREATE of a `w × h` RGBA8 render target; (bo handle, res id).
 fn create(fd: &DrmFd, w: u32, h: u32) -> (u32, u32) {
     let (bo, res) = fd
-        .resource_create(stack_tests::render_target(w, h))
+        .resource_create(drmd::client::render_target(w, h))
         .unwrap();
     assert!(bo != 0 && res != 0);
     (bo, res)
@@ -58,7 +47,7 @@ fn clear(fd: &DrmFd, bo: u32, res: u32, rgba: [f32; 4]) -> SyncFile {
 
 /// TRANSFER_FROM_HOST of the whole `w × h` object, WAIT, MAP and read.
 fn read_back(fd: &DrmFd, bo: u32, w: u32, h: u32) -> Vec<u8> {
-    fd.transfer(bo, whole(w, h), false).unwrap();
+    fd.transfer(bo, Box3d::whole(w, h), false).unwrap();
     fd.wait(bo, false).unwrap();
     let map = fd.map(bo, (w * h * 4) as usize).unwrap();
     let mut pixels = vec![0u8; (w * h * 4) as usize];
@@ -140,7 +129,7 @@ fn an_upload_through_map_is_used_by_a_submit_and_read_back() {
     let (dst, dst_res) = create(&fd, w, h);
     let pattern: Vec<u8> = (0..w * h * 4).map(|i| (i * 13 + i / 7) as u8).collect();
     fd.map(src, pattern.len()).unwrap().write_bytes(0, &pattern);
-    fd.transfer(src, whole(w, h), true).unwrap();
+    fd.transfer(src, Box3d::whole(w, h), true).unwrap();
     let mut s = virgl_stream::Stream::new();
     s.create_sub_ctx(1).set_sub_ctx(1).resource_copy_region(
         dst_res,
@@ -237,7 +226,7 @@ fn an_in_fence_holds_the_submit_until_it_signals() {
         .execbuffer(&green, &[bo], Some(&gate_file), true)
         .unwrap();
     assert!(out.unwrap().wait(Duration::from_secs(10)).unwrap());
-    nb.transfer(bo, whole(16, 16), false).unwrap();
+    nb.transfer(bo, Box3d::whole(16, 16), false).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Err(e) = nb.wait(bo, true) {
         assert_eq!(e.raw_os_error(), Some(libc::EBUSY));

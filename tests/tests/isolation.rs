@@ -112,7 +112,7 @@ fn memory_handed_out_cannot_be_resized_or_sealed_by_its_holder() {
     let _stack = stack();
     let fd = DrmFd::open("/scheme/drm/renderD128").unwrap();
     let (bo, _) = fd
-        .resource_create(stack_tests::render_target(16, 16))
+        .resource_create(drmd::client::render_target(16, 16))
         .unwrap();
     let map = fd.map(bo, 1024).unwrap();
     let file = std::fs::File::from(map.fd().try_clone_to_owned().unwrap());
@@ -127,19 +127,7 @@ fn memory_handed_out_cannot_be_resized_or_sealed_by_its_holder() {
     assert_eq!(sealed, -1, "more seals are refused");
     // The stack goes on, this file's object included.
     map.write_bytes(0, &[1, 2, 3, 4]);
-    fd.transfer(
-        bo,
-        vg::Box3d {
-            x: 0,
-            y: 0,
-            z: 0,
-            w: 16,
-            h: 16,
-            d: 1,
-        },
-        true,
-    )
-    .unwrap();
+    fd.transfer(bo, vg::Box3d::whole(16, 16), true).unwrap();
     fd.wait(bo, false).unwrap();
 }
 

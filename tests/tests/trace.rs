@@ -86,14 +86,7 @@ fn clear_and_read_back(w: u32, h: u32) -> (DrmFd, u32, Vec<u8>) {
     let stream = clear_stream(res, R8G8B8A8_UNORM, [0.25, 0.5, 0.75, 1.0]);
     let fence = fd.execbuffer(&stream, &[bo], None, true).unwrap().unwrap();
     assert!(fence.wait(Duration::from_secs(10)).unwrap());
-    let whole = Box3d {
-        x: 0,
-        y: 0,
-        z: 0,
-        w,
-        h,
-        d: 1,
-    };
+    let whole = Box3d::whole(w, h);
     fd.transfer(bo, whole, false).unwrap();
     fd.wait(bo, false).unwrap();
     let mut pixels = vec![0u8; (w * h * 4) as usize];
@@ -227,14 +220,7 @@ fn an_upload_is_in_a_full_trace_and_replays_to_the_same_copy() {
     let ((src, src_res), (dst, dst_res)) = (make(), make());
     let pattern: Vec<u8> = (0..w * h * 4).map(|i| (i * 13 + i / 7) as u8).collect();
     fd.map(src, pattern.len()).unwrap().write_bytes(0, &pattern);
-    let whole = Box3d {
-        x: 0,
-        y: 0,
-        z: 0,
-        w,
-        h,
-        d: 1,
-    };
+    let whole = Box3d::whole(w, h);
     fd.transfer(src, whole, true).unwrap();
     let mut s = virgl_stream::Stream::new();
     s.create_sub_ctx(1).set_sub_ctx(1).resource_copy_region(

@@ -18,6 +18,7 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use super::{core, prime, virtgpu, ROOM};
 use crate::backend::memory::MemoryDevice;
+use crate::client::render_target;
 use crate::device::Device;
 use crate::file::DrmFile;
 use crate::gem::Gem;
@@ -48,24 +49,10 @@ impl Env {
 
     /// RESOURCE_CREATE of a small render target: (GEM handle, resource id).
     fn create(&mut self) -> (u32, u32) {
-        let mut r = target();
+        let mut r = render_target(16, 16);
         let answer = virtgpu::resource_create(&mut self.device, &mut self.file, r.as_mut_bytes());
         assert_eq!(answer, Ok(Answer::Ready(0)));
         (r.bo_handle, r.res_handle)
-    }
-}
-
-fn target() -> ResourceCreate {
-    ResourceCreate {
-        target: 2,
-        format: 1,
-        bind: 2,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..ResourceCreate::new_zeroed()
     }
 }
 
@@ -226,7 +213,7 @@ fn resource_create_refuses_bad_sizes_and_2d_shapes_before_anything_is_placed() {
     let mut env = Env::virgl();
     let mut r = ResourceCreate {
         size: u32::MAX,
-        ..target()
+        ..render_target(16, 16)
     };
     let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
     assert_eq!(answer, Err(Errno::ENOMEM));
@@ -234,19 +221,19 @@ fn resource_create_refuses_bad_sizes_and_2d_shapes_before_anything_is_placed() {
     for bad in [
         ResourceCreate {
             depth: 2,
-            ..target()
+            ..render_target(16, 16)
         },
         ResourceCreate {
             nr_samples: 2,
-            ..target()
+            ..render_target(16, 16)
         },
         ResourceCreate {
             target: 3,
-            ..target()
+            ..render_target(16, 16)
         },
         ResourceCreate {
             array_size: 2,
-            ..target()
+            ..render_target(16, 16)
         },
     ] {
         let mut bad = bad;
@@ -267,7 +254,7 @@ fn resource_create_parks_for_room_for_its_whole_batch_and_leaves_nothing() {
     let mut env = Env::virgl();
     // Room for three commands: the batch needs four.
     env.room(Some(3));
-    let mut r = target();
+    let mut r = render_target(16, 16);
     let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
     assert_eq!(answer, for_room());
     assert!(env.fake.placed().is_empty());
@@ -325,14 +312,7 @@ fn transfer(env: &mut Env, bo: u32, to_host: bool, t: Transfer) -> Result<Answer
 
 fn whole() -> Transfer {
     Transfer {
-        box_: Box3d {
-            x: 0,
-            y: 0,
-            z: 0,
-            w: 16,
-            h: 16,
-            d: 1,
-        },
+        box_: Box3d::whole(16, 16),
         ..Transfer::new_zeroed()
     }
 }

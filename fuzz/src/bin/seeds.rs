@@ -679,17 +679,7 @@ fn session_admission_seeds(s: &mut Seeds, trace: &[(RecordHeader, Vec<u8>)]) {
 /// that is full at each step, and sharing (FLINK/OPEN, PRIME import).
 fn drm_handlers_seeds(s: &mut Seeds) {
     let op = drm_handlers::seed_op;
-    let create = vg::ResourceCreate {
-        target: 2,
-        format: 1,
-        bind: 2,
-        width: 16,
-        height: 16,
-        depth: 1,
-        array_size: 1,
-        size: 1024,
-        ..Default::default()
-    };
+    let create = drmd::client::render_target(16, 16);
     let transfer = vg::Transfer {
         box_: vg::Box3d {
             w: 16,

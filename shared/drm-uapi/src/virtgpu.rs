@@ -311,6 +311,20 @@ pub struct Box3d {
     pub d: u32,
 }
 
+impl Box3d {
+    /// The `w × h` box of layer 0 at the origin: a whole 2D image.
+    pub const fn whole(w: u32, h: u32) -> Box3d {
+        Box3d {
+            x: 0,
+            y: 0,
+            z: 0,
+            w,
+            h,
+            d: 1,
+        }
+    }
+}
+
 /// TRANSFER_FROM_HOST / TRANSFER_TO_HOST (`drm_virtgpu_3d_transfer_*`,
 /// unchanged; both directions share the layout).
 ///

@@ -56,7 +56,7 @@ fn holding() -> std::io::Result<()> {
 
 fn hold_drm() -> std::io::Result<()> {
     let fd = scheme_seam::SchemeFd::open("/scheme/drm/renderD128", 0)?;
-    let mut r = stack_tests::render_target(16, 16);
+    let mut r = drmd::client::render_target(16, 16);
     fd.call(
         zerocopy::IntoBytes::as_mut_bytes(&mut r),
         &[drm_uapi::virtgpu::RESOURCE_CREATE],
@@ -99,20 +99,13 @@ fn become_nobody() -> std::io::Result<()> {
 fn render() -> std::io::Result<()> {
     use drm_uapi::virtgpu::Box3d;
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
+    let (bo, res) = fd.resource_create(drmd::client::render_target(16, 16))?;
     let stream = virgl_stream::clear_stream(res, 67, [1.0, 1.0, 1.0, 1.0]);
     let fence = fd
         .execbuffer(&stream, &[bo], None, true)?
         .expect("out-fence");
     fence.wait(std::time::Duration::from_secs(10))?;
-    let whole = Box3d {
-        x: 0,
-        y: 0,
-        z: 0,
-        w: 16,
-        h: 16,
-        d: 1,
-    };
+    let whole = Box3d::whole(16, 16);
     fd.transfer(bo, whole, false)?;
     fd.wait(bo, false)?;
     let map = fd.map(bo, 1024)?;
@@ -129,7 +122,7 @@ fn render() -> std::io::Result<()> {
 /// try.
 fn drm_ids() -> std::io::Result<()> {
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
+    let (bo, res) = fd.resource_create(drmd::client::render_target(16, 16))?;
     let offset = fd.map_offset(bo)?;
     let mut create = drm_uapi::syncobj::Create {
         handle: 0,
@@ -164,7 +157,7 @@ fn storm(n: u64) -> std::io::Result<()> {
     const IN_FLIGHT: usize = 8;
     const REPORT: u64 = 25;
     let fd = drmd::client::DrmFd::open("/scheme/drm/renderD128")?;
-    let (bo, res) = fd.resource_create(stack_tests::render_target(16, 16))?;
+    let (bo, res) = fd.resource_create(drmd::client::render_target(16, 16))?;
     let mut create = so::Create {
         handle: 0,
         flags: 0,

@@ -294,14 +294,7 @@ fn transfer(e: &Env, to_host: bool, t: Transfer) -> Answer {
 fn whole(e: &Env) -> Transfer {
     Transfer {
         bo_handle: e.bo,
-        box_: Box3d {
-            x: 0,
-            y: 0,
-            z: 0,
-            w: SIDE,
-            h: SIDE,
-            d: 1,
-        },
+        box_: Box3d::whole(SIDE, SIDE),
         ..Transfer::new_zeroed()
     }
 }

@@ -142,14 +142,7 @@ fn file_info(fd: i32) -> Result<(i32, u32)> {
 fn read_back(fd: i32, bo: u32) -> Result<Vec<u8>> {
     let mut t = Transfer {
         bo_handle: bo,
-        box_: Box3d {
-            x: 0,
-            y: 0,
-            z: 0,
-            w: W,
-            h: H,
-            d: 1,
-        },
+        box_: Box3d::whole(W, H),
         ..Transfer::new_zeroed()
     };
     ioctl(fd, vg::IOC_TRANSFER_FROM_HOST, &mut t, "TRANSFER_FROM_HOST")?;
