@@ -140,6 +140,8 @@ fn only_root_and_the_stacks_user_reach_sessions_and_the_primary_node() {
             "open-as-nobody",
             "/scheme/virtio-gpu/session",
             "/scheme/virtio-gpu/stats",
+            "/scheme/virtio-gpu/display/0",
+            "/scheme/virtio-gpu/display/cursor",
             "/scheme/drm/card0",
             "/scheme/drm/renderD128",
         ])
@@ -154,6 +156,8 @@ fn only_root_and_the_stacks_user_reach_sessions_and_the_primary_node() {
         [
             format!("/scheme/virtio-gpu/session {eacces}"),
             "/scheme/virtio-gpu/stats ok".to_string(),
+            format!("/scheme/virtio-gpu/display/0 {eacces}"),
+            format!("/scheme/virtio-gpu/display/cursor {eacces}"),
             format!("/scheme/drm/card0 {eacces}"),
             "/scheme/drm/renderD128 ok".to_string(),
         ]
