@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 use virtio_gpu_proto::{
-    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, Features, FenceId,
-    GetCapset, GetCapsetInfo, GpuConfig, Queue, Request, ResourceId, RespCapset, Response,
-    ResponseType, Wire,
+    CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, DisplayOne,
+    Features, FenceId, GetCapset, GetCapsetInfo, GetDisplayInfo, GpuConfig, Queue, Request,
+    ResourceId, RespCapset, Response, ResponseType, Wire, MAX_SCANOUTS,
 };
 use zerocopy::FromBytes;
 
@@ -128,6 +128,9 @@ pub struct Gpu<T: Transport> {
     features: Features,
     config: GpuConfig,
     capsets: Vec<CapsetInfo>,
+    /// Each scanout's preferred mode and whether a display is connected,
+    /// as GET_DISPLAY_INFO answered at start.
+    displays: Vec<DisplayOne>,
     capset_cache: HashMap<(CapsetId, u32), Arc<[u8]>>,
     fences: Fences,
     /// Completions drained while waiting for another, until claimed.
@@ -192,6 +195,7 @@ impl<T: Transport> Gpu<T> {
             features,
             config,
             capsets: Vec::new(),
+            displays: Vec::new(),
             capset_cache: HashMap::new(),
             fences: Fences::with_wrap(opts.fence_wrap),
             done: HashMap::new(),
@@ -212,6 +216,13 @@ impl<T: Transport> Gpu<T> {
                 max_version: info.capset_max_version.get(),
                 max_size: info.capset_max_size.get(),
             });
+        }
+        // Asked only of a device with scanouts: a vhost-user backend with
+        // no display to ask stalls its queue on this.
+        let scanouts = (gpu.config.num_scanouts.get() as usize).min(MAX_SCANOUTS);
+        if scanouts > 0 {
+            let info = gpu.call(&GetDisplayInfo::new(), &[], None)?;
+            gpu.displays = info.pmodes[..scanouts].to_vec();
         }
         info!(
             "virtio-gpu: features {:?}, {} scanouts, capsets {:?}",
@@ -281,6 +292,11 @@ impl<T: Transport> Gpu<T> {
     /// The DMA pool, for resource backing.
     pub fn pool(&self) -> &DmaPool {
         &self.pool
+    }
+
+    /// Each scanout's preferred mode and connection, from GET_DISPLAY_INFO.
+    pub fn displays(&self) -> &[DisplayOne] {
+        &self.displays
     }
 
     /// The transport (e.g. for the display it serves).

@@ -551,6 +551,28 @@ impl<T: Transport> GpuScheme<T> {
         Ok(out.len())
     }
 
+    fn displays(&self, payload: &mut [u8]) -> Result<usize> {
+        let out: Vec<u8> = self
+            .gpu
+            .displays()
+            .iter()
+            .flat_map(|d| {
+                let entry = api::DisplayEntry {
+                    x: d.r.x.get(),
+                    y: d.r.y.get(),
+                    width: d.r.width.get(),
+                    height: d.r.height.get(),
+                    enabled: d.enabled.get(),
+                    flags: d.flags.get(),
+                };
+                entry.as_bytes().to_vec()
+            })
+            .collect();
+        let dst = payload.get_mut(..out.len()).ok_or(Errno::EMSGSIZE)?;
+        dst.copy_from_slice(&out);
+        Ok(out.len())
+    }
+
     /// Releases everything a session owns on the device, except what
     /// another session still holds, without waiting for the device: its
     /// resources' UNREFs and contexts' destruction are sent detached, and
@@ -656,6 +678,7 @@ impl<T: Transport> GpuScheme<T> {
                 .map(|o| o.id() as usize)
                 .ok_or(Errno::ENODEV),
             api::INFO => self.info(payload),
+            api::DISPLAYS => self.displays(payload),
             api::CAPSET => {
                 let word = |i: usize| -> Result<u32> {
                     let b = payload.get(i..i + 4).ok_or(Errno::EINVAL)?;

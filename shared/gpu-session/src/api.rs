@@ -55,6 +55,9 @@
 //!     return value), ENODEV while syncd is not reachable.
 //!   - [`INFO`]: [`DeviceInfo`] then one [`CapsetEntry`] per capset (the
 //!     return value is the bytes written).
+//!   - [`DISPLAYS`]: one [`DisplayEntry`] per scanout (the return value is
+//!     the bytes written): each scanout's preferred mode and connection, as
+//!     the device answered GET_DISPLAY_INFO when the daemon started.
 //!   - [`CAPSET`]: payload = capset id and version (`u32` each) in, then
 //!     room; the capset's data out, from the daemon's cache (the return
 //!     value is its length).
@@ -111,6 +114,30 @@ pub const SHARE: u64 = 8;
 pub const ADOPT: u64 = 9;
 /// Call: let go of a resource.
 pub const RELEASE: u64 = 10;
+
+/// Call: the scanouts' displays.
+pub const DISPLAYS: u64 = 11;
+
+/// One scanout in a [`DISPLAYS`] answer (`virtio_gpu_display_one` in the
+/// host's byte order).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct DisplayEntry {
+    /// Preferred position.
+    pub x: u32,
+    /// Preferred position.
+    pub y: u32,
+    /// Preferred width (0: the device has no preference).
+    pub width: u32,
+    /// Preferred height.
+    pub height: u32,
+    /// Non-zero when a display is connected.
+    pub enabled: u32,
+    /// The device's flags, as it gave them.
+    pub flags: u32,
+}
 
 /// The start of an [`INFO`] answer.
 #[repr(C)]

@@ -133,6 +133,18 @@ impl Session {
         Ok((info, capsets))
     }
 
+    /// Each scanout's display (see [`api::DISPLAYS`]).
+    pub fn displays(&self) -> io::Result<Vec<api::DisplayEntry>> {
+        let size = size_of::<api::DisplayEntry>();
+        // VIRTIO_GPU_MAX_SCANOUTS: no device has more.
+        let mut payload = vec![0u8; size * 16];
+        let n = self.fd.call(&mut payload, &[api::DISPLAYS])?;
+        Ok(payload[..n.min(payload.len())]
+            .chunks_exact(size)
+            .filter_map(|c| api::DisplayEntry::read_from_bytes(c).ok())
+            .collect())
+    }
+
     /// A capset's data (up to `max_size` bytes).
     pub fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         let mut payload = vec![0u8; max_size.max(8)];
