@@ -27,6 +27,8 @@
 //! - [`core`]: the core (non-KMS) `DRM_IOCTL_*` a render
 //!   node serves — VERSION, GEM_CLOSE, GET_CAP, SET_CLIENT_CAP, PRIME
 //!   (served by drmd).
+//! - [`kms`]: the KMS `DRM_IOCTL_MODE_*` (served by drmd), their one
+//!   table of shapes ([`kms::layout`]), and the events read from a DRM fd.
 //! - [`virtgpu`]: `DRM_IOCTL_VIRTGPU_*` (served by drmd).
 //! - [`syncobj`]: `DRM_IOCTL_SYNCOBJ_*` (served by drmd).
 //! - [`sync_file`]: `SYNC_IOC_*` (served by syncd).
@@ -43,6 +45,7 @@
 extern crate alloc;
 
 pub mod core;
+pub mod kms;
 pub mod linux;
 pub mod sync_file;
 pub mod syncobj;

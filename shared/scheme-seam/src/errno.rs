@@ -35,6 +35,7 @@ errnos! {
     EFAULT = 14, "Bad size or address in the request.";
     EBUSY = 16, "Busy.";
     EEXIST = 17, "Already exists.";
+    ERANGE = 34, "A value out of range.";
     EDEADLK = 35, "A wait that nothing can end.";
     ENODEV = 19, "Not supported by this object.";
     EINVAL = 22, "Invalid argument.";
