@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-use gpu_session::api::{CapsetEntry, DeviceInfo, QueueReply};
+use gpu_session::api::{CapsetEntry, DeviceInfo, DisplayEntry, QueueReply};
 use gpu_session::Session;
 use scheme_seam::ShmRegion;
 
@@ -19,6 +19,8 @@ pub trait DeviceSession: Debug + Send + Sync {
     fn open_for(&self, uid: u32) -> io::Result<Box<dyn DeviceSession>>;
     /// What the device negotiated, and its capsets.
     fn info(&self) -> io::Result<(DeviceInfo, Vec<CapsetEntry>)>;
+    /// Each scanout's display.
+    fn displays(&self) -> io::Result<Vec<DisplayEntry>>;
     /// Capset `id` at `version`, up to `max_size` bytes.
     fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>>;
     /// The syncd timeline of device fences.
@@ -53,6 +55,9 @@ impl DeviceSession for Session {
     }
     fn info(&self) -> io::Result<(DeviceInfo, Vec<CapsetEntry>)> {
         Session::info(self)
+    }
+    fn displays(&self) -> io::Result<Vec<DisplayEntry>> {
+        Session::displays(self)
     }
     fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         Session::capset(self, id, version, max_size)

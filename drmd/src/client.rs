@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 
 use drm_uapi::core::{self as dc, GemClose, PrimeHandle, VersionHeader};
+use drm_uapi::kms as k;
 use drm_uapi::virtgpu::{
     self as vg, Box3d, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate, Transfer,
     Wait,
@@ -284,4 +285,203 @@ impl DrmFd {
         )
         .map(drop)
     }
+
+    /// GET_CAP.
+    pub fn get_cap(&self, capability: u64) -> io::Result<u64> {
+        let mut c = dc::GetCap {
+            capability,
+            value: 0,
+        };
+        self.ioctl(dc::GET_CAP, c.as_mut_bytes())?;
+        Ok(c.value)
+    }
+
+    /// SET_CLIENT_CAP.
+    pub fn set_client_cap(&self, capability: u64, value: u64) -> io::Result<()> {
+        let mut c = dc::SetClientCap { capability, value };
+        self.ioctl(dc::SET_CLIENT_CAP, c.as_mut_bytes()).map(drop)
+    }
+
+    /// SET_MASTER.
+    pub fn set_master(&self) -> io::Result<()> {
+        self.ioctl(dc::SET_MASTER, &mut []).map(drop)
+    }
+
+    /// DROP_MASTER.
+    pub fn drop_master(&self) -> io::Result<()> {
+        self.ioctl(dc::DROP_MASTER, &mut []).map(drop)
+    }
+
+    /// GETRESOURCES, asked twice as libdrm does (counts, then ids).
+    pub fn resources(&self) -> io::Result<Resources> {
+        let mut payload = k::CardResHeader::new_zeroed().as_bytes().to_vec();
+        self.ioctl(k::GETRESOURCES, &mut payload)?;
+        let (counts, _) = k::CardResHeader::read_from_prefix(&payload).map_err(|_| bad())?;
+        let n = [
+            counts.count_fbs,
+            counts.count_crtcs,
+            counts.count_connectors,
+            counts.count_encoders,
+        ];
+        let mut payload = Builder::new(&counts)
+            .zeroed::<u32>(n[0] as usize)
+            .zeroed::<u32>(n[1] as usize)
+            .zeroed::<u32>(n[2] as usize)
+            .zeroed::<u32>(n[3] as usize)
+            .build();
+        self.ioctl(k::GETRESOURCES, &mut payload)?;
+        let (header, rest) = k::CardResHeader::read_from_prefix(&payload).map_err(|_| bad())?;
+        let ids: Vec<u32> = rest
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let (fbs, rest) = ids.split_at(n[0] as usize);
+        let (crtcs, rest) = rest.split_at(n[1] as usize);
+        let (connectors, encoders) = rest.split_at(n[2] as usize);
+        Ok(Resources {
+            header,
+            fbs: fbs.to_vec(),
+            crtcs: crtcs.to_vec(),
+            connectors: connectors.to_vec(),
+            encoders: encoders.to_vec(),
+        })
+    }
+
+    /// GETCONNECTOR with room for `modes` modes and one encoder: its header
+    /// and the modes that came back.
+    pub fn connector(
+        &self,
+        id: u32,
+        modes: u32,
+    ) -> io::Result<(k::GetConnectorHeader, Vec<k::ModeInfo>)> {
+        let ask = k::GetConnectorHeader {
+            connector_id: id,
+            count_modes: modes,
+            count_encoders: 1,
+            ..k::GetConnectorHeader::new_zeroed()
+        };
+        let mut payload = Builder::new(&ask)
+            .zeroed::<u32>(1)
+            .zeroed::<k::ModeInfo>(modes as usize)
+            .build();
+        self.ioctl(k::GETCONNECTOR, &mut payload)?;
+        let (header, rest) =
+            k::GetConnectorHeader::read_from_prefix(&payload).map_err(|_| bad())?;
+        let shown = header.count_modes.min(modes) as usize;
+        let modes = rest[4..]
+            .chunks_exact(size_of::<k::ModeInfo>())
+            .take(shown)
+            .filter_map(|c| k::ModeInfo::read_from_bytes(c).ok())
+            .collect();
+        Ok((header, modes))
+    }
+
+    /// CREATE_DUMB of a `w × h` buffer of 32 bits per pixel.
+    pub fn create_dumb(&self, w: u32, h: u32) -> io::Result<k::CreateDumb> {
+        let mut d = k::CreateDumb {
+            width: w,
+            height: h,
+            bpp: 32,
+            ..k::CreateDumb::new_zeroed()
+        };
+        self.ioctl(k::CREATE_DUMB, d.as_mut_bytes())?;
+        Ok(d)
+    }
+
+    /// A dumb buffer's memory (MAP_DUMB, then mmap).
+    pub fn map_dumb(&self, handle: u32, len: usize) -> io::Result<ShmRegion> {
+        let mut m = k::MapDumb {
+            handle,
+            ..k::MapDumb::new_zeroed()
+        };
+        self.ioctl(k::MAP_DUMB, m.as_mut_bytes())?;
+        self.mmap(m.offset, len)
+    }
+
+    /// ADDFB2 of one plane: the framebuffer's id.
+    pub fn add_fb2(&self, handle: u32, w: u32, h: u32, pitch: u32, format: u32) -> io::Result<u32> {
+        let mut f = k::FbCmd2 {
+            width: w,
+            height: h,
+            pixel_format: format,
+            ..k::FbCmd2::new_zeroed()
+        };
+        f.handles[0] = handle;
+        f.pitches[0] = pitch;
+        self.ioctl(k::ADDFB2, f.as_mut_bytes())?;
+        Ok(f.fb_id)
+    }
+
+    /// SETCRTC: `mode` with `fb` on `connectors`, or the CRTC off (None).
+    pub fn set_crtc(
+        &self,
+        crtc: u32,
+        fb: u32,
+        connectors: &[u32],
+        mode: Option<k::ModeInfo>,
+    ) -> io::Result<()> {
+        let c = k::CrtcHeader {
+            count_connectors: connectors.len() as u32,
+            crtc_id: crtc,
+            fb_id: fb,
+            mode_valid: u32::from(mode.is_some()),
+            mode: mode.unwrap_or_default(),
+            ..k::CrtcHeader::new_zeroed()
+        };
+        let mut payload = Builder::new(&c).array(connectors).build();
+        self.ioctl(k::SETCRTC, &mut payload).map(drop)
+    }
+
+    /// PAGE_FLIP.
+    pub fn page_flip(&self, crtc: u32, fb: u32, flags: u32, user_data: u64) -> io::Result<()> {
+        let mut f = k::PageFlip {
+            crtc_id: crtc,
+            fb_id: fb,
+            flags,
+            sequence: 0,
+            user_data,
+        };
+        self.ioctl(k::PAGE_FLIP, f.as_mut_bytes()).map(drop)
+    }
+
+    /// DIRTYFB with `clips` (none: all of the framebuffer).
+    pub fn dirty_fb(&self, fb: u32, clips: &[k::ClipRect]) -> io::Result<()> {
+        let d = k::FbDirtyHeader {
+            fb_id: fb,
+            num_clips: clips.len() as u32,
+            ..k::FbDirtyHeader::new_zeroed()
+        };
+        let mut payload = Builder::new(&d).array(clips).build();
+        self.ioctl(k::DIRTYFB, &mut payload).map(drop)
+    }
+
+    /// CURSOR2.
+    pub fn cursor2(&self, mut c: k::Cursor2) -> io::Result<()> {
+        self.ioctl(k::CURSOR2, c.as_mut_bytes()).map(drop)
+    }
+
+    /// Reads events (whole `drm_event`s) into `buf`: the bytes read.
+    pub fn read_events(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.read(buf)
+    }
+
+    /// A descriptor readable while an event waits.
+    pub fn events_fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        self.fd.poll_fd()
+    }
+}
+
+/// What GETRESOURCES lists.
+#[derive(Clone, Debug)]
+pub struct Resources {
+    /// The header as answered (counts, size limits).
+    pub header: k::CardResHeader,
+    /// The caller's framebuffers.
+    pub fbs: Vec<u32>,
+    /// CRTCs.
+    pub crtcs: Vec<u32>,
+    /// Connectors.
+    pub connectors: Vec<u32>,
+    /// Encoders.
+    pub encoders: Vec<u32>,
 }

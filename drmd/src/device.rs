@@ -80,7 +80,17 @@ impl Device {
         self.control.open_for(uid)
     }
 
-    /// The session that holds exported objects for their dma-bufs.
+    /// Each scanout's display, as virtio-gpud learnt it (none if it cannot
+    /// say: the device then shows nothing).
+    pub fn displays(&self) -> Vec<gpu_session::api::DisplayEntry> {
+        self.control
+            .displays()
+            .map_err(|e| log::warn!("no display information ({e}): no outputs"))
+            .unwrap_or_default()
+    }
+
+    /// The session that holds exported objects for their dma-bufs, and
+    /// sends every display command.
     pub fn export_holder(&self) -> &Arc<dyn DeviceSession> {
         &self.control
     }

@@ -13,6 +13,7 @@ use zerocopy::IntoBytes;
 
 use crate::backend::DeviceSession;
 use crate::errno::io_errno;
+use crate::events::Events;
 use crate::gem::Gem;
 use crate::node::Node;
 use crate::ring::Batch;
@@ -105,6 +106,19 @@ impl OutFences {
     }
 }
 
+/// The client caps a file set (SET_CLIENT_CAP).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCaps {
+    /// UNIVERSAL_PLANES: primary and cursor planes are listed.
+    pub universal_planes: bool,
+    /// ASPECT_RATIO.
+    pub aspect_ratio: bool,
+    /// STEREO_3D.
+    pub stereo_3d: bool,
+    /// Redox's hotplug events.
+    pub redox_hotplug: bool,
+}
+
 /// Per-open-file state.
 #[derive(Debug)]
 pub struct DrmFile {
@@ -128,6 +142,10 @@ pub struct DrmFile {
     in_fences: Option<InFenceSlot>,
     /// EXECBUFFER out-fences not yet claimed by `dup`.
     pub out_fences: OutFences,
+    /// Client caps.
+    pub caps: ClientCaps,
+    /// Events to read.
+    pub events: Events,
 }
 
 /// A syncobj in a table of drmd's own in syncd — not the client's, which
@@ -159,6 +177,8 @@ impl DrmFile {
             arena: None,
             in_fences: None,
             out_fences: OutFences::default(),
+            caps: ClientCaps::default(),
+            events: Events::default(),
         }
     }
 

@@ -16,11 +16,37 @@ use scheme_seam::ShmRegion;
 
 use crate::backend::DeviceSession;
 
+/// How an object's pixels reach the host when it is scanned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upload {
+    /// A 2D resource whose guest backing is the image: damage is
+    /// transferred before it is flushed.
+    Transfer,
+    /// A virgl resource, rendered on the host: flushed only.
+    None,
+}
+
+/// An object's 2D image: what a framebuffer may be made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per pixel of its backing's lines (Transfer: the host reads
+    /// the backing with lines of `width * cpp` bytes).
+    pub cpp: u32,
+    /// How its pixels reach the host.
+    pub upload: Upload,
+}
+
 /// A GEM buffer object.
 #[derive(Debug)]
 pub struct Gem {
     /// The device's resource id.
     pub res: u32,
+    /// Its 2D image, if it is one.
+    pub image: Option<Image>,
     /// Bytes of backing.
     pub size: u32,
     /// The fake mmap offset (MAP's answer): one per object, the same in
@@ -63,10 +89,11 @@ impl Drop for Export {
 }
 
 impl Gem {
-    /// A new object over resource `res`.
-    pub fn new(res: u32, size: u32, offset: u64, map: Arc<ShmRegion>) -> Gem {
+    /// A new object over resource `res`, a 2D `image` or not.
+    pub fn new(res: u32, image: Option<Image>, size: u32, offset: u64, map: Arc<ShmRegion>) -> Gem {
         Gem {
             res,
+            image,
             size,
             offset,
             map,

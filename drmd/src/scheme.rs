@@ -27,7 +27,8 @@ use log::warn;
 use scheme_seam::metrics;
 use scheme_seam::token::{self, Tokens};
 use scheme_seam::{
-    read_text, Answer, Context, Errno, HandleId, Mapping, Opened, Result, Scheme, Stat,
+    read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme,
+    Stat, WakeKey,
 };
 use zerocopy::FromBytes;
 
@@ -37,6 +38,7 @@ use crate::file::DrmFile;
 use crate::gem::Names;
 use crate::handle::{Handle, Handles};
 use crate::ioctl::{self, table, Call, PROGRESS, ROOM};
+use crate::kms::Kms;
 use crate::master::Masters;
 use crate::node::Node;
 use crate::stats::{IoctlStats, Op};
@@ -60,6 +62,9 @@ pub struct DrmScheme {
     stats: IoctlStats,
     /// Without one of the events: keep waking the keys until then.
     poll_until: Option<Instant>,
+    /// The next of those wake-ups (a fixed instant: the serving loop runs
+    /// [`Scheme::on_deadline`] once it has passed).
+    poll_at: Option<Instant>,
     /// Whether syncd's progress events wake parked requests (no polling).
     progress_events: bool,
     /// Whether virtio-gpud's ring-room events do.
@@ -68,6 +73,13 @@ pub struct DrmScheme {
     masters: Masters,
     /// GEM_FLINK's global names.
     names: Names,
+    /// KMS state.
+    kms: Kms,
+}
+
+/// Woken when an event is queued for file `id`: its parked reads.
+fn events_key(id: HandleId) -> WakeKey {
+    WakeKey(1 << 32 | id as u64)
 }
 
 impl DrmScheme {
@@ -89,6 +101,7 @@ impl DrmScheme {
     /// Serves `device`.
     pub fn new(device: Device) -> Self {
         DrmScheme {
+            kms: Kms::new(&device.displays()),
             progress_events: device.progress_fd().is_some(),
             room_events: device.room_fd().is_ok(),
             device,
@@ -96,6 +109,7 @@ impl DrmScheme {
             tokens: Tokens::default(),
             stats: IoctlStats::default(),
             poll_until: None,
+            poll_at: None,
             masters: Masters::default(),
             names: Names::default(),
         }
@@ -104,7 +118,9 @@ impl DrmScheme {
     /// Without an event, the requests waiting for it are woken by polling
     /// for a while after one parks.
     fn poll(&mut self) {
-        self.poll_until = Some(Instant::now() + POLL * 10);
+        let now = Instant::now();
+        self.poll_until = Some(now + POLL * 10);
+        self.poll_at = Some(now + POLL);
     }
 
     /// The fd an fd-returning ioctl `nr` of file `id` returns, by the
@@ -131,6 +147,19 @@ impl DrmScheme {
                 Ok(Opened::Fd(fd))
             }
             _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Completes the flips and cursor updates that are due, and queues the
+    /// events for their files (a file that closed meanwhile gets none).
+    fn kms_tick(&mut self, ctx: &mut Context) {
+        for (id, event) in self.kms.tick(&mut self.device, Instant::now()) {
+            log::debug!("event for file {id}: {} bytes", event.len());
+            if let Ok(file) = self.handles.file_mut(id) {
+                file.events.push(event);
+                ctx.post_event(id, EventFlags::READ);
+                ctx.wake(events_key(id));
+            }
         }
     }
 
@@ -204,11 +233,12 @@ impl Scheme for DrmScheme {
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
         let (pid, expired) = (ctx.caller().pid, ctx.expired());
-        let (device, masters, names, tokens) = (
+        let (device, masters, names, tokens, kms) = (
             &mut self.device,
             &mut self.masters,
             &mut self.names,
             &self.tokens,
+            &mut self.kms,
         );
         let answer = self.handles.with_file(id, |file, handles| {
             let dma_buf = |token| tokens.get(token).and_then(|h| handles.dma_buf(h)).cloned();
@@ -222,6 +252,7 @@ impl Scheme for DrmScheme {
                 device,
                 masters,
                 names,
+                kms,
                 dma_buf: &dma_buf,
             })
         })?;
@@ -270,10 +301,19 @@ impl Scheme for DrmScheme {
         offset: u64,
         _ctx: &mut Context,
     ) -> Result<Answer> {
-        if !matches!(self.handles.get(id), Some(Handle::Stats)) {
-            return Err(Errno::EBADF);
+        match self.handles.get(id) {
+            Some(Handle::Stats) => Ok(Answer::Ready(read_text(&self.describe(), buf, offset))),
+            // A DRM file reads its events, whole; with none it waits (a
+            // non-blocking file: EAGAIN), as Linux's drm_read.
+            Some(Handle::File(_)) => {
+                let file = self.handles.file_mut(id)?;
+                if !file.events.ready() {
+                    return Ok(Answer::Park(Park::on(events_key(id))));
+                }
+                Ok(Answer::Ready(file.events.read(buf)))
+            }
+            _ => Err(Errno::EBADF),
         }
-        Ok(Answer::Ready(read_text(&self.describe(), buf, offset)))
     }
 
     fn fstat(&mut self, id: HandleId, _ctx: &mut Context) -> Result<Stat> {
@@ -328,7 +368,31 @@ impl Scheme for DrmScheme {
         })
     }
 
+    fn fevent(
+        &mut self,
+        id: HandleId,
+        _flags: EventFlags,
+        _ctx: &mut Context,
+    ) -> Result<EventFlags> {
+        match self.handles.get(id) {
+            Some(Handle::File(file)) if file.events.ready() => Ok(EventFlags::READ),
+            Some(_) => Ok(EventFlags::empty()),
+            None => Err(Errno::EBADF),
+        }
+    }
+
     fn close(&mut self, id: HandleId, _ctx: &mut Context) {
+        // Its framebuffers go, and what showed them goes off, as Linux's
+        // drm_fb_release (CLOSEFB'd ones were taken out of its list).
+        for fb in self.kms.fbs_of(id) {
+            if let Ok(fb) = self.kms.take_fb(fb, id) {
+                match ioctl::kms::stop_showing(&self.device, &mut self.kms, &fb) {
+                    Ok(true) => {}
+                    other => warn!("turning off a closed file's framebuffer: {other:?}"),
+                }
+            }
+        }
+        self.kms.drop_blobs_of(id);
         // Dropping the file closes its virtio-gpud session, which releases
         // its objects on the device, and its syncobj table in syncd.
         self.handles.remove(id);
@@ -360,6 +424,8 @@ impl Scheme for DrmScheme {
                     self.poll();
                 }
                 ctx.wake(PROGRESS);
+                // A flush or cursor upload may be done.
+                self.kms_tick(ctx);
             }
             ROOM_SOURCE => {
                 self.device.acknowledge_room();
@@ -370,14 +436,21 @@ impl Scheme for DrmScheme {
     }
 
     fn on_deadline(&mut self, ctx: &mut Context) {
-        ctx.wake(PROGRESS);
-        ctx.wake(ROOM);
+        let now = Instant::now();
+        if self.poll_at.is_some_and(|at| at <= now) {
+            self.poll_at = self.poll_until.filter(|&u| u > now).map(|_| now + POLL);
+            ctx.wake(PROGRESS);
+            ctx.wake(ROOM);
+        }
+        self.kms_tick(ctx);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
-        self.poll_until
-            .filter(|&until| until > now)
-            .map(|_| now + POLL)
+        let poll = self.poll_at;
+        match (poll, self.kms.next_deadline(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use drm_uapi::core as dc;
+use drm_uapi::kms as k;
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu as vg;
 use drmd::backend::memory::MemoryDevice;
@@ -28,6 +29,7 @@ use drmd::device::Device;
 use drmd::file::DrmFile;
 use drmd::gem::{Gem, Names};
 use drmd::ioctl::{table, Call, PROGRESS};
+use drmd::kms::Kms;
 use drmd::master::Masters;
 use drmd::node::Node;
 use scheme_seam::Answer;
@@ -38,9 +40,10 @@ use crate::{Input, Writer};
 /// Operations per input.
 pub const MAX_OPS: usize = 32;
 
-/// The ioctls a render file may call, and the primary node's GEM_OPEN and
-/// GET_UNIQUE (the table's permission check is not what is fuzzed here).
-pub const NRS: [u64; 22] = [
+/// The ioctls a render file may call, the primary node's GEM_OPEN and
+/// GET_UNIQUE, and the KMS ioctls served (the table's permission check is
+/// not what is fuzzed here).
+pub const NRS: [u64; 45] = [
     dc::VERSION,
     dc::GET_UNIQUE,
     dc::GET_CAP,
@@ -63,6 +66,29 @@ pub const NRS: [u64; 22] = [
     dc::GET_STATS,
     dc::GET_CLIENT,
     so::CREATE,
+    k::CREATE_DUMB,
+    k::MAP_DUMB,
+    k::DESTROY_DUMB,
+    k::ADDFB,
+    k::ADDFB2,
+    k::RMFB,
+    k::CLOSEFB,
+    k::GETFB,
+    k::GETFB2,
+    k::GETRESOURCES,
+    k::GETCONNECTOR,
+    k::GETENCODER,
+    k::GETCRTC,
+    k::SETCRTC,
+    k::PAGE_FLIP,
+    k::DIRTYFB,
+    k::CURSOR,
+    k::CURSOR2,
+    k::GETPLANERESOURCES,
+    k::GETPLANE,
+    k::GETGAMMA,
+    k::SETGAMMA,
+    k::LIST_LESSEES,
 ];
 
 /// What a parked ioctl must leave as it was.
@@ -79,6 +105,7 @@ struct State {
     file: DrmFile,
     masters: Masters,
     names: Names,
+    kms: Kms,
 }
 
 impl State {
@@ -110,6 +137,7 @@ pub fn run(data: &[u8]) {
     let device = Device::new(Arc::new(memory.clone()), None).expect("the memory device answers");
     let file = DrmFile::open(Node::Render, 1000, Box::new(memory.clone()));
     let mut s = State {
+        kms: Kms::new(&device.displays()),
         device,
         memory,
         file,
@@ -170,6 +198,7 @@ fn operation(s: &mut State, input: &mut Input<'_>) {
         device: &mut s.device,
         masters: &mut s.masters,
         names: &mut s.names,
+        kms: &mut s.kms,
         dma_buf: &dma_buf,
     });
     if crate::debug() {

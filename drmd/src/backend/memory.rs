@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gpu_session::api::{CapsetEntry, DeviceInfo, QueueReply, QUEUE_FENCED};
+use gpu_session::api::{CapsetEntry, DeviceInfo, DisplayEntry, QueueReply, QUEUE_FENCED};
 use scheme_seam::{Errno, ShmRegion};
 use virtio_gpu_proto::{CommandType, Features, ResourceField, Wire};
 
@@ -146,6 +146,15 @@ impl DeviceSession for MemoryDevice {
             num_capsets: s.capsets.len() as u32,
         };
         Ok((info, s.capsets.clone()))
+    }
+    fn displays(&self) -> io::Result<Vec<DisplayEntry>> {
+        // One display connected at QEMU's default size.
+        Ok(vec![DisplayEntry {
+            width: 1024,
+            height: 768,
+            enabled: 1,
+            ..DisplayEntry::default()
+        }])
     }
     fn capset(&self, id: u32, _version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         Ok(vec![id as u8; max_size])

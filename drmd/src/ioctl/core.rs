@@ -59,10 +59,8 @@ fn len32(len: u64) -> Result<u32> {
     u32::try_from(len).map_err(|_| Errno::EINVAL)
 }
 
-/// GET_CAP (render): what this DRM device supports. It has no modeset
-/// (yet): the caps every driver has are answered, anything else is
-/// EOPNOTSUPP, as Linux's drm_getcap answers for a driver without
-/// `DRIVER_MODESET`.
+/// GET_CAP (render too): Linux virtio_gpu's answers (ABI reference §3.3);
+/// an unknown cap is EINVAL.
 pub fn get_cap(payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut c: GetCap = p.header().map_err(wire)?;
@@ -70,20 +68,45 @@ pub fn get_cap(payload: &mut [u8]) -> Result<usize> {
     c.value = match c.capability {
         dc::DRM_CAP_PRIME => dc::DRM_PRIME_CAP_IMPORT | dc::DRM_PRIME_CAP_EXPORT,
         dc::DRM_CAP_SYNCOBJ | dc::DRM_CAP_SYNCOBJ_TIMELINE | dc::DRM_CAP_TIMESTAMP_MONOTONIC => 1,
-        _ => return Err(Errno::EOPNOTSUPP),
+        dc::DRM_CAP_DUMB_BUFFER
+        | dc::DRM_CAP_VBLANK_HIGH_CRTC
+        | dc::DRM_CAP_CRTC_IN_VBLANK_EVENT => 1,
+        dc::DRM_CAP_CURSOR_WIDTH | dc::DRM_CAP_CURSOR_HEIGHT => u64::from(crate::kms::CURSOR_SIZE),
+        dc::DRM_CAP_DUMB_PREFERRED_DEPTH
+        | dc::DRM_CAP_DUMB_PREFER_SHADOW
+        | dc::DRM_CAP_ASYNC_PAGE_FLIP
+        | dc::DRM_CAP_ADDFB2_MODIFIERS
+        | dc::DRM_CAP_PAGE_FLIP_TARGET
+        | dc::DRM_CAP_ATOMIC_ASYNC_PAGE_FLIP => 0,
+        _ => return Err(Errno::EINVAL),
     };
     p.set_header(&c).map_err(wire)?;
     Ok(0)
 }
 
-/// SET_CLIENT_CAP (primary node): every client cap is a modeset one, and
-/// this driver has none yet: EOPNOTSUPP, as Linux answers without
-/// `DRIVER_MODESET`.
-pub fn set_client_cap(payload: &mut [u8]) -> Result<usize> {
+/// SET_CLIENT_CAP (primary node), checked as `drm_setclientcap`: values
+/// above 1 are EINVAL; ATOMIC is EOPNOTSUPP (this driver has no atomic
+/// modesetting yet), so WRITEBACK_CONNECTORS and CURSOR_PLANE_HOTSPOT,
+/// which need it first, are EINVAL; unknown caps are EINVAL.
+pub fn set_client_cap(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
-    let _: SetClientCap = p.header().map_err(wire)?;
+    let c: SetClientCap = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
-    Err(Errno::EOPNOTSUPP)
+    if c.capability == dc::DRM_CLIENT_CAP_ATOMIC {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if c.value > 1 {
+        return Err(Errno::EINVAL);
+    }
+    let on = c.value == 1;
+    match c.capability {
+        dc::DRM_CLIENT_CAP_STEREO_3D => file.caps.stereo_3d = on,
+        dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES => file.caps.universal_planes = on,
+        dc::DRM_CLIENT_CAP_ASPECT_RATIO => file.caps.aspect_ratio = on,
+        drm_uapi::kms::REDOX_CLIENT_CAP_HOTPLUG_EVENTS => file.caps.redox_hotplug = on,
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
 }
 
 /// A KMS ioctl without modeset: `errno`, except that LIST_LESSEES and

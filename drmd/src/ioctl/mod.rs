@@ -7,6 +7,7 @@
 //! waits inside another daemon.
 
 pub mod core;
+pub mod kms;
 pub mod prime;
 pub mod syncobj;
 pub mod table;
@@ -22,6 +23,7 @@ use scheme_seam::{Answer, Errno, HandleId, Park, WakeKey};
 use crate::device::Device;
 use crate::file::DrmFile;
 use crate::gem::{Gem, Names};
+use crate::kms::Kms;
 use crate::master::Masters;
 
 /// One ioctl call, as its handler ([`table::Handler`]) sees it: the
@@ -44,6 +46,8 @@ pub struct Call<'a> {
     pub device: &'a mut Device,
     /// Who is master of the primary node.
     pub masters: &'a mut Masters,
+    /// KMS state.
+    pub kms: &'a mut Kms,
     /// GEM_FLINK's global names.
     pub names: &'a mut Names,
     /// The object a dma-buf token names (PRIME import).

@@ -9,12 +9,13 @@
 //!    authenticated primary file, a MASTER entry the current master, and a
 //!    render file may call only RENDER_ALLOW entries — each failure EACCES.
 //!
-//! KMS entries exist but this driver has no modeset yet: they answer what
-//! Linux answers for a driver without `DRIVER_MODESET`.
+//! The KMS entries not served yet (properties, blobs, ATOMIC, SETPLANE,
+//! vblank waits, leases other than LIST_LESSEES) answer EOPNOTSUPP, as
+//! Linux does for what a driver does not implement.
 
 use scheme_seam::{Answer, Errno, Result};
 
-use super::{core, prime, syncobj, virtgpu, Call};
+use super::{core, kms, prime, syncobj, virtgpu, Call};
 
 /// Who may call an ioctl (`DRM_AUTH`, `DRM_MASTER`, `DRM_ROOT_ONLY`,
 /// `DRM_RENDER_ALLOW`).
@@ -59,8 +60,7 @@ pub enum Kind {
     Noop,
     /// `drm_invalid_op`: EINVAL once permitted.
     Invalid,
-    /// A KMS ioctl: this driver has no modeset yet, so it answers what
-    /// Linux answers for a driver without `DRIVER_MODESET`.
+    /// A KMS ioctl not served yet: this errno.
     NoModeset(Errno),
 }
 
@@ -140,7 +140,7 @@ pub fn entry(nr: u64) -> Option<Entry> {
         }),
         0x0c => served("GET_CAP", RENDER, |c| ready(core::get_cap(c.payload))),
         0x0d => served("SET_CLIENT_CAP", ANY, |c| {
-            ready(core::set_client_cap(c.payload))
+            ready(core::set_client_cap(c.file, c.payload))
         }),
         0x10 => Entry {
             name: "SET_UNIQUE",
@@ -208,38 +208,93 @@ pub fn entry(nr: u64) -> Option<Entry> {
         0x4b => served("VIRTGPU_CONTEXT_INIT", RENDER, |c| {
             ready(virtgpu::context_init(c.device, c.file, c.payload))
         }),
-        0xa0 => kms("MODE_GETRESOURCES", ANY),
-        0xa1 => kms("MODE_GETCRTC", ANY),
-        0xa2 => kms("MODE_SETCRTC", MASTER),
-        0xa3 => kms("MODE_CURSOR", MASTER),
-        0xa4 => kms("MODE_GETGAMMA", ANY),
-        0xa5 => kms("MODE_SETGAMMA", MASTER),
-        0xa6 => kms("MODE_GETENCODER", ANY),
-        0xa7 => kms("MODE_GETCONNECTOR", ANY),
+        0xa0 => served("MODE_GETRESOURCES", ANY, |c| {
+            ready(kms::get_resources(c.kms, c.id, c.payload))
+        }),
+        0xa1 => served("MODE_GETCRTC", ANY, |c| {
+            ready(kms::get_crtc(c.kms, c.payload))
+        }),
+        0xa2 => served("MODE_SETCRTC", MASTER, |c| {
+            kms::set_crtc(c.device, c.kms, c.payload)
+        }),
+        0xa3 => served("MODE_CURSOR", MASTER, |c| {
+            kms::cursor(c.device, c.kms, c.file, false, c.payload)
+        }),
+        0xa4 => served("MODE_GETGAMMA", ANY, |c| {
+            ready(kms::gamma(c.kms, c.payload))
+        }),
+        0xa5 => served("MODE_SETGAMMA", MASTER, |c| {
+            ready(kms::gamma(c.kms, c.payload))
+        }),
+        0xa6 => served("MODE_GETENCODER", ANY, |c| {
+            ready(kms::get_encoder(c.kms, c.payload))
+        }),
+        0xa7 => served("MODE_GETCONNECTOR", ANY, |c| {
+            ready(kms::get_connector(c.kms, c.payload))
+        }),
         0xa8 => noop("MODE_ATTACHMODE", MASTER),
         0xa9 => noop("MODE_DETACHMODE", MASTER),
-        0xaa => kms("MODE_GETPROPERTY", ANY),
-        0xab => kms("MODE_SETPROPERTY", MASTER),
-        0xac => kms("MODE_GETPROPBLOB", ANY),
-        0xad => kms("MODE_GETFB", ANY),
-        0xae => kms("MODE_ADDFB", ANY),
-        0xaf => kms("MODE_RMFB", ANY),
-        0xb0 => kms("MODE_PAGE_FLIP", MASTER),
-        0xb1 => kms("MODE_DIRTYFB", MASTER),
+        0xaa => served("MODE_GETPROPERTY", ANY, |c| {
+            ready(kms::get_property(c.payload))
+        }),
+        0xab => served("MODE_SETPROPERTY", MASTER, |c| {
+            kms::set_property(c.device, c.kms, c.payload)
+        }),
+        0xac => served("MODE_GETPROPBLOB", ANY, |c| {
+            ready(kms::get_prop_blob(c.kms, c.payload))
+        }),
+        0xad => served("MODE_GETFB", ANY, |c| {
+            let privileged = c.file.root || c.masters.is_master(c.id);
+            kms::getfb(c.device, c.kms, c.file, privileged, c.payload)
+        }),
+        0xae => served("MODE_ADDFB", ANY, |c| {
+            ready(kms::addfb(c.device, c.kms, c.file, c.id, c.payload))
+        }),
+        0xaf => served("MODE_RMFB", ANY, |c| {
+            kms::rmfb(c.device, c.kms, c.id, false, c.payload)
+        }),
+        0xb0 => served("MODE_PAGE_FLIP", MASTER, |c| {
+            kms::page_flip(c.device, c.kms, c.file, c.id, c.payload)
+        }),
+        0xb1 => served("MODE_DIRTYFB", MASTER, |c| {
+            kms::dirtyfb(c.device, c.kms, c.payload)
+        }),
         // drm_dumb_buffers.c: no dumb_create is ENOSYS, modeset or not.
-        0xb2 => dumb("MODE_CREATE_DUMB"),
-        0xb3 => dumb("MODE_MAP_DUMB"),
-        0xb4 => dumb("MODE_DESTROY_DUMB"),
-        0xb5 => kms("MODE_GETPLANERESOURCES", ANY),
-        0xb6 => kms("MODE_GETPLANE", ANY),
+        0xb2 => served("MODE_CREATE_DUMB", ANY, |c| {
+            kms::create_dumb(c.device, c.file, c.payload)
+        }),
+        0xb3 => served("MODE_MAP_DUMB", ANY, |c| {
+            ready(kms::map_dumb(c.file, c.payload))
+        }),
+        0xb4 => served("MODE_DESTROY_DUMB", ANY, |c| {
+            kms::destroy_dumb(c.file, c.payload)
+        }),
+        0xb5 => served("MODE_GETPLANERESOURCES", ANY, |c| {
+            ready(kms::get_plane_resources(c.kms, c.file, c.payload))
+        }),
+        0xb6 => served("MODE_GETPLANE", ANY, |c| {
+            ready(kms::get_plane(c.kms, c.payload))
+        }),
         0xb7 => kms("MODE_SETPLANE", MASTER),
-        0xb8 => kms("MODE_ADDFB2", ANY),
-        0xb9 => kms("MODE_OBJ_GETPROPERTIES", ANY),
-        0xba => kms("MODE_OBJ_SETPROPERTY", MASTER),
-        0xbb => kms("MODE_CURSOR2", MASTER),
+        0xb8 => served("MODE_ADDFB2", ANY, |c| {
+            ready(kms::addfb2(c.device, c.kms, c.file, c.id, c.payload))
+        }),
+        0xb9 => served("MODE_OBJ_GETPROPERTIES", ANY, |c| {
+            ready(kms::obj_get_properties(c.kms, c.payload))
+        }),
+        0xba => served("MODE_OBJ_SETPROPERTY", MASTER, |c| {
+            kms::obj_set_property(c.device, c.kms, c.payload)
+        }),
+        0xbb => served("MODE_CURSOR2", MASTER, |c| {
+            kms::cursor(c.device, c.kms, c.file, true, c.payload)
+        }),
         0xbc => kms("MODE_ATOMIC", MASTER),
-        0xbd => kms("MODE_CREATEPROPBLOB", ANY),
-        0xbe => kms("MODE_DESTROYPROPBLOB", ANY),
+        0xbd => served("MODE_CREATEPROPBLOB", ANY, |c| {
+            ready(kms::create_prop_blob(c.kms, c.id, c.payload))
+        }),
+        0xbe => served("MODE_DESTROYPROPBLOB", ANY, |c| {
+            ready(kms::destroy_prop_blob(c.kms, c.id, c.payload))
+        }),
         0xbf => syncobj("SYNCOBJ_CREATE"),
         0xc0 => syncobj("SYNCOBJ_DESTROY"),
         0xc1 => returns_fd("SYNCOBJ_HANDLE_TO_FD"),
@@ -248,30 +303,25 @@ pub fn entry(nr: u64) -> Option<Entry> {
         0xc4 => syncobj("SYNCOBJ_RESET"),
         0xc5 => syncobj("SYNCOBJ_SIGNAL"),
         0xc6 => kms("MODE_CREATE_LEASE", MASTER),
-        0xc7 => kms("MODE_LIST_LESSEES", MASTER),
+        0xc7 => served("MODE_LIST_LESSEES", MASTER, |c| {
+            ready(kms::list_lessees(c.payload))
+        }),
         0xc8 => kms("MODE_GET_LEASE", MASTER),
         0xc9 => kms("MODE_REVOKE_LEASE", MASTER),
         0xca => syncobj("SYNCOBJ_TIMELINE_WAIT"),
         0xcb => syncobj("SYNCOBJ_QUERY"),
         0xcc => syncobj("SYNCOBJ_TRANSFER"),
         0xcd => syncobj("SYNCOBJ_TIMELINE_SIGNAL"),
-        // Without DRIVER_MODESET, GETFB2 is EINVAL rather than EOPNOTSUPP.
-        0xce => Entry {
-            kind: Kind::NoModeset(Errno::EINVAL),
-            ..kms("MODE_GETFB2", ANY)
-        },
+        0xce => served("MODE_GETFB2", ANY, |c| {
+            let privileged = c.file.root || c.masters.is_master(c.id);
+            kms::getfb2(c.device, c.kms, c.file, privileged, c.payload)
+        }),
         0xcf => syncobj("SYNCOBJ_EVENTFD"),
-        0xd0 => kms("MODE_CLOSEFB", ANY),
+        0xd0 => served("MODE_CLOSEFB", ANY, |c| {
+            kms::rmfb(c.device, c.kms, c.id, true, c.payload)
+        }),
         _ => return None,
     })
-}
-
-fn dumb(name: &'static str) -> Entry {
-    Entry {
-        name,
-        access: ANY,
-        kind: Kind::NoModeset(Errno::ENOSYS),
-    }
 }
 
 /// Who is calling, for [`permit`].

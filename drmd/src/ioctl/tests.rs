@@ -76,12 +76,23 @@ fn version_gives_lengths_then_strings_cut_to_the_room_given() {
 }
 
 #[test]
-fn get_cap_answers_what_a_driver_without_modeset_has() {
+fn get_cap_answers_what_linux_virtio_gpu_answers() {
     for (cap, value) in [
+        (dc::DRM_CAP_DUMB_BUFFER, 1),
+        (dc::DRM_CAP_VBLANK_HIGH_CRTC, 1),
+        (dc::DRM_CAP_DUMB_PREFERRED_DEPTH, 0),
+        (dc::DRM_CAP_DUMB_PREFER_SHADOW, 0),
         (dc::DRM_CAP_PRIME, 3),
+        (dc::DRM_CAP_TIMESTAMP_MONOTONIC, 1),
+        (dc::DRM_CAP_ASYNC_PAGE_FLIP, 0),
+        (dc::DRM_CAP_CURSOR_WIDTH, 64),
+        (dc::DRM_CAP_CURSOR_HEIGHT, 64),
+        (dc::DRM_CAP_ADDFB2_MODIFIERS, 0),
+        (dc::DRM_CAP_PAGE_FLIP_TARGET, 0),
+        (dc::DRM_CAP_CRTC_IN_VBLANK_EVENT, 1),
         (dc::DRM_CAP_SYNCOBJ, 1),
         (dc::DRM_CAP_SYNCOBJ_TIMELINE, 1),
-        (dc::DRM_CAP_TIMESTAMP_MONOTONIC, 1),
+        (dc::DRM_CAP_ATOMIC_ASYNC_PAGE_FLIP, 0),
     ] {
         let mut c = GetCap {
             capability: cap,
@@ -90,14 +101,14 @@ fn get_cap_answers_what_a_driver_without_modeset_has() {
         assert_eq!(core::get_cap(c.as_mut_bytes()), Ok(0), "{cap:#x}");
         assert_eq!(c.value, value, "{cap:#x}");
     }
-    for cap in [dc::DRM_CAP_DUMB_BUFFER, dc::DRM_CAP_CURSOR_WIDTH, 0xdead] {
+    for cap in [0, 0x16, 0xdead] {
         let mut c = GetCap {
             capability: cap,
             value: 0,
         };
         assert_eq!(
             core::get_cap(c.as_mut_bytes()),
-            Err(Errno::EOPNOTSUPP),
+            Err(Errno::EINVAL),
             "{cap:#x}"
         );
     }
@@ -639,7 +650,7 @@ fn set_version_checks_both_versions_and_1_1_gives_get_unique_its_bus_id() {
 }
 
 #[test]
-fn get_client_stats_client_caps_and_kms_stubs_answer_as_linux_without_modeset() {
+fn get_client_stats_client_caps_and_unserved_kms_answer_as_linux() {
     let mut c = dc::Client {
         idx: 1,
         ..Default::default()
@@ -658,15 +669,33 @@ fn get_client_stats_client_caps_and_kms_stubs_answer_as_linux_without_modeset() 
     assert_eq!(core::get_stats(s.as_mut_bytes()), Ok(0));
     assert_eq!(s.count, 0);
     assert_eq!(core::get_stats(&mut [0; 8]), Err(Errno::EINVAL));
-    let mut cap = dc::SetClientCap {
-        capability: 1,
-        value: 1,
+    let mut env = Env::virgl();
+    let mut set = |capability, value| {
+        let mut cap = dc::SetClientCap { capability, value };
+        core::set_client_cap(&mut env.file, cap.as_mut_bytes())
     };
+    assert_eq!(set(dc::DRM_CLIENT_CAP_STEREO_3D, 1), Ok(0));
     assert_eq!(
-        core::set_client_cap(cap.as_mut_bytes()),
-        Err(Errno::EOPNOTSUPP)
+        set(dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES, 2),
+        Err(Errno::EINVAL)
     );
-    assert_eq!(core::set_client_cap(&mut [0; 4]), Err(Errno::EINVAL));
+    assert_eq!(set(dc::DRM_CLIENT_CAP_ATOMIC, 1), Err(Errno::EOPNOTSUPP));
+    // Both need ATOMIC first.
+    assert_eq!(
+        set(dc::DRM_CLIENT_CAP_WRITEBACK_CONNECTORS, 1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(set(99, 0), Err(Errno::EINVAL));
+    assert_eq!(set(dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES, 1), Ok(0));
+    assert!(env.file.caps.universal_planes);
+    assert_eq!(
+        core::set_client_cap(&mut env.file, &mut [0; 4]),
+        Err(Errno::EINVAL)
+    );
     // LIST_LESSEES and GET_LEASE check their pad first.
     let mut padded = [0u8; 16];
     padded[4] = 1;

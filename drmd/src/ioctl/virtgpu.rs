@@ -24,7 +24,7 @@ use super::{for_room, wire, PROGRESS};
 use crate::device::{Device, FenceState};
 use crate::errno::io_errno;
 use crate::file::DrmFile;
-use crate::gem::Gem;
+use crate::gem::{Gem, Image, Upload};
 use crate::ring::Batch;
 
 /// Backing is page granular, as shmem is in Linux.
@@ -151,23 +151,54 @@ pub fn resource_create(
     };
     // Linux: size 0 is a page; a size that rounds past u32 is memory it
     // cannot have.
-    let size = r
-        .size
-        .max(1)
-        .checked_next_multiple_of(PAGE)
-        .ok_or(Errno::ENOMEM)?;
-    // The memory first: a resource made without it would stay on the
-    // device until the file closed. Then the resource, its backing and,
-    // with virgl, the context (if new) and the attachment to it.
+    let size = r.size.max(1);
+    // A 2D texture of one level and layer can be scanned out (PIPE_TEXTURE_2D
+    // is 2; without virgl every resource is one).
+    let flat = r.target == 2 && r.depth <= 1 && r.array_size <= 1;
+    let image = flat.then_some(Image {
+        width: r.width,
+        height: r.height,
+        cpp: 4,
+        upload: if virgl {
+            Upload::None
+        } else {
+            Upload::Transfer
+        },
+    });
+    let Some((handle, res)) = new_object(device, file, &request, size, image)? else {
+        return Ok(for_room());
+    };
+    r.bo_handle = handle;
+    r.res_handle = res;
+    p.set_header(&r).map_err(wire)?;
+    Ok(Answer::Ready(0))
+}
+
+/// A new GEM object of `size` bytes (rounded up to pages) from `request`,
+/// a resource create with a placeholder id: the memory first (a resource
+/// made without it would stay on the device until the file closed), then
+/// the resource, its backing and, with virgl, the file's context (if new)
+/// and the resource's attachment to it, as every GEM handle's creation in
+/// Linux. Its handle and resource id; None when the ring is full (nothing
+/// changed).
+pub fn new_object(
+    device: &mut Device,
+    file: &mut DrmFile,
+    request: &[u8],
+    size: u32,
+    image: Option<Image>,
+) -> Result<Option<(u32, u32)>> {
+    let virgl = device.features.contains(Features::VIRGL);
+    let size = size.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
     let (addr, offset) = file.session.alloc(u64::from(size)).map_err(io_errno)?;
     let mut batch = Batch::new(if virgl { 4 } else { 2 });
-    let created = batch.send(&*file.session, &request, 0);
+    let created = batch.send(&*file.session, request, 0);
     let res = match created.map(|r| r.map(|r| ResourceId::new(r.created as u32))) {
         Ok(Some(Some(res))) => res,
         failed => {
             let _ = file.session.free(addr);
             return match failed {
-                Ok(None) => Ok(for_room()),
+                Ok(None) => Ok(None),
                 Ok(Some(_)) => Err(Errno::EIO),
                 Err(e) => Err(e),
             };
@@ -180,11 +211,9 @@ pub fn resource_create(
         file.attach(&mut batch, res)?;
     }
     let map = Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
-    let gem = Gem::new(res.get(), size, device.map_offset(size), map);
-    r.bo_handle = file.insert(Arc::new(gem))?;
-    r.res_handle = res.get();
-    p.set_header(&r).map_err(wire)?;
-    Ok(Answer::Ready(0))
+    let gem = Gem::new(res.get(), image, size, device.map_offset(size), map);
+    let handle = file.insert(Arc::new(gem))?;
+    Ok(Some((handle, res.get())))
 }
 
 /// RESOURCE_INFO.

@@ -452,7 +452,6 @@ const BAD: u64 = 0x10;
 /// fails silently (and kills the context).
 const CHECKED: &str = "checked against the resource before the host sees it";
 /// Why KMS answers differ.
-const NO_KMS: &str = "no modeset yet: answered as Linux without DRIVER_MODESET";
 
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
@@ -490,7 +489,7 @@ fn cases() -> Vec<Case> {
         case!("DROP_MASTER by a file that is not master (as root)", EINVAL, |e| raw(e.card2, ioc(0, 0x1f, 0), 0)),
         case!("SET_MASTER by the master", 0, |e| raw(e.card, ioc(0, 0x1e, 0), 0)),
         case!("GET_CLIENT index 1", EINVAL, |e| io(e.card, ioc(3, 0x05, 40), &mut [1u64, 0, 0, 0, 0])),
-        case!("master: MODE_GETRESOURCES", 0, ours EOPNOTSUPP, NO_KMS, |e| io(e.card, ioc(3, 0xa0, 64), &mut [0u8; 64])),
+        case!("master: MODE_GETRESOURCES", 0, |e| io(e.card, ioc(3, 0xa0, 64), &mut [0u8; 64])),
         case!("master: WAIT_VBLANK", EOPNOTSUPP, |e| io(e.card, ioc(3, 0x3a, 24), &mut [0u8; 24])),
         // VERSION.
         case!("VERSION with NULL strings and lengths", 0, |e| io(e.render, u64::from(dc::IOC_VERSION), &mut Version { name_len: 64, date_len: 64, desc_len: 64, ..Version::default() })),
@@ -502,10 +501,10 @@ fn cases() -> Vec<Case> {
         case!("VERSION with a bad string pointer", EFAULT, |e| io(e.render, u64::from(dc::IOC_VERSION), &mut Version { name_len: 16, name: BAD, ..Version::default() })),
         case!("ioctl struct at a bad address", EFAULT, |e| raw(e.render, u64::from(dc::IOC_VERSION), BAD)),
         // GET_CAP / SET_CLIENT_CAP.
-        case!("GET_CAP 0", EINVAL, ours EOPNOTSUPP, NO_KMS, |e| io(e.render, u64::from(dc::IOC_GET_CAP), &mut GetCap { capability: 0, value: 0 })),
-        case!("GET_CAP u64::MAX", EINVAL, ours EOPNOTSUPP, NO_KMS, |e| io(e.render, u64::from(dc::IOC_GET_CAP), &mut GetCap { capability: u64::MAX, value: 0 })),
+        case!("GET_CAP 0", EINVAL, |e| io(e.render, u64::from(dc::IOC_GET_CAP), &mut GetCap { capability: 0, value: 0 })),
+        case!("GET_CAP u64::MAX", EINVAL, |e| io(e.render, u64::from(dc::IOC_GET_CAP), &mut GetCap { capability: u64::MAX, value: 0 })),
         case!("GET_CAP PRIME", 0, |e| io(e.render, u64::from(dc::IOC_GET_CAP), &mut GetCap { capability: dc::DRM_CAP_PRIME, value: 0 })),
-        case!("SET_CLIENT_CAP on the primary node", 0, ours EOPNOTSUPP, NO_KMS, |e| io(e.card, u64::from(dc::IOC_SET_CLIENT_CAP), &mut SetClientCap { capability: 2, value: 1 })),
+        case!("SET_CLIENT_CAP on the primary node", 0, |e| io(e.card, u64::from(dc::IOC_SET_CLIENT_CAP), &mut SetClientCap { capability: 2, value: 1 })),
         // GEM_CLOSE.
         case!("GEM_CLOSE handle 0", EINVAL, |e| io(e.render, u64::from(dc::IOC_GEM_CLOSE), &mut GemClose { handle: 0, pad: 0 })),
         case!("GEM_CLOSE an unknown handle", EINVAL, |e| io(e.render, u64::from(dc::IOC_GEM_CLOSE), &mut GemClose { handle: 0xdead, pad: 0 })),
