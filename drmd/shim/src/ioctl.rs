@@ -197,6 +197,11 @@ fn drm(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
         }
         so::QUERY | so::TIMELINE_SIGNAL => syncobj_timeline_array(conn, r, arg),
         // Everything else has no pointer in its struct: the struct's bytes
+        // KMS ioctls are packed from their one table of shapes.
+        nr if drm_uapi::kms::layout(nr).is_some() => {
+            let layout = drm_uapi::kms::layout(nr).expect("just matched");
+            kms(conn, r, arg, &layout)
+        }
         // go as they are and come back, zero-extended or cut to the wire's
         // size as Linux's drm_ioctl does with a shorter or longer struct.
         // An ioctl the shim does not know goes as the caller's bytes:
@@ -212,6 +217,81 @@ fn drm(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
             Ok(ret(v))
         }
     }
+}
+
+/// A KMS ioctl, packed by its [`drm_uapi::kms::Layout`]: the non-pointer
+/// fields, then each array read from the caller (an array whose pointer
+/// faults goes as not carried, with its count, so the daemon answers in
+/// Linux's order; NULL is zeros). The daemon's arrays are copied back
+/// whole (an OUT array holds the caller's bytes wherever the daemon wrote
+/// nothing), then the fields.
+fn kms(conn: &Conn, r: &Request, arg: u64, layout: &drm_uapi::kms::Layout) -> Result<i32> {
+    let mut linux = vec![0u8; layout.linux];
+    let n = r.size.min(layout.linux);
+    if arg == 0 && n > 0 {
+        return Err(libc::EFAULT);
+    }
+    linux[..n].copy_from_slice(&user::read(arg, n)?);
+    let u32_at =
+        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut arrays: Vec<InArray> = layout
+        .arrays
+        .iter()
+        .map(|a| {
+            let count = u32_at(&linux, a.count);
+            elements(u64_at(&linux, a.ptr), count, a.elem, Null::Zeros)
+        })
+        .collect();
+    // A faulted array's count is NOT_CARRIED, and so are the arrays it
+    // counts with.
+    let faulted = arrays.iter().any(|a| a.faulted);
+    let mut header: Vec<u8> = layout
+        .fields
+        .iter()
+        .flat_map(|&(at, len)| linux[at..at + len].to_vec())
+        .collect();
+    for (i, a) in layout.arrays.iter().enumerate() {
+        if !arrays[i].faulted {
+            continue;
+        }
+        for (j, b) in layout.arrays.iter().enumerate() {
+            if b.count == a.count {
+                arrays[j].bytes.clear();
+            }
+        }
+        // Where the count sits in the wire header.
+        let mut at = 0;
+        for &(off, len) in layout.fields {
+            if (off..off + len).contains(&a.count) {
+                let w = at + a.count - off;
+                header[w..w + 4].copy_from_slice(&user::NOT_CARRIED.to_le_bytes());
+            }
+            at += len;
+        }
+    }
+    let mut payload = header;
+    for a in &arrays {
+        payload.extend_from_slice(&a.bytes);
+    }
+    let v = fault_answer(call(conn, r.nr, &mut payload), faulted)?;
+    let mut at = layout.header();
+    for (spec, a) in layout.arrays.iter().zip(&arrays) {
+        let len = a.bytes.len();
+        let ptr = u64_at(&linux, spec.ptr);
+        if spec.out && ptr != 0 {
+            user::write(ptr, &payload[at..at + len])?;
+        }
+        at += len;
+    }
+    let mut at = 0;
+    for &(off, len) in layout.fields {
+        linux[off..off + len].copy_from_slice(&payload[at..at + len]);
+        at += len;
+    }
+    user::write(arg, &linux[..n])?;
+    Ok(ret(v))
 }
 
 /// The wire size of an ioctl whose struct has no pointer (the same bytes

@@ -518,12 +518,14 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
     }
     // SAFETY: the caller gave `n` entries.
     let entries = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
-    // A sync_file is polled through its readiness descriptor; the shim's
-    // connection keeps it open while the poll runs.
+    // A sync_file, and a DRM file's events, are polled through the
+    // handle's readiness descriptor; the shim's connection keeps it open
+    // while the poll runs.
     let mut held = Vec::new();
     let mut polled: Vec<pollfd> = entries.to_vec();
     for p in &mut polled {
-        if let Some(conn) = conns::get(p.fd).filter(|c| c.kind == Kind::SyncFile) {
+        let pollable = |c: &conns::Conn| matches!(c.kind, Kind::SyncFile | Kind::Drm { .. });
+        if let Some(conn) = conns::get(p.fd).filter(|c| pollable(c)) {
             match conn.fd.poll_fd() {
                 Ok(ready) => p.fd = ready.as_raw_fd(),
                 Err(e) => return fail(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -541,6 +543,126 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
         entry.revents = p.revents;
     }
     r
+}
+
+/// # Safety
+/// As C's `read`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    let Some(conn) = conns::get(fd).filter(|c| matches!(c.kind, Kind::Drm { .. })) else {
+        // SAFETY: the caller's guarantees, passed on.
+        return unsafe { real::read(fd, buf, count) };
+    };
+    if buf.is_null() && count > 0 {
+        return fail(libc::EFAULT) as ssize_t;
+    }
+    // A DRM file reads its events.
+    let mut events = vec![0u8; count];
+    match conn.fd.read(&mut events) {
+        Ok(n) => {
+            let n = n.min(count);
+            // SAFETY: the caller gave `count` writable bytes at `buf`, and
+            // `n <= count`.
+            unsafe { std::ptr::copy_nonoverlapping(events.as_ptr(), buf.cast::<u8>(), n) };
+            n as ssize_t
+        }
+        Err(e) => fail(e.raw_os_error().unwrap_or(libc::EIO)) as ssize_t,
+    }
+}
+
+/// # Safety
+/// As glibc's fortified `__read_chk`.
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+    buflen: size_t,
+) -> ssize_t {
+    if count > buflen {
+        std::process::abort();
+    }
+    // SAFETY: the same function, checked.
+    unsafe { read(fd, buf, count) }
+}
+
+/// # Safety
+/// As C's `select`.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    // Only a read set naming a handle needs the shim: it becomes a poll,
+    // which knows how to wait for handles.
+    let limit = n.clamp(0, libc::FD_SETSIZE as c_int);
+    // SAFETY: a non-NULL set is the caller's, valid for FD_ISSET.
+    let is_set = |set: *mut libc::fd_set, fd| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) };
+    let handles = (0..limit).any(|fd| is_set(readfds, fd) && conns::get(fd).is_some());
+    if !handles {
+        // SAFETY: the caller's guarantees, passed on.
+        return unsafe { real::select(n, readfds, writefds, exceptfds, timeout) };
+    }
+    let mut fds: Vec<pollfd> = (0..limit)
+        .filter_map(|fd| {
+            let mut events = 0;
+            if is_set(readfds, fd) {
+                events |= libc::POLLIN;
+            }
+            if is_set(writefds, fd) {
+                events |= libc::POLLOUT;
+            }
+            if is_set(exceptfds, fd) {
+                events |= libc::POLLPRI;
+            }
+            (events != 0).then_some(pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+        })
+        .collect();
+    let ms = if timeout.is_null() {
+        -1
+    } else {
+        // SAFETY: the caller's timeval.
+        let t = unsafe { *timeout };
+        (t.tv_sec.max(0) * 1000 + (t.tv_usec.max(0) + 999) / 1000).min(i64::from(c_int::MAX))
+            as c_int
+    };
+    // SAFETY: our own array.
+    let r = unsafe { poll(fds.as_mut_ptr(), fds.len() as nfds_t, ms) };
+    if r < 0 {
+        return r;
+    }
+    let mut ready = 0;
+    for (set, bits) in [
+        (readfds, libc::POLLIN | libc::POLLHUP | libc::POLLERR),
+        (writefds, libc::POLLOUT | libc::POLLERR),
+        (exceptfds, libc::POLLPRI),
+    ] {
+        if set.is_null() {
+            continue;
+        }
+        // SAFETY: the caller's set.
+        unsafe { libc::FD_ZERO(set) };
+        for p in &fds {
+            let wanted = match bits {
+                b if b & libc::POLLIN != 0 => p.events & libc::POLLIN != 0,
+                b if b & libc::POLLOUT != 0 => p.events & libc::POLLOUT != 0,
+                _ => p.events & libc::POLLPRI != 0,
+            };
+            if wanted && p.revents & bits != 0 {
+                // SAFETY: the caller's set; `p.fd` is below FD_SETSIZE.
+                unsafe { libc::FD_SET(p.fd, set) };
+                ready += 1;
+            }
+        }
+    }
+    ready
 }
 
 /// # Safety

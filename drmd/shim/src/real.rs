@@ -71,4 +71,6 @@ real_fns! {
     realpath(path: *const c_char, resolved: *mut c_char) -> *mut c_char;
     opendir(path: *const c_char) -> *mut libc::DIR;
     poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
+    read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t;
+    select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval) -> c_int;
 }
