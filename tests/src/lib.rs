@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use scheme_seam::daemon::Started;
 use scheme_seam::SchemeFd;
 
+pub mod display;
 pub mod gl;
 
 /// The bus directory of this test process, created and exported (the
@@ -87,6 +88,23 @@ pub fn stack() -> Stack {
     let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
     let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
     Stack { gpu, sync, drm }
+}
+
+/// The [`Stack`] on the 2D display device (`virtio-gpud --2d`): what KMS
+/// tests scan out on and read back from `display/N`.
+pub fn stack_2d() -> Stack {
+    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &["--2d"], "virtio-gpu");
+    let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
+    let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
+    Stack { gpu, sync, drm }
+}
+
+/// A command running `program` (an unmodified DRM client) on the stack
+/// through the shim, Mesa's drivers left as they are.
+pub fn shim_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env("LD_PRELOAD", profile_dir().join("libdrm_shim.so"));
+    command
 }
 
 /// A daemon process serving scheme `name`; stopped when dropped.

@@ -10,6 +10,7 @@ use gpu_session::api::{
     QueueReply, StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY,
 };
 use gpu_session::Session;
+use stack_tests::display::{display, shown, Pam};
 use stack_tests::{device_objects, kill_holder_and_await_release, workspace_binary, Daemon};
 use sync_client::SyncFile;
 use virtio_gpu_proto::{
@@ -860,70 +861,6 @@ fn a_wait_gets_its_answer_only_with_room_for_it() {
     // The session goes on.
     s.call(GetCapset::new(CapsetId::new(2), 2).as_bytes(), 0)
         .unwrap();
-}
-
-/// A PAM image from `display/...`: its header and RGBA bytes.
-struct Pam {
-    header: String,
-    pixels: Vec<u8>,
-}
-
-impl Pam {
-    fn parse(bytes: &[u8]) -> Pam {
-        let end = bytes
-            .windows(7)
-            .position(|w| w == b"ENDHDR\n")
-            .expect("a PAM header")
-            + 7;
-        let pam = Pam {
-            header: String::from_utf8(bytes[..end].to_vec()).unwrap(),
-            pixels: bytes[end..].to_vec(),
-        };
-        assert!(pam.header.starts_with("P7\n") && pam.header.contains("TUPLTYPE RGB_ALPHA\n"));
-        assert_eq!(pam.field("DEPTH "), 4);
-        let (w, h) = pam.size();
-        assert_eq!(pam.pixels.len() as u64, w * h * 4);
-        pam
-    }
-
-    /// The number after the header line prefix `name`.
-    fn field(&self, name: &str) -> u64 {
-        self.header
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {}", self.header))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn size(&self) -> (u64, u64) {
-        (self.field("WIDTH "), self.field("HEIGHT "))
-    }
-}
-
-/// `display/what` in one read (the bus's reads are not positioned; the
-/// 1024×768 scanout is 3 MiB).
-fn display(what: &str) -> std::io::Result<Vec<u8>> {
-    let fd = scheme_seam::SchemeFd::open(&format!("/scheme/virtio-gpu/display/{what}"), 0)?;
-    let mut buf = vec![0u8; 8 << 20];
-    let n = fd.read(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// Reads `display/what` until `done` holds (the display thread hears the
-/// backend a moment after the command).
-fn shown(what: &str, done: impl Fn(&Pam) -> bool) -> Pam {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pam = Pam::parse(&display(what).unwrap());
-        if done(&pam) {
-            return pam;
-        }
-        assert!(Instant::now() < deadline, "display/{what}: {}", pam.header);
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A 2D resource of `format` with `bytes` as its backing, uploaded.

@@ -68,7 +68,13 @@ const RUNTIME_PACKAGES: &[&str] = &[
 ];
 /// Debian 12 packages only the piglit comparison needs: the tests, glxinfo
 /// and eglinfo, and Mesa's vtest server (the reference path).
-const TEST_PACKAGES: &[&str] = &["piglit", "mesa-utils", "virgl-server"];
+const TEST_PACKAGES: &[&str] = &[
+    "piglit",
+    "mesa-utils",
+    "virgl-server",
+    "libdrm-tests",
+    "kmscube",
+];
 /// The package that ships the backend (taken apart, not installed: its
 /// GUI dependencies are not needed).
 const BACKEND_PACKAGE: &str = "qemu-system-gui";

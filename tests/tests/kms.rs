@@ -1,0 +1,696 @@
+//! KMS on scheme:drm with the 2D display device (`virtio-gpud --2d`), judged
+//! by what its display shows (`display/0`, `display/cursor`): Debian's
+//! modetest through the shim (a mode and its pattern, vsynced flips, a
+//! cursor), a client flipping two buffers, DIRTYFB's one rectangle in the
+//! trace, Orbital's call sequence, and bad input answered as Linux does.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use drm_uapi::core as dc;
+use drm_uapi::kms::{self as k, ClipRect, Cursor2, EventVblank, ModeInfo};
+use drmd::client::DrmFd;
+use scheme_seam::SchemeFd;
+use stack_tests::display::{shown, Pam};
+use stack_tests::{poll_readable, shim_command, stack_2d, Stack};
+use virtio_gpu_proto::CommandType;
+use virtio_gpud::trace::record::{self, Kind};
+use zerocopy::FromBytes;
+
+/// The daemons serve fixed names in the bus directory: tests take turns.
+static DAEMONS: Mutex<()> = Mutex::new(());
+
+const CARD: &str = "/scheme/drm/card0";
+/// The one output's objects (drmd's fixed ids for scanout 0).
+const CRTC: u32 = 0x40;
+const CONNECTOR: u32 = 0x42;
+
+fn errno(r: std::io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+/// libdrm's SMPTE test pattern of modetest, from the SMPTE RP 219 bars it
+/// draws (`tests/util/pattern.c`): RGB of pixel (x, y) of a w×h frame.
+fn smpte(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    const TOP: [[u8; 3]; 7] = [
+        [192, 192, 192],
+        [192, 192, 0],
+        [0, 192, 192],
+        [0, 192, 0],
+        [192, 0, 192],
+        [192, 0, 0],
+        [0, 0, 192],
+    ];
+    const MIDDLE: [[u8; 3]; 7] = [
+        [0, 0, 192],
+        [19, 19, 19],
+        [192, 0, 192],
+        [19, 19, 19],
+        [0, 192, 192],
+        [19, 19, 19],
+        [192, 192, 192],
+    ];
+    const BOTTOM: [[u8; 3]; 8] = [
+        [0, 33, 76],
+        [255, 255, 255],
+        [50, 0, 106],
+        [19, 19, 19],
+        [9, 9, 9],
+        [19, 19, 19],
+        [29, 29, 29],
+        [19, 19, 19],
+    ];
+    if y < h * 6 / 9 {
+        TOP[(x * 7 / w) as usize]
+    } else if y < h * 7 / 9 {
+        MIDDLE[(x * 7 / w) as usize]
+    } else if x < w * 5 / 7 {
+        BOTTOM[(x * 4 / (w * 5 / 7)) as usize]
+    } else if x < w * 6 / 7 {
+        BOTTOM[((x - w * 5 / 7) * 3 / (w / 7) + 4) as usize]
+    } else {
+        BOTTOM[7]
+    }
+}
+
+/// The pixels of `pam` that differ from `expected`, in RGB.
+fn differing(pam: &Pam, expected: impl Fn(u32, u32) -> [u8; 3]) -> usize {
+    let (w, _) = pam.size();
+    pam.pixels
+        .chunks_exact(4)
+        .enumerate()
+        .filter(|(i, px)| {
+            let (x, y) = ((*i as u64 % w) as u32, (*i as u64 / w) as u32);
+            px[..3] != expected(x, y)
+        })
+        .count()
+}
+
+/// modetest on card0 with `args`, its stdin held open (it waits for a key
+/// before it tears down) and its output piped.
+fn modetest(args: &[&str]) -> Child {
+    shim_command("modetest")
+        .args(["-M", "virtio_gpu", "-D", "/dev/dri/card0"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running modetest (libdrm-tests)")
+}
+
+/// Ends a modetest waiting for its key; its exit status and what it
+/// printed.
+fn finish(mut child: Child) -> (std::process::ExitStatus, String) {
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"\n");
+    }
+    let out = child.wait_with_output().expect("modetest ends");
+    let printed = [out.stdout, out.stderr].concat();
+    (out.status, String::from_utf8_lossy(&printed).into_owned())
+}
+
+#[test]
+fn modetest_sets_a_mode_and_the_display_shows_its_pattern_pixel_for_pixel() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let child = modetest(&["-s", "66@64:1024x768"]);
+    let frame = shown("0", |p| {
+        p.field("# updates ") > 0 && differing(p, |x, y| smpte(x, y, 1024, 768)) == 0
+    });
+    assert_eq!(frame.size(), (1024, 768));
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "modetest: {status}: {stderr}");
+}
+
+#[test]
+fn modetest_flips_with_vsync_events() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let mut child = modetest(&["-s", "66@64:1024x768", "-v"]);
+    // modetest prints its flip rate, measured from the events' timestamps,
+    // every 60 flips, on stderr.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let freq = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("freq:"))
+        .expect("modetest reports a flip rate");
+    println!("modetest -v: {freq}");
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "modetest: {status}: {stderr}");
+}
+
+#[test]
+fn modetest_moves_a_cursor() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let child = modetest(&["-s", "66@64:1024x768", "-C"]);
+    let first = shown("cursor", |p| p.header.contains("# visible 1"));
+    let x0 = first.field("# x ");
+    let moved = shown("cursor", |p| p.field("# x ") != x0);
+    assert_eq!(moved.size(), (64, 64));
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "modetest: {status}: {stderr}");
+}
+
+/// A master's file on card0 with the one output's preferred mode.
+struct Output {
+    fd: DrmFd,
+    mode: ModeInfo,
+}
+
+fn output() -> Output {
+    let fd = DrmFd::open(CARD).expect("opening card0 (tests run as root)");
+    let res = fd.resources().unwrap();
+    assert_eq!(
+        (res.crtcs.as_slice(), res.connectors.as_slice()),
+        (&[CRTC][..], &[CONNECTOR][..])
+    );
+    let (conn, modes) = fd.connector(CONNECTOR, 16).unwrap();
+    assert_eq!(conn.connection, 1, "connected");
+    Output { fd, mode: modes[0] }
+}
+
+/// A dumb buffer of the mode's size filled with `argb`, as a framebuffer:
+/// (framebuffer, GEM handle).
+fn filled_fb(fd: &DrmFd, w: u32, h: u32, argb: u32) -> (u32, u32) {
+    let d = fd.create_dumb(w, h).unwrap();
+    let map = fd.map_dumb(d.handle, d.size as usize).unwrap();
+    let row: Vec<u8> = std::iter::repeat_n(argb.to_le_bytes(), w as usize)
+        .flatten()
+        .collect();
+    for y in 0..h as usize {
+        map.write_bytes(y * d.pitch as usize, &row);
+    }
+    let fb = fd
+        .add_fb2(d.handle, w, h, d.pitch, k::FORMAT_XRGB8888)
+        .unwrap();
+    (fb, d.handle)
+}
+
+fn rgb(argb: u32) -> [u8; 3] {
+    [(argb >> 16) as u8, (argb >> 8) as u8, argb as u8]
+}
+
+/// The events in `buf[..n]`.
+fn vblank_events(buf: &[u8]) -> Vec<EventVblank> {
+    buf.chunks_exact(size_of::<EventVblank>())
+        .map(|c| EventVblank::read_from_bytes(c).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_hundred_and_twenty_flips_give_one_event_each_on_the_vblank_grid() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    const RED: u32 = 0x00c0_0000;
+    const BLUE: u32 = 0x0000_00c0;
+    let fbs = [
+        filled_fb(&out.fd, w, h, RED).0,
+        filled_fb(&out.fd, w, h, BLUE).0,
+    ];
+    out.fd
+        .set_crtc(CRTC, fbs[0], &[CONNECTOR], Some(out.mode))
+        .unwrap();
+    assert_eq!(
+        errno(out.fd.page_flip(CRTC, fbs[1], 0x80, 0)),
+        Some(libc::EINVAL),
+        "unknown flag"
+    );
+    let mut events = Vec::new();
+    let mut asked = Vec::new();
+    let mut buf = [0u8; 4096];
+    for i in 0..120u64 {
+        let fb = fbs[(i as usize + 1) % 2];
+        asked.push(sync_client::clock::now_ns());
+        out.fd.page_flip(CRTC, fb, k::flip::EVENT, i).unwrap();
+        if i == 0 {
+            // One flip at a time: EBUSY while this one is pending.
+            assert_eq!(
+                errno(out.fd.page_flip(CRTC, fbs[0], k::flip::EVENT, 99)),
+                Some(libc::EBUSY)
+            );
+        }
+        // Blocking read: exactly this flip's event.
+        let n = out.fd.read_events(&mut buf).unwrap();
+        let got = vblank_events(&buf[..n]);
+        assert_eq!(got.len(), 1, "one event per flip");
+        assert_eq!(
+            (got[0].base.type_, got[0].user_data, got[0].crtc_id),
+            (k::event::FLIP_COMPLETE, i, CRTC)
+        );
+        events.push(got[0]);
+        if i == 60 {
+            // The frame shown alternates with the flips.
+            let colour = rgb(if fb == fbs[0] { RED } else { BLUE });
+            shown("0", |p| differing(p, |_, _| colour) == 0);
+        }
+    }
+    let ns = |e: &EventVblank| u64::from(e.tv_sec) * 1_000_000_000 + u64::from(e.tv_usec) * 1000;
+    for (e, asked) in events.iter().zip(&asked) {
+        // None early: the vblank a flip completes at comes after the flip
+        // was asked for (the timestamp is cut to microseconds).
+        assert!(
+            ns(e) + 1000 > *asked,
+            "event {} before its flip",
+            e.user_data
+        );
+    }
+    // Reported, not asserted: how the events sit on the mode's grid.
+    let period = ModeInfoExt(out.mode).frame_ns();
+    let mut frames = Vec::new();
+    let mut off_grid = 0u64;
+    for pair in events.windows(2) {
+        let n = u64::from(pair[1].sequence.wrapping_sub(pair[0].sequence));
+        frames.push(n);
+        off_grid = off_grid.max((ns(&pair[1]) - ns(&pair[0])).abs_diff(n * period));
+    }
+    frames.sort_unstable();
+    let span = ns(events.last().unwrap()) - ns(&events[0]);
+    println!(
+        "120 flips in {:.1} ms: vblanks between events min {} median {} max {}; \
+         largest distance from the {period} ns grid {off_grid} ns",
+        span as f64 / 1e6,
+        frames[0],
+        frames[frames.len() / 2],
+        frames[frames.len() - 1]
+    );
+}
+
+/// The frame time of a mode, as drmd paces it.
+struct ModeInfoExt(ModeInfo);
+
+impl ModeInfoExt {
+    fn frame_ns(&self) -> u64 {
+        u64::from(self.0.htotal) * u64::from(self.0.vtotal) * 1_000_000 / u64::from(self.0.clock)
+    }
+}
+
+#[test]
+fn dirtyfb_of_a_small_rectangle_transfers_only_that_rectangle() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    let d = out.fd.create_dumb(w, h).unwrap();
+    let map = out.fd.map_dumb(d.handle, d.size as usize).unwrap();
+    let fb = out
+        .fd
+        .add_fb2(d.handle, w, h, d.pitch, k::FORMAT_XRGB8888)
+        .unwrap();
+    out.fd
+        .set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode))
+        .unwrap();
+    shown("0", |p| {
+        p.field("# updates ") > 0 && differing(p, |_, _| [0, 0, 0]) == 0
+    });
+    let trace = SchemeFd::open("/scheme/virtio-gpu/trace", libc::O_NONBLOCK as usize).unwrap();
+    // A 10x5 white box at (100, 200), damaged as two clips that merge.
+    for y in 200..205 {
+        map.write_bytes(y * d.pitch as usize + 400, &[0xff; 40]);
+    }
+    let clips = [
+        ClipRect {
+            x1: 100,
+            y1: 200,
+            x2: 105,
+            y2: 205,
+        },
+        ClipRect {
+            x1: 105,
+            y1: 200,
+            x2: 110,
+            y2: 205,
+        },
+    ];
+    out.fd.dirty_fb(fb, &clips).unwrap();
+    let inside = |x, y| (100..110).contains(&x) && (200..205).contains(&y);
+    shown("0", |p| {
+        differing(p, |x, y| if inside(x, y) { [255; 3] } else { [0; 3] }) == 0
+    });
+    let mut stream = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = trace.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        stream.extend_from_slice(&buf[..n]);
+    }
+    let body = record::stream_body(&stream).unwrap();
+    let mut at = 0;
+    let mut transfers = Vec::new();
+    while let Some(r) = record::next_record(body, &mut at).unwrap() {
+        if r.header.kind == Kind::COMMAND.0 && r.header.ty == CommandType::TRANSFER_TO_HOST_2D.0 {
+            let t = virtio_gpu_proto::TransferToHost2d::read_from_prefix(r.bytes)
+                .unwrap()
+                .0;
+            transfers.push((t.r.x.get(), t.r.y.get(), t.r.width.get(), t.r.height.get()));
+        }
+    }
+    assert_eq!(
+        transfers,
+        [(100, 200, 10, 5)],
+        "one transfer of the merged rectangle"
+    );
+}
+
+#[test]
+fn orbitals_legacy_call_sequence_shows_its_frame_and_cursor() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    // Orbital (redox-os/orbital src/compositor/display.rs): the hotspot cap
+    // first (it needs ATOMIC, so it fails and Orbital goes on), the cursor
+    // size, the resources, the first connected connector and its first
+    // mode, the encoder's CRTC, a dumb buffer as ADDFB(32, 32), SETCRTC,
+    // damage by DIRTYFB, the cursor by CURSOR2 and moves.
+    let fd = DrmFd::open(CARD).unwrap();
+    assert!(fd
+        .set_client_cap(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1)
+        .is_err());
+    assert_eq!(fd.get_cap(dc::DRM_CAP_DUMB_BUFFER).unwrap(), 1);
+    assert_eq!(fd.get_cap(dc::DRM_CAP_CURSOR_WIDTH).unwrap(), 64);
+    assert_eq!(fd.get_cap(dc::DRM_CAP_DUMB_PREFER_SHADOW).unwrap(), 0);
+    let res = fd.resources().unwrap();
+    let (conn, modes) = fd.connector(res.connectors[0], 16).unwrap();
+    let mut enc = k::GetEncoder {
+        encoder_id: res.encoders[0],
+        ..Default::default()
+    };
+    fd.ioctl(k::GETENCODER, zerocopy::IntoBytes::as_mut_bytes(&mut enc))
+        .unwrap();
+    assert_eq!(enc.possible_crtcs, 1);
+    let mode = modes[0];
+    let (w, h) = (u32::from(mode.hdisplay), u32::from(mode.vdisplay));
+    let d = fd.create_dumb(w, h).unwrap();
+    let map = fd.map_dumb(d.handle, d.size as usize).unwrap();
+    let mut f = k::FbCmd {
+        width: w,
+        height: h,
+        pitch: d.pitch,
+        bpp: 32,
+        depth: 32,
+        handle: d.handle,
+        ..Default::default()
+    };
+    fd.ioctl(k::ADDFB, zerocopy::IntoBytes::as_mut_bytes(&mut f))
+        .unwrap();
+    fd.set_crtc(res.crtcs[0], f.fb_id, &[conn.connector_id], Some(mode))
+        .unwrap();
+    let green = 0xff00_c000u32.to_le_bytes();
+    for y in 0..100 {
+        for x in 0..100 {
+            map.write_bytes(y * d.pitch as usize + x * 4, &green);
+        }
+    }
+    fd.dirty_fb(
+        f.fb_id,
+        &[ClipRect {
+            x1: 0,
+            y1: 0,
+            x2: 100,
+            y2: 100,
+        }],
+    )
+    .unwrap();
+    shown("0", |p| {
+        differing(p, |x, y| {
+            if x < 100 && y < 100 {
+                [0, 192, 0]
+            } else {
+                [0; 3]
+            }
+        }) == 0
+    });
+    let cursor = fd.create_dumb(64, 64).unwrap();
+    let image = fd.map_dumb(cursor.handle, cursor.size as usize).unwrap();
+    image.write_bytes(0, &vec![0xff; 64 * 64 * 4]);
+    let c = Cursor2 {
+        flags: k::CURSOR_BO | k::CURSOR_MOVE,
+        crtc_id: res.crtcs[0],
+        x: 10,
+        y: 20,
+        width: 64,
+        height: 64,
+        handle: cursor.handle,
+        hot_x: 3,
+        hot_y: 4,
+    };
+    fd.cursor2(c).unwrap();
+    let shown_cursor = shown("cursor", |p| p.header.contains("# visible 1"));
+    assert_eq!(
+        (
+            shown_cursor.field("# hot_x "),
+            shown_cursor.field("# hot_y ")
+        ),
+        (3, 4)
+    );
+    fd.cursor2(Cursor2 {
+        flags: k::CURSOR_MOVE,
+        x: 300,
+        ..c
+    })
+    .unwrap();
+    shown("cursor", |p| p.field("# x ") == 300);
+}
+
+#[test]
+fn bad_input_gets_linuxs_errno_and_only_the_master_modesets() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack: Stack = stack_2d();
+    let out = output();
+    let fd = &out.fd;
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    // Unknown objects.
+    assert_eq!(errno(fd.set_crtc(0x99, 0, &[], None)), Some(libc::ENOENT));
+    assert_eq!(errno(fd.connector(CRTC, 0)), Some(libc::ENOENT));
+    assert_eq!(errno(fd.page_flip(CRTC, 0x7777, 0, 0)), Some(libc::ENOENT));
+    assert_eq!(errno(fd.dirty_fb(0x7777, &[])), Some(libc::ENOENT));
+    // A flip with no mode set.
+    let (fb, _) = filled_fb(fd, w, h, 0);
+    assert_eq!(errno(fd.page_flip(CRTC, fb, 0, 0)), Some(libc::EINVAL));
+    // Framebuffers that do not fit their buffer: pitch, size, format.
+    let small = fd.create_dumb(64, 64).unwrap();
+    for (bw, bh, pitch, format, want) in [
+        (64, 64, 64 * 4 - 4, k::FORMAT_XRGB8888, libc::EINVAL),
+        (64, 65, 64 * 4, k::FORMAT_XRGB8888, libc::EINVAL),
+        (0, 64, 64 * 4, k::FORMAT_XRGB8888, libc::EINVAL),
+        (64, 64, 64 * 4, 0x1234_5678, libc::EINVAL),
+        (64, 64, 64 * 4, u32::from_le_bytes(*b"RG16"), libc::ENOENT),
+        (64, 64, 128 * 4, k::FORMAT_XRGB8888, libc::EINVAL),
+    ] {
+        assert_eq!(
+            errno(fd.add_fb2(small.handle, bw, bh, pitch, format)),
+            Some(want),
+            "{bw}x{bh} pitch {pitch} format {format:#x}"
+        );
+    }
+    assert_eq!(
+        errno(fd.add_fb2(0x5555, 64, 64, 256, k::FORMAT_XRGB8888)),
+        Some(libc::ENOENT)
+    );
+    // A mode larger than the framebuffer.
+    let small_fb = fd
+        .add_fb2(small.handle, 64, 64, 256, k::FORMAT_XRGB8888)
+        .unwrap();
+    assert_eq!(
+        errno(fd.set_crtc(CRTC, small_fb, &[CONNECTOR], Some(out.mode))),
+        Some(libc::ENOSPC)
+    );
+    // The two-call protocol: short rooms get counts and nothing else.
+    let ask = k::GetConnectorHeader {
+        connector_id: CONNECTOR,
+        count_modes: 1,
+        ..Default::default()
+    };
+    let mut payload = drm_uapi::wire::Builder::new(&ask)
+        .zeroed::<u32>(0)
+        .zeroed::<ModeInfo>(1)
+        .build();
+    fd.ioctl(k::GETCONNECTOR, &mut payload).unwrap();
+    let (header, rest) = k::GetConnectorHeader::read_from_prefix(&payload).unwrap();
+    assert!(header.count_modes > 1);
+    assert!(
+        rest.iter().all(|&b| b == 0),
+        "no mode copied into too small a room"
+    );
+    // An oversized count is not carried: ENOMEM, as Linux's allocation.
+    let huge = k::GetConnectorHeader {
+        connector_id: CONNECTOR,
+        count_modes: u32::MAX,
+        ..Default::default()
+    };
+    let mut payload = drm_uapi::wire::Builder::new(&huge).build();
+    assert_eq!(
+        errno(fd.ioctl(k::GETCONNECTOR, &mut payload)),
+        Some(libc::ENOMEM)
+    );
+    let res = k::CardResHeader {
+        count_crtcs: 5,
+        ..Default::default()
+    };
+    let mut payload = drm_uapi::wire::Builder::new(&res).zeroed::<u32>(5).build();
+    fd.ioctl(k::GETRESOURCES, &mut payload).unwrap();
+    let (answer, ids) = k::CardResHeader::read_from_prefix(&payload).unwrap();
+    assert_eq!(answer.count_crtcs, 1);
+    assert_eq!(&ids[..8], &[CRTC.to_le_bytes(), [0; 4]].concat()[..]);
+
+    // Dumb buffers of no size, past u32, or another depth.
+    for (dw, dh, bpp) in [
+        (0, 64, 32),
+        (64, 0, 32),
+        (64, 64, 0),
+        (u32::MAX, 2, 32),
+        (64, 64, 16),
+    ] {
+        let mut d = k::CreateDumb {
+            width: dw,
+            height: dh,
+            bpp,
+            ..Default::default()
+        };
+        assert_eq!(
+            errno(fd.ioctl(k::CREATE_DUMB, zerocopy::IntoBytes::as_mut_bytes(&mut d))),
+            Some(libc::EINVAL),
+            "dumb {dw}x{dh}x{bpp}"
+        );
+    }
+    // Another file's handle names nothing here; a removed framebuffer is gone.
+    // (Handles are per file: the stranger's tenth is a number this file
+    // has not handed out.)
+    let stranger = DrmFd::open(CARD).unwrap();
+    let theirs = (0..10)
+        .map(|_| stranger.create_dumb(64, 64).unwrap())
+        .last()
+        .unwrap();
+    assert_eq!(
+        errno(fd.add_fb2(theirs.handle, 64, 64, 256, k::FORMAT_XRGB8888)),
+        Some(libc::ENOENT)
+    );
+    let gone = fd
+        .add_fb2(small.handle, 64, 64, 256, k::FORMAT_XRGB8888)
+        .unwrap();
+    let mut rm = k::Id { id: gone };
+    fd.ioctl(k::RMFB, zerocopy::IntoBytes::as_mut_bytes(&mut rm))
+        .unwrap();
+    assert_eq!(errno(fd.dirty_fb(gone, &[])), Some(libc::ENOENT));
+    assert_eq!(
+        errno(fd.ioctl(k::RMFB, zerocopy::IntoBytes::as_mut_bytes(&mut rm))),
+        Some(libc::ENOENT)
+    );
+    // Too many clips; a scanout origin past 16 bits; a cursor that is not
+    // 64x64; async and targeted flips (not offered).
+    let clips = vec![ClipRect::default(); 257];
+    assert_eq!(errno(fd.dirty_fb(fb, &clips)), Some(libc::EINVAL));
+    let far = k::CrtcHeader {
+        crtc_id: CRTC,
+        fb_id: fb,
+        x: 1 << 16,
+        mode_valid: 1,
+        mode: out.mode,
+        count_connectors: 1,
+        ..Default::default()
+    };
+    let mut payload = drm_uapi::wire::Builder::new(&far)
+        .array(&[CONNECTOR])
+        .build();
+    assert_eq!(
+        errno(fd.ioctl(k::SETCRTC, &mut payload)),
+        Some(libc::ERANGE)
+    );
+    let cursor = Cursor2 {
+        flags: k::CURSOR_BO,
+        crtc_id: CRTC,
+        width: 64,
+        height: 64,
+        handle: handle_of_big(fd),
+        ..Default::default()
+    };
+    assert_eq!(errno(fd.cursor2(cursor)), Some(libc::EINVAL));
+    assert_eq!(
+        errno(fd.cursor2(Cursor2 { flags: 4, ..cursor })),
+        Some(libc::EINVAL)
+    );
+    fd.set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode)).unwrap();
+    for flags in [
+        k::flip::ASYNC,
+        k::flip::TARGET_ABSOLUTE,
+        k::flip::TARGET_RELATIVE,
+    ] {
+        assert_eq!(
+            errno(fd.page_flip(CRTC, fb, flags, 0)),
+            Some(libc::EINVAL),
+            "{flags:#x}"
+        );
+    }
+
+    // A second opener may not modeset until the master drops.
+    let other = DrmFd::open(CARD).unwrap();
+    fd.set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode)).unwrap();
+    assert_eq!(
+        errno(other.set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode))),
+        Some(libc::EACCES)
+    );
+    assert_eq!(errno(other.page_flip(CRTC, fb, 0, 0)), Some(libc::EACCES));
+    // Nor remove another file's framebuffer.
+    let mut rm = k::Id { id: fb };
+    assert_eq!(
+        errno(other.ioctl(k::RMFB, zerocopy::IntoBytes::as_mut_bytes(&mut rm))),
+        Some(libc::ENOENT)
+    );
+    fd.drop_master().unwrap();
+    other.set_master().unwrap();
+    let (other_fb, _) = filled_fb(&other, w, h, 0x00ff_ffff);
+    other
+        .set_crtc(CRTC, other_fb, &[CONNECTOR], Some(out.mode))
+        .unwrap();
+    shown("0", |p| differing(p, |_, _| [255; 3]) == 0);
+    // The render node has no KMS at all.
+    let render = DrmFd::open("/scheme/drm/renderD128").unwrap();
+    assert_eq!(errno(render.resources()), Some(libc::EACCES));
+}
+
+/// A dumb buffer larger than a cursor: its handle.
+fn handle_of_big(fd: &DrmFd) -> u32 {
+    fd.create_dumb(128, 128).unwrap().handle
+}
+
+#[test]
+fn a_flips_event_wakes_a_poller_of_the_drm_fd() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    let (a, _) = filled_fb(&out.fd, w, h, 0);
+    let (b, _) = filled_fb(&out.fd, w, h, 0x0010_1010);
+    out.fd
+        .set_crtc(CRTC, a, &[CONNECTOR], Some(out.mode))
+        .unwrap();
+    let events = out.fd.events_fd().unwrap();
+    assert!(!poll_readable(events, 0), "nothing to read yet");
+    let start = Instant::now();
+    out.fd.page_flip(CRTC, b, k::flip::EVENT, 7).unwrap();
+    assert!(
+        poll_readable(out.fd.events_fd().unwrap(), 5_000),
+        "the event makes the fd readable"
+    );
+    println!("flip to event: {:?}", start.elapsed());
+    let mut buf = [0u8; 64];
+    let n = out.fd.read_events(&mut buf).unwrap();
+    assert_eq!(vblank_events(&buf[..n])[0].user_data, 7);
+    assert!(
+        !poll_readable(out.fd.events_fd().unwrap(), 0),
+        "read: not readable"
+    );
+    // A buffer too small for the event reads nothing and keeps it.
+    out.fd.page_flip(CRTC, a, k::flip::EVENT, 8).unwrap();
+    assert!(poll_readable(out.fd.events_fd().unwrap(), 5_000));
+    assert_eq!(out.fd.read_events(&mut buf[..16]).unwrap(), 0);
+    let n = out.fd.read_events(&mut buf).unwrap();
+    assert_eq!(vblank_events(&buf[..n])[0].user_data, 8);
+}
