@@ -157,6 +157,48 @@ fn modetest_moves_a_cursor() {
     assert!(status.success(), "modetest: {status}: {stderr}");
 }
 
+#[test]
+fn kmscube_flips_every_frame_on_kms_swrast() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    // kmscube's legacy path: GBM buffers (dumb buffers, on Mesa's software
+    // KMS driver: the 2D device has no 3D), ADDFB2, SETCRTC once, then a
+    // PAGE_FLIP with an event per frame, waiting for each in select().
+    let mut child = shim_command("kmscube")
+        .args(["-D", "/dev/dri/card0", "-c", "200"])
+        .env("MESA_LOADER_DRIVER_OVERRIDE", "kms_swrast")
+        .env("DRM_SHIM_DEBUG", "1")
+        // kmscube stops on input: its stdin stays open and silent.
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kmscube");
+    // The cube is on the display while it runs.
+    shown("0", |p| differing(p, |_, _| [0, 0, 0]) > 10_000);
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().expect("kmscube ends");
+    drop(stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kmscube: {}: {stdout}", out.status);
+    let flip = |result: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(", 0xc01864b0)") && l.ends_with(result))
+            .count()
+    };
+    let (flips, busy) = (flip("Ok(0)"), flip("Err(16)"));
+    let rendered = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Rendered"))
+        .expect("kmscube's frame count");
+    println!("kmscube: {rendered}; {flips} flips, {busy} EBUSY");
+    assert_eq!(busy, 0, "no EBUSY: every frame waits for its flip");
+    assert!(flips >= 199, "every frame flipped: {flips}");
+}
+
 /// A master's file on card0 with the one output's preferred mode.
 struct Output {
     fd: DrmFd,

@@ -451,7 +451,6 @@ const BAD: u64 = 0x10;
 /// Why we differ where we check what Linux passes to a host that then
 /// fails silently (and kills the context).
 const CHECKED: &str = "checked against the resource before the host sees it";
-/// Why KMS answers differ.
 
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
