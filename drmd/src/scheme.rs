@@ -393,6 +393,7 @@ impl Scheme for DrmScheme {
             }
         }
         self.kms.drop_blobs_of(id);
+        self.kms.drop_queued_of(id);
         // Dropping the file closes its virtio-gpud session, which releases
         // its objects on the device, and its syncobj table in syncd.
         self.handles.remove(id);

@@ -697,6 +697,208 @@ fn bad_input_gets_linuxs_errno_and_only_the_master_modesets() {
     assert_eq!(errno(render.resources()), Some(libc::EACCES));
 }
 
+#[test]
+fn vblank_waits_sequences_and_their_events_follow_the_simulated_vblank() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let fd = &out.fd;
+    let wait = |type_: u32, sequence: u32, user: i64| {
+        let mut w = k::WaitVblank {
+            type_,
+            sequence,
+            tval_sec: user,
+            tval_usec: 0,
+        };
+        fd.ioctl(k::WAIT_VBLANK, zerocopy::IntoBytes::as_mut_bytes(&mut w))
+            .map(|_| w)
+    };
+    const RELATIVE: u32 = 1;
+    const EVENT: u32 = 0x0400_0000;
+    // Off: no vblank.
+    assert_eq!(errno(wait(RELATIVE, 0, 0)), Some(libc::EINVAL));
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    let (fb, _) = filled_fb(fd, w, h, 0);
+    fd.set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode)).unwrap();
+    let mut get = k::CrtcGetSequence {
+        crtc_id: CRTC,
+        ..Default::default()
+    };
+    fd.ioctl(
+        k::CRTC_GET_SEQUENCE,
+        zerocopy::IntoBytes::as_mut_bytes(&mut get),
+    )
+    .unwrap();
+    assert_eq!(get.active, 1);
+    // A blocking wait for two vblanks on: the count moved by two.
+    let now = wait(RELATIVE, 0, 0).unwrap();
+    let later = wait(RELATIVE, 2, 0).unwrap();
+    assert!(
+        later.sequence >= now.sequence + 2,
+        "{} then {}",
+        now.sequence,
+        later.sequence
+    );
+    let ns = |w: &k::WaitVblank| w.tval_sec as u64 * 1_000_000_000 + w.tval_usec as u64 * 1000;
+    assert!(ns(&later) > ns(&now));
+    // An absolute target already passed answers at once.
+    assert_eq!(
+        wait(0, now.sequence, 0).unwrap().sequence,
+        wait(RELATIVE, 0, 0).unwrap().sequence
+    );
+    // With EVENT: answered at once with the target, the event at it.
+    let asked = wait(RELATIVE | EVENT, 3, 0x77).unwrap();
+    let mut q = k::CrtcQueueSequence {
+        crtc_id: CRTC,
+        flags: 1,
+        sequence: 1,
+        user_data: 0x88,
+    };
+    fd.ioctl(
+        k::CRTC_QUEUE_SEQUENCE,
+        zerocopy::IntoBytes::as_mut_bytes(&mut q),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen.len() < 2 {
+        let n = fd.read_events(&mut buf).unwrap();
+        let mut at = 0;
+        while at < n {
+            let e = k::Event::read_from_prefix(&buf[at..n]).unwrap().0;
+            seen.push((e.type_, buf[at..at + e.length as usize].to_vec()));
+            at += e.length as usize;
+        }
+    }
+    let vblank = seen
+        .iter()
+        .find(|(t, _)| *t == k::event::VBLANK)
+        .expect("a VBLANK event");
+    let v = EventVblank::read_from_bytes(&vblank.1).unwrap();
+    assert_eq!(
+        (v.user_data, v.sequence, v.crtc_id),
+        (0x77, asked.sequence, CRTC)
+    );
+    let seq = seen
+        .iter()
+        .find(|(t, _)| *t == k::event::CRTC_SEQUENCE)
+        .expect("a CRTC_SEQUENCE event");
+    let s = k::EventCrtcSequence::read_from_bytes(&seq.1).unwrap();
+    assert_eq!((s.user_data, s.sequence), (0x88, q.sequence));
+    // A wait longer than Linux's 3 s is EBUSY then.
+    let start = Instant::now();
+    assert_eq!(errno(wait(RELATIVE, 1000, 0)), Some(libc::EBUSY));
+    assert!(start.elapsed() >= std::time::Duration::from_secs(3));
+    // Bad requests.
+    const SIGNAL: u32 = 0x4000_0000;
+    assert_eq!(errno(wait(SIGNAL, 0, 0)), Some(libc::EINVAL));
+    assert_eq!(
+        errno(wait(RELATIVE | 5 << 1, 0, 0)),
+        Some(libc::EINVAL),
+        "no CRTC 5"
+    );
+    assert_eq!(
+        errno(wait(0x0800_0000, 0, 0)),
+        Some(libc::EINVAL),
+        "FLIP is no wait flag"
+    );
+    let mut bad = k::CrtcQueueSequence {
+        crtc_id: CRTC,
+        flags: 4,
+        ..Default::default()
+    };
+    assert_eq!(
+        errno(fd.ioctl(
+            k::CRTC_QUEUE_SEQUENCE,
+            zerocopy::IntoBytes::as_mut_bytes(&mut bad)
+        )),
+        Some(libc::EINVAL)
+    );
+    let mut none = k::CrtcGetSequence {
+        crtc_id: 0x99,
+        ..Default::default()
+    };
+    assert_eq!(
+        errno(fd.ioctl(
+            k::CRTC_GET_SEQUENCE,
+            zerocopy::IntoBytes::as_mut_bytes(&mut none)
+        )),
+        Some(libc::ENOENT)
+    );
+}
+
+#[test]
+fn setplane_shows_a_full_screen_primary_and_a_cursor_and_refuses_the_rest() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let fd = &out.fd;
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    let (a, _) = filled_fb(fd, w, h, 0);
+    let (b, _) = filled_fb(fd, w, h, 0x0030_6090);
+    fd.set_crtc(CRTC, a, &[CONNECTOR], Some(out.mode)).unwrap();
+    let set = |plane, fb, x: i32, y: i32, cw: u32, ch: u32, src: [u32; 4]| {
+        let mut s = k::SetPlane {
+            plane_id: plane,
+            crtc_id: CRTC,
+            fb_id: fb,
+            crtc_x: x,
+            crtc_y: y,
+            crtc_w: cw,
+            crtc_h: ch,
+            src_x: src[0] << 16,
+            src_y: src[1] << 16,
+            src_w: src[2] << 16,
+            src_h: src[3] << 16,
+            ..Default::default()
+        };
+        fd.ioctl(k::SETPLANE, zerocopy::IntoBytes::as_mut_bytes(&mut s))
+    };
+    const PRIMARY: u32 = 0x43;
+    const CURSOR: u32 = 0x44;
+    set(PRIMARY, b, 0, 0, w, h, [0, 0, w, h]).unwrap();
+    shown("0", |p| differing(p, |_, _| [0x30, 0x60, 0x90]) == 0);
+    // A primary that does not cover the CRTC, scaling, a source outside the
+    // framebuffer, another CRTC, no such plane.
+    assert_eq!(
+        errno(set(PRIMARY, b, 8, 0, w - 8, h, [0, 0, w - 8, h])),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(set(PRIMARY, b, 0, 0, w, h, [0, 0, w / 2, h / 2])),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(set(PRIMARY, b, 0, 0, w, h, [1, 0, w, h])),
+        Some(libc::ENOSPC)
+    );
+    assert_eq!(
+        errno(set(PRIMARY, b, i32::MAX, 0, w, h, [0, 0, w, h])),
+        Some(libc::ERANGE)
+    );
+    assert_eq!(
+        errno(set(0x99, b, 0, 0, w, h, [0, 0, w, h])),
+        Some(libc::ENOENT)
+    );
+    // The cursor plane takes a 64x64 ARGB framebuffer, and no other.
+    let c = fd.create_dumb(64, 64).unwrap();
+    fd.map_dumb(c.handle, c.size as usize)
+        .unwrap()
+        .write_bytes(0, &[0xff; 64 * 64 * 4]);
+    let argb = fd
+        .add_fb2(c.handle, 64, 64, c.pitch, k::FORMAT_ARGB8888)
+        .unwrap();
+    assert_eq!(
+        errno(set(CURSOR, b, 0, 0, w, h, [0, 0, w, h])),
+        Some(libc::EINVAL)
+    );
+    set(CURSOR, argb, 40, 50, 64, 64, [0, 0, 64, 64]).unwrap();
+    let cursor = shown("cursor", |p| p.header.contains("# visible 1"));
+    assert_eq!((cursor.field("# x "), cursor.field("# y ")), (40, 50));
+    set(CURSOR, 0, 0, 0, 0, 0, [0; 4]).unwrap();
+    shown("cursor", |p| p.header.contains("# visible 0"));
+}
+
 /// A dumb buffer larger than a cursor: its handle.
 fn handle_of_big(fd: &DrmFd) -> u32 {
     fd.create_dumb(128, 128).unwrap().handle

@@ -25,8 +25,8 @@ use crate::file::DrmFile;
 use crate::gem::{Image, Upload};
 use crate::kms::display::{self, Area};
 use crate::kms::{
-    modes, props, Flip, Framebuffer, Kms, Object, PlaneState, CONNECTOR_VIRTUAL, CURSOR_SIZE,
-    ENCODER_VIRTUAL, MAX_SIZE, MIN_SIZE,
+    modes, props, Flip, Framebuffer, Kms, Object, PlaneState, Queued, CONNECTOR_VIRTUAL,
+    CURSOR_SIZE, ENCODER_VIRTUAL, MAX_SIZE, MIN_SIZE,
 };
 
 /// Formats the primary plane scans out.
@@ -732,9 +732,41 @@ pub fn page_flip(
 /// The FLIP_COMPLETE event of a flip done at vblank `seq` of CRTC
 /// `crtc_id`, at `time`.
 pub fn flip_event(user_data: u64, crtc_id: u32, seq: u64, time: std::time::Duration) -> Vec<u8> {
+    event_vblank(k::event::FLIP_COMPLETE, user_data, crtc_id, seq, time)
+}
+
+/// The VBLANK event of a WAIT_VBLANK for vblank `seq` of CRTC `crtc_id`,
+/// which happened at `time_ns`.
+pub fn vblank_event(user_data: u64, crtc_id: u32, seq: u64, time_ns: u64) -> Vec<u8> {
+    let time = std::time::Duration::from_nanos(time_ns);
+    event_vblank(k::event::VBLANK, user_data, crtc_id, seq, time)
+}
+
+/// The CRTC_SEQUENCE event of a CRTC_QUEUE_SEQUENCE for vblank `seq`.
+pub fn sequence_event(user_data: u64, seq: u64, time_ns: u64) -> Vec<u8> {
+    k::EventCrtcSequence {
+        base: k::Event {
+            type_: k::event::CRTC_SEQUENCE,
+            length: size_of::<k::EventCrtcSequence>() as u32,
+        },
+        user_data,
+        time_ns: time_ns as i64,
+        sequence: seq,
+    }
+    .as_bytes()
+    .to_vec()
+}
+
+fn event_vblank(
+    type_: u32,
+    user_data: u64,
+    crtc_id: u32,
+    seq: u64,
+    time: std::time::Duration,
+) -> Vec<u8> {
     EventVblank {
         base: k::Event {
-            type_: k::event::FLIP_COMPLETE,
+            type_,
             length: FLIP_EVENT as u32,
         },
         user_data,
@@ -1027,4 +1059,241 @@ pub fn destroy_prop_blob(kms: &mut Kms, id: HandleId, payload: &mut [u8]) -> Res
     p.finish().map_err(wire)?;
     kms.destroy_blob(d.id, id)?;
     Ok(0)
+}
+
+// `_DRM_VBLANK_*` (drm.h).
+const VBLANK_RELATIVE: u32 = 0x1;
+const VBLANK_HIGH_CRTC_MASK: u32 = 0x3e;
+const VBLANK_EVENT: u32 = 0x0400_0000;
+const VBLANK_NEXTONMISS: u32 = 0x1000_0000;
+const VBLANK_SECONDARY: u32 = 0x2000_0000;
+const VBLANK_SIGNAL: u32 = 0x4000_0000;
+/// How long a blocking WAIT_VBLANK waits before EBUSY (Linux: 3 s).
+const VBLANK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// WAIT_VBLANK on the simulated vblank (`drm_wait_vblank_ioctl`): the CRTC
+/// by index (SECONDARY or the high-CRTC field); a relative or absolute
+/// 32-bit target (NEXTONMISS: the next vblank if it has passed); with
+/// EVENT a VBLANK event at the target and an answer at once, else the
+/// request waits for the target (EBUSY after 3 s). The reply is the current
+/// count and its time. EINVAL for unknown flags, SIGNAL, a CRTC that does
+/// not exist or is off.
+pub fn wait_vblank(
+    kms: &mut Kms,
+    file: &mut DrmFile,
+    id: HandleId,
+    expired: bool,
+    payload: &mut [u8],
+) -> Result<Answer> {
+    let mut p = Payload::new(payload);
+    let mut w: k::WaitVblank = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let known = VBLANK_RELATIVE
+        | VBLANK_HIGH_CRTC_MASK
+        | VBLANK_EVENT
+        | VBLANK_NEXTONMISS
+        | VBLANK_SECONDARY
+        | VBLANK_SIGNAL;
+    if w.type_ & !known != 0 || w.type_ & VBLANK_SIGNAL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let high = (w.type_ & VBLANK_HIGH_CRTC_MASK) >> 1;
+    let index = match (high, w.type_ & VBLANK_SECONDARY != 0) {
+        (0, true) => 1,
+        (n, _) => n as usize,
+    };
+    let out = kms.outputs.get_mut(index).ok_or(Errno::EINVAL)?;
+    if !out.active() {
+        return Err(Errno::EINVAL);
+    }
+    let now = Instant::now();
+    let current = out.vblank.count(now);
+    // The wire's 32-bit sequence, placed within 2^31 of the 64-bit count.
+    let mut target = if w.type_ & VBLANK_RELATIVE != 0 {
+        current + u64::from(w.sequence)
+    } else {
+        let distance = i64::from(w.sequence.wrapping_sub(current as u32) as i32);
+        current.saturating_add_signed(distance)
+    };
+    if w.type_ & VBLANK_NEXTONMISS != 0 && target <= current {
+        target = current + 1;
+    }
+    let reply = |w: &mut k::WaitVblank, seq: u64, time_ns: u64| {
+        w.sequence = seq as u32;
+        w.tval_sec = (time_ns / 1_000_000_000) as i64;
+        w.tval_usec = (time_ns % 1_000_000_000 / 1000) as i64;
+    };
+    if w.type_ & VBLANK_EVENT != 0 {
+        file.events.reserve(FLIP_EVENT)?;
+        out.queued.push(Queued {
+            owner: id,
+            target,
+            user_data: w.tval_sec as u64,
+            sequence: false,
+        });
+        // The target's sequence, as Linux answers an event request.
+        reply(&mut w, target, out.vblank.time_ns(target));
+        w.type_ &= VBLANK_RELATIVE | VBLANK_HIGH_CRTC_MASK | VBLANK_SECONDARY;
+        p.set_header(&w).map_err(wire)?;
+        return Ok(Answer::Ready(0));
+    }
+    // A parked wait runs again from the start at its deadline, on the
+    // request as it came: a relative target moves with each run, but its
+    // length does not — a wait shorter than the timeout is done then.
+    let length = out
+        .mode
+        .map_or(0, |m| u64::from(w.sequence) * modes::frame_ns(&m));
+    let relative_done = w.type_ & VBLANK_RELATIVE != 0 && length < VBLANK_TIMEOUT.as_nanos() as u64;
+    if current < target && !(expired && relative_done) {
+        if expired {
+            return Err(Errno::EBUSY);
+        }
+        let until = out.vblank.time(target, now).min(now + VBLANK_TIMEOUT);
+        return Ok(Answer::Park(scheme_seam::Park::on_any([]).until(until)));
+    }
+    reply(&mut w, current, out.vblank.time_ns(current));
+    p.set_header(&w).map_err(wire)?;
+    Ok(Answer::Ready(0))
+}
+
+/// CRTC_GET_SEQUENCE: the CRTC's vblank count and its time, and whether it
+/// is on.
+pub fn crtc_get_sequence(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
+    let mut p = Payload::new(payload);
+    let mut g: k::CrtcGetSequence = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let out = &kms.outputs[kms.crtc(g.crtc_id)?];
+    let seq = out.vblank.count(Instant::now());
+    g.active = u32::from(out.active());
+    g.sequence = seq;
+    g.sequence_ns = out.vblank.time_ns(seq) as i64;
+    p.set_header(&g).map_err(wire)?;
+    Ok(0)
+}
+
+/// CRTC_QUEUE_SEQUENCE: a CRTC_SEQUENCE event at vblank `sequence`
+/// (RELATIVE: from now; NEXT_ON_MISS: the next one if it has passed); the
+/// answer is the vblank it is queued for. EINVAL for other flags or a CRTC
+/// that is off.
+pub fn crtc_queue_sequence(
+    kms: &mut Kms,
+    file: &mut DrmFile,
+    id: HandleId,
+    payload: &mut [u8],
+) -> Result<usize> {
+    const RELATIVE: u32 = 1;
+    const NEXT_ON_MISS: u32 = 2;
+    let mut p = Payload::new(payload);
+    let mut q: k::CrtcQueueSequence = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let n = kms.crtc(q.crtc_id)?;
+    if q.flags & !(RELATIVE | NEXT_ON_MISS) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let out = &mut kms.outputs[n];
+    if !out.active() {
+        return Err(Errno::EINVAL);
+    }
+    let current = out.vblank.count(Instant::now());
+    let mut target = match q.flags & RELATIVE {
+        0 => q.sequence,
+        _ => current.saturating_add(q.sequence),
+    };
+    if q.flags & NEXT_ON_MISS != 0 && target <= current {
+        target = current + 1;
+    }
+    file.events.reserve(size_of::<k::EventCrtcSequence>())?;
+    out.queued.push(Queued {
+        owner: id,
+        target,
+        user_data: q.user_data,
+        sequence: true,
+    });
+    q.sequence = target;
+    p.set_header(&q).map_err(wire)?;
+    Ok(0)
+}
+
+/// SETPLANE (`drm_mode_setplane`, atomic helpers, virtio_gpu's plane
+/// checks): fb 0 turns the plane off; otherwise the framebuffer on the
+/// plane's own CRTC, unscaled — the primary plane must cover the whole
+/// CRTC, the cursor be a 64x64 framebuffer. ENOENT for unknown objects,
+/// EINVAL for another CRTC, a format the plane lacks, scaling or a partial
+/// primary, ERANGE for destination coordinates that overflow, ENOSPC for a
+/// source outside the framebuffer.
+pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<Answer> {
+    let mut p = Payload::new(payload);
+    let s: k::SetPlane = p.header().map_err(wire)?;
+    p.finish().map_err(wire)?;
+    let (n, cursor) = match kms.object(s.plane_id) {
+        Some(Object::Primary(n)) => (n, false),
+        Some(Object::Cursor(n)) => (n, true),
+        _ => return Err(Errno::ENOENT),
+    };
+    let session = &**device.export_holder();
+    if s.fb_id == 0 {
+        let out = &mut kms.outputs[n];
+        let done = match cursor {
+            true => display::set_cursor(session, out, None, out.cursor.pos, (0, 0))?,
+            false => display::show(session, out, PlaneState::default(), None)?.map(drop),
+        };
+        return Ok(done.map_or_else(for_room, |()| Answer::Ready(0)));
+    }
+    let crtc = kms.crtc(s.crtc_id)?;
+    let fb = kms.fb(s.fb_id)?;
+    if crtc != n {
+        return Err(Errno::EINVAL);
+    }
+    let formats = if cursor {
+        &PRIMARY_FORMATS[1..]
+    } else {
+        &PRIMARY_FORMATS[..]
+    };
+    if !formats.contains(&fb.format) {
+        return Err(Errno::EINVAL);
+    }
+    let too_far = |pos: i32, len: u32| len > i32::MAX as u32 || pos > i32::MAX - len as i32;
+    if too_far(s.crtc_x, s.crtc_w) || too_far(s.crtc_y, s.crtc_h) {
+        return Err(Errno::ERANGE);
+    }
+    let outside = |pos: u32, len: u32, size: u32| {
+        let size = u64::from(size) << 16;
+        u64::from(len) > size || u64::from(pos) > size - u64::from(len)
+    };
+    if outside(s.src_x, s.src_w, fb.width) || outside(s.src_y, s.src_h, fb.height) {
+        return Err(Errno::ENOSPC);
+    }
+    // No scaling, and whole pixels.
+    let whole = |v: u32| v & 0xffff == 0;
+    let unscaled = s.src_w >> 16 == s.crtc_w && s.src_h >> 16 == s.crtc_h;
+    if !unscaled || ![s.src_x, s.src_y, s.src_w, s.src_h].into_iter().all(whole) {
+        return Err(Errno::EINVAL);
+    }
+    let out = &mut kms.outputs[n];
+    if cursor {
+        let square = fb
+            .gem
+            .image
+            .is_some_and(|i| (i.width, i.height) == (CURSOR_SIZE, CURSOR_SIZE));
+        if !square || s.crtc_w > CURSOR_SIZE || s.crtc_h > CURSOR_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        let (image, hot) = (Some(fb.gem.clone()), out.cursor.hot);
+        let done = display::set_cursor(session, out, image, (s.crtc_x, s.crtc_y), hot)?;
+        return Ok(done.map_or_else(for_room, |()| Answer::Ready(0)));
+    }
+    let mode = out.mode.ok_or(Errno::EINVAL)?;
+    let covers = (s.crtc_x, s.crtc_y) == (0, 0)
+        && (s.crtc_w, s.crtc_h) == (u32::from(mode.hdisplay), u32::from(mode.vdisplay));
+    if !covers {
+        return Err(Errno::EINVAL);
+    }
+    let plane = PlaneState {
+        fb: Some(fb),
+        src: (s.src_x >> 16, s.src_y >> 16),
+    };
+    Ok(match display::show(session, out, plane, None)? {
+        Some(_) => Answer::Ready(0),
+        None => for_room(),
+    })
 }

@@ -9,9 +9,8 @@
 //!    authenticated primary file, a MASTER entry the current master, and a
 //!    render file may call only RENDER_ALLOW entries — each failure EACCES.
 //!
-//! The KMS entries not served yet (properties, blobs, ATOMIC, SETPLANE,
-//! vblank waits, leases other than LIST_LESSEES) answer EOPNOTSUPP, as
-//! Linux does for what a driver does not implement.
+//! The KMS entries not served yet (ATOMIC, leases other than LIST_LESSEES) answer EOPNOTSUPP, as Linux does for what a driver does
+//! not implement.
 
 use scheme_seam::{Answer, Errno, Result};
 
@@ -169,9 +168,15 @@ pub fn entry(nr: u64) -> Option<Entry> {
         0x2e => served("PRIME_FD_TO_HANDLE", RENDER, |c| {
             prime::import(c.device, c.file, c.payload, c.dma_buf)
         }),
-        0x3a => kms("WAIT_VBLANK", ANY),
-        0x3b => kms("CRTC_GET_SEQUENCE", ANY),
-        0x3c => kms("CRTC_QUEUE_SEQUENCE", ANY),
+        0x3a => served("WAIT_VBLANK", ANY, |c| {
+            kms::wait_vblank(c.kms, c.file, c.id, c.expired, c.payload)
+        }),
+        0x3b => served("CRTC_GET_SEQUENCE", ANY, |c| {
+            ready(kms::crtc_get_sequence(c.kms, c.payload))
+        }),
+        0x3c => served("CRTC_QUEUE_SEQUENCE", ANY, |c| {
+            ready(kms::crtc_queue_sequence(c.kms, c.file, c.id, c.payload))
+        }),
         0x3f => noop("UPDATE_DRAW", AUTH_MASTER_ROOT),
         0x41 => served("VIRTGPU_MAP", RENDER, |c| {
             ready(virtgpu::map(c.file, c.payload))
@@ -275,7 +280,9 @@ pub fn entry(nr: u64) -> Option<Entry> {
         0xb6 => served("MODE_GETPLANE", ANY, |c| {
             ready(kms::get_plane(c.kms, c.payload))
         }),
-        0xb7 => kms("MODE_SETPLANE", MASTER),
+        0xb7 => served("MODE_SETPLANE", MASTER, |c| {
+            kms::set_plane(c.device, c.kms, c.payload)
+        }),
         0xb8 => served("MODE_ADDFB2", ANY, |c| {
             ready(kms::addfb2(c.device, c.kms, c.file, c.id, c.payload))
         }),

@@ -177,8 +177,17 @@ pub fn show_cursor(session: &dyn DeviceSession, out: &mut Output) -> Result<bool
     let scanout = ScanoutId::new(out.index as u32);
     let at = CursorPos::new(scanout, c.pos.0 as u32, c.pos.1 as u32);
     let res = c.image.as_ref().map(|g| id(g.res)).transpose()?;
-    let update = UpdateCursor::new(at, res, c.hot.0 as u32, c.hot.1 as u32);
-    if Batch::new(1).send(session, update.as_bytes(), 0)?.is_none() {
+    // No image hides the cursor: a MOVE_CURSOR of resource 0, which QEMU's
+    // virtio-gpu and its vhost-user-gpu both take as "hide" (the latter
+    // ignores an UPDATE_CURSOR of resource 0).
+    let sent = match res {
+        Some(_) => {
+            let update = UpdateCursor::new(at, res, c.hot.0 as u32, c.hot.1 as u32);
+            Batch::new(1).send(session, update.as_bytes(), 0)?
+        }
+        None => Batch::new(1).send(session, MoveCursor::new(at, None).as_bytes(), 0)?,
+    };
+    if sent.is_none() {
         return Ok(false);
     }
     out.cursor.pending = None;

@@ -156,6 +156,19 @@ pub struct Flip {
     pub checked: u64,
 }
 
+/// An event to send at a vblank.
+#[derive(Debug, Clone, Copy)]
+pub struct Queued {
+    /// The file to tell.
+    pub owner: HandleId,
+    /// The vblank it waits for.
+    pub target: u64,
+    /// The request's user data.
+    pub user_data: u64,
+    /// A CRTC_QUEUE_SEQUENCE's event (else WAIT_VBLANK's).
+    pub sequence: bool,
+}
+
 /// One scanout's objects and state.
 #[derive(Debug)]
 pub struct Output {
@@ -177,6 +190,9 @@ pub struct Output {
     pub vblank: Vblank,
     /// The flip waiting for its vblank.
     pub flip: Option<Flip>,
+    /// Events waiting for a vblank (WAIT_VBLANK with EVENT,
+    /// CRTC_QUEUE_SEQUENCE).
+    pub queued: Vec<Queued>,
     /// DPMS turned the CRTC off (its mode and planes are kept).
     pub dpms_off: bool,
     /// The driver's blob of `mode` (MODE_ID).
@@ -238,6 +254,7 @@ impl Kms {
                 shown: None,
                 vblank: Vblank::default(),
                 flip: None,
+                queued: Vec::new(),
                 dpms_off: false,
                 mode_blob: None,
             })
@@ -365,6 +382,13 @@ impl Kms {
         self.outputs[n].mode = mode;
     }
 
+    /// Forgets what `owner` queued (its file closed).
+    pub fn drop_queued_of(&mut self, owner: HandleId) {
+        for out in &mut self.outputs {
+            out.queued.retain(|q| q.owner != owner);
+        }
+    }
+
     /// The outputs whose primary plane shows `fb`.
     pub fn showing(&self, fb: &Arc<Framebuffer>) -> Vec<usize> {
         self.outputs
@@ -397,10 +421,9 @@ impl Kms {
                     false => now,
                 });
                 let cursor = o.cursor.pending.map(|(_, at)| at);
-                match (flip, cursor) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let queued = o.queued.iter().map(|q| q.target).min();
+                let queued = queued.map(|t| o.vblank.time(t, now));
+                [flip, cursor, queued].into_iter().flatten().min()
             })
             .min()
     }
@@ -426,6 +449,22 @@ impl Kms {
                         out.cursor.pending = None;
                     }
                 }
+            }
+            let seq = out.vblank.count(now);
+            let (due, waiting): (Vec<Queued>, Vec<Queued>) = out
+                .queued
+                .iter()
+                .partition(|q| q.target <= seq || !out.vblank.on());
+            out.queued = waiting;
+            for q in due {
+                let time = out.vblank.time_ns(q.target);
+                let event = match q.sequence {
+                    true => crate::ioctl::kms::sequence_event(q.user_data, q.target, time),
+                    false => {
+                        crate::ioctl::kms::vblank_event(q.user_data, out.crtc_id(), q.target, time)
+                    }
+                };
+                events.push((q.owner, event));
             }
             let Some(flip) = &mut out.flip else { continue };
             let seq = out.vblank.count(now);
