@@ -460,6 +460,51 @@ impl DrmFd {
         self.ioctl(k::CURSOR2, c.as_mut_bytes()).map(drop)
     }
 
+    /// ATOMIC of `objects`' properties: the values as answered (an
+    /// OUT_FENCE_PTR's is the slot to [`DrmFd::atomic_out_fence`]).
+    pub fn atomic(
+        &self,
+        flags: u32,
+        objects: &[(u32, &[(u32, u64)])],
+        user_data: u64,
+    ) -> io::Result<Vec<u64>> {
+        let header = k::AtomicHeader {
+            flags,
+            count_objs: objects.len() as u32,
+            reserved: 0,
+            user_data,
+        };
+        let ids: Vec<u32> = objects.iter().map(|o| o.0).collect();
+        let counts: Vec<u32> = objects.iter().map(|o| o.1.len() as u32).collect();
+        let props: Vec<u32> = objects
+            .iter()
+            .flat_map(|o| o.1.iter().map(|p| p.0))
+            .collect();
+        let values: Vec<u64> = objects
+            .iter()
+            .flat_map(|o| o.1.iter().map(|p| p.1))
+            .collect();
+        let mut payload = Builder::new(&header)
+            .array(&ids)
+            .array(&counts)
+            .array(&props)
+            .array(&values)
+            .build();
+        self.ioctl(k::ATOMIC, &mut payload)?;
+        let at = payload.len() - values.len() * 8;
+        Ok(payload[at..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    }
+
+    /// The sync_file of an ATOMIC commit's OUT_FENCE_PTR slot.
+    pub fn atomic_out_fence(&self, slot: u64) -> io::Result<SyncFile> {
+        Ok(SyncFile::from_fd(
+            self.fd_of(k::ATOMIC, &slot.to_le_bytes())?,
+        ))
+    }
+
     /// Reads events (whole `drm_event`s) into `buf`: the bytes read.
     pub fn read_events(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.read(buf)

@@ -134,6 +134,11 @@ impl Device {
         self.page()?.sync_file(timeline, point)
     }
 
+    /// A sync_file of `point` on `timeline`, one of drmd's own.
+    pub fn sync_file_on(&mut self, timeline: u32, point: u64) -> io::Result<SyncFile> {
+        self.page()?.sync_file(timeline, point)
+    }
+
     fn page(&mut self) -> io::Result<&TimelinePage> {
         if self.page.is_none() {
             self.page = Some(TimelinePage::open()?);

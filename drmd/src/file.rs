@@ -76,8 +76,18 @@ impl Arena {
 /// fence point, which grows without end, would not.
 #[derive(Debug, Default)]
 pub struct OutFences {
-    slots: std::collections::VecDeque<(i32, u64)>,
+    slots: std::collections::VecDeque<(i32, OutFence)>,
     next: i32,
+}
+
+/// A fence an out-fence slot names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFence {
+    /// A device fence (EXECBUFFER's).
+    Device(u64),
+    /// A point of one of drmd's own timelines in syncd (an ATOMIC commit's
+    /// flip completion).
+    Timeline(u32, u64),
 }
 
 /// Out-fences a file may leave unclaimed: a client that never `dup`s its
@@ -85,18 +95,18 @@ pub struct OutFences {
 const OUT_FENCES: usize = 64;
 
 impl OutFences {
-    /// A slot for fence `point`.
-    pub fn put(&mut self, point: u64) -> i32 {
+    /// A slot for `fence`.
+    pub fn put(&mut self, fence: OutFence) -> i32 {
         self.next = self.next.checked_add(1).filter(|&n| n > 0).unwrap_or(1);
         if self.slots.len() == OUT_FENCES {
             self.slots.pop_front();
         }
-        self.slots.push_back((self.next, point));
+        self.slots.push_back((self.next, fence));
         self.next
     }
 
     /// The fence of slot `id`, claimed (ENOENT if unknown or claimed).
-    pub fn take(&mut self, id: u64) -> Result<u64, Errno> {
+    pub fn take(&mut self, id: u64) -> Result<OutFence, Errno> {
         let at = self
             .slots
             .iter()
@@ -117,6 +127,13 @@ pub struct ClientCaps {
     pub stereo_3d: bool,
     /// Redox's hotplug events.
     pub redox_hotplug: bool,
+    /// ATOMIC: atomic commits, and the atomic-only properties.
+    pub atomic: bool,
+    /// CURSOR_PLANE_HOTSPOT: an atomic client that sets the cursor's
+    /// hotspot (the cursor plane is hidden from atomic clients without it).
+    pub cursor_hotspot: bool,
+    /// WRITEBACK_CONNECTORS (there are none).
+    pub writeback: bool,
 }
 
 /// Per-open-file state.

@@ -7,7 +7,8 @@
 //! buffer is the ioctl nr (`u64`) followed by a reference the ioctl gave:
 //! - EXECBUFFER with FENCE_FD_OUT writes a slot naming its fence into
 //!   `fence_fd`; `dup(fd, [EXECBUFFER, slot])` returns the sync_file (once:
-//!   the slot is then free; a file keeps its newest 64 unclaimed).
+//!   the slot is then free; a file keeps its newest 64 unclaimed). ATOMIC's
+//!   OUT_FENCE_PTR is a slot the same way, `dup(fd, [ATOMIC, slot])`.
 //! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
 //! - PRIME_HANDLE_TO_FD is `dup(fd, [PRIME_HANDLE_TO_FD, PrimeHandle])`:
 //!   the new handle is a dma-buf on this scheme. It answers the token call
@@ -21,6 +22,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core as dc;
+use drm_uapi::kms as k;
 use drm_uapi::syncobj::{self as so, HandleToFd};
 use drm_uapi::virtgpu as vg;
 use log::warn;
@@ -34,7 +36,7 @@ use zerocopy::FromBytes;
 
 use crate::device::Device;
 use crate::errno::io_errno;
-use crate::file::DrmFile;
+use crate::file::{DrmFile, OutFence};
 use crate::gem::Names;
 use crate::handle::{Handle, Handles};
 use crate::ioctl::{self, table, Call, PROGRESS, ROOM};
@@ -132,11 +134,15 @@ impl DrmScheme {
                 let gem = ioctl::prime::export(&self.device, file, rest)?;
                 Ok(Opened::Handle(self.handles.insert(Handle::DmaBuf(gem))))
             }
-            vg::EXECBUFFER => {
+            vg::EXECBUFFER | k::ATOMIC => {
                 let (slot, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
-                let point = file.out_fences.take(slot)?;
-                let fence = self.device.sync_file(point).map_err(io_errno)?;
-                Ok(Opened::Fd(fence.into_fd()))
+                let fence = match file.out_fences.take(slot)? {
+                    OutFence::Device(point) => self.device.sync_file(point),
+                    OutFence::Timeline(timeline, point) => {
+                        self.device.sync_file_on(timeline, point)
+                    }
+                };
+                Ok(Opened::Fd(fence.map_err(io_errno)?.into_fd()))
             }
             so::HANDLE_TO_FD => {
                 let h = HandleToFd::read_from_bytes(rest).map_err(|_| Errno::EINVAL)?;
@@ -153,7 +159,11 @@ impl DrmScheme {
     /// Completes the flips and cursor updates that are due, and queues the
     /// events for their files (a file that closed meanwhile gets none).
     fn kms_tick(&mut self, ctx: &mut Context) {
-        for (id, event) in self.kms.tick(&mut self.device, Instant::now()) {
+        let (events, flipped) = self.kms.tick(&mut self.device, Instant::now());
+        for n in flipped {
+            ctx.wake(ioctl::atomic::flip_key(n));
+        }
+        for (id, event) in events {
             log::debug!("event for file {id}: {} bytes", event.len());
             if let Ok(file) = self.handles.file_mut(id) {
                 file.events.push(event);

@@ -43,7 +43,7 @@ pub const MAX_OPS: usize = 32;
 /// The ioctls a render file may call, the primary node's GEM_OPEN and
 /// GET_UNIQUE, and the KMS ioctls served (the table's permission check is
 /// not what is fuzzed here).
-pub const NRS: [u64; 45] = [
+pub const NRS: [u64; 57] = [
     dc::VERSION,
     dc::GET_UNIQUE,
     dc::GET_CAP,
@@ -89,6 +89,18 @@ pub const NRS: [u64; 45] = [
     k::GETGAMMA,
     k::SETGAMMA,
     k::LIST_LESSEES,
+    k::SETPLANE,
+    k::ATOMIC,
+    k::WAIT_VBLANK,
+    k::CRTC_GET_SEQUENCE,
+    k::CRTC_QUEUE_SEQUENCE,
+    k::GETPROPERTY,
+    k::SETPROPERTY,
+    k::OBJ_GETPROPERTIES,
+    k::OBJ_SETPROPERTY,
+    k::GETPROPBLOB,
+    k::CREATEPROPBLOB,
+    k::DESTROYPROPBLOB,
 ];
 
 /// What a parked ioctl must leave as it was.

@@ -899,6 +899,219 @@ fn setplane_shows_a_full_screen_primary_and_a_cursor_and_refuses_the_rest() {
     shown("cursor", |p| p.header.contains("# visible 0"));
 }
 
+#[test]
+fn modetest_sets_a_mode_atomically_and_the_display_shows_its_pattern() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    // modetest's atomic path wants the plane named as well as the mode.
+    let child = modetest(&["-a", "-s", "66@64:1024x768", "-P", "67@64:1024x768"]);
+    shown("0", |p| {
+        p.field("# updates ") > 0 && differing(p, |x, y| smpte(x, y, 1024, 768)) == 0
+    });
+    let (status, printed) = finish(child);
+    assert!(status.success(), "modetest -a: {status}: {printed}");
+}
+
+/// drmd's property ids (docs/KMS.md).
+mod prop {
+    pub const CONNECTOR_CRTC_ID: u32 = 5;
+    pub const ACTIVE: u32 = 6;
+    pub const MODE_ID: u32 = 7;
+    pub const OUT_FENCE_PTR: u32 = 8;
+    pub const FB_ID: u32 = 11;
+    pub const CRTC_ID: u32 = 13;
+    pub const CRTC_X: u32 = 14;
+    pub const CRTC_Y: u32 = 15;
+    pub const CRTC_W: u32 = 16;
+    pub const CRTC_H: u32 = 17;
+    pub const SRC_X: u32 = 18;
+    pub const SRC_Y: u32 = 19;
+    pub const SRC_W: u32 = 20;
+    pub const SRC_H: u32 = 21;
+}
+
+/// A plane's properties for a framebuffer of `w × h` shown at the CRTC's
+/// origin, unscaled.
+fn plane_props(fb: u32, w: u32, h: u32) -> Vec<(u32, u64)> {
+    vec![
+        (prop::FB_ID, u64::from(fb)),
+        (prop::CRTC_ID, u64::from(CRTC)),
+        (prop::SRC_X, 0),
+        (prop::SRC_Y, 0),
+        (prop::SRC_W, u64::from(w) << 16),
+        (prop::SRC_H, u64::from(h) << 16),
+        (prop::CRTC_X, 0),
+        (prop::CRTC_Y, 0),
+        (prop::CRTC_W, u64::from(w)),
+        (prop::CRTC_H, u64::from(h)),
+    ]
+}
+
+#[test]
+fn atomic_commits_check_everything_first_and_flip_with_events_and_out_fences() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let fd = &out.fd;
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    const PRIMARY: u32 = 0x43;
+    const CURSOR: u32 = 0x44;
+    const A: u32 = 0x0040_8000;
+    const B: u32 = 0x0000_40c0;
+    let (a, _) = filled_fb(fd, w, h, A);
+    let (b, _) = filled_fb(fd, w, h, B);
+    let mode_blob = {
+        let m = out.mode;
+        let c = k::CreateBlobHeader {
+            length: size_of::<ModeInfo>() as u32,
+            blob_id: 0,
+        };
+        let mut payload = drm_uapi::wire::Builder::new(&c).array(&[m]).build();
+        fd.ioctl(k::CREATEPROPBLOB, &mut payload).unwrap();
+        k::CreateBlobHeader::read_from_prefix(&payload)
+            .unwrap()
+            .0
+            .blob_id
+    };
+    let modeset = |fb| {
+        vec![
+            (CONNECTOR, vec![(prop::CONNECTOR_CRTC_ID, u64::from(CRTC))]),
+            (
+                CRTC,
+                vec![(prop::MODE_ID, u64::from(mode_blob)), (prop::ACTIVE, 1)],
+            ),
+            (PRIMARY, plane_props(fb, w, h)),
+        ]
+    };
+    let commit = |flags, objects: &[(u32, Vec<(u32, u64)>)], user| {
+        let objects: Vec<(u32, &[(u32, u64)])> =
+            objects.iter().map(|(o, p)| (*o, p.as_slice())).collect();
+        fd.atomic(flags, &objects, user)
+    };
+    // Not an atomic client yet.
+    assert_eq!(
+        errno(commit(k::flip::ALLOW_MODESET, &modeset(a), 0)),
+        Some(libc::EINVAL)
+    );
+    // The hotspot cap needs ATOMIC first; without it an atomic client has
+    // no cursor plane.
+    assert_eq!(
+        errno(fd.set_client_cap(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1)),
+        Some(libc::EINVAL)
+    );
+    fd.set_client_cap(dc::DRM_CLIENT_CAP_ATOMIC, 1).unwrap();
+    let planes = |fd: &DrmFd| {
+        let mut r = k::GetPlaneResHeader { count_planes: 4 };
+        let mut payload = drm_uapi::wire::Builder::new(&r).zeroed::<u32>(4).build();
+        fd.ioctl(k::GETPLANERESOURCES, &mut payload).unwrap();
+        r = k::GetPlaneResHeader::read_from_prefix(&payload).unwrap().0;
+        r.count_planes
+    };
+    assert_eq!(planes(fd), 1, "no cursor plane without the hotspot cap");
+    fd.set_client_cap(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1)
+        .unwrap();
+    assert_eq!(planes(fd), 2);
+
+    // Flags: TEST_ONLY with an event, ASYNC, unknown bits; a modeset
+    // without ALLOW_MODESET.
+    for flags in [k::flip::TEST_ONLY | k::flip::EVENT, k::flip::ASYNC, 0x8000] {
+        assert_eq!(
+            errno(commit(flags, &modeset(a), 0)),
+            Some(libc::EINVAL),
+            "{flags:#x}"
+        );
+    }
+    assert_eq!(errno(commit(0, &modeset(a), 0)), Some(libc::EINVAL));
+    // Impossible configurations, tested: nothing changes on screen.
+    let before = Pam::parse(&stack_tests::display::display("0").unwrap());
+    let mut larger = modeset(a);
+    larger[2].1[4] = (prop::SRC_W, u64::from(w + 1) << 16);
+    larger[2].1[8] = (prop::CRTC_W, u64::from(w + 1));
+    assert_eq!(
+        errno(commit(
+            k::flip::TEST_ONLY | k::flip::ALLOW_MODESET,
+            &larger,
+            0
+        )),
+        Some(libc::ENOSPC)
+    );
+    let big_cursor = fd.create_dumb(128, 128).unwrap();
+    let big_fb = fd
+        .add_fb2(
+            big_cursor.handle,
+            128,
+            128,
+            big_cursor.pitch,
+            k::FORMAT_ARGB8888,
+        )
+        .unwrap();
+    let mut with_cursor = modeset(a);
+    with_cursor.push((CURSOR, plane_props(big_fb, 128, 128)));
+    assert_eq!(
+        errno(commit(
+            k::flip::TEST_ONLY | k::flip::ALLOW_MODESET,
+            &with_cursor,
+            0
+        )),
+        Some(libc::EINVAL)
+    );
+    let mut unknown = modeset(a);
+    unknown[1].1.push((999, 1));
+    assert_eq!(
+        errno(commit(
+            k::flip::TEST_ONLY | k::flip::ALLOW_MODESET,
+            &unknown,
+            0
+        )),
+        Some(libc::ENOENT)
+    );
+    let mut scaled = modeset(a);
+    scaled[2].1[4] = (prop::SRC_W, u64::from(w / 2) << 16);
+    assert_eq!(
+        errno(commit(k::flip::ALLOW_MODESET, &scaled, 0)),
+        Some(libc::EINVAL)
+    );
+    // A valid configuration tests fine, and still changes nothing.
+    commit(k::flip::TEST_ONLY | k::flip::ALLOW_MODESET, &modeset(a), 0).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let after = Pam::parse(&stack_tests::display::display("0").unwrap());
+    assert_eq!(
+        before.header, after.header,
+        "tested commits changed the display"
+    );
+
+    // The modeset, then flips with events and out-fences.
+    commit(k::flip::ALLOW_MODESET, &modeset(a), 0).unwrap();
+    shown("0", |p| differing(p, |_, _| rgb(A)) == 0);
+    let mut buf = [0u8; 256];
+    for (i, fb) in [b, a, b].into_iter().enumerate() {
+        let flip = vec![
+            (CRTC, vec![(prop::OUT_FENCE_PTR, 1)]),
+            (PRIMARY, vec![(prop::FB_ID, u64::from(fb))]),
+        ];
+        let values = commit(k::flip::NONBLOCK | k::flip::EVENT, &flip, i as u64).unwrap();
+        if i == 0 {
+            // One commit at a time.
+            assert_eq!(
+                errno(commit(k::flip::NONBLOCK, &flip, 9)),
+                Some(libc::EBUSY)
+            );
+        }
+        let fence = fd.atomic_out_fence(values[0]).unwrap();
+        let n = fd.read_events(&mut buf).unwrap();
+        let e = vblank_events(&buf[..n])[0];
+        assert_eq!(
+            (e.base.type_, e.user_data),
+            (k::event::FLIP_COMPLETE, i as u64)
+        );
+        assert!(
+            fence.wait(std::time::Duration::from_secs(5)).unwrap(),
+            "the out-fence signals with the flip"
+        );
+    }
+    shown("0", |p| differing(p, |_, _| rgb(B)) == 0);
+}
+
 /// A dumb buffer larger than a cursor: its handle.
 fn handle_of_big(fd: &DrmFd) -> u32 {
     fd.create_dumb(128, 128).unwrap().handle

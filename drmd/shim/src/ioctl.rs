@@ -197,6 +197,7 @@ fn drm(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
         }
         so::QUERY | so::TIMELINE_SIGNAL => syncobj_timeline_array(conn, r, arg),
         // Everything else has no pointer in its struct: the struct's bytes
+        drm_uapi::kms::ATOMIC => atomic(conn, r, arg),
         // KMS ioctls are packed from their one table of shapes.
         nr if drm_uapi::kms::layout(nr).is_some() => {
             let layout = drm_uapi::kms::layout(nr).expect("just matched");
@@ -292,6 +293,88 @@ fn kms(conn: &Conn, r: &Request, arg: u64, layout: &drm_uapi::kms::Layout) -> Re
     }
     user::write(arg, &linux[..n])?;
     Ok(ret(v))
+}
+
+/// ATOMIC: the objects, their property counts, then as many property ids
+/// and values as the counts add up to (the wire's one derived count). An
+/// IN_FENCE_FD value goes as the fd's token; an OUT_FENCE_PTR value as 1,
+/// and the slot the daemon answers in its place becomes a sync_file whose
+/// fd is written where the caller's pointer points (-1 when the commit
+/// failed or was TEST_ONLY, as Linux's `complete_signaling`). Any array
+/// that cannot be read leaves them all out, which the daemon answers
+/// ENOMEM when it reaches them: EFAULT, in Linux's order.
+fn atomic(conn: &Conn, r: &Request, arg: u64) -> Result<i32> {
+    use drm_uapi::kms as k;
+    let l: la::Atomic = user::read_arg(arg, r.size)?;
+    let objs = elements(l.objs_ptr, l.count_objs, 4, Null::Faults);
+    let counts = elements(l.count_props_ptr, l.count_objs, 4, Null::Faults);
+    let total: u64 = counts
+        .bytes
+        .chunks_exact(4)
+        .map(|c| u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))))
+        .sum();
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    let ids = elements(l.props_ptr, total, 4, Null::Faults);
+    let mut values = elements(l.prop_values_ptr, total, 8, Null::Faults);
+    let faulted = [&objs, &counts, &ids, &values].iter().any(|a| a.faulted);
+    let ids_of: Vec<u32> = ids
+        .bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let mut out_ptrs = Vec::new();
+    for (i, id) in ids_of.iter().enumerate() {
+        let Some(v) = values.bytes.get_mut(i * 8..i * 8 + 8) else {
+            break;
+        };
+        let value = u64::from_le_bytes((&*v).try_into().expect("8 bytes"));
+        let sent = match *id {
+            k::PROP_IN_FENCE_FD if value as i64 != -1 => token_of(value as i32),
+            k::PROP_OUT_FENCE_PTR if value != 0 => {
+                out_ptrs.push((i, value));
+                1
+            }
+            _ => value,
+        };
+        v.copy_from_slice(&sent.to_le_bytes());
+    }
+    let header = k::AtomicHeader {
+        flags: l.flags,
+        count_objs: if faulted {
+            user::NOT_CARRIED
+        } else {
+            l.count_objs
+        },
+        reserved: l.reserved,
+        user_data: l.user_data,
+    };
+    let mut b = Builder::new(&header);
+    if !faulted {
+        b = b
+            .array(&objs.bytes)
+            .array(&counts.bytes)
+            .array(&ids.bytes)
+            .array(&values.bytes);
+    }
+    let mut payload = b.build();
+    let answer = fault_answer(call(conn, r.nr, &mut payload), faulted);
+    let installed = answer.is_ok() && l.flags & k::flip::TEST_ONLY == 0;
+    let values_at =
+        size_of::<k::AtomicHeader>() + objs.bytes.len() + counts.bytes.len() + ids.bytes.len();
+    for (i, ptr) in out_ptrs {
+        let fd = match installed {
+            true => {
+                let at = values_at + i * 8;
+                let slot = u64::from_le_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+                let mut buf = k::ATOMIC.to_le_bytes().to_vec();
+                buf.extend_from_slice(&slot.to_le_bytes());
+                fd_from(conn, &buf, Kind::SyncFile, true)?
+            }
+            false => -1,
+        };
+        user::write(ptr, &fd.to_le_bytes())?;
+    }
+    answer.map(ret)
 }
 
 /// The wire size of an ioctl whose struct has no pointer (the same bytes

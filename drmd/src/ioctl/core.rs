@@ -84,26 +84,43 @@ pub fn get_cap(payload: &mut [u8]) -> Result<usize> {
     Ok(0)
 }
 
-/// SET_CLIENT_CAP (primary node), checked as `drm_setclientcap`: values
-/// above 1 are EINVAL; ATOMIC is EOPNOTSUPP (this driver has no atomic
-/// modesetting yet), so WRITEBACK_CONNECTORS and CURSOR_PLANE_HOTSPOT,
-/// which need it first, are EINVAL; unknown caps are EINVAL.
+/// SET_CLIENT_CAP (primary node), checked as `drm_setclientcap`: each cap
+/// takes 0 or 1 (ATOMIC up to 2, and it turns universal planes and aspect
+/// ratios on with it); WRITEBACK_CONNECTORS (none are exposed) and
+/// CURSOR_PLANE_HOTSPOT need ATOMIC first (EINVAL); unknown caps EINVAL.
 pub fn set_client_cap(file: &mut DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let c: SetClientCap = p.header().map_err(wire)?;
     p.finish().map_err(wire)?;
-    if c.capability == dc::DRM_CLIENT_CAP_ATOMIC {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    if c.value > 1 {
+    let limit = if c.capability == dc::DRM_CLIENT_CAP_ATOMIC {
+        2
+    } else {
+        1
+    };
+    let needs_atomic = matches!(
+        c.capability,
+        dc::DRM_CLIENT_CAP_WRITEBACK_CONNECTORS | dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT
+    );
+    if needs_atomic && !file.caps.atomic {
         return Err(Errno::EINVAL);
     }
-    let on = c.value == 1;
+    if c.value > limit {
+        return Err(Errno::EINVAL);
+    }
+    let on = c.value != 0;
+    let caps = &mut file.caps;
     match c.capability {
-        dc::DRM_CLIENT_CAP_STEREO_3D => file.caps.stereo_3d = on,
-        dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES => file.caps.universal_planes = on,
-        dc::DRM_CLIENT_CAP_ASPECT_RATIO => file.caps.aspect_ratio = on,
-        drm_uapi::kms::REDOX_CLIENT_CAP_HOTPLUG_EVENTS => file.caps.redox_hotplug = on,
+        dc::DRM_CLIENT_CAP_STEREO_3D => caps.stereo_3d = on,
+        dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES => caps.universal_planes = on,
+        dc::DRM_CLIENT_CAP_ASPECT_RATIO => caps.aspect_ratio = on,
+        dc::DRM_CLIENT_CAP_ATOMIC => {
+            caps.atomic = on;
+            caps.universal_planes = on;
+            caps.aspect_ratio = on;
+        }
+        dc::DRM_CLIENT_CAP_WRITEBACK_CONNECTORS => caps.writeback = on,
+        dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT => caps.cursor_hotspot = on,
+        drm_uapi::kms::REDOX_CLIENT_CAP_HOTPLUG_EVENTS => caps.redox_hotplug = on,
         _ => return Err(Errno::EINVAL),
     }
     Ok(0)

@@ -28,6 +28,7 @@ use crate::kms::{
     modes, props, Flip, Framebuffer, Kms, Object, PlaneState, Queued, CONNECTOR_VIRTUAL,
     CURSOR_SIZE, ENCODER_VIRTUAL, MAX_SIZE, MIN_SIZE,
 };
+use crate::ring::Batch;
 
 /// Formats the primary plane scans out.
 const PRIMARY_FORMATS: [u32; 2] = [k::FORMAT_XRGB8888, k::FORMAT_ARGB8888];
@@ -232,7 +233,13 @@ pub fn set_crtc(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<An
     out.mode = mode;
     // A modeset turns the CRTC on whatever DPMS said.
     out.dpms_off = false;
-    match display::show(&**device.export_holder(), out, plane, None)? {
+    match display::show(
+        &**device.export_holder(),
+        &mut Batch::new(display::SHOW),
+        out,
+        plane,
+        None,
+    )? {
         Some(_) => {
             let now = Instant::now();
             match mode {
@@ -261,12 +268,21 @@ pub fn get_plane_resources(kms: &Kms, file: &DrmFile, payload: &mut [u8]) -> Res
     let mut r: GetPlaneResHeader = p.header().map_err(wire)?;
     let planes = p.skip_array::<u32>(r.count_planes);
     p.finish().map_err(wire)?;
-    let ids: Vec<u32> = if file.caps.universal_planes {
-        (0..kms.outputs.len())
-            .flat_map(|i| [Object::Primary(i).id(), Object::Cursor(i).id()])
-            .collect()
-    } else {
-        Vec::new()
+    // An atomic client that does not set the cursor's hotspot gets no
+    // cursor plane (drm_mode_getplane_res on a DRIVER_CURSOR_HOTSPOT driver).
+    let caps = file.caps;
+    let cursor = !caps.atomic || caps.cursor_hotspot;
+    let ids: Vec<u32> = match caps.universal_planes {
+        true => (0..kms.outputs.len())
+            .flat_map(|i| {
+                [
+                    Some(Object::Primary(i).id()),
+                    cursor.then(|| Object::Cursor(i).id()),
+                ]
+            })
+            .flatten()
+            .collect(),
+        false => Vec::new(),
     };
     fill(&mut p, planes.map_err(wire)?, r.count_planes, &ids)?;
     r.count_planes = ids.len() as u32;
@@ -505,7 +521,15 @@ pub fn stop_showing(device: &Device, kms: &mut Kms, fb: &Arc<Framebuffer>) -> Re
     for n in kms.showing(fb) {
         let out = &mut kms.outputs[n];
         let mode = out.mode.take();
-        if display::show(&**device.export_holder(), out, PlaneState::default(), None)?.is_none() {
+        if display::show(
+            &**device.export_holder(),
+            &mut Batch::new(display::SHOW),
+            out,
+            PlaneState::default(),
+            None,
+        )?
+        .is_none()
+        {
             out.mode = mode;
             return Ok(false);
         }
@@ -662,7 +686,15 @@ pub fn dirtyfb(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<Ans
     for n in kms.showing(&fb) {
         let out = &mut kms.outputs[n];
         let plane = out.primary.clone();
-        if display::show(&**device.export_holder(), out, plane, Some(damage))?.is_none() {
+        if display::show(
+            &**device.export_holder(),
+            &mut Batch::new(display::SHOW),
+            out,
+            plane,
+            Some(damage),
+        )?
+        .is_none()
+        {
             return Ok(for_room());
         }
     }
@@ -714,7 +746,14 @@ pub fn page_flip(
         fb: Some(fb),
         src: out.primary.src,
     };
-    let Some(fence) = display::show(&**device.export_holder(), out, plane, None)? else {
+    let Some(fence) = display::show(
+        &**device.export_holder(),
+        &mut Batch::new(display::SHOW),
+        out,
+        plane,
+        None,
+    )?
+    else {
         if event {
             file.events.unreserve(FLIP_EVENT);
         }
@@ -725,6 +764,7 @@ pub fn page_flip(
         fence,
         event: event.then_some(f.user_data),
         checked: out.vblank.count(Instant::now()),
+        out_fence: None,
     });
     Ok(Answer::Ready(0))
 }
@@ -837,12 +877,13 @@ pub fn cursor(
     } else {
         out.cursor.pos
     };
-    Ok(
-        match display::set_cursor(&**device.export_holder(), out, image, pos, hot)? {
-            Some(()) => Answer::Ready(0),
-            None => for_room(),
-        },
-    )
+    let batch = &mut Batch::new(display::CURSOR);
+    let done = display::set_cursor(&**device.export_holder(), batch, out, image, pos, hot)?;
+    if done.is_some() && c.flags & k::CURSOR_BO != 0 {
+        // The legacy cursor names a buffer, not a framebuffer.
+        out.cursor.fb = None;
+    }
+    Ok(done.map_or_else(for_room, |()| Answer::Ready(0)))
 }
 
 /// GETGAMMA/SETGAMMA: no CRTC has a gamma table (gamma_size 0), so any
@@ -920,10 +961,10 @@ fn name32(name: &str) -> [u8; 32] {
 }
 
 /// OBJ_GETPROPERTIES: the object's properties and their values, as far as
-/// the room goes (atomic-only ones are hidden from this driver's clients,
-/// none of which is atomic). An object of another type, or none, is
-/// ENOENT; one without properties (an encoder, a framebuffer) EINVAL.
-pub fn obj_get_properties(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
+/// the room goes (atomic-only ones for atomic clients only). An object of
+/// another type, or none, is ENOENT; one without properties (an encoder, a
+/// framebuffer) EINVAL.
+pub fn obj_get_properties(kms: &Kms, file: &DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut o: ObjGetPropertiesHeader = p.header().map_err(wire)?;
     let ids_at = p.skip_array::<u32>(o.count_props);
@@ -943,7 +984,7 @@ pub fn obj_get_properties(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
     let ids: Vec<u32> = props::of(object)
         .iter()
         .copied()
-        .filter(|&id| props::get(id).is_some_and(|p| !p.atomic))
+        .filter(|&id| props::get(id).is_some_and(|p| file.caps.atomic || !p.atomic))
         .collect();
     let values: Vec<u64> = ids.iter().map(|&id| kms.value(object, id)).collect();
     fill(&mut p, ids_at, o.count_props, &ids)?;
@@ -982,7 +1023,13 @@ fn set_legacy_property(
     out.dpms_off = off;
     let plane = out.primary.clone();
     let shown = out.shown.take_if(|_| !off);
-    match display::show(&**device.export_holder(), out, plane, None)? {
+    match display::show(
+        &**device.export_holder(),
+        &mut Batch::new(display::SHOW),
+        out,
+        plane,
+        None,
+    )? {
         Some(_) => {
             let now = Instant::now();
             match out.mode {
@@ -1234,8 +1281,22 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
     if s.fb_id == 0 {
         let out = &mut kms.outputs[n];
         let done = match cursor {
-            true => display::set_cursor(session, out, None, out.cursor.pos, (0, 0))?,
-            false => display::show(session, out, PlaneState::default(), None)?.map(drop),
+            true => display::set_cursor(
+                session,
+                &mut Batch::new(display::CURSOR),
+                out,
+                None,
+                out.cursor.pos,
+                (0, 0),
+            )?,
+            false => display::show(
+                session,
+                &mut Batch::new(display::SHOW),
+                out,
+                PlaneState::default(),
+                None,
+            )?
+            .map(drop),
         };
         return Ok(done.map_or_else(for_room, |()| Answer::Ready(0)));
     }
@@ -1279,7 +1340,17 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
             return Err(Errno::EINVAL);
         }
         let (image, hot) = (Some(fb.gem.clone()), out.cursor.hot);
-        let done = display::set_cursor(session, out, image, (s.crtc_x, s.crtc_y), hot)?;
+        let done = display::set_cursor(
+            session,
+            &mut Batch::new(display::CURSOR),
+            out,
+            image,
+            (s.crtc_x, s.crtc_y),
+            hot,
+        )?;
+        if done.is_some() {
+            out.cursor.fb = Some(fb);
+        }
         return Ok(done.map_or_else(for_room, |()| Answer::Ready(0)));
     }
     let mode = out.mode.ok_or(Errno::EINVAL)?;
@@ -1292,8 +1363,10 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
         fb: Some(fb),
         src: (s.src_x >> 16, s.src_y >> 16),
     };
-    Ok(match display::show(session, out, plane, None)? {
-        Some(_) => Answer::Ready(0),
-        None => for_room(),
-    })
+    Ok(
+        match display::show(session, &mut Batch::new(display::SHOW), out, plane, None)? {
+            Some(_) => Answer::Ready(0),
+            None => for_room(),
+        },
+    )
 }

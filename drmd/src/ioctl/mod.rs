@@ -6,6 +6,7 @@
 //! and runs again from the start when the key is woken; drmd itself never
 //! waits inside another daemon.
 
+pub mod atomic;
 pub mod core;
 pub mod kms;
 pub mod prime;

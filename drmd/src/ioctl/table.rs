@@ -9,12 +9,12 @@
 //!    authenticated primary file, a MASTER entry the current master, and a
 //!    render file may call only RENDER_ALLOW entries — each failure EACCES.
 //!
-//! The KMS entries not served yet (ATOMIC, leases other than LIST_LESSEES) answer EOPNOTSUPP, as Linux does for what a driver does
+//! The KMS entries not served (leases other than LIST_LESSEES) answer EOPNOTSUPP, as Linux does for what a driver does
 //! not implement.
 
 use scheme_seam::{Answer, Errno, Result};
 
-use super::{core, kms, prime, syncobj, virtgpu, Call};
+use super::{atomic, core, kms, prime, syncobj, virtgpu, Call};
 
 /// Who may call an ioctl (`DRM_AUTH`, `DRM_MASTER`, `DRM_ROOT_ONLY`,
 /// `DRM_RENDER_ALLOW`).
@@ -287,7 +287,7 @@ pub fn entry(nr: u64) -> Option<Entry> {
             ready(kms::addfb2(c.device, c.kms, c.file, c.id, c.payload))
         }),
         0xb9 => served("MODE_OBJ_GETPROPERTIES", ANY, |c| {
-            ready(kms::obj_get_properties(c.kms, c.payload))
+            ready(kms::obj_get_properties(c.kms, c.file, c.payload))
         }),
         0xba => served("MODE_OBJ_SETPROPERTY", MASTER, |c| {
             kms::obj_set_property(c.device, c.kms, c.payload)
@@ -295,7 +295,9 @@ pub fn entry(nr: u64) -> Option<Entry> {
         0xbb => served("MODE_CURSOR2", MASTER, |c| {
             kms::cursor(c.device, c.kms, c.file, true, c.payload)
         }),
-        0xbc => kms("MODE_ATOMIC", MASTER),
+        0xbc => served("MODE_ATOMIC", MASTER, |c| {
+            atomic::atomic(c.device, c.kms, c.file, c.id, c.payload)
+        }),
         0xbd => served("MODE_CREATEPROPBLOB", ANY, |c| {
             ready(kms::create_prop_blob(c.kms, c.id, c.payload))
         }),

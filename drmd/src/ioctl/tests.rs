@@ -464,7 +464,10 @@ fn execbuffer_places_one_fenced_submit_and_publishes_its_fence() {
     let fence = env.file.bo(bo).unwrap().fence();
     assert_ne!(fence, 0);
     let (out, _) = ExecbufferHeader::read_from_prefix(&payload).unwrap();
-    assert_eq!(env.file.out_fences.take(out.fence_fd as u64), Ok(fence));
+    assert_eq!(
+        env.file.out_fences.take(out.fence_fd as u64),
+        Ok(crate::file::OutFence::Device(fence))
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use zerocopy::IntoBytes;
 use super::{for_room, wire, PROGRESS};
 use crate::device::{Device, FenceState};
 use crate::errno::io_errno;
-use crate::file::DrmFile;
+use crate::file::{DrmFile, OutFence};
 use crate::gem::{Gem, Image, Upload};
 use crate::ring::Batch;
 
@@ -492,7 +492,7 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
     if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
         // The fence's point does not fit an fd's int for long (2^31
         // fences): the client names it by a slot of its file's.
-        e.fence_fd = file.out_fences.put(reply.fence);
+        e.fence_fd = file.out_fences.put(OutFence::Device(reply.fence));
     }
     p.set_header(&e).map_err(wire)?;
     Ok(Answer::Ready(0))

@@ -2,8 +2,9 @@
 //! `virtio_gpu_primary_plane_update` and `virtio_gpu_cursor_plane_update`
 //! send them. Every command goes through drmd's control session, which
 //! holds every framebuffer's resource (see [`crate::ioctl::kms`]), and is
-//! detached; a plane update is one [`Batch`], so a full ring refuses it
-//! before anything changed (`Ok(None)`: the ioctl parks for room).
+//! detached; the commands of one ioctl are one [`Batch`] (a plane update
+//! alone is at most [`SHOW`] or [`CURSOR`] commands), so a full ring refuses
+//! it before anything changed (`Ok(None)`: the ioctl parks for room).
 
 use std::sync::Arc;
 
@@ -20,6 +21,12 @@ use super::{Framebuffer, Output, PlaneState, CURSOR_SIZE};
 use crate::backend::DeviceSession;
 use crate::gem::{Gem, Upload};
 use crate::ring::Batch;
+
+/// The most commands [`show`] sends (a transfer, SET_SCANOUT, a flush): the
+/// size of a batch it alone uses.
+pub const SHOW: u32 = 3;
+/// The most commands [`set_cursor`] sends.
+pub const CURSOR: u32 = 1;
 
 /// A rectangle `[x, y, width, height]` in a resource's image.
 pub type Area = [u32; 4];
@@ -61,6 +68,7 @@ fn id(res: u32) -> Result<ResourceId> {
 /// None when the ring is full (nothing changed).
 pub fn show(
     session: &dyn DeviceSession,
+    batch: &mut Batch,
     out: &mut Output,
     plane: PlaneState,
     damage: Option<Area>,
@@ -69,7 +77,7 @@ pub fn show(
     let (Some(mode), Some(fb)) = (out.mode.filter(|_| !out.dpms_off), plane.fb.clone()) else {
         if out.shown.is_some() {
             let off = SetScanout::new(scanout, None, Rect::new(0, 0, 0, 0));
-            if Batch::new(1).send(session, off.as_bytes(), 0)?.is_none() {
+            if batch.send(session, off.as_bytes(), 0)?.is_none() {
                 return Ok(None);
             }
         }
@@ -97,7 +105,6 @@ pub fn show(
     };
     let res = id(fb.gem.res)?;
     let upload = fb_upload(&fb);
-    let mut batch = Batch::new(1 + u32::from(changed) + u32::from(upload));
     if upload {
         let offset = u64::from(area[1]) * u64::from(fb.pitch) + u64::from(area[0]) * 4;
         let transfer = TransferToHost2d::new(res, rect(area), offset);
@@ -129,6 +136,7 @@ fn fb_upload(fb: &Arc<Framebuffer>) -> bool {
 /// only moves (MOVE_CURSOR); no image hides it. None when the ring is full.
 pub fn set_cursor(
     session: &dyn DeviceSession,
+    batch: &mut Batch,
     out: &mut Output,
     image: Option<Arc<Gem>>,
     pos: (i32, i32),
@@ -145,7 +153,7 @@ pub fn set_cursor(
         if image.is_some() && out.cursor.pending.is_none() && pos != out.cursor.pos {
             let res = image.as_ref().map(|g| id(g.res)).transpose()?;
             let moved = MoveCursor::new(at, res);
-            if Batch::new(1).send(session, moved.as_bytes(), 0)?.is_none() {
+            if batch.send(session, moved.as_bytes(), 0)?.is_none() {
                 return Ok(None);
             }
         }
@@ -156,7 +164,7 @@ pub fn set_cursor(
         Some(gem) if gem.image.is_some_and(|i| i.upload == Upload::Transfer) => {
             let all = Rect::new(0, 0, CURSOR_SIZE, CURSOR_SIZE);
             let upload = TransferToHost2d::new(id(gem.res)?, all, 0);
-            let Some(reply) = Batch::new(1).send(session, upload.as_bytes(), QUEUE_FENCED)? else {
+            let Some(reply) = batch.send(session, upload.as_bytes(), QUEUE_FENCED)? else {
                 return Ok(None);
             };
             reply.fence

@@ -15,6 +15,7 @@
 //! completed, with that vblank's time and sequence. The timer runs only
 //! while something waits for a vblank.
 
+pub mod atomic;
 pub mod display;
 pub mod modes;
 pub mod props;
@@ -137,6 +138,9 @@ pub struct CursorState {
     pub pos: (i32, i32),
     /// Hotspot in the image.
     pub hot: (i32, i32),
+    /// The framebuffer it was set from (SETPLANE, ATOMIC; None from the
+    /// legacy CURSOR ioctls, which name a buffer).
+    pub fb: Option<Arc<Framebuffer>>,
     /// An UPDATE_CURSOR waiting for its image's upload: the upload's
     /// fence, and when to look at it next (fence progress looks sooner).
     pub pending: Option<(u64, Instant)>,
@@ -154,6 +158,9 @@ pub struct Flip {
     /// The vblank count when it was last looked at (first: when it was
     /// queued): it completes at a later one.
     pub checked: u64,
+    /// The point of the output's display timeline its completion signals
+    /// (an ATOMIC commit's OUT_FENCE_PTR).
+    pub out_fence: Option<u64>,
 }
 
 /// An event to send at a vblank.
@@ -195,6 +202,9 @@ pub struct Output {
     pub queued: Vec<Queued>,
     /// DPMS turned the CRTC off (its mode and planes are kept).
     pub dpms_off: bool,
+    /// The timeline of its flips' out-fences, made in syncd on first use,
+    /// and its last point.
+    pub fences: Option<(sync_client::TimelineOwner, u64)>,
     /// The driver's blob of `mode` (MODE_ID).
     pub mode_blob: Option<u32>,
 }
@@ -256,6 +266,7 @@ impl Kms {
                 flip: None,
                 queued: Vec::new(),
                 dpms_off: false,
+                fences: None,
                 mode_blob: None,
             })
             .collect();
@@ -431,7 +442,8 @@ impl Kms {
     /// Completes what is due at `now`: flips whose flush is done complete
     /// at this vblank (their events are returned), and cursor images whose
     /// upload is done are shown.
-    pub fn tick(&mut self, device: &mut Device, now: Instant) -> Vec<Delivery> {
+    pub fn tick(&mut self, device: &mut Device, now: Instant) -> (Vec<Delivery>, Vec<usize>) {
+        let mut flipped = Vec::new();
         let session = device.export_holder().clone();
         let mut events = Vec::new();
         for out in &mut self.outputs {
@@ -479,12 +491,18 @@ impl Kms {
             }
             let flip = *flip;
             out.flip = None;
+            flipped.push(out.index);
+            if let (Some(point), Some((timeline, _))) = (flip.out_fence, &out.fences) {
+                if let Err(e) = timeline.signal(point) {
+                    log::warn!("signalling a flip's out-fence: {e}");
+                }
+            }
             if let Some(user_data) = flip.event {
                 let time = Duration::from_nanos(out.vblank.time_ns(seq));
                 let event = crate::ioctl::kms::flip_event(user_data, out.crtc_id(), seq, time);
                 events.push((flip.owner, event));
             }
         }
-        events
+        (events, flipped)
     }
 }

@@ -2,9 +2,9 @@
 //! objects (ABI reference §3.6), with fixed ids below the objects'. Each is
 //! a static description; the values come from the object's state.
 //!
-//! Properties flagged ATOMIC are seen only by atomic clients, as in Linux;
-//! this driver does not offer ATOMIC yet, so clients see DPMS, EDID,
-//! link-status and non-desktop on connectors and `type` on planes.
+//! Properties flagged ATOMIC are seen only by atomic clients, as in Linux.
+//! The two whose values are an fd and a pointer have ids the client
+//! library knows (`drm_uapi::kms::PROP_*`).
 
 use drm_uapi::kms::{object, prop_flags as pf};
 
@@ -100,6 +100,9 @@ props! {
     24 HOTSPOT_Y "HOTSPOT_Y" Kind::SignedRange(i32::MIN as i64, i32::MAX as i64), false, true;
 }
 
+const _: () = assert!(OUT_FENCE_PTR == drm_uapi::kms::PROP_OUT_FENCE_PTR);
+const _: () = assert!(IN_FENCE_FD == drm_uapi::kms::PROP_IN_FENCE_FD);
+
 /// The property `id`.
 pub fn get(id: u32) -> Option<&'static Property> {
     ALL.iter().find(|p| p.id == id)
@@ -186,7 +189,11 @@ impl Kms {
             ACTIVE => u64::from(on),
             MODE_ID => self.mode_blob(n).map_or(0, u64::from),
             TYPE => 1 + u64::from(cursor),
-            FB_ID if !cursor => out.primary.fb.as_ref().map_or(0, |f| u64::from(f.id)),
+            FB_ID => match cursor {
+                true => out.cursor.fb.as_ref(),
+                false => out.primary.fb.as_ref(),
+            }
+            .map_or(0, |f| u64::from(f.id)),
             PLANE_CRTC_ID if shown => u64::from(out.crtc_id()),
             IN_FENCE_FD => u64::MAX,
             CRTC_X if cursor => out.cursor.pos.0 as i64 as u64,

@@ -175,6 +175,14 @@ pub mod event {
 /// `REDOX_DRM_CLIENT_CAP_HOTPLUG_EVENTS`).
 pub const REDOX_CLIENT_CAP_HOTPLUG_EVENTS: u64 = 0x299f_c90c;
 
+/// The id of drmd's `OUT_FENCE_PTR` CRTC property: its value in an ATOMIC
+/// request is a pointer, which the client library replaces (see
+/// [`AtomicHeader`]). Fixed, so that the library needs no lookup.
+pub const PROP_OUT_FENCE_PTR: u32 = 8;
+/// The id of drmd's `IN_FENCE_FD` plane property: its value is an fd,
+/// which travels as its token.
+pub const PROP_IN_FENCE_FD: u32 = 12;
+
 /// fourcc `XR24`.
 pub const FORMAT_XRGB8888: u32 = 0x3432_5258;
 /// fourcc `AR24`.

@@ -291,3 +291,27 @@ const _: () = {
     assert!(size_of::<SyncobjArray>() == 16);
     assert!(size_of::<SyncobjTimelineArray>() == 24);
 };
+
+/// `struct drm_mode_atomic` (56 bytes).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Atomic {
+    /// Flags.
+    pub flags: u32,
+    /// Objects in the commit.
+    pub count_objs: u32,
+    /// `u32` object ids.
+    pub objs_ptr: u64,
+    /// `u32` property count per object.
+    pub count_props_ptr: u64,
+    /// `u32` property ids.
+    pub props_ptr: u64,
+    /// `u64` property values.
+    pub prop_values_ptr: u64,
+    /// Must be 0.
+    pub reserved: u64,
+    /// Returned in the events.
+    pub user_data: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Atomic>() == 56);
