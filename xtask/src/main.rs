@@ -290,7 +290,7 @@ fn demo(dir: Option<&str>) -> Result {
     setup()?;
     let dir = workspace_root().join(dir.unwrap_or("out"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    build_release(&["--example", "render"])?;
+    build_release(&["--example", "render", "--example", "kms"])?;
     build_mesa_clients()?;
     let bus = workspace_root().join("target/demo/bus");
     let running = start_stack(&bus)?;
@@ -306,10 +306,19 @@ fn demo(dir: Option<&str>) -> Result {
         .envs(mesa_env(&bus)?);
     run_client("gles-triangle", triangle, &bus)?;
     drop(running);
+    // KMS on the display device: a mode, a picture and a cursor, and what
+    // the display shows.
+    let running = start_stack_with(&bus, &["--2d"])?;
+    let display_png = dir.join("display.png");
+    let mut kms = Command::new(release_dir().join("examples/kms"));
+    kms.arg(&display_png);
+    run_client("kms", kms, &bus)?;
+    drop(running);
     println!(
-        "demo: wrote {} and {}",
+        "demo: wrote {}, {} and {}",
         drm_png.display(),
-        mesa_png.display()
+        mesa_png.display(),
+        display_png.display()
     );
     Ok(())
 }
@@ -661,12 +670,21 @@ fn release_dir() -> PathBuf {
 /// Starts the daemons in init's order on a bus of their own in `bus` (it
 /// stands for /scheme/); each is stopped (SIGTERM) when dropped.
 fn start_stack(bus: &Path) -> Result<Vec<Started>> {
+    start_stack_with(bus, &[])
+}
+
+/// [`start_stack`] with `gpu_args` for virtio-gpud (`--2d`: the display
+/// device).
+fn start_stack_with(bus: &Path, gpu_args: &[&str]) -> Result<Vec<Started>> {
     let _ = std::fs::remove_dir_all(bus);
     std::fs::create_dir_all(bus).map_err(|e| format!("creating {}: {e}", bus.display()))?;
     let mut running = Vec::new();
     for daemon in DAEMONS {
         let log = bus.join(format!("{daemon}.log"));
         let mut cmd = Command::new(release_dir().join(daemon));
+        if daemon == "virtio-gpud" {
+            cmd.args(gpu_args);
+        }
         cmd.env(SCHEME_DIR, bus)
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
         let started =
