@@ -199,6 +199,26 @@ fn kmscube_flips_every_frame_on_kms_swrast() {
     assert!(flips >= 199, "every frame flipped: {flips}");
 }
 
+#[test]
+fn glmark2_runs_its_scenes_on_kms_swrast() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    // glmark2 finds its card through udev unless told: the shim's nodes
+    // are not udev's.
+    let out = shim_command("glmark2-es2-drm")
+        .args(["--winsys-options", "drm-device=/dev/dri/card0"])
+        .args(["-b", "build:duration=2", "-b", "texture:duration=2"])
+        .env("MESA_LOADER_DRIVER_OVERRIDE", "kms_swrast")
+        .stdin(Stdio::piped())
+        .output()
+        .expect("running glmark2-es2-drm");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "glmark2: {}: {stdout}", out.status);
+    let scenes: Vec<&str> = stdout.lines().filter(|l| l.contains("FPS:")).collect();
+    assert_eq!(scenes.len(), 2, "{stdout}");
+    println!("glmark2-es2-drm: {}", scenes.join("; "));
+}
+
 /// A master's file on card0 with the one output's preferred mode.
 struct Output {
     fd: DrmFd,

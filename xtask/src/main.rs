@@ -74,6 +74,7 @@ const TEST_PACKAGES: &[&str] = &[
     "virgl-server",
     "libdrm-tests",
     "kmscube",
+    "glmark2-es2-drm",
 ];
 /// The package that ships the backend (taken apart, not installed: its
 /// GUI dependencies are not needed).
