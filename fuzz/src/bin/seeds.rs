@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use drm_uapi::core as dc;
+use drm_uapi::kms as k;
 use drm_uapi::sync_file as sf;
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu as vg;
@@ -746,6 +747,109 @@ fn drm_handlers_seeds(s: &mut Seeds) {
     let mut w = Writer::new();
     life(&mut w, None);
     add(s, "object-life", w.build());
+    // KMS: a dumb buffer as a framebuffer, a mode on it, damage, a flip, a
+    // cursor, then an atomic commit (framebuffer ids start at 0x1000).
+    let mut w = Writer::new();
+    let dumb = k::CreateDumb {
+        width: 64,
+        height: 64,
+        bpp: 32,
+        ..Default::default()
+    };
+    op(&mut w, k::CREATE_DUMB, None, None, dumb.as_bytes());
+    let mut fb = k::FbCmd2 {
+        width: 64,
+        height: 64,
+        pixel_format: k::FORMAT_XRGB8888,
+        ..Default::default()
+    };
+    fb.pitches[0] = 256;
+    op(&mut w, k::ADDFB2, None, Some((1, 20)), fb.as_bytes());
+    let mode = k::ModeInfo {
+        clock: 1000,
+        hdisplay: 64,
+        hsync_start: 64,
+        hsync_end: 64,
+        htotal: 200,
+        vdisplay: 64,
+        vsync_start: 64,
+        vsync_end: 64,
+        vtotal: 100,
+        vrefresh: 50,
+        ..Default::default()
+    };
+    let crtc = k::CrtcHeader {
+        count_connectors: 1,
+        crtc_id: 0x40,
+        fb_id: 0x1000,
+        mode_valid: 1,
+        mode,
+        ..Default::default()
+    };
+    op(
+        &mut w,
+        k::SETCRTC,
+        None,
+        None,
+        &Builder::new(&crtc).array(&[0x42u32]).build(),
+    );
+    let dirty = k::FbDirtyHeader {
+        fb_id: 0x1000,
+        num_clips: 1,
+        ..Default::default()
+    };
+    let clip = k::ClipRect {
+        x1: 1,
+        y1: 2,
+        x2: 9,
+        y2: 10,
+    };
+    op(
+        &mut w,
+        k::DIRTYFB,
+        Some(1),
+        None,
+        &Builder::new(&dirty).array(&[clip]).build(),
+    );
+    let flip = k::PageFlip {
+        crtc_id: 0x40,
+        fb_id: 0x1000,
+        flags: k::flip::EVENT,
+        ..Default::default()
+    };
+    op(&mut w, k::PAGE_FLIP, None, None, flip.as_bytes());
+    let cursor = k::Cursor2 {
+        flags: k::CURSOR_BO | k::CURSOR_MOVE,
+        crtc_id: 0x40,
+        width: 64,
+        height: 64,
+        ..Default::default()
+    };
+    op(&mut w, k::CURSOR2, None, Some((1, 24)), cursor.as_bytes());
+    let atomic_cap = dc::SetClientCap {
+        capability: dc::DRM_CLIENT_CAP_ATOMIC,
+        value: 1,
+    };
+    op(
+        &mut w,
+        dc::SET_CLIENT_CAP,
+        None,
+        None,
+        atomic_cap.as_bytes(),
+    );
+    let commit = k::AtomicHeader {
+        flags: k::flip::TEST_ONLY | k::flip::ALLOW_MODESET,
+        count_objs: 1,
+        ..Default::default()
+    };
+    let commit = Builder::new(&commit)
+        .array(&[0x43u32])
+        .array(&[1u32])
+        .array(&[11u32])
+        .array(&[0x1000u64])
+        .build();
+    op(&mut w, k::ATOMIC, None, None, &commit);
+    add(s, "kms-life", w.build());
     for room in [0, 1, 3] {
         let mut w = Writer::new();
         life(&mut w, Some(room));
