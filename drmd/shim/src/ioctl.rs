@@ -242,7 +242,12 @@ fn kms(conn: &Conn, r: &Request, arg: u64, layout: &drm_uapi::kms::Layout) -> Re
         .iter()
         .map(|a| {
             let count = u32_at(&linux, a.count);
-            elements(u64_at(&linux, a.ptr), count, a.elem, Null::Zeros)
+            // Byte arrays (blob data) are carried up to MAX_BYTES, as relibc.
+            let carried = match a.elem {
+                1 => carried_bytes(count),
+                _ => carried(count),
+            };
+            in_array(u64_at(&linux, a.ptr), count, a.elem, carried, Null::Zeros)
         })
         .collect();
     // A faulted array's count is NOT_CARRIED, and so are the arrays it

@@ -1073,7 +1073,8 @@ pub fn obj_set_property(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> R
 pub fn get_prop_blob(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut g: GetBlobHeader = p.header().map_err(wire)?;
-    let data_at = p.skip_array::<u8>(g.length);
+    // A byte array, carried up to MAX_BYTES as every client library packs it.
+    let data_at = p.bytes(g.length);
     p.finish().map_err(wire)?;
     let blob = kms.blob(g.blob_id)?;
     let data_at = data_at.map_err(wire)?;
@@ -1089,12 +1090,13 @@ pub fn get_prop_blob(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
 pub fn create_prop_blob(kms: &mut Kms, id: HandleId, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut c: CreateBlobHeader = p.header().map_err(wire)?;
-    let data = p.array::<u8>(c.length);
+    let data = p.bytes(c.length);
     p.finish().map_err(wire)?;
     if c.length == 0 {
         return Err(Errno::EINVAL);
     }
-    c.blob_id = kms.create_blob(Some(id), data.map_err(wire)?)?;
+    let data = p.array_bytes(data.map_err(wire)?).map_err(wire)?.to_vec();
+    c.blob_id = kms.create_blob(Some(id), data)?;
     p.set_header(&c).map_err(wire)?;
     Ok(0)
 }

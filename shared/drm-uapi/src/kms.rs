@@ -835,7 +835,8 @@ pub struct Array {
     pub ptr: usize,
     /// Offset of its `u32` count in the Linux struct.
     pub count: usize,
-    /// Bytes per element.
+    /// Bytes per element; an array of bytes (blob data) is carried up to
+    /// `MAX_BYTES`, the others up to `MAX_COUNT` elements.
     pub elem: usize,
     /// Whether the daemon fills it (copied back to the caller); an input
     /// array is never written back, as in Linux (it may be read-only).
