@@ -93,7 +93,12 @@ pub fn stack() -> Stack {
 /// The [`Stack`] on the 2D display device (`virtio-gpud --2d`): what KMS
 /// tests scan out on and read back from `display/N`.
 pub fn stack_2d() -> Stack {
-    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), &["--2d"], "virtio-gpu");
+    stack_with(&["--2d"])
+}
+
+/// The [`Stack`] with `gpu_args` for virtio-gpud (`--2d`, `--display WxH`).
+pub fn stack_with(gpu_args: &[&str]) -> Stack {
+    let gpu = Daemon::start(&workspace_binary("virtio-gpud"), gpu_args, "virtio-gpu");
     let sync = Daemon::start(&workspace_binary("syncd"), &[], "sync");
     let drm = Daemon::start(&workspace_binary("drmd"), &[], "drm");
     Stack { gpu, sync, drm }

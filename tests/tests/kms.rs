@@ -14,7 +14,7 @@ use drm_uapi::kms::{self as k, ClipRect, Cursor2, EventVblank, ModeInfo};
 use drmd::client::DrmFd;
 use scheme_seam::SchemeFd;
 use stack_tests::display::{shown, Pam};
-use stack_tests::{poll_readable, shim_command, stack_2d, Stack};
+use stack_tests::{poll_readable, shim_command, stack_2d, stack_with, Stack};
 use virtio_gpu_proto::CommandType;
 use virtio_gpud::trace::record::{self, Kind};
 use zerocopy::FromBytes;
@@ -1130,6 +1130,45 @@ fn atomic_commits_check_everything_first_and_flip_with_events_and_out_fences() {
         );
     }
     shown("0", |p| differing(p, |_, _| rgb(B)) == 0);
+}
+
+#[test]
+fn two_displays_are_two_outputs_each_showing_its_own_framebuffer() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_with(&["--2d", "--display", "1024x768", "--display", "800x600"]);
+    let fd = DrmFd::open(CARD).unwrap();
+    let res = fd.resources().unwrap();
+    assert_eq!(res.crtcs, [0x40, 0x48]);
+    assert_eq!(res.connectors, [0x42, 0x4a]);
+    for (crtc, connector, (w, h), argb) in [
+        (0x40, 0x42, (1024, 768), 0x00c0_2000u32),
+        (0x48, 0x4a, (800, 600), 0x0000_80ffu32),
+    ] {
+        let (conn, modes) = fd.connector(connector, 16).unwrap();
+        assert_eq!(conn.connection, 1);
+        assert_eq!(
+            (u32::from(modes[0].hdisplay), u32::from(modes[0].vdisplay)),
+            (w, h)
+        );
+        let mut enc = k::GetEncoder {
+            encoder_id: conn.connector_id - 1,
+            ..Default::default()
+        };
+        fd.ioctl(k::GETENCODER, zerocopy::IntoBytes::as_mut_bytes(&mut enc))
+            .unwrap();
+        assert_eq!(enc.possible_crtcs, 1 << ((crtc - 0x40) / 8));
+        let (fb, _) = filled_fb(&fd, w, h, argb);
+        // Each CRTC drives only its own connector.
+        let other = if connector == 0x42 { 0x4a } else { 0x42 };
+        assert_eq!(
+            errno(fd.set_crtc(crtc, fb, &[other], Some(modes[0]))),
+            Some(libc::EINVAL)
+        );
+        fd.set_crtc(crtc, fb, &[connector], Some(modes[0])).unwrap();
+    }
+    let first = shown("0", |p| differing(p, |_, _| rgb(0x00c0_2000)) == 0);
+    let second = shown("1", |p| differing(p, |_, _| rgb(0x0000_80ff)) == 0);
+    assert_eq!((first.size(), second.size()), ((1024, 768), (800, 600)));
 }
 
 /// A dumb buffer larger than a cursor: its handle.

@@ -36,8 +36,11 @@ fn run() -> Result<(), Box<dyn Error>> {
     // i32::MAX; small values let tests wrap).
     // `--uid-sessions N`, `--uid-memory BYTES`: each user's quota of
     // sessions (EMFILE beyond) and memory (ENOMEM beyond).
+    // `--display WxH`, once per scanout: the display's scanouts and their
+    // preferred sizes (default: one of 1024x768).
     let usage = "usage: virtio-gpud [--2d] [--device-timeout-ms N] [--fence-wrap N] \
-                 [--uid-sessions N] [--uid-memory BYTES]";
+                 [--uid-sessions N] [--uid-memory BYTES] [--display WxH]...";
+    let mut displays = Vec::new();
     let mut quota = virtio_gpud::memory::Quota::default();
     let valued: Vec<&str> = args
         .iter()
@@ -52,8 +55,15 @@ fn run() -> Result<(), Box<dyn Error>> {
             [flag, n] if *flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
             [flag, n] if *flag == "--uid-sessions" => quota.sessions = n.parse()?,
             [flag, n] if *flag == "--uid-memory" => quota.bytes = n.parse()?,
+            [flag, size] if *flag == "--display" => {
+                let (w, h) = size.split_once('x').ok_or(usage)?;
+                displays.push((w.parse()?, h.parse()?));
+            }
             _ => return Err(usage.into()),
         }
+    }
+    if !displays.is_empty() {
+        opts.displays = displays;
     }
     let (gpu, _backend) = launch(&opts)?;
     let mut scheme = GpuScheme::new(gpu, quota);

@@ -44,17 +44,21 @@ pub struct Display {
 }
 
 impl Display {
-    /// Serves the backend's end of `sock` with one enabled scanout of
-    /// `width × height`.
-    pub fn spawn(sock: UnixStream, width: u32, height: u32) -> io::Result<Display> {
+    /// Serves the backend's end of `sock` with one enabled scanout of each
+    /// of `sizes` (width, height).
+    pub fn spawn(sock: UnixStream, sizes: &[(u32, u32)]) -> io::Result<Display> {
         let state = Arc::new(Mutex::new(DisplayState {
-            scanouts: vec![Scanout {
-                width,
-                height,
-                pixels: vec![0; (width * height) as usize],
-            }],
+            scanouts: sizes
+                .iter()
+                .map(|&(width, height)| Scanout {
+                    width,
+                    height,
+                    pixels: vec![0; (width * height) as usize],
+                })
+                .collect(),
             ..DisplayState::default()
         }));
+        let modes = sizes.to_vec();
         let shared = state.clone();
         let thread = std::thread::Builder::new()
             .name("vhost-user-gpu display".into())
@@ -62,7 +66,7 @@ impl Display {
                 let mut server = Server {
                     sock,
                     state: shared,
-                    mode: (width, height),
+                    modes,
                 };
                 match server.run() {
                     Ok(()) => debug!("display: backend closed the socket"),
@@ -101,7 +105,8 @@ impl Drop for Display {
 struct Server {
     sock: UnixStream,
     state: Arc<Mutex<DisplayState>>,
-    mode: (u32, u32),
+    /// Each scanout's preferred size.
+    modes: Vec<(u32, u32)>,
 }
 
 fn u32_at(b: &[u8], i: usize) -> u32 {
@@ -162,9 +167,11 @@ impl Server {
                     ..RespDisplayInfo::default()
                 };
                 let state = self.state();
-                for (mode, s) in info.pmodes.iter_mut().zip(&state.scanouts) {
+                for ((mode, s), &preferred) in
+                    info.pmodes.iter_mut().zip(&state.scanouts).zip(&self.modes)
+                {
                     let (w, h) = if s.width == 0 {
-                        self.mode
+                        preferred
                     } else {
                         (s.width, s.height)
                     };

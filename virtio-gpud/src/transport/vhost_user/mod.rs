@@ -240,12 +240,12 @@ impl VhostUserTransport {
     }
 
     /// Connects over `stream`, shares `region` with the backend, and, with
-    /// `display` = `Some((width, height))`, serves the backend's display
-    /// socket with one scanout of that size.
+    /// `displays` (each scanout's preferred width and height; none: no
+    /// display), serves the backend's display socket.
     pub fn new(
         stream: UnixStream,
         region: &DmaRegion,
-        display: Option<(u32, u32)>,
+        displays: &[(u32, u32)],
     ) -> Result<Self, TransportError> {
         let raw = stream.try_clone()?;
         let mut frontend = Frontend::from_stream(stream, NUM_QUEUES as u64);
@@ -278,9 +278,9 @@ impl VhostUserTransport {
         let host_base = region.shm().as_ptr() as u64;
         frontend.set_mem_table(&[memory_info(region)])?;
 
-        let display = match display {
-            Some((w, h)) => Some(Self::connect_display(&raw, w, h)?),
-            None => None,
+        let display = match displays {
+            [] => None,
+            sizes => Some(Self::connect_display(&raw, sizes)?),
         };
         let queues = (0..NUM_QUEUES)
             .map(|_| {
@@ -327,7 +327,7 @@ impl VhostUserTransport {
 
     /// Hands the backend its display socket (VHOST_USER_GPU_SET_SOCKET,
     /// which the vhost crate has no call for) and starts serving our end.
-    fn connect_display(raw: &UnixStream, w: u32, h: u32) -> Result<Display, TransportError> {
+    fn connect_display(raw: &UnixStream, sizes: &[(u32, u32)]) -> Result<Display, TransportError> {
         let (ours, theirs) = UnixStream::pair()?;
         let mut msg = [0u8; 12];
         msg[0..4].copy_from_slice(&(FrontendReq::GPU_SET_SOCKET as u32).to_le_bytes());
@@ -336,7 +336,7 @@ impl VhostUserTransport {
         raw.send_with_fd(&msg[..], theirs.as_raw_fd())
             .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
         drop(OwnedFd::from(theirs));
-        Ok(Display::spawn(ours, w, h)?)
+        Ok(Display::spawn(ours, sizes)?)
     }
 
     /// What the display shows, when this transport serves one.
@@ -556,8 +556,9 @@ pub struct LaunchOptions {
     pub dma_size: usize,
     /// Device address of the first DMA byte.
     pub dma_base: u64,
-    /// Serve a display of this size (needed for GET_DISPLAY_INFO).
-    pub display: Option<(u32, u32)>,
+    /// Serve a display with scanouts of these preferred sizes (needed for
+    /// GET_DISPLAY_INFO; empty: none).
+    pub displays: Vec<(u32, u32)>,
     /// Driver tunables.
     pub gpu: GpuOptions,
 }
@@ -570,7 +571,7 @@ impl LaunchOptions {
             backend: BackendOptions::new(virgl)?,
             dma_size: 64 << 20,
             dma_base: 0x4000_0000,
-            display: Some((1024, 768)),
+            displays: vec![(1024, 768)],
             gpu: GpuOptions::default(),
         })
     }
@@ -582,7 +583,7 @@ pub fn launch(opts: &LaunchOptions) -> Result<(Gpu<VhostUserTransport>, BackendP
     let region = DmaRegion::new_memfd(opts.dma_size, opts.dma_base)?;
     let (mut process, stream) =
         BackendProcess::spawn(&opts.backend).map_err(TransportError::from)?;
-    let mut transport = VhostUserTransport::new(stream, &region, opts.display)?;
+    let mut transport = VhostUserTransport::new(stream, &region, &opts.displays)?;
     if let Some(log) = process.log.take() {
         transport.hear(log);
     }
