@@ -682,7 +682,6 @@ fn get_client_stats_client_caps_and_unserved_kms_answer_as_linux() {
         set(dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES, 2),
         Err(Errno::EINVAL)
     );
-    assert_eq!(set(dc::DRM_CLIENT_CAP_ATOMIC, 1), Err(Errno::EOPNOTSUPP));
     // Both need ATOMIC first.
     assert_eq!(
         set(dc::DRM_CLIENT_CAP_WRITEBACK_CONNECTORS, 1),
@@ -692,9 +691,17 @@ fn get_client_stats_client_caps_and_unserved_kms_answer_as_linux() {
         set(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1),
         Err(Errno::EINVAL)
     );
+    assert_eq!(set(dc::DRM_CLIENT_CAP_ATOMIC, 3), Err(Errno::EINVAL));
+    assert_eq!(set(dc::DRM_CLIENT_CAP_ATOMIC, 1), Ok(0));
+    assert_eq!(
+        set(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 2),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(set(dc::DRM_CLIENT_CAP_CURSOR_PLANE_HOTSPOT, 1), Ok(0));
     assert_eq!(set(99, 0), Err(Errno::EINVAL));
-    assert_eq!(set(dc::DRM_CLIENT_CAP_UNIVERSAL_PLANES, 1), Ok(0));
-    assert!(env.file.caps.universal_planes);
+    let caps = env.file.caps;
+    // ATOMIC brings universal planes and aspect ratios with it.
+    assert!(caps.atomic && caps.universal_planes && caps.aspect_ratio && caps.cursor_hotspot);
     assert_eq!(
         core::set_client_cap(&mut env.file, &mut [0; 4]),
         Err(Errno::EINVAL)
