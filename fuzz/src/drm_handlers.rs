@@ -11,6 +11,9 @@
 //! `expired: u8` (odd: the call runs as a parked one at its deadline) and
 //! `payload` (`u16` length, bytes).
 //!
+//! After each call the KMS state's deadline and due work are run, as the
+//! serving loop runs them.
+//!
 //! Checked: nothing panics; the payload keeps its length; an ioctl that
 //! parks changed nothing a client or the device sees (the file's handles,
 //! the commands placed, the device's holds); a call at its deadline does
@@ -224,6 +227,11 @@ fn operation(s: &mut State, input: &mut Input<'_>) {
             "{nr:#x} parked on a fence at its deadline"
         );
     }
+    // The serving loop's side of KMS: when it must look again, and what is
+    // due now (flips, queued vblank events, cursor uploads).
+    let now = std::time::Instant::now();
+    let _ = s.kms.next_deadline(now);
+    let _ = s.kms.tick(&mut s.device, now);
 }
 
 /// Seeds' side: one operation (`room` None: no limit).

@@ -190,7 +190,8 @@ pub fn atomic(
             // Placed after the primary's commands, the batch's room is
             // reserved for it: only a commit of the cursor alone can find
             // the ring full here, before anything changed.
-            if display::set_cursor(&*session, &mut batch, out, image, pos, set.cursor.hot)?
+            let hot = set.cursor.hot;
+            if display::set_cursor(&*session, &*session, &mut batch, out, image, pos, hot)?
                 .is_none()
             {
                 (out.mode, out.dpms_off, out.shown) = before;

@@ -446,12 +446,17 @@ pub fn add_fb2(
     // What virtio scans out is a rectangle of the resource's image: the
     // framebuffer must be one, on its lines.
     let image = gem.image.ok_or(Errno::EINVAL)?;
-    let line = image.width * image.cpp;
-    let origin = (f.offsets[0] % line.max(1) / 4, f.offsets[0] / line.max(1));
+    // (An image whose lines do not fit a u32 fits no framebuffer's pitch.)
+    let line = image
+        .width
+        .checked_mul(image.cpp)
+        .filter(|&l| l > 0)
+        .ok_or(Errno::EINVAL)?;
+    let origin = (f.offsets[0] % line / 4, f.offsets[0] / line);
     let fits = f.pitches[0] == line
         && f.offsets[0].is_multiple_of(4)
-        && origin.0 + f.width <= image.width
-        && origin.1 + f.height <= image.height;
+        && u64::from(origin.0) + u64::from(f.width) <= u64::from(image.width)
+        && u64::from(origin.1) + u64::from(f.height) <= u64::from(image.height);
     if !fits {
         return Err(Errno::EINVAL);
     }
@@ -863,10 +868,6 @@ pub fn cursor(
             if c.width > CURSOR_SIZE || c.height > CURSOR_SIZE || !square {
                 return Err(Errno::EINVAL);
             }
-            // Held by the control session, which shows it, as a
-            // framebuffer's object is.
-            gem.export(&*file.session, device.export_holder())
-                .map_err(crate::errno::io_errno)?;
             (Some(gem), (c.hot_x, c.hot_y))
         }
     } else {
@@ -877,13 +878,24 @@ pub fn cursor(
     } else {
         out.cursor.pos
     };
+    let control = &**device.export_holder();
     let batch = &mut Batch::new(display::CURSOR);
-    let done = display::set_cursor(&**device.export_holder(), batch, out, image, pos, hot)?;
-    if done.is_some() && c.flags & k::CURSOR_BO != 0 {
-        // The legacy cursor names a buffer, not a framebuffer.
-        out.cursor.fb = None;
+    let shown = image.clone();
+    let done = display::set_cursor(control, &*file.session, batch, out, image, pos, hot)?;
+    if done.is_none() {
+        return Ok(for_room());
     }
-    Ok(done.map_or_else(for_room, |()| Answer::Ready(0)))
+    if c.flags & k::CURSOR_BO != 0 {
+        // The legacy cursor names a buffer, not a framebuffer; the control
+        // session, which shows it, holds it from now on, as it holds a
+        // framebuffer's (taken only now: a parked request changes nothing).
+        out.cursor.fb = None;
+        if let Some(gem) = shown {
+            gem.export(&*file.session, device.export_holder())
+                .map_err(crate::errno::io_errno)?;
+        }
+    }
+    Ok(Answer::Ready(0))
 }
 
 /// GETGAMMA/SETGAMMA: no CRTC has a gamma table (gamma_size 0), so any
@@ -1285,6 +1297,7 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
         let done = match cursor {
             true => display::set_cursor(
                 session,
+                session,
                 &mut Batch::new(display::CURSOR),
                 out,
                 None,
@@ -1343,6 +1356,7 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
         }
         let (image, hot) = (Some(fb.gem.clone()), out.cursor.hot);
         let done = display::set_cursor(
+            session,
             session,
             &mut Batch::new(display::CURSOR),
             out,

@@ -790,3 +790,78 @@ fn prime_export_refuses_unknown_flags_tokens_and_handles_and_holds_the_object() 
     drop(gem);
     assert!(!env.fake.holds(res), "the last holder went with the object");
 }
+
+/// A dumb buffer of `w × h` on the file: its handle.
+fn dumb(env: &mut Env, w: u32, h: u32) -> u32 {
+    let mut d = drm_uapi::kms::CreateDumb {
+        width: w,
+        height: h,
+        bpp: 32,
+        ..Default::default()
+    };
+    let answer = super::kms::create_dumb(&mut env.device, &mut env.file, d.as_mut_bytes());
+    assert_eq!(answer, Ok(Answer::Ready(0)));
+    d.handle
+}
+
+#[test]
+fn test_regression_a_cursor_refused_for_room_holds_nothing_new() {
+    // Found by drm_handlers (regressions/drm_handlers/cursor-parked-after-export):
+    // CURSOR2 exported its buffer to the control session before it found
+    // the ring full, so a parked request had changed what the device holds.
+    let mut env = Env::new(Features::empty());
+    let mut kms = crate::kms::Kms::new(&env.device.displays());
+    let handle = dumb(&mut env, 64, 64);
+    let held = env.fake.held();
+    env.room(Some(0));
+    let mut c = drm_uapi::kms::Cursor2 {
+        flags: drm_uapi::kms::CURSOR_BO,
+        crtc_id: 0x40,
+        width: 64,
+        height: 64,
+        handle,
+        ..Default::default()
+    };
+    let answer = super::kms::cursor(&env.device, &mut kms, &env.file, true, c.as_mut_bytes());
+    assert_eq!(answer, for_room());
+    assert_eq!(
+        env.fake.held(),
+        held,
+        "nothing held anew by a parked CURSOR2"
+    );
+    env.room(None);
+    let answer = super::kms::cursor(&env.device, &mut kms, &env.file, true, c.as_mut_bytes());
+    assert_eq!(answer, Ok(Answer::Ready(0)));
+    assert!(
+        env.fake.held().iter().any(|&(_, n)| n == 2),
+        "the control session holds it now"
+    );
+}
+
+#[test]
+fn test_regression_a_framebuffer_of_an_image_whose_lines_overflow_is_einval() {
+    // Found by drm_handlers (regressions/drm_handlers/fb-line-overflow): the
+    // line length of a u32::MAX-wide image overflowed in ADDFB2.
+    let mut env = Env::new(Features::empty());
+    let mut kms = crate::kms::Kms::new(&env.device.displays());
+    let mut r = ResourceCreate {
+        width: u32::MAX,
+        height: 1,
+        size: 4096,
+        ..render_target(16, 16)
+    };
+    let answer = virtgpu::resource_create(&mut env.device, &mut env.file, r.as_mut_bytes());
+    assert_eq!(answer, Ok(Answer::Ready(0)));
+    let mut f = drm_uapi::kms::FbCmd2 {
+        width: 64,
+        height: 1,
+        pixel_format: drm_uapi::kms::FORMAT_XRGB8888,
+        ..Default::default()
+    };
+    f.handles[0] = r.bo_handle;
+    f.pitches[0] = 256;
+    assert_eq!(
+        super::kms::addfb2(&env.device, &mut kms, &mut env.file, 1, f.as_mut_bytes()),
+        Err(Errno::EINVAL)
+    );
+}

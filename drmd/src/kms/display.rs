@@ -37,21 +37,23 @@ fn rect(a: Area) -> Rect {
 
 /// The intersection of `a` and `b` (None: empty).
 pub fn intersect(a: Area, b: Area) -> Option<Area> {
+    let end = |p: u32, len: u32| p.saturating_add(len);
     let x0 = a[0].max(b[0]);
     let y0 = a[1].max(b[1]);
-    let x1 = (a[0] + a[2]).min(b[0] + b[2]);
-    let y1 = (a[1] + a[3]).min(b[1] + b[3]);
+    let x1 = end(a[0], a[2]).min(end(b[0], b[2]));
+    let y1 = end(a[1], a[3]).min(end(b[1], b[3]));
     (x1 > x0 && y1 > y0).then(|| [x0, y0, x1 - x0, y1 - y0])
 }
 
 /// The smallest rectangle holding all of `areas` (None: there are none),
 /// as `drm_atomic_helper_damage_merged`.
 pub fn merged(areas: impl IntoIterator<Item = Area>) -> Option<Area> {
+    let end = |p: u32, len: u32| p.saturating_add(len);
     areas.into_iter().reduce(|a, b| {
         let x0 = a[0].min(b[0]);
         let y0 = a[1].min(b[1]);
-        let x1 = (a[0] + a[2]).max(b[0] + b[2]);
-        let y1 = (a[1] + a[3]).max(b[1] + b[3]);
+        let x1 = end(a[0], a[2]).max(end(b[0], b[2]));
+        let y1 = end(a[1], a[3]).max(end(b[1], b[3]));
         [x0, y0, x1 - x0, y1 - y0]
     })
 }
@@ -93,10 +95,13 @@ pub fn show(
     ];
     let changed = out.shown != Some((fb.gem.res, visible));
     let area = match (changed, damage) {
-        (false, Some(d)) => intersect(
-            [fb.origin.0 + d[0], fb.origin.1 + d[1], d[2], d[3]],
-            visible,
-        ),
+        // Damage is in framebuffer coordinates: clipped to it, then placed.
+        (false, Some(d)) => intersect(d, [0, 0, fb.width, fb.height]).and_then(|d| {
+            intersect(
+                [fb.origin.0 + d[0], fb.origin.1 + d[1], d[2], d[3]],
+                visible,
+            )
+        }),
         _ => Some(visible),
     };
     let Some(area) = area else {
@@ -131,11 +136,15 @@ fn fb_upload(fb: &Arc<Framebuffer>) -> bool {
     fb.gem.image.is_some_and(|i| i.upload == Upload::Transfer)
 }
 
-/// Sets the cursor of `out`: a new image is uploaded (fenced) and shown by
-/// UPDATE_CURSOR once the upload is done ([`show_cursor`]); the same image
-/// only moves (MOVE_CURSOR); no image hides it. None when the ring is full.
+/// Sets the cursor of `out`: a new image is uploaded (fenced, through
+/// `uploader`, a session holding it) and shown by UPDATE_CURSOR once the
+/// upload is done ([`show_cursor`], through the control session, which
+/// must hold it by then); the same image only moves (MOVE_CURSOR, through
+/// `session`, the control session); no image hides it. None when the ring
+/// is full (nothing changed).
 pub fn set_cursor(
     session: &dyn DeviceSession,
+    uploader: &dyn DeviceSession,
     batch: &mut Batch,
     out: &mut Output,
     image: Option<Arc<Gem>>,
@@ -164,7 +173,7 @@ pub fn set_cursor(
         Some(gem) if gem.image.is_some_and(|i| i.upload == Upload::Transfer) => {
             let all = Rect::new(0, 0, CURSOR_SIZE, CURSOR_SIZE);
             let upload = TransferToHost2d::new(id(gem.res)?, all, 0);
-            let Some(reply) = batch.send(session, upload.as_bytes(), QUEUE_FENCED)? else {
+            let Some(reply) = batch.send(uploader, upload.as_bytes(), QUEUE_FENCED)? else {
                 return Ok(None);
             };
             reply.fence

@@ -6,6 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+/// Far enough in the future to stand for "never".
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// One CRTC's vblank counter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vblank {
@@ -53,7 +56,11 @@ impl Vblank {
     /// When vblank `seq` happened or will (for a CRTC that is off: now).
     pub fn time(&self, seq: u64, now: Instant) -> Instant {
         match self.epoch {
-            Some((epoch, _)) => epoch + Duration::from_nanos(self.since_epoch(seq)),
+            // A target the clock cannot reach (a client may queue for any
+            // u64 sequence) is a year away: it waits as long as anyone will.
+            Some((epoch, _)) => epoch
+                .checked_add(Duration::from_nanos(self.since_epoch(seq)))
+                .unwrap_or(now + FAR),
             None => now,
         }
     }
@@ -63,13 +70,13 @@ impl Vblank {
     /// timestamps must be.
     pub fn time_ns(&self, seq: u64) -> u64 {
         match self.epoch {
-            Some((_, clock)) => clock + self.since_epoch(seq),
+            Some((_, clock)) => clock.saturating_add(self.since_epoch(seq)),
             None => sync_client::clock::now_ns(),
         }
     }
 
     fn since_epoch(&self, seq: u64) -> u64 {
-        seq.saturating_sub(self.base) * self.period
+        seq.saturating_sub(self.base).saturating_mul(self.period)
     }
 
     /// When the next vblank after `now` happens (None: off).
@@ -98,5 +105,8 @@ mod tests {
         assert_eq!(v.count(ms(1000)), 2);
         v.start(10_000_000, ms(1000));
         assert_eq!(v.count(ms(1015)), 3);
+        // A sequence no clock reaches: far away, no overflow.
+        assert!(v.time(u64::MAX, ms(1015)) > ms(1015) + Duration::from_secs(3600));
+        assert_eq!(v.time_ns(u64::MAX), u64::MAX);
     }
 }
