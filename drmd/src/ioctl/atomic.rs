@@ -17,7 +17,7 @@ use crate::errno::io_errno;
 use crate::file::{DrmFile, OutFence};
 use crate::kms::atomic::OutputSet;
 use crate::kms::display::{self, Area};
-use crate::kms::{modes, props, Flip, Kms, PlaneState};
+use crate::kms::{modes, props, Flip, Kms, PlaneState, VBLANK_EVENT};
 use crate::ring::Batch;
 
 /// Woken when output `n`'s pending flip completes: what a blocking commit
@@ -25,9 +25,6 @@ use crate::ring::Batch;
 pub fn flip_key(n: usize) -> WakeKey {
     WakeKey(2 << 32 | n as u64)
 }
-
-/// Bytes of a flip's event.
-const EVENT: usize = size_of::<k::EventVblank>();
 
 /// ATOMIC.
 pub fn atomic(
@@ -130,7 +127,7 @@ pub fn atomic(
         .filter(|&n| touched(&sets[n]) && (sets[n].active || kms.outputs[n].active()))
         .collect();
     let events = if event { flipping.len() } else { 0 };
-    file.events.reserve(events * EVENT)?;
+    file.events.reserve(events * VBLANK_EVENT)?;
     let mut out_fences = Vec::new();
     for &n in &flipping {
         if !sets[n].out_fence {
@@ -142,7 +139,7 @@ pub fn atomic(
             match sync_client::TimelineOwner::create(&name) {
                 Ok(owner) => out.fences = Some((owner, 0)),
                 Err(e) => {
-                    file.events.unreserve(events * EVENT);
+                    file.events.unreserve(events * VBLANK_EVENT);
                     return Err(io_errno(e));
                 }
             }
@@ -178,7 +175,7 @@ pub fn atomic(
                 Some(f) => fence = f,
                 None => {
                     (out.mode, out.dpms_off, out.shown) = before;
-                    file.events.unreserve(events * EVENT);
+                    file.events.unreserve(events * VBLANK_EVENT);
                     return Ok(for_room());
                 }
             }
@@ -195,7 +192,7 @@ pub fn atomic(
                 .is_none()
             {
                 (out.mode, out.dpms_off, out.shown) = before;
-                file.events.unreserve(events * EVENT);
+                file.events.unreserve(events * VBLANK_EVENT);
                 return Ok(for_room());
             }
             out.cursor.fb = fb;

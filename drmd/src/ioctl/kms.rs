@@ -25,13 +25,12 @@ use crate::file::DrmFile;
 use crate::gem::{Image, Upload};
 use crate::kms::display::{self, Area};
 use crate::kms::{
-    modes, props, Flip, Framebuffer, Kms, Object, PlaneState, Queued, CONNECTOR_VIRTUAL,
-    CURSOR_SIZE, ENCODER_VIRTUAL, MAX_SIZE, MIN_SIZE,
+    cursor_image, modes, props, Flip, Framebuffer, Kms, Object, PlaneState, Queued,
+    CONNECTOR_VIRTUAL, CURSOR_FORMATS, CURSOR_SIZE, ENCODER_VIRTUAL, MAX_SIZE, MIN_SIZE,
+    PRIMARY_FORMATS, VBLANK_EVENT,
 };
 use crate::ring::Batch;
 
-/// Formats the primary plane scans out.
-const PRIMARY_FORMATS: [u32; 2] = [k::FORMAT_XRGB8888, k::FORMAT_ARGB8888];
 /// Known fourccs this device does not scan out (ENOENT rather than EINVAL,
 /// as Linux's `virtio_gpu_user_framebuffer_create` answers them).
 const OTHER_FORMATS: [&[u8; 4]; 8] = [
@@ -305,7 +304,7 @@ pub fn get_plane(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
                 out.primary.fb.as_ref().map(|f| f.id),
             )
         }
-        Some(Object::Cursor(n)) => (n, &PRIMARY_FORMATS[1..], None),
+        Some(Object::Cursor(n)) => (n, &CURSOR_FORMATS[..], None),
         _ => return Err(Errno::ENOENT),
     };
     let out = &kms.outputs[n];
@@ -706,9 +705,6 @@ pub fn dirtyfb(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<Ans
     Ok(Answer::Ready(0))
 }
 
-/// Bytes of a flip's event.
-const FLIP_EVENT: usize = size_of::<EventVblank>();
-
 /// PAGE_FLIP: shows `fb_id` at the CRTC's next simulated vblank after its
 /// flush is done, with a FLIP_COMPLETE event if asked. EBUSY while a flip
 /// is pending, EINVAL with the CRTC off, ENOMEM without room for the event.
@@ -744,7 +740,7 @@ pub fn page_flip(
     }
     let event = f.flags & k::flip::EVENT != 0;
     if event {
-        file.events.reserve(FLIP_EVENT)?;
+        file.events.reserve(VBLANK_EVENT)?;
     }
     let out = &mut kms.outputs[n];
     let plane = PlaneState {
@@ -760,7 +756,7 @@ pub fn page_flip(
     )?
     else {
         if event {
-            file.events.unreserve(FLIP_EVENT);
+            file.events.unreserve(VBLANK_EVENT);
         }
         return Ok(for_room());
     };
@@ -812,7 +808,7 @@ fn event_vblank(
     EventVblank {
         base: k::Event {
             type_,
-            length: FLIP_EVENT as u32,
+            length: VBLANK_EVENT as u32,
         },
         user_data,
         tv_sec: time.as_secs() as u32,
@@ -862,10 +858,7 @@ pub fn cursor(
             (None, (0, 0))
         } else {
             let gem = file.bo(c.handle)?.clone();
-            let square = gem
-                .image
-                .is_some_and(|i| (i.width, i.height) == (CURSOR_SIZE, CURSOR_SIZE));
-            if c.width > CURSOR_SIZE || c.height > CURSOR_SIZE || !square {
+            if c.width > CURSOR_SIZE || c.height > CURSOR_SIZE || !cursor_image(&gem) {
                 return Err(Errno::EINVAL);
             }
             (Some(gem), (c.hot_x, c.hot_y))
@@ -1125,7 +1118,7 @@ pub fn destroy_prop_blob(kms: &mut Kms, id: HandleId, payload: &mut [u8]) -> Res
 // `_DRM_VBLANK_*` (drm.h).
 const VBLANK_RELATIVE: u32 = 0x1;
 const VBLANK_HIGH_CRTC_MASK: u32 = 0x3e;
-const VBLANK_EVENT: u32 = 0x0400_0000;
+const VBLANK_WITH_EVENT: u32 = 0x0400_0000;
 const VBLANK_NEXTONMISS: u32 = 0x1000_0000;
 const VBLANK_SECONDARY: u32 = 0x2000_0000;
 const VBLANK_SIGNAL: u32 = 0x4000_0000;
@@ -1151,7 +1144,7 @@ pub fn wait_vblank(
     p.finish().map_err(wire)?;
     let known = VBLANK_RELATIVE
         | VBLANK_HIGH_CRTC_MASK
-        | VBLANK_EVENT
+        | VBLANK_WITH_EVENT
         | VBLANK_NEXTONMISS
         | VBLANK_SECONDARY
         | VBLANK_SIGNAL;
@@ -1184,8 +1177,8 @@ pub fn wait_vblank(
         w.tval_sec = (time_ns / 1_000_000_000) as i64;
         w.tval_usec = (time_ns % 1_000_000_000 / 1000) as i64;
     };
-    if w.type_ & VBLANK_EVENT != 0 {
-        file.events.reserve(FLIP_EVENT)?;
+    if w.type_ & VBLANK_WITH_EVENT != 0 {
+        file.events.reserve(VBLANK_EVENT)?;
         out.queued.push(Queued {
             owner: id,
             target,
@@ -1321,7 +1314,7 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
         return Err(Errno::EINVAL);
     }
     let formats = if cursor {
-        &PRIMARY_FORMATS[1..]
+        &CURSOR_FORMATS[..]
     } else {
         &PRIMARY_FORMATS[..]
     };
@@ -1347,11 +1340,7 @@ pub fn set_plane(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<A
     }
     let out = &mut kms.outputs[n];
     if cursor {
-        let square = fb
-            .gem
-            .image
-            .is_some_and(|i| (i.width, i.height) == (CURSOR_SIZE, CURSOR_SIZE));
-        if !square || s.crtc_w > CURSOR_SIZE || s.crtc_h > CURSOR_SIZE {
+        if !cursor_image(&fb.gem) || s.crtc_w > CURSOR_SIZE || s.crtc_h > CURSOR_SIZE {
             return Err(Errno::EINVAL);
         }
         let (image, hot) = (Some(fb.gem.clone()), out.cursor.hot);

@@ -10,7 +10,9 @@ use drm_uapi::kms::{self as k, ModeInfo};
 use scheme_seam::{Errno, Result};
 use zerocopy::FromBytes;
 
-use super::{props, Framebuffer, Kms, Object, CURSOR_SIZE};
+use super::{
+    cursor_image, props, Framebuffer, Kms, Object, CURSOR_FORMATS, CURSOR_SIZE, PRIMARY_FORMATS,
+};
 
 /// One plane's state in a commit.
 #[derive(Clone, Debug, Default)]
@@ -262,8 +264,8 @@ impl Kms {
                 return Err(Errno::EINVAL);
             }
             let formats: &[u32] = match cursor {
-                true => &[k::FORMAT_ARGB8888],
-                false => &[k::FORMAT_XRGB8888, k::FORMAT_ARGB8888],
+                true => &CURSOR_FORMATS,
+                false => &PRIMARY_FORMATS,
             };
             if !formats.contains(&fb.format) {
                 return Err(Errno::EINVAL);
@@ -282,11 +284,10 @@ impl Kms {
                 return Err(Errno::EINVAL);
             }
             if cursor {
-                let square = fb
-                    .gem
-                    .image
-                    .is_some_and(|i| (i.width, i.height) == (CURSOR_SIZE, CURSOR_SIZE));
-                if !square || w > i64::from(CURSOR_SIZE) || h > i64::from(CURSOR_SIZE) {
+                if !cursor_image(&fb.gem)
+                    || w > i64::from(CURSOR_SIZE)
+                    || h > i64::from(CURSOR_SIZE)
+                {
                     return Err(Errno::EINVAL);
                 }
             } else if let Some(m) = set.mode {

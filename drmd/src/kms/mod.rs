@@ -39,6 +39,24 @@ pub const MIN_SIZE: u32 = 32;
 pub const MAX_SIZE: u32 = 8192;
 /// The cursor plane's size (`DRM_CAP_CURSOR_WIDTH/HEIGHT`).
 pub const CURSOR_SIZE: u32 = 64;
+/// Formats the primary plane scans out.
+pub const PRIMARY_FORMATS: [u32; 2] = [
+    drm_uapi::kms::FORMAT_XRGB8888,
+    drm_uapi::kms::FORMAT_ARGB8888,
+];
+/// Formats the cursor plane scans out.
+pub const CURSOR_FORMATS: [u32; 1] = [drm_uapi::kms::FORMAT_ARGB8888];
+/// Bytes of a VBLANK or FLIP_COMPLETE event: what a request that sends one
+/// reserves of its file's event space.
+pub const VBLANK_EVENT: usize = size_of::<drm_uapi::kms::EventVblank>();
+
+/// Whether `gem` can be the cursor's image: a 64x64 image, the only
+/// cursor virtio shows.
+pub fn cursor_image(gem: &Gem) -> bool {
+    gem.image
+        .is_some_and(|i| (i.width, i.height) == (CURSOR_SIZE, CURSOR_SIZE))
+}
+
 /// `DRM_MODE_ENCODER_VIRTUAL`.
 pub const ENCODER_VIRTUAL: u32 = 5;
 /// `DRM_MODE_CONNECTOR_VIRTUAL`.
