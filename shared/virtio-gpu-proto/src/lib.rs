@@ -29,6 +29,7 @@ pub mod cmd3d;
 pub mod config;
 pub mod cursor;
 pub mod display;
+pub mod edid;
 pub mod features;
 pub mod header;
 pub mod ids;
