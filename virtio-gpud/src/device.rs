@@ -12,11 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use virtio_gpu_proto::{
     CapsetHeader, CapsetId, CommandType, CtrlHdr, CtxCreate, CtxDestroy, CtxId, DisplayOne,
-    Features, FenceId, GetCapset, GetCapsetInfo, GetDisplayInfo, GpuConfig, Queue, Request,
-    ResourceId, RespCapset, Response, ResponseType, Wire, MAX_SCANOUTS,
+    Features, FenceId, GetCapset, GetCapsetInfo, GetDisplayInfo, GetEdid, GpuConfig, Queue,
+    Request, ResourceId, RespCapset, Response, ResponseType, ScanoutId, Wire, EVENT_DISPLAY,
+    MAX_SCANOUTS,
 };
 use zerocopy::FromBytes;
 
@@ -36,6 +37,16 @@ const WANTED_FEATURES: Features = Features::VIRGL
     .union(Features::CONTEXT_INIT)
     .union(Features::RING_EVENT_IDX)
     .union(Features::VERSION_1);
+
+/// What the device reports of one scanout's display.
+#[derive(Clone, Debug, Default)]
+pub struct ScanoutDisplay {
+    /// Its GET_DISPLAY_INFO entry: preferred geometry and connection.
+    pub info: DisplayOne,
+    /// Its EDID (GET_EDID; at most the answer's 1024 bytes, as long as
+    /// the device said), empty when the device gives none.
+    pub edid: Vec<u8>,
+}
 
 /// Tunables for [`Gpu::new`].
 #[derive(Clone, Debug)]
@@ -128,9 +139,12 @@ pub struct Gpu<T: Transport> {
     features: Features,
     config: GpuConfig,
     capsets: Vec<CapsetInfo>,
-    /// Each scanout's preferred mode and whether a display is connected,
-    /// as GET_DISPLAY_INFO answered at start.
-    displays: Vec<DisplayOne>,
+    /// Each scanout's display, as the device last reported it.
+    displays: Vec<ScanoutDisplay>,
+    /// The device signalled a display change not yet asked about.
+    display_query: bool,
+    /// Times the displays were asked again after a change.
+    display_changes: u64,
     capset_cache: HashMap<(CapsetId, u32), Arc<[u8]>>,
     fences: Fences,
     /// Completions drained while waiting for another, until claimed.
@@ -196,6 +210,8 @@ impl<T: Transport> Gpu<T> {
             config,
             capsets: Vec::new(),
             displays: Vec::new(),
+            display_query: false,
+            display_changes: 0,
             capset_cache: HashMap::new(),
             fences: Fences::with_wrap(opts.fence_wrap),
             done: HashMap::new(),
@@ -217,13 +233,7 @@ impl<T: Transport> Gpu<T> {
                 max_size: info.capset_max_size.get(),
             });
         }
-        // Asked only of a device with scanouts: a vhost-user backend with
-        // no display to ask stalls its queue on this.
-        let scanouts = (gpu.config.num_scanouts.get() as usize).min(MAX_SCANOUTS);
-        if scanouts > 0 {
-            let info = gpu.call(&GetDisplayInfo::new(), &[], None)?;
-            gpu.displays = info.pmodes[..scanouts].to_vec();
-        }
+        gpu.query_displays()?;
         info!(
             "virtio-gpu: features {:?}, {} scanouts, capsets {:?}",
             gpu.features,
@@ -294,9 +304,81 @@ impl<T: Transport> Gpu<T> {
         &self.pool
     }
 
-    /// Each scanout's preferred mode and connection, from GET_DISPLAY_INFO.
-    pub fn displays(&self) -> &[DisplayOne] {
+    /// Each scanout's display, as the device last reported it.
+    pub fn displays(&self) -> &[ScanoutDisplay] {
         &self.displays
+    }
+
+    /// Times the displays were asked again after the device signalled a
+    /// change.
+    pub fn display_changes(&self) -> u64 {
+        self.display_changes
+    }
+
+    /// Asks the device for each scanout's display: GET_DISPLAY_INFO, and
+    /// GET_EDID of each scanout when EDID was negotiated.
+    fn query_displays(&mut self) -> Result<(), Error> {
+        // Asked only of a device with scanouts: a vhost-user backend with
+        // no display to ask stalls its queue on this.
+        let scanouts = (self.config.num_scanouts.get() as usize).min(MAX_SCANOUTS);
+        if scanouts == 0 {
+            return Ok(());
+        }
+        let info = self.call(&GetDisplayInfo::new(), &[], None)?;
+        let mut displays: Vec<ScanoutDisplay> = info.pmodes[..scanouts]
+            .iter()
+            .map(|&info| ScanoutDisplay {
+                info,
+                edid: Vec::new(),
+            })
+            .collect();
+        if self.features.contains(Features::EDID) {
+            for (i, d) in displays.iter_mut().enumerate() {
+                // A scanout whose EDID the device will not give has none;
+                // the others keep theirs.
+                match self.call(&GetEdid::new(ScanoutId::new(i as u32)), &[], None) {
+                    Ok(resp) => d.edid = resp.edid().to_vec(),
+                    Err(e) => warn!("scanout {i}: no EDID ({e})"),
+                }
+            }
+        }
+        self.displays = displays;
+        Ok(())
+    }
+
+    /// Acts on a configuration change the device signalled: a display
+    /// event (virtio 1.2 §5.7.4) is acknowledged and the displays asked
+    /// again — at once, or, where the transport needs it
+    /// ([`Transport::display_queries_need_idle`]), once no fenced command
+    /// is in flight. Returns whether they were asked (they may have
+    /// changed); call it after every interrupt and batch of completions.
+    pub fn refresh_displays(&mut self) -> Result<bool, Error> {
+        if self.transport.config_changed() {
+            let events = self.transport.read_config()?.events_read.get();
+            if events != 0 {
+                self.transport.clear_config_events(events)?;
+            }
+            self.display_query |= events & EVENT_DISPLAY != 0;
+        }
+        let busy = || self.ctrl.fences_in_flight().next().is_some();
+        if !self.display_query || (self.transport.display_queries_need_idle() && busy()) {
+            return Ok(false);
+        }
+        self.display_query = false;
+        self.display_changes += 1;
+        self.query_displays()?;
+        Ok(true)
+    }
+
+    /// Makes the display the transport serves ask for `size` on `scanout`
+    /// (see [`Transport::request_display`]); the change is then handled as
+    /// the device's own, by [`Gpu::refresh_displays`].
+    pub fn request_display(
+        &mut self,
+        scanout: usize,
+        size: Option<(u32, u32)>,
+    ) -> Result<(), Error> {
+        Ok(self.transport.request_display(scanout, size)?)
     }
 
     /// The transport (e.g. for the display it serves).

@@ -44,8 +44,9 @@ enum Node {
     Session(SessionId, Domain),
     /// A reader of the trace (its reader id is the handle id).
     Trace,
-    /// A scanout as the display showed it when opened (a PAM image).
-    Display(Vec<u8>),
+    /// A scanout (its index; None: the cursor) as the display showed it
+    /// when opened (a PAM image).
+    Display(Option<usize>, Vec<u8>),
 }
 
 /// The source token of the transport's loss descriptor, past its
@@ -195,7 +196,12 @@ impl<T: Transport> GpuScheme<T> {
         let stats = gpu.stats();
         let mut s = String::new();
         let _ = writeln!(s, "features {:?}", gpu.features());
-        let _ = writeln!(s, "scanouts {}", gpu.config().num_scanouts.get());
+        let _ = writeln!(
+            s,
+            "scanouts {} display_changes {}",
+            gpu.config().num_scanouts.get(),
+            gpu.display_changes()
+        );
         for c in gpu.capsets() {
             let _ = writeln!(
                 s,
@@ -556,6 +562,7 @@ impl<T: Transport> GpuScheme<T> {
             .gpu
             .displays()
             .iter()
+            .map(|d| d.info)
             .flat_map(|d| {
                 let entry = api::DisplayEntry {
                     x: d.r.x.get(),
@@ -679,6 +686,14 @@ impl<T: Transport> GpuScheme<T> {
                 .ok_or(Errno::ENODEV),
             api::INFO => self.info(payload),
             api::DISPLAYS => self.displays(payload),
+            api::EDID => {
+                let scanout = payload.get(..4).ok_or(Errno::EINVAL)?;
+                let scanout = u32::from_le_bytes(scanout.try_into().expect("4 bytes")) as usize;
+                let edid = &self.gpu.displays().get(scanout).ok_or(Errno::ENOENT)?.edid;
+                let dst = payload.get_mut(..edid.len()).ok_or(Errno::EMSGSIZE)?;
+                dst.copy_from_slice(edid);
+                Ok(edid.len())
+            }
             api::CAPSET => {
                 let word = |i: usize| -> Result<u32> {
                     let b = payload.get(i..i + 4).ok_or(Errno::EINVAL)?;
@@ -738,8 +753,39 @@ impl<T: Transport> GpuScheme<T> {
         self.lose_contexts();
         self.report_fences();
         self.reclaim_finished(ctx);
+        self.refresh_displays(ctx);
         self.wake_readers(ctx);
         found
+    }
+
+    /// Asks the device about its displays again if it signalled a change
+    /// (see [`Gpu::refresh_displays`]); every session handle then polls
+    /// readable, so that drmd looks (see [`api::DISPLAYS`]).
+    fn refresh_displays(&mut self, ctx: &mut Context) {
+        match self.gpu.refresh_displays() {
+            Ok(false) => {}
+            Ok(true) => {
+                info!(
+                    "the displays changed: {:?}",
+                    self.gpu
+                        .displays()
+                        .iter()
+                        .map(|d| d.info)
+                        .collect::<Vec<_>>()
+                );
+                self.wake_sessions(ctx);
+            }
+            Err(e) => warn_limited!(self.log, "asking the device about its displays: {e}"),
+        }
+    }
+
+    /// Makes every session handle poll readable.
+    fn wake_sessions(&self, ctx: &mut Context) {
+        for (&id, node) in &self.handles {
+            if matches!(node, Node::Session(..)) {
+                ctx.post_event(id, EventFlags::READ);
+            }
+        }
     }
 
     /// Frees what waited for the commands the device finished, sends the
@@ -761,11 +807,7 @@ impl<T: Transport> GpuScheme<T> {
         if std::mem::take(&mut self.room_wanted) {
             // Clients that were answered EAGAIN for a full ring (drmd's
             // non-blocking QUEUEs) learn of the room by polling a session.
-            for (&id, node) in &self.handles {
-                if matches!(node, Node::Session(..)) {
-                    ctx.post_event(id, EventFlags::READ);
-                }
-            }
+            self.wake_sessions(ctx);
         }
     }
 
@@ -889,11 +931,14 @@ impl<T: Transport> Scheme for GpuScheme<T> {
             }
             (api::DISPLAY_PATH, what) => {
                 let screen = self.gpu.transport().screen().ok_or(Errno::ENOENT)?;
-                let image = match what {
-                    "cursor" => Some(screen.cursor_pam()),
-                    scanout => scanout.parse().ok().and_then(|i| screen.pam(i)),
+                let (scanout, image) = match what {
+                    "cursor" => (None, Some(screen.cursor_pam())),
+                    scanout => {
+                        let i = scanout.parse().map_err(|_| Errno::ENOENT)?;
+                        (Some(i), screen.pam(i))
+                    }
                 };
-                Node::Display(image.ok_or(Errno::ENOENT)?)
+                Node::Display(scanout, image.ok_or(Errno::ENOENT)?)
             }
             _ => return Err(Errno::ENOENT),
         };
@@ -921,9 +966,40 @@ impl<T: Transport> Scheme for GpuScheme<T> {
                     n => Answer::Ready(n),
                 });
             }
-            Node::Display(image) => return Ok(Answer::Ready(read_bytes(image, buf, offset))),
+            Node::Display(_, image) => return Ok(Answer::Ready(read_bytes(image, buf, offset))),
         };
         Ok(Answer::Ready(read_text(&text, buf, offset)))
+    }
+
+    fn write(
+        &mut self,
+        id: HandleId,
+        buf: &[u8],
+        _offset: u64,
+        ctx: &mut Context,
+    ) -> Result<usize> {
+        // `display/N` takes what its monitor asks for: `WxH`, or `off`.
+        let &Node::Display(Some(scanout), _) = self.handles.get(&id).ok_or(Errno::EBADF)? else {
+            return Err(Errno::EBADF);
+        };
+        let text = std::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?.trim();
+        let size = match text {
+            "off" => None,
+            size => {
+                let (w, h) = size.split_once('x').ok_or(Errno::EINVAL)?;
+                let parse = |v: &str| v.parse::<u32>().ok().filter(|v| (1..=16384).contains(v));
+                Some((
+                    parse(w).ok_or(Errno::EINVAL)?,
+                    parse(h).ok_or(Errno::EINVAL)?,
+                ))
+            }
+        };
+        self.gpu.request_display(scanout, size).map_err(|e| {
+            log::debug!("display/{scanout}: {e}");
+            Errno::ENOENT
+        })?;
+        self.refresh_displays(ctx);
+        Ok(buf.len())
     }
 
     fn call(

@@ -75,6 +75,7 @@ const TEST_PACKAGES: &[&str] = &[
     "libdrm-tests",
     "kmscube",
     "glmark2-es2-drm",
+    "edid-decode",
 ];
 /// The package that ships the backend (taken apart, not installed: its
 /// GUI dependencies are not needed).

@@ -12,7 +12,11 @@
 //! - `display/N` (root only): scanout N as the display the transport serves
 //!   shows it, taken when the handle opens, as a Netpbm PAM image (RGB_ALPHA;
 //!   a `# updates N` header comment counts the frame updates the display had
-//!   received): what tests compare and tools convert. `display/cursor`: the
+//!   received, `# monitor WxH` or `# monitor off` says what its monitor asks
+//!   for): what tests compare and tools convert. Writing `WxH` (each 1 to
+//!   16384) or `off` to `display/N` makes its monitor ask for that size or
+//!   unplugs it, as resizing or closing a VMM's window does: the device
+//!   signals a display change (EINVAL for other text). `display/cursor`: the
 //!   cursor the same way (64x64 with its alpha, 0x0 before its first image;
 //!   `# visible`, `# scanout`, `# x`, `# y`, `# hot_x`, `# hot_y` comments).
 //!   ENOENT on a transport whose display cannot be read back (a real
@@ -57,7 +61,13 @@
 //!     return value is the bytes written).
 //!   - [`DISPLAYS`]: one [`DisplayEntry`] per scanout (the return value is
 //!     the bytes written): each scanout's preferred mode and connection, as
-//!     the device answered GET_DISPLAY_INFO when the daemon started.
+//!     the device last answered GET_DISPLAY_INFO (at start, and after each
+//!     display change it signalled; every session handle then polls
+//!     readable, as for ring room).
+//!   - [`EDID`]: payload = a scanout index (`u32`) in, then room; the
+//!     scanout's EDID out, as the device last answered GET_EDID (the return
+//!     value is its length: 0 when the device gives none; ENOENT for a
+//!     scanout it lacks).
 //!   - [`CAPSET`]: payload = capset id and version (`u32` each) in, then
 //!     room; the capset's data out, from the daemon's cache (the return
 //!     value is its length).
@@ -117,6 +127,8 @@ pub const RELEASE: u64 = 10;
 
 /// Call: the scanouts' displays.
 pub const DISPLAYS: u64 = 11;
+/// Call: a scanout's EDID.
+pub const EDID: u64 = 12;
 
 /// One scanout in a [`DISPLAYS`] answer (`virtio_gpu_display_one` in the
 /// host's byte order).

@@ -145,6 +145,17 @@ impl Session {
             .collect())
     }
 
+    /// Scanout `scanout`'s EDID, empty when the device gives none (see
+    /// [`api::EDID`]).
+    pub fn edid(&self, scanout: u32) -> io::Result<Vec<u8>> {
+        // The most GET_EDID answers with.
+        let mut payload = vec![0u8; 1024];
+        payload[..4].copy_from_slice(&scanout.to_le_bytes());
+        let n = self.fd.call(&mut payload, &[api::EDID])?;
+        payload.truncate(n);
+        Ok(payload)
+    }
+
     /// A capset's data (up to `max_size` bytes).
     pub fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         let mut payload = vec![0u8; max_size.max(8)];

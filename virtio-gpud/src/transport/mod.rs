@@ -56,6 +56,15 @@ pub trait Transport {
     /// Reads the device configuration space.
     fn read_config(&mut self) -> Result<GpuConfig, TransportError>;
 
+    /// Writes `events` to the configuration's `events_clear`: the driver
+    /// has handled them (virtio 1.2 §5.7.4).
+    fn clear_config_events(&mut self, events: u32) -> Result<(), TransportError>;
+
+    /// Whether the device signalled a configuration change since the last
+    /// call (which consumes it). Interrupt handling ([`Transport::wait_interrupt`],
+    /// [`Transport::ack_interrupts`]) records the signal.
+    fn config_changed(&mut self) -> bool;
+
     /// Tells the device that queue `index` has new buffers.
     fn notify(&mut self, index: u16) -> Result<(), TransportError>;
 
@@ -108,5 +117,29 @@ pub trait Transport {
     /// read back: None.
     fn screen(&self) -> Option<screen::DisplayState> {
         None
+    }
+
+    /// Makes the display the transport serves ask for `size` on scanout
+    /// `scanout` (None: unplug its monitor), as a window resized in a VMM's
+    /// UI does, and signals the configuration change. A real monitor
+    /// cannot be told: Unsupported.
+    fn request_display(
+        &mut self,
+        scanout: usize,
+        size: Option<(u32, u32)>,
+    ) -> Result<(), TransportError> {
+        let _ = (scanout, size);
+        Err(TransportError::Unsupported(
+            "the display is not ours to resize".into(),
+        ))
+    }
+
+    /// Whether GET_DISPLAY_INFO and GET_EDID may only be sent while no
+    /// fenced command is in flight. QEMU's vhost-user-gpu backend in virgl
+    /// mode answers a pending display query with the first fence that
+    /// retires (and then crashes on the real answer), so it needs this;
+    /// a device that answers commands on their own does not.
+    fn display_queries_need_idle(&self) -> bool {
+        false
     }
 }

@@ -41,6 +41,9 @@ pub struct Cursor {
 pub struct DisplayState {
     /// Scanouts, indexed by scanout id.
     pub scanouts: Vec<Scanout>,
+    /// The size each scanout's monitor asks for (QEMU's UI window size;
+    /// None: unplugged): what GET_DISPLAY_INFO and GET_EDID report.
+    pub monitors: Vec<Option<(u32, u32)>>,
     /// The cursor.
     pub cursor: Cursor,
     /// Framebuffer updates received.
@@ -67,11 +70,16 @@ fn pam(width: u32, height: u32, pixels: &[u32], opaque: bool, comments: &str) ->
 
 impl DisplayState {
     /// Scanout `index` as a PAM image (opaque), with the number of updates
-    /// received as a header comment (`# updates N`): what tests compare and
+    /// received and the monitor's size as header comments (`# updates N`,
+    /// `# monitor WxH` or `# monitor off`): what tests compare and
     /// tools convert. None for a scanout it lacks.
     pub fn pam(&self, index: usize) -> Option<Vec<u8>> {
         let s = self.scanouts.get(index)?;
-        let comments = format!("# updates {}\n", self.updates);
+        let monitor = match self.monitors.get(index).copied().flatten() {
+            Some((w, h)) => format!("{w}x{h}"),
+            None => "off".into(),
+        };
+        let comments = format!("# updates {}\n# monitor {monitor}\n", self.updates);
         Some(pam(s.width, s.height, &s.pixels, true, &comments))
     }
 

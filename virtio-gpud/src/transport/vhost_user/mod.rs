@@ -21,7 +21,7 @@ use log::{debug, info};
 use vhost::vhost_user::message::{FrontendReq, VhostUserConfigFlags, VhostUserHeaderFlag};
 use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
-use virtio_gpu_proto::GpuConfig;
+use virtio_gpu_proto::{Features, GpuConfig, EVENT_DISPLAY};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 use zerocopy::FromBytes;
@@ -201,6 +201,14 @@ pub struct VhostUserTransport {
     /// closed once that was seen.
     backend: Option<OwnedFd>,
     lost: bool,
+    /// `events_read`, which the VMM (this side) manages, as QEMU does for
+    /// its vhost-user-gpu device: the backend knows nothing of displays.
+    events_read: u32,
+    /// A configuration change not yet seen by [`Transport::config_changed`].
+    config_pending: bool,
+    /// Whether the backend runs virgl (its display queries then race its
+    /// fences; see [`Transport::display_queries_need_idle`]).
+    virgl: bool,
 }
 
 impl std::fmt::Debug for VhostUserTransport {
@@ -305,6 +313,9 @@ impl VhostUserTransport {
             log: None,
             backend: None,
             lost: false,
+            events_read: 0,
+            config_pending: false,
+            virgl: false,
         })
     }
 
@@ -363,6 +374,7 @@ impl Transport for VhostUserTransport {
     }
 
     fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError> {
+        self.virgl = features & Features::VIRGL.bits() != 0;
         // Protocol features were negotiated, which the backend learns from
         // this bit in SET_FEATURES.
         Ok(self
@@ -422,7 +434,40 @@ impl Transport for VhostUserTransport {
         // it is the number of displays we serve.
         let scanouts = self.display.as_ref().map_or(0, Display::num_scanouts);
         config.num_scanouts = scanouts.into();
+        config.events_read = self.events_read.into();
         Ok(config)
+    }
+
+    fn clear_config_events(&mut self, events: u32) -> Result<(), TransportError> {
+        self.events_read &= !events;
+        Ok(())
+    }
+
+    fn config_changed(&mut self) -> bool {
+        std::mem::take(&mut self.config_pending)
+    }
+
+    fn request_display(
+        &mut self,
+        scanout: usize,
+        size: Option<(u32, u32)>,
+    ) -> Result<(), TransportError> {
+        let display = self
+            .display
+            .as_ref()
+            .ok_or_else(|| TransportError::Unsupported("no display is served".into()))?;
+        if !display.request(scanout, size) {
+            return Err(TransportError::Unsupported(format!("no scanout {scanout}")));
+        }
+        // The VMM's configuration interrupt, raised in-process: the event
+        // loop that called this looks at `config_changed` next.
+        self.events_read |= EVENT_DISPLAY;
+        self.config_pending = true;
+        Ok(())
+    }
+
+    fn display_queries_need_idle(&self) -> bool {
+        self.virgl
     }
 
     fn notify(&mut self, index: u16) -> Result<(), TransportError> {
