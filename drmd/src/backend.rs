@@ -21,6 +21,8 @@ pub trait DeviceSession: Debug + Send + Sync {
     fn info(&self) -> io::Result<(DeviceInfo, Vec<CapsetEntry>)>;
     /// Each scanout's display.
     fn displays(&self) -> io::Result<Vec<DisplayEntry>>;
+    /// Scanout `scanout`'s EDID (empty: none).
+    fn edid(&self, scanout: u32) -> io::Result<Vec<u8>>;
     /// Capset `id` at `version`, up to `max_size` bytes.
     fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>>;
     /// The syncd timeline of device fences.
@@ -58,6 +60,9 @@ impl DeviceSession for Session {
     }
     fn displays(&self) -> io::Result<Vec<DisplayEntry>> {
         Session::displays(self)
+    }
+    fn edid(&self, scanout: u32) -> io::Result<Vec<u8>> {
+        Session::edid(self, scanout)
     }
     fn capset(&self, id: u32, version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         Session::capset(self, id, version, max_size)

@@ -432,6 +432,16 @@ impl DrmFd {
         self.ioctl(k::SETCRTC, &mut payload).map(drop)
     }
 
+    /// GETCRTC: the CRTC's framebuffer, position and mode.
+    pub fn crtc(&self, crtc: u32) -> io::Result<k::CrtcHeader> {
+        let mut c = k::CrtcHeader {
+            crtc_id: crtc,
+            ..k::CrtcHeader::new_zeroed()
+        };
+        self.ioctl(k::GETCRTC, c.as_mut_bytes())?;
+        Ok(c)
+    }
+
     /// PAGE_FLIP.
     pub fn page_flip(&self, crtc: u32, fb: u32, flags: u32, user_data: u64) -> io::Result<()> {
         let mut f = k::PageFlip {

@@ -80,13 +80,27 @@ impl Device {
         self.control.open_for(uid)
     }
 
-    /// Each scanout's display, as virtio-gpud learnt it (none if it cannot
-    /// say: the device then shows nothing).
-    pub fn displays(&self) -> Vec<gpu_session::api::DisplayEntry> {
-        self.control
+    /// Each scanout's display and EDID, as virtio-gpud last learnt them
+    /// (none if it cannot say: the device then shows nothing; a scanout
+    /// whose EDID cannot be read has none).
+    pub fn monitors(&self) -> Vec<crate::kms::Monitor> {
+        let entries = self
+            .control
             .displays()
             .map_err(|e| log::warn!("no display information ({e}): no outputs"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| crate::kms::Monitor {
+                entry,
+                edid: self
+                    .control
+                    .edid(i as u32)
+                    .map_err(|e| log::warn!("scanout {i}: no EDID ({e})"))
+                    .unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// The session that holds exported objects for their dma-bufs, and

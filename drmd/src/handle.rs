@@ -94,6 +94,14 @@ impl Handles {
         })
     }
 
+    /// Every DRM file, by its handle, mutably.
+    pub fn files_mut(&mut self) -> impl Iterator<Item = (HandleId, &mut DrmFile)> {
+        self.map.iter_mut().filter_map(|(&id, h)| match h {
+            Handle::File(file) => Some((id, &mut **file)),
+            _ => None,
+        })
+    }
+
     /// Every dma-buf's object.
     pub fn dma_bufs(&self) -> impl Iterator<Item = &Arc<Gem>> {
         self.map.values().filter_map(|h| match h {

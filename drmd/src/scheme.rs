@@ -103,7 +103,7 @@ impl DrmScheme {
     /// Serves `device`.
     pub fn new(device: Device) -> Self {
         DrmScheme {
-            kms: Kms::new(&device.displays()),
+            kms: Kms::new(&device.monitors()),
             progress_events: device.progress_fd().is_some(),
             room_events: device.room_fd().is_ok(),
             device,
@@ -169,6 +169,29 @@ impl DrmScheme {
                 file.events.push(event);
                 ctx.post_event(id, EventFlags::READ);
                 ctx.wake(events_key(id));
+            }
+        }
+    }
+
+    /// Takes what virtio-gpud now reports of the displays (it makes the
+    /// control session readable after a display change): each changed
+    /// connector is announced to the files that asked for Redox's hotplug
+    /// events. Linux clients hear of it from udev there; here they find
+    /// it by asking GETCONNECTOR again.
+    fn refresh_monitors(&mut self, ctx: &mut Context) {
+        let changed = self.kms.update_monitors(&self.device.monitors());
+        for n in changed {
+            log::info!(
+                "connector {n} changed: {:?}",
+                self.kms.outputs[n].monitor.entry
+            );
+            let event = crate::events::hotplug(crate::kms::Object::Connector(n).id());
+            for (id, file) in self.handles.files_mut() {
+                if file.caps.redox_hotplug {
+                    file.events.post(event.clone());
+                    ctx.post_event(id, EventFlags::READ);
+                    ctx.wake(events_key(id));
+                }
             }
         }
     }
@@ -441,6 +464,8 @@ impl Scheme for DrmScheme {
             ROOM_SOURCE => {
                 self.device.acknowledge_room();
                 ctx.wake(ROOM);
+                // The same readiness announces display changes.
+                self.refresh_monitors(ctx);
             }
             _ => {}
         }

@@ -152,7 +152,7 @@ pub fn run(data: &[u8]) {
     let device = Device::new(Arc::new(memory.clone()), None).expect("the memory device answers");
     let file = DrmFile::open(Node::Render, 1000, Box::new(memory.clone()));
     let mut s = State {
-        kms: Kms::new(&device.displays()),
+        kms: Kms::new(&device.monitors()),
         device,
         memory,
         file,

@@ -1210,3 +1210,104 @@ fn a_flips_event_wakes_a_poller_of_the_drm_fd() {
     let n = out.fd.read_events(&mut buf).unwrap();
     assert_eq!(vblank_events(&buf[..n])[0].user_data, 8);
 }
+
+/// Makes scanout `scanout`'s monitor ask for `what` (`WxH`, or `off` to
+/// unplug it), as resizing or closing a VMM's window does.
+fn monitor(scanout: u32, what: &str) -> std::io::Result<usize> {
+    SchemeFd::open(&format!("/scheme/virtio-gpu/display/{scanout}"), 0)?.write(what.as_bytes())
+}
+
+/// Reads `fd`'s events once it is readable: Redox's hotplug events.
+fn hotplug_events(fd: &DrmFd) -> Vec<k::EventHotplug> {
+    assert!(
+        poll_readable(fd.events_fd().unwrap(), 5_000),
+        "a hotplug event comes"
+    );
+    let mut buf = [0u8; 256];
+    let n = fd.read_events(&mut buf).unwrap();
+    buf[..n]
+        .chunks_exact(size_of::<k::EventHotplug>())
+        .map(|c| k::EventHotplug::read_from_bytes(c).unwrap())
+        .collect()
+}
+
+/// GETCONNECTOR of the connector until `done` holds (drmd hears of a
+/// display change a moment after virtio-gpud).
+fn connector_until(
+    fd: &DrmFd,
+    done: impl Fn(&k::GetConnectorHeader, &[ModeInfo]) -> bool,
+) -> (k::GetConnectorHeader, Vec<ModeInfo>) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (c, modes) = fd.connector(CONNECTOR, 32).unwrap();
+        if done(&c, &modes) {
+            return (c, modes);
+        }
+        assert!(Instant::now() < deadline, "connector stays {c:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_resized_or_unplugged_monitor_reaches_the_connector_and_hotplug_listeners() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack_2d();
+    let out = output();
+    let (w, h) = (u32::from(out.mode.hdisplay), u32::from(out.mode.vdisplay));
+    let (fb, _) = filled_fb(&out.fd, w, h, 0x0030_6090);
+    out.fd
+        .set_crtc(CRTC, fb, &[CONNECTOR], Some(out.mode))
+        .unwrap();
+    shown("0", |p| differing(p, |_, _| rgb(0x0030_6090)) == 0);
+    let listener = DrmFd::open(CARD).unwrap();
+    listener
+        .set_client_cap(k::REDOX_CLIENT_CAP_HOTPLUG_EVENTS, 1)
+        .unwrap();
+
+    // Resized: the new size is the preferred mode; what is shown stays.
+    monitor(0, "1280x720").unwrap();
+    let events = hotplug_events(&listener);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].base.type_, k::event::REDOX_CONNECTOR_HOTPLUG);
+    assert_eq!(events[0].base.length, 12);
+    assert_eq!(events[0].connector, CONNECTOR);
+    let (c, modes) = connector_until(&out.fd, |_, m| {
+        m.first().is_some_and(|m| m.hdisplay == 1280)
+    });
+    assert_eq!(c.connection, 1);
+    assert_eq!((modes[0].hdisplay, modes[0].vdisplay), (1280, 720));
+    assert_ne!(modes[0].type_ & 8, 0, "preferred");
+    assert!(modes.iter().any(|m| (m.hdisplay, m.vdisplay) == (800, 600)));
+    assert!(
+        !poll_readable(out.fd.events_fd().unwrap(), 0),
+        "no event without the cap"
+    );
+    let frame = shown("0", |p| p.header.contains("# monitor 1280x720"));
+    assert_eq!(frame.size(), (1024, 768), "the CRTC still shows its mode");
+    assert_eq!(differing(&frame, |_, _| rgb(0x0030_6090)), 0);
+    let crtc = out.fd.crtc(CRTC).unwrap();
+    assert_eq!((crtc.fb_id, crtc.mode.hdisplay), (fb, 1024));
+
+    // Unplugged, then plugged back before the listener reads: one event
+    // says to look again.
+    monitor(0, "off").unwrap();
+    connector_until(&out.fd, |c, m| c.connection == 2 && m.is_empty());
+    monitor(0, "1024x768").unwrap();
+    let (_, modes) = connector_until(&out.fd, |c, _| c.connection == 1);
+    assert_eq!((modes[0].hdisplay, modes[0].vdisplay), (1024, 768));
+    assert_eq!(hotplug_events(&listener).len(), 1);
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
+    assert!(stats.contains("display_changes 3"), "{stats}");
+
+    // What the monitor is told must be a size or `off`.
+    for bad in ["", "banana", "0x0", "1024x0", "16385x10", "x768", "-1x-1"] {
+        assert_eq!(errno(monitor(0, bad)), Some(libc::EINVAL), "{bad:?}");
+    }
+    assert_eq!(errno(monitor(1, "640x480")), Some(libc::ENOENT));
+    let cursor = SchemeFd::open("/scheme/virtio-gpu/display/cursor", 0).unwrap();
+    assert_eq!(errno(cursor.write(b"640x480")), Some(libc::EBADF));
+    assert!(
+        !poll_readable(listener.events_fd().unwrap(), 100),
+        "no change, no event"
+    );
+}

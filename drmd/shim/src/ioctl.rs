@@ -253,11 +253,7 @@ fn kms(conn: &Conn, r: &Request, arg: u64, layout: &drm_uapi::kms::Layout) -> Re
     // A faulted array's count is NOT_CARRIED, and so are the arrays it
     // counts with.
     let faulted = arrays.iter().any(|a| a.faulted);
-    let mut header: Vec<u8> = layout
-        .fields
-        .iter()
-        .flat_map(|&(at, len)| linux[at..at + len].to_vec())
-        .collect();
+    let mut header = layout.wire_header(&linux);
     for (i, a) in layout.arrays.iter().enumerate() {
         if !arrays[i].faulted {
             continue;

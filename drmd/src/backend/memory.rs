@@ -34,6 +34,8 @@ struct State {
     /// holders).
     allocs: BTreeMap<u64, u64>,
     holds: BTreeMap<u32, u32>,
+    /// The one scanout's display and EDID.
+    display: (DisplayEntry, Vec<u8>),
 }
 
 /// An in-memory device; every clone (and every session it opens) is the
@@ -57,8 +59,23 @@ impl MemoryDevice {
                 pad: 0,
             }],
             next_addr: 0x1000,
+            // One display connected at QEMU's default size, without EDID.
+            display: (
+                DisplayEntry {
+                    width: 1024,
+                    height: 768,
+                    enabled: 1,
+                    ..DisplayEntry::default()
+                },
+                Vec::new(),
+            ),
             ..State::default()
         })))
+    }
+
+    /// The display now reports `entry` and `edid` (a hotplug or resize).
+    pub fn set_display(&self, entry: DisplayEntry, edid: Vec<u8>) {
+        self.state().display = (entry, edid);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -148,13 +165,13 @@ impl DeviceSession for MemoryDevice {
         Ok((info, s.capsets.clone()))
     }
     fn displays(&self) -> io::Result<Vec<DisplayEntry>> {
-        // One display connected at QEMU's default size.
-        Ok(vec![DisplayEntry {
-            width: 1024,
-            height: 768,
-            enabled: 1,
-            ..DisplayEntry::default()
-        }])
+        Ok(vec![self.state().display.0])
+    }
+    fn edid(&self, scanout: u32) -> io::Result<Vec<u8>> {
+        match scanout {
+            0 => Ok(self.state().display.1.clone()),
+            _ => Err(errno(Errno::ENOENT)),
+        }
     }
     fn capset(&self, id: u32, _version: u32, max_size: usize) -> io::Result<Vec<u8>> {
         Ok(vec![id as u8; max_size])

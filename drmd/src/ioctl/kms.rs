@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use drm_uapi::kms::{
     self as k, CardResHeader, ClipRect, CreateBlobHeader, CreateDumb, CrtcHeader, CrtcLutHeader,
-    Cursor2, EventVblank, FbCmd, FbCmd2, FbDirtyHeader, GetBlobHeader, GetConnectorHeader,
-    GetEncoder, GetPlaneHeader, GetPlaneResHeader, GetPropertyHeader, Id, ListLesseesHeader,
-    MapDumb, ModeInfo, ObjGetPropertiesHeader, PageFlip, PropertyEnum,
+    Cursor2, FbCmd, FbCmd2, FbDirtyHeader, GetBlobHeader, GetConnectorHeader, GetEncoder,
+    GetPlaneHeader, GetPlaneResHeader, GetPropertyHeader, Id, ListLesseesHeader, MapDumb, ModeInfo,
+    ObjGetPropertiesHeader, PageFlip, PropertyEnum,
 };
 use drm_uapi::wire::Payload;
 use scheme_seam::{Answer, Errno, HandleId, Result};
@@ -92,7 +92,7 @@ pub fn get_resources(kms: &Kms, id: HandleId, payload: &mut [u8]) -> Result<usiz
 
 /// GETCONNECTOR: its encoder and modes (each copied only when all fit, as
 /// Linux), no properties yet, and whether a display is connected.
-pub fn get_connector(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
+pub fn get_connector(kms: &Kms, file: &DrmFile, payload: &mut [u8]) -> Result<usize> {
     let mut p = Payload::new(payload);
     let mut c: GetConnectorHeader = p.header().map_err(wire)?;
     let encoders = p.skip_array::<u32>(c.count_encoders);
@@ -104,26 +104,27 @@ pub fn get_connector(kms: &Kms, payload: &mut [u8]) -> Result<usize> {
         return Err(Errno::ENOENT);
     };
     let (encoders, modes_at) = (encoders.map_err(wire)?, modes_at.map_err(wire)?);
-    props.map_err(wire)?;
-    values.map_err(wire)?;
+    let (props_at, values_at) = (props.map_err(wire)?, values.map_err(wire)?);
+    let (ids, values) = visible_properties(kms, file, Object::Connector(n));
+    fill(&mut p, props_at, c.count_props, &ids)?;
+    fill(&mut p, values_at, c.count_props, &values)?;
     let out = &kms.outputs[n];
     let encoder = Object::Encoder(n).id();
     if c.count_encoders >= 1 {
         p.set_array(encoders, &[encoder]).map_err(wire)?;
     }
-    let modes: &[ModeInfo] = if out.connected() { &out.modes } else { &[] };
+    let modes = &out.modes;
     if !modes.is_empty() && c.count_modes as usize >= modes.len() {
         p.set_array(modes_at, modes).map_err(wire)?;
     }
     c.count_encoders = 1;
     c.count_modes = modes.len() as u32;
-    c.count_props = 0;
+    c.count_props = ids.len() as u32;
     c.encoder_id = if out.mode.is_some() { encoder } else { 0 };
     c.connector_type = CONNECTOR_VIRTUAL;
     c.connector_type_id = n as u32 + 1;
     c.connection = if out.connected() { 1 } else { 2 };
-    c.mm_width = 0;
-    c.mm_height = 0;
+    (c.mm_width, c.mm_height) = out.size_mm;
     // DRM_MODE_SUBPIXEL_UNKNOWN.
     c.subpixel = 1;
     p.set_header(&c).map_err(wire)?;
@@ -770,56 +771,6 @@ pub fn page_flip(
     Ok(Answer::Ready(0))
 }
 
-/// The FLIP_COMPLETE event of a flip done at vblank `seq` of CRTC
-/// `crtc_id`, at `time`.
-pub fn flip_event(user_data: u64, crtc_id: u32, seq: u64, time: std::time::Duration) -> Vec<u8> {
-    event_vblank(k::event::FLIP_COMPLETE, user_data, crtc_id, seq, time)
-}
-
-/// The VBLANK event of a WAIT_VBLANK for vblank `seq` of CRTC `crtc_id`,
-/// which happened at `time_ns`.
-pub fn vblank_event(user_data: u64, crtc_id: u32, seq: u64, time_ns: u64) -> Vec<u8> {
-    let time = std::time::Duration::from_nanos(time_ns);
-    event_vblank(k::event::VBLANK, user_data, crtc_id, seq, time)
-}
-
-/// The CRTC_SEQUENCE event of a CRTC_QUEUE_SEQUENCE for vblank `seq`.
-pub fn sequence_event(user_data: u64, seq: u64, time_ns: u64) -> Vec<u8> {
-    k::EventCrtcSequence {
-        base: k::Event {
-            type_: k::event::CRTC_SEQUENCE,
-            length: size_of::<k::EventCrtcSequence>() as u32,
-        },
-        user_data,
-        time_ns: time_ns as i64,
-        sequence: seq,
-    }
-    .as_bytes()
-    .to_vec()
-}
-
-fn event_vblank(
-    type_: u32,
-    user_data: u64,
-    crtc_id: u32,
-    seq: u64,
-    time: std::time::Duration,
-) -> Vec<u8> {
-    EventVblank {
-        base: k::Event {
-            type_,
-            length: VBLANK_EVENT as u32,
-        },
-        user_data,
-        tv_sec: time.as_secs() as u32,
-        tv_usec: time.subsec_micros(),
-        sequence: seq as u32,
-        crtc_id,
-    }
-    .as_bytes()
-    .to_vec()
-}
-
 /// CURSOR and CURSOR2: a new image (BO), a move (MOVE), or both. The image
 /// must be a 64x64 buffer (the only cursor virtio shows); handle 0 hides
 /// the cursor.
@@ -986,17 +937,24 @@ pub fn obj_get_properties(kms: &Kms, file: &DrmFile, payload: &mut [u8]) -> Resu
         return Err(Errno::EINVAL);
     }
     let (ids_at, values_at) = (ids_at.map_err(wire)?, values_at.map_err(wire)?);
-    let ids: Vec<u32> = props::of(object)
-        .iter()
-        .copied()
-        .filter(|&id| props::get(id).is_some_and(|p| file.caps.atomic || !p.atomic))
-        .collect();
-    let values: Vec<u64> = ids.iter().map(|&id| kms.value(object, id)).collect();
+    let (ids, values) = visible_properties(kms, file, object);
     fill(&mut p, ids_at, o.count_props, &ids)?;
     fill(&mut p, values_at, o.count_props, &values)?;
     o.count_props = ids.len() as u32;
     p.set_header(&o).map_err(wire)?;
     Ok(0)
+}
+
+/// The properties of `object` `file` sees (atomic ones only once it is
+/// atomic, as `drm_mode_object_get_properties`), and their values.
+fn visible_properties(kms: &Kms, file: &DrmFile, object: Object) -> (Vec<u32>, Vec<u64>) {
+    let ids: Vec<u32> = props::of(object)
+        .iter()
+        .copied()
+        .filter(|&id| props::get(id).is_some_and(|p| file.caps.atomic || !p.atomic))
+        .collect();
+    let values = ids.iter().map(|&id| kms.value(object, id)).collect();
+    (ids, values)
 }
 
 /// Sets property `prop` of `object` to `value` for a client that is not

@@ -235,7 +235,7 @@ pub fn entry(nr: u64) -> Option<Entry> {
             ready(kms::get_encoder(c.kms, c.payload))
         }),
         0xa7 => served("MODE_GETCONNECTOR", ANY, |c| {
-            ready(kms::get_connector(c.kms, c.payload))
+            ready(kms::get_connector(c.kms, c.file, c.payload))
         }),
         0xa8 => noop("MODE_ATTACHMODE", MASTER),
         0xa9 => noop("MODE_DETACHMODE", MASTER),

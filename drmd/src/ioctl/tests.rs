@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use drm_uapi::core::{self as dc, GemClose, GetCap, PrimeHandle, VersionHeader};
+use drm_uapi::kms::{GetConnectorHeader, ModeInfo};
 use drm_uapi::virtgpu::{
     self as vg, Box3d, ExecbufferHeader, GetCapsHeader, GetParam, Map, ResourceCreate,
     ResourceInfo, Transfer, Wait,
 };
 use drm_uapi::wire::Builder;
-use gpu_session::api::{QUEUE_DETACHED, QUEUE_FENCED};
+use gpu_session::api::{DisplayEntry, QUEUE_DETACHED, QUEUE_FENCED};
 use scheme_seam::{token, Answer, Errno, Park};
 use virtio_gpu_proto::{CommandType, Features};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
@@ -810,7 +811,7 @@ fn test_regression_a_cursor_refused_for_room_holds_nothing_new() {
     // CURSOR2 exported its buffer to the control session before it found
     // the ring full, so a parked request had changed what the device holds.
     let mut env = Env::new(Features::empty());
-    let mut kms = crate::kms::Kms::new(&env.device.displays());
+    let mut kms = crate::kms::Kms::new(&env.device.monitors());
     let handle = dumb(&mut env, 64, 64);
     let held = env.fake.held();
     env.room(Some(0));
@@ -843,7 +844,7 @@ fn test_regression_a_framebuffer_of_an_image_whose_lines_overflow_is_einval() {
     // Found by drm_handlers (regressions/drm_handlers/fb-line-overflow): the
     // line length of a u32::MAX-wide image overflowed in ADDFB2.
     let mut env = Env::new(Features::empty());
-    let mut kms = crate::kms::Kms::new(&env.device.displays());
+    let mut kms = crate::kms::Kms::new(&env.device.monitors());
     let mut r = ResourceCreate {
         width: u32::MAX,
         height: 1,
@@ -864,4 +865,100 @@ fn test_regression_a_framebuffer_of_an_image_whose_lines_overflow_is_einval() {
         super::kms::addfb2(&env.device, &mut kms, &mut env.file, 1, f.as_mut_bytes()),
         Err(Errno::EINVAL)
     );
+}
+
+/// GETCONNECTOR of output `n` through both calls of its protocol: the
+/// header and the modes.
+fn connector(
+    kms: &crate::kms::Kms,
+    file: &DrmFile,
+    n: usize,
+) -> (GetConnectorHeader, Vec<ModeInfo>) {
+    let mut c = GetConnectorHeader {
+        connector_id: crate::kms::Object::Connector(n).id(),
+        ..Default::default()
+    };
+    let mut payload = c.as_bytes().to_vec();
+    assert_eq!(super::kms::get_connector(kms, file, &mut payload), Ok(0));
+    let counted = GetConnectorHeader::read_from_prefix(&payload).unwrap().0;
+    c.count_modes = counted.count_modes;
+    c.count_encoders = counted.count_encoders;
+    let mut payload = c.as_bytes().to_vec();
+    payload.resize(
+        payload.len() + 4 * c.count_encoders as usize + 68 * c.count_modes as usize,
+        0,
+    );
+    assert_eq!(super::kms::get_connector(kms, file, &mut payload), Ok(0));
+    let (header, rest) = GetConnectorHeader::read_from_prefix(&payload).unwrap();
+    let modes = rest[4 * c.count_encoders as usize..]
+        .chunks_exact(68)
+        .map(|m| ModeInfo::read_from_bytes(m).unwrap())
+        .collect();
+    (header, modes)
+}
+
+#[test]
+fn a_display_change_gives_its_connector_the_new_status_modes_size_and_edid() {
+    use crate::kms::props;
+    use virtio_gpu_proto::edid::{self, Monitor, Timing};
+    let env = Env::new(Features::EDID);
+    let mut kms = crate::kms::Kms::new(&env.device.monitors());
+    let connector_obj = crate::kms::Object::Connector(0);
+    // Without EDID: the size's modes, no EDID blob, no physical size.
+    let (c, modes) = connector(&kms, &env.file, 0);
+    assert_eq!((c.connection, c.mm_width), (1, 0));
+    assert_eq!((modes[0].hdisplay, modes[0].vdisplay), (1024, 768));
+    assert_eq!(kms.value(connector_obj, props::EDID), 0);
+    // Its legacy properties (not CRTC_ID, which is atomic), as Linux.
+    assert_eq!(c.count_props, 4);
+    assert!(
+        kms.update_monitors(&env.device.monitors()).is_empty(),
+        "nothing changed"
+    );
+
+    let mut preferred = Timing::cvt_rb(1280, 800);
+    preferred.size_mm = (339, 212);
+    let block = edid::build(&Monitor {
+        vendor: *b"VGD",
+        name: "unit",
+        serial: 1,
+        preferred,
+        sizes: &[(640, 480), (1024, 768), (1280, 720)],
+    })
+    .unwrap();
+    let entry = DisplayEntry {
+        width: 1280,
+        height: 800,
+        enabled: 1,
+        ..DisplayEntry::default()
+    };
+    env.fake.set_display(entry, block.to_vec());
+    assert_eq!(kms.update_monitors(&env.device.monitors()), [0]);
+    let (c, modes) = connector(&kms, &env.file, 0);
+    assert_eq!((c.connection, c.mm_width, c.mm_height), (1, 339, 212));
+    let sizes: Vec<_> = modes.iter().map(|m| (m.hdisplay, m.vdisplay)).collect();
+    assert_eq!(sizes, [(1280, 800), (1280, 720), (1024, 768), (640, 480)]);
+    assert_ne!(modes[0].type_ & crate::kms::modes::TYPE_PREFERRED, 0);
+    assert_eq!(modes[0].clock, preferred.clock_khz);
+    let blob = kms.value(connector_obj, props::EDID) as u32;
+    assert_eq!(kms.blob(blob).unwrap().data, block);
+
+    // Unplugged: disconnected, no modes, and the EDID blob is gone.
+    env.fake.set_display(DisplayEntry::default(), Vec::new());
+    assert_eq!(kms.update_monitors(&env.device.monitors()), [0]);
+    let (c, modes) = connector(&kms, &env.file, 0);
+    assert_eq!((c.connection, c.count_modes, c.mm_width), (2, 0, 0));
+    assert!(modes.is_empty());
+    assert_eq!(kms.value(connector_obj, props::EDID), 0);
+    assert_eq!(kms.blob(blob).map(|_| ()), Err(Errno::ENOENT));
+
+    // An EDID that does not check out counts as none: modes from the size.
+    let mut broken = block;
+    broken[20] ^= 0xff;
+    env.fake.set_display(entry, broken.to_vec());
+    assert_eq!(kms.update_monitors(&env.device.monitors()), [0]);
+    let (c, modes) = connector(&kms, &env.file, 0);
+    assert_eq!((c.connection, c.mm_width), (1, 0));
+    assert_eq!((modes[0].hdisplay, modes[0].vdisplay), (1280, 800));
+    assert_eq!(kms.value(connector_obj, props::EDID), 0);
 }

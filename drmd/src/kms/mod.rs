@@ -14,6 +14,11 @@
 //! flip's event comes at the first simulated vblank after its fenced flush
 //! completed, with that vblank's time and sequence. The timer runs only
 //! while something waits for a vblank.
+//!
+//! Hotplug ([`Kms::update_monitors`]): when the device signals a display
+//! change, each connector's status, modes, size and EDID property follow
+//! what it now reports; what the CRTCs show is left as it is, for the
+//! compositor to change, as Linux leaves it.
 
 pub mod atomic;
 pub mod display;
@@ -28,6 +33,7 @@ use std::time::{Duration, Instant};
 use drm_uapi::kms::ModeInfo;
 use gpu_session::api::DisplayEntry;
 use scheme_seam::{Errno, HandleId, Result};
+use virtio_gpu_proto::edid::Edid;
 
 use crate::device::Device;
 use crate::gem::Gem;
@@ -194,15 +200,30 @@ pub struct Queued {
     pub sequence: bool,
 }
 
+/// What the device reports of a scanout's display.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Monitor {
+    /// Its GET_DISPLAY_INFO entry.
+    pub entry: DisplayEntry,
+    /// Its EDID as the device gave it (empty: none).
+    pub edid: Vec<u8>,
+}
+
 /// One scanout's objects and state.
 #[derive(Debug)]
 pub struct Output {
     /// The scanout index.
     pub index: usize,
     /// What the device said of the display.
-    pub display: DisplayEntry,
+    pub monitor: Monitor,
     /// The connector's modes, preferred first.
     pub modes: Vec<ModeInfo>,
+    /// The display's image size in millimetres, from its EDID (0: unknown).
+    pub size_mm: (u32, u32),
+    /// The connector's EDID blob, when the display gave a valid EDID.
+    pub edid_blob: Option<u32>,
+    /// Bumped at each change of what the connector reports.
+    pub epoch: u64,
     /// The CRTC's mode (None: off).
     pub mode: Option<ModeInfo>,
     /// The primary plane.
@@ -235,7 +256,7 @@ impl Output {
 
     /// Whether a display is connected.
     pub fn connected(&self) -> bool {
-        self.display.enabled != 0
+        self.monitor.entry.enabled != 0
     }
 
     /// The CRTC's id.
@@ -267,15 +288,16 @@ pub struct Blob {
 pub const BLOB_SPACE: usize = 1 << 20;
 
 impl Kms {
-    /// The topology of a device with `displays`.
-    pub fn new(displays: &[DisplayEntry]) -> Kms {
-        let outputs = displays
-            .iter()
-            .enumerate()
-            .map(|(index, d)| Output {
+    /// The topology of a device with `monitors`, one per scanout.
+    pub fn new(monitors: &[Monitor]) -> Kms {
+        let outputs = (0..monitors.len())
+            .map(|index| Output {
                 index,
-                display: *d,
-                modes: modes::modes(d.width, d.height),
+                monitor: Monitor::default(),
+                modes: Vec::new(),
+                size_mm: (0, 0),
+                edid_blob: None,
+                epoch: 0,
                 mode: None,
                 primary: PlaneState::default(),
                 cursor: CursorState::default(),
@@ -288,12 +310,50 @@ impl Kms {
                 mode_blob: None,
             })
             .collect();
-        Kms {
+        let mut kms = Kms {
             outputs,
             fbs: BTreeMap::new(),
             blobs: BTreeMap::new(),
             next_id: DYNAMIC,
+        };
+        kms.update_monitors(monitors);
+        kms
+    }
+
+    /// Takes what the device now reports of each scanout's display: the
+    /// connectors whose display changed get its status, modes, size and
+    /// EDID (a new blob, as `drm_connector_update_edid_property` makes);
+    /// returns their outputs. An EDID that does not parse counts as none.
+    pub fn update_monitors(&mut self, monitors: &[Monitor]) -> Vec<usize> {
+        let mut changed = Vec::new();
+        for (n, monitor) in monitors.iter().enumerate().take(self.outputs.len()) {
+            if self.outputs[n].monitor == *monitor && self.outputs[n].epoch > 0 {
+                continue;
+            }
+            let connected = monitor.entry.enabled != 0;
+            let edid = match Edid::parse(&monitor.edid) {
+                Ok(edid) if connected => Some(edid),
+                Ok(_) => None,
+                Err(e) => {
+                    if !monitor.edid.is_empty() {
+                        log::warn!("scanout {n}: {e}: its modes come from its size");
+                    }
+                    None
+                }
+            };
+            if let Some(old) = self.outputs[n].edid_blob.take() {
+                self.blobs.remove(&old);
+            }
+            let blob = edid.and_then(|e| self.create_blob(None, e.bytes().to_vec()).ok());
+            let out = &mut self.outputs[n];
+            out.modes = modes::of_display(&monitor.entry, edid.as_ref());
+            out.size_mm = edid.map_or((0, 0), |e| e.size_mm());
+            out.edid_blob = blob;
+            out.monitor = monitor.clone();
+            out.epoch += 1;
+            changed.push(n);
         }
+        changed
     }
 
     /// What fixed object `id` is, if any.
@@ -489,10 +549,8 @@ impl Kms {
             for q in due {
                 let time = out.vblank.time_ns(q.target);
                 let event = match q.sequence {
-                    true => crate::ioctl::kms::sequence_event(q.user_data, q.target, time),
-                    false => {
-                        crate::ioctl::kms::vblank_event(q.user_data, out.crtc_id(), q.target, time)
-                    }
+                    true => crate::events::sequence(q.user_data, q.target, time),
+                    false => crate::events::vblank(q.user_data, out.crtc_id(), q.target, time),
                 };
                 events.push((q.owner, event));
             }
@@ -517,7 +575,7 @@ impl Kms {
             }
             if let Some(user_data) = flip.event {
                 let time = Duration::from_nanos(out.vblank.time_ns(seq));
-                let event = crate::ioctl::kms::flip_event(user_data, out.crtc_id(), seq, time);
+                let event = crate::events::flip(user_data, out.crtc_id(), seq, time);
                 events.push((flip.owner, event));
             }
         }

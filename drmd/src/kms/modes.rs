@@ -1,9 +1,13 @@
-//! A connector's modes without EDID, as Linux's virtio_gpu lists them
-//! (`virtio_gpu_conn_get_modes`): the display's own size first, marked
-//! preferred, then the standard modes that fit inside it
-//! (`drm_add_modes_noedid`), largest first.
+//! A connector's modes, as Linux's virtio_gpu lists them
+//! (`virtio_gpu_conn_get_modes`): a disconnected display has none; with an
+//! EDID, the EDID's (`drm_add_edid_modes`); without one, the display's own
+//! size, marked preferred, then the standard modes that fit inside it
+//! (`drm_add_modes_noedid`). Either way the list is sorted as DRM's probe
+//! sorts it (`drm_mode_sort`): preferred first, then largest first.
 
 use drm_uapi::kms::ModeInfo;
+use gpu_session::api::DisplayEntry;
+use virtio_gpu_proto::edid::{Edid, Timing};
 
 /// `DRM_MODE_TYPE_PREFERRED`.
 pub const TYPE_PREFERRED: u32 = 1 << 3;
@@ -13,6 +17,7 @@ const PHSYNC: u32 = 1;
 const NHSYNC: u32 = 2;
 const PVSYNC: u32 = 4;
 const NVSYNC: u32 = 8;
+const INTERLACE: u32 = 16;
 
 /// The size QEMU's virtio-gpu shows before a display says otherwise, and
 /// Linux's fallback for a display without a size.
@@ -115,68 +120,121 @@ fn standard(&(clock, h, v, flags): &(u32, [u16; 4], [u16; 4], u32)) -> ModeInfo 
     })
 }
 
-/// A 60 Hz CVT mode of `width`×`height` with reduced blanking (VESA CVT
-/// 1.2 RB: 160 pixels of horizontal blanking, at least 460 µs of vertical,
-/// the clock in 250 kHz steps) — a timing any display that named the size
-/// takes; virtio's host ignores timings anyway.
-pub fn cvt(width: u32, height: u32) -> ModeInfo {
-    const H_BLANK: u32 = 160;
-    const H_SYNC: u32 = 32;
-    const H_FRONT: u32 = 48;
-    const V_FRONT: u32 = 3;
-    const V_SYNC: u32 = 6;
-    const MIN_V_BACK: u32 = 6;
-    const MIN_V_BLANK_US: u64 = 460;
-    let width = width & !7;
-    let htotal = width + H_BLANK;
-    // Lines of vertical blanking: 460 µs of a 60 Hz frame.
-    let frame_us = 1_000_000 / 60;
-    let line_us_x1000 = (frame_us * 1000) / u64::from(height).max(1);
-    let vblank = ((MIN_V_BLANK_US * 1000).div_ceil(line_us_x1000.max(1)) as u32)
-        .max(V_FRONT + V_SYNC + MIN_V_BACK);
-    let vtotal = height + vblank;
-    let clock = (u64::from(htotal) * u64::from(vtotal) * 60 / 1000 / 250 * 250) as u32;
-    let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
-    named(ModeInfo {
-        clock,
-        hdisplay: clamp(width),
-        hsync_start: clamp(width + H_FRONT),
-        hsync_end: clamp(width + H_FRONT + H_SYNC),
-        htotal: clamp(htotal),
-        vdisplay: clamp(height),
-        vsync_start: clamp(height + V_FRONT),
-        vsync_end: clamp(height + V_FRONT + V_SYNC),
-        vtotal: clamp(vtotal),
-        vrefresh: 60,
-        flags: PHSYNC | NVSYNC,
+/// The mode of an EDID timing (`drm_mode_detailed`): its refresh rate
+/// from clock and totals, rounded.
+pub fn from_timing(t: &Timing) -> ModeInfo {
+    let pixels = u64::from(t.h[3]) * u64::from(t.v[3]);
+    let mut hz = (u64::from(t.clock_khz) * 1000 * 2).div_ceil(pixels.max(1)) / 2;
+    if t.interlaced {
+        hz *= 2;
+    }
+    let flags = if t.hsync_positive { PHSYNC } else { NHSYNC }
+        | if t.vsync_positive { PVSYNC } else { NVSYNC }
+        | if t.interlaced { INTERLACE } else { 0 };
+    let mut mode = named(ModeInfo {
+        clock: t.clock_khz,
+        hdisplay: t.h[0],
+        hsync_start: t.h[1],
+        hsync_end: t.h[2],
+        htotal: t.h[3],
+        vdisplay: t.v[0],
+        vsync_start: t.v[1],
+        vsync_end: t.v[2],
+        vtotal: t.v[3],
+        vrefresh: hz.min(u64::from(u32::MAX)) as u32,
+        flags,
         type_: TYPE_DRIVER,
         ..ModeInfo::default()
-    })
+    });
+    if t.interlaced {
+        let name = format!("{}x{}i", t.h[0], t.v[0]);
+        let n = name.len().min(31);
+        mode.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    }
+    mode
 }
 
-/// The modes of a display of `width`×`height` (0×0: [`DEFAULT_SIZE`]):
-/// that size first, preferred, then each standard mode inside it.
-pub fn modes(width: u32, height: u32) -> Vec<ModeInfo> {
+/// A 60 Hz mode of `width`×`height`: the standard timing of that size,
+/// else CVT with reduced blanking — a timing any display that named the
+/// size takes; virtio's host ignores timings anyway.
+fn at_60_hz(width: u32, height: u32) -> ModeInfo {
+    STANDARD
+        .iter()
+        .find(|m| (u32::from(m.1[0]), u32::from(m.2[0])) == (width, height))
+        .map_or_else(|| from_timing(&Timing::cvt_rb(width, height)), standard)
+}
+
+/// A connector's modes for what the device reports of its display.
+pub fn of_display(display: &DisplayEntry, edid: Option<&Edid<'_>>) -> Vec<ModeInfo> {
+    if display.enabled == 0 {
+        return Vec::new();
+    }
+    match edid.map(from_edid) {
+        Some(list) if !list.is_empty() => list,
+        _ => noedid(display.width, display.height),
+    }
+}
+
+/// The modes an EDID lists: its detailed timings (the first preferred),
+/// then its standard and established timings at 60 Hz (timed as the
+/// standard mode of that size, or CVT); those at other rates are left
+/// out, lacking a formula here. Duplicates are dropped.
+pub fn from_edid(edid: &Edid<'_>) -> Vec<ModeInfo> {
+    let mut list: Vec<ModeInfo> = edid.detailed().map(|t| from_timing(&t)).collect();
+    if let Some(first) = list.first_mut() {
+        first.type_ |= TYPE_PREFERRED;
+    }
+    let at_60 = edid.standard().chain(edid.established());
+    list.extend(
+        at_60
+            .filter(|&(_, _, hz)| hz == 60)
+            .map(|(w, h, _)| at_60_hz(u32::from(w), u32::from(h))),
+    );
+    let mut unique: Vec<ModeInfo> = Vec::with_capacity(list.len());
+    for m in list {
+        let same = |u: &ModeInfo| ModeInfo { type_: 0, ..*u } == ModeInfo { type_: 0, ..m };
+        if !unique.iter().any(same) {
+            unique.push(m);
+        }
+    }
+    sort(&mut unique);
+    unique
+}
+
+/// DRM's probe order: preferred first, then by area, then refresh rate,
+/// largest first.
+fn sort(list: &mut [ModeInfo]) {
+    list.sort_by_key(|m| {
+        let area = u32::from(m.hdisplay) * u32::from(m.vdisplay);
+        (
+            m.type_ & TYPE_PREFERRED == 0,
+            std::cmp::Reverse(area),
+            std::cmp::Reverse(m.vrefresh),
+        )
+    });
+}
+
+/// The modes of a display of `width`×`height` without EDID (0×0:
+/// [`DEFAULT_SIZE`]): that size first, preferred, then each standard mode
+/// inside it.
+pub fn noedid(width: u32, height: u32) -> Vec<ModeInfo> {
     let (width, height) = match (width, height) {
         (0, _) | (_, 0) => DEFAULT_SIZE,
         size => size,
     };
-    let own = STANDARD
-        .iter()
-        .find(|m| (u32::from(m.1[0]), u32::from(m.2[0])) == (width, height))
-        .map_or_else(|| cvt(width, height), standard);
+    let own = at_60_hz(width, height);
     let mut list = vec![ModeInfo {
         type_: own.type_ | TYPE_PREFERRED,
         ..own
     }];
-    let mut rest: Vec<ModeInfo> = STANDARD
-        .iter()
-        .filter(|m| u32::from(m.1[0]) <= width && u32::from(m.2[0]) <= height)
-        .filter(|m| (u32::from(m.1[0]), u32::from(m.2[0])) != (width, height))
-        .map(standard)
-        .collect();
-    rest.sort_by_key(|m| std::cmp::Reverse((m.hdisplay, m.vdisplay)));
-    list.extend(rest);
+    list.extend(
+        STANDARD
+            .iter()
+            .filter(|m| u32::from(m.1[0]) <= width && u32::from(m.2[0]) <= height)
+            .filter(|m| (u32::from(m.1[0]), u32::from(m.2[0])) != (width, height))
+            .map(standard),
+    );
+    sort(&mut list);
     list
 }
 
@@ -203,19 +261,19 @@ mod tests {
 
     #[test]
     fn the_display_size_comes_first_then_what_fits_inside_it() {
-        let list = modes(1024, 768);
+        let list = noedid(1024, 768);
         assert_eq!((list[0].hdisplay, list[0].vdisplay), (1024, 768));
         assert_ne!(list[0].type_ & TYPE_PREFERRED, 0);
         assert_eq!(&list[0].name[..9], b"1024x768\0");
         let sizes: Vec<_> = list[1..].iter().map(|m| (m.hdisplay, m.vdisplay)).collect();
         assert_eq!(sizes, [(800, 600), (640, 480)]);
         assert!(list[1..].iter().all(|m| m.type_ & TYPE_PREFERRED == 0));
-        assert_eq!(modes(0, 0)[0].hdisplay, 1024);
+        assert_eq!(noedid(0, 0)[0].hdisplay, 1024);
     }
 
     #[test]
     fn an_odd_size_gets_a_cvt_mode_of_about_60_hz() {
-        let m = modes(1000, 700)[0];
+        let m = noedid(1000, 700)[0];
         assert_eq!((m.hdisplay, m.vdisplay), (1000, 700));
         let hz = 1e9 / frame_ns(&m) as f64;
         assert!((59.0..61.0).contains(&hz), "{hz}");

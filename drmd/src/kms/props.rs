@@ -185,6 +185,7 @@ impl Kms {
         let cursor_size = u64::from(super::CURSOR_SIZE);
         match prop {
             DPMS => u64::from(!on) * 3,
+            EDID => out.edid_blob.map_or(0, u64::from),
             CONNECTOR_CRTC_ID => u64::from(if on { out.crtc_id() } else { 0 }),
             ACTIVE => u64::from(on),
             MODE_ID => self.mode_blob(n).map_or(0, u64::from),
