@@ -14,6 +14,7 @@ pub mod bus_frames;
 pub mod capset;
 pub mod drm_handlers;
 pub mod drm_wire;
+pub mod edid;
 pub mod session_admission;
 pub mod syncd_calls;
 pub mod trace_decode;
@@ -35,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("virgl_walk", virgl_walk::run),
     ("trace_decode", trace_decode::run),
     ("drm_handlers", drm_handlers::run),
+    ("edid", edid::run),
 ];
 
 /// Whether `VGPU_FUZZ_DEBUG` is set: targets then print what each

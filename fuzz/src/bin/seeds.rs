@@ -1236,6 +1236,48 @@ fn capset_seeds(s: &mut Seeds, trace: &[(RecordHeader, Vec<u8>)]) {
     }
 }
 
+fn edid_seeds(s: &mut Seeds) {
+    use virtio_gpu_proto::edid::{build, Monitor, Timing, BLOCK};
+    let monitor = |w: u32, h: u32, sizes: &[(u16, u16)]| {
+        let mut preferred = Timing::cvt_rb(w, h);
+        preferred.size_mm = (w as u16 / 4, h as u16 / 4);
+        build(&Monitor {
+            vendor: *b"VGD",
+            name: "Monitor 0",
+            serial: 1,
+            preferred,
+            sizes,
+        })
+        .expect("a DTD-sized mode")
+    };
+    let common = [
+        (640, 480),
+        (800, 600),
+        (1024, 768),
+        (1280, 720),
+        (1280, 1024),
+        (1920, 1200),
+    ];
+    add(s, "1024x768", monitor(1024, 768, &common).to_vec());
+    add(s, "1920x1080", monitor(1920, 1080, &common).to_vec());
+    add(s, "4095x2160", monitor(4095, 2160, &[]).to_vec());
+    // Announcing one extension block (CTA-861's tag), which follows.
+    let mut with_ext = monitor(1280, 800, &common).to_vec();
+    with_ext[126] = 1;
+    with_ext[127] = with_ext[127].wrapping_sub(1);
+    let mut ext = [0u8; BLOCK];
+    (ext[0], ext[1]) = (0x02, 0x03);
+    with_ext.extend_from_slice(&ext);
+    add(s, "cta-extension", with_ext);
+    // EDID 1.2 (the 1:1 aspect code), an interlaced, analog-sync DTD.
+    let mut old = monitor(1024, 768, &common);
+    old[19] = 2;
+    old[54 + 17] = 1 << 7;
+    old[127] = 0;
+    old[127] = old.iter().fold(0u8, |sum, &b| sum.wrapping_sub(b));
+    add(s, "edid-1.2-interlaced", old.to_vec());
+}
+
 fn virgl_walk_seeds(s: &mut Seeds, trace: &[(RecordHeader, Vec<u8>)]) {
     use virgl_stream::Stream;
     add(
@@ -1429,6 +1471,7 @@ fn main() {
     build("virgl_walk", &|s| virgl_walk_seeds(s, &trace));
     build("trace_decode", &|s| trace_seeds(s, &trace_bytes, &trace));
     build("drm_handlers", &drm_handlers_seeds);
+    build("edid", &edid_seeds);
 
     for (target, seeds) in &all {
         let run = vgpu_fuzz::TARGETS
