@@ -866,6 +866,15 @@ impl Layout {
         }
         n
     }
+
+    /// The wire header of the Linux struct `linux` (at least
+    /// [`Layout::linux`] bytes): its non-pointer fields, concatenated.
+    pub fn wire_header(&self, linux: &[u8]) -> alloc::vec::Vec<u8> {
+        self.fields
+            .iter()
+            .flat_map(|&(at, len)| linux[at..at + len].iter().copied())
+            .collect()
+    }
 }
 
 const fn plain(size: usize) -> Layout {
