@@ -17,7 +17,7 @@ use crate::errno::io_errno;
 use crate::file::{DrmFile, OutFence};
 use crate::kms::atomic::OutputSet;
 use crate::kms::display::{self, Area};
-use crate::kms::{modes, props, Flip, Kms, PlaneState, VBLANK_EVENT};
+use crate::kms::{props, Flip, Kms, PlaneState, VBLANK_EVENT};
 use crate::ring::Batch;
 
 /// Woken when output `n`'s pending flip completes: what a blocking commit
@@ -198,10 +198,8 @@ pub fn atomic(
             out.cursor.fb = fb;
         }
         if modeset {
-            match (set.mode, set.active) {
-                (Some(m), true) => out.vblank.start(modes::frame_ns(&m), now),
-                _ => out.vblank.stop(now),
-            }
+            out.vblank
+                .follow(set.mode.as_ref().filter(|_| set.active), now);
             kms.set_mode(n, set.mode);
         }
         let out = &mut kms.outputs[n];

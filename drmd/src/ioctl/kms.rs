@@ -241,13 +241,9 @@ pub fn set_crtc(device: &Device, kms: &mut Kms, payload: &mut [u8]) -> Result<An
         None,
     )? {
         Some(_) => {
-            let now = Instant::now();
-            match mode {
-                Some(m) if before.0 != mode || before.2 => {
-                    out.vblank.start(modes::frame_ns(&m), now)
-                }
-                Some(_) => {}
-                None => out.vblank.stop(now),
+            // An unchanged mode keeps its vblank count running.
+            if mode.is_none() || before.0 != mode || before.2 {
+                out.vblank.follow(mode.as_ref(), Instant::now());
             }
             if before.0 != mode {
                 kms.set_mode(n, mode);
@@ -994,11 +990,8 @@ fn set_legacy_property(
         None,
     )? {
         Some(_) => {
-            let now = Instant::now();
-            match out.mode {
-                Some(m) if !off => out.vblank.start(modes::frame_ns(&m), now),
-                _ => out.vblank.stop(now),
-            }
+            out.vblank
+                .follow(out.mode.as_ref().filter(|_| !off), Instant::now());
             Ok(Answer::Ready(0))
         }
         None => {

@@ -37,6 +37,15 @@ impl Vblank {
         self.epoch = None;
     }
 
+    /// The CRTC now scans out `mode` (None: it is off, or DPMS turned it
+    /// off): the count goes on at that mode's rate, or stops.
+    pub fn follow(&mut self, mode: Option<&drm_uapi::kms::ModeInfo>, now: Instant) {
+        match mode {
+            Some(m) => self.start(super::modes::frame_ns(m), now),
+            None => self.stop(now),
+        }
+    }
+
     /// Whether the CRTC is on.
     pub fn on(&self) -> bool {
         self.epoch.is_some()
