@@ -3,7 +3,8 @@
 //! Layers, bottom up:
 //! - [`dma`]: memory the device can reach, with device addresses;
 //! - [`queue`]: the split virtqueue;
-//! - [`transport`]: the platform seam (vhost-user on Linux);
+//! - [`transport`]: the platform seam (virtio over PCI on Redox and, for
+//!   the QEMU PCI test, on Linux's vfio; QEMU's vhost-user backend on Linux);
 //! - [`command`]: virtio-gpu commands framed on a virtqueue;
 //! - [`fence`]: fence ids in queue order and per-timeline progress;
 //! - [`device`]: negotiation, both queues, capsets and the command API.

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use log::error;
 
+#[cfg(target_os = "linux")]
+use virtio_gpud::scheme::GpuScheme;
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run() {
@@ -17,11 +20,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Linux: the device is QEMU's vhost-user-gpu backend, started here.
+/// Linux: the device is QEMU's vhost-user-gpu backend, started here, or
+/// with `--pci ADDR` a PCI function bound to vfio-pci.
 #[cfg(target_os = "linux")]
 fn run() -> Result<(), Box<dyn Error>> {
     use scheme_seam::daemon::Termination;
-    use virtio_gpud::scheme::GpuScheme;
+    use virtio_gpud::transport::pci::{self, vfio::VfioPlatform};
     use virtio_gpud::transport::vhost_user::{launch, LaunchOptions};
 
     let termination = Termination::install()?;
@@ -29,7 +33,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     // `--2d`: the backend without virgl, a 2D display device (the display
     // tests' and the KMS demo's: the virgl backend needs a GPU to scan out).
     let virgl = !args.iter().any(|a| a == "--2d");
-    let mut opts = LaunchOptions::new(virgl)?;
+    let mut gpu = virtio_gpud::GpuOptions::default();
+    // `--pci DDDD:BB:DD.F`: drive that PCI function (bound to vfio-pci)
+    // instead of starting a backend; its display is the device's own.
     // `--device-timeout-ms N`: how long a command may go unanswered before
     // the device counts as stuck (default 10 s). `--fence-wrap N`: the
     // largest fence id the device sees before ids start again (default
@@ -38,9 +44,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     // sessions (EMFILE beyond) and memory (ENOMEM beyond).
     // `--display WxH`, once per scanout: the display's scanouts and their
     // preferred sizes (default: one of 1024x768).
-    let usage = "usage: virtio-gpud [--2d] [--device-timeout-ms N] [--fence-wrap N] \
-                 [--uid-sessions N] [--uid-memory BYTES] [--display WxH]...";
+    let usage = "usage: virtio-gpud [--pci ADDR | [--2d] [--display WxH]...] \
+                 [--device-timeout-ms N] [--fence-wrap N] [--uid-sessions N] [--uid-memory BYTES]";
     let mut displays = Vec::new();
+    let mut pci_address = None;
     let mut quota = virtio_gpud::memory::Quota::default();
     let valued: Vec<&str> = args
         .iter()
@@ -50,18 +57,30 @@ fn run() -> Result<(), Box<dyn Error>> {
     for pair in valued.chunks(2) {
         match pair {
             [flag, ms] if *flag == "--device-timeout-ms" => {
-                opts.gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
+                gpu.timeout = std::time::Duration::from_millis(ms.parse()?);
             }
-            [flag, n] if *flag == "--fence-wrap" => opts.gpu.fence_wrap = n.parse()?,
+            [flag, n] if *flag == "--fence-wrap" => gpu.fence_wrap = n.parse()?,
             [flag, n] if *flag == "--uid-sessions" => quota.sessions = n.parse()?,
             [flag, n] if *flag == "--uid-memory" => quota.bytes = n.parse()?,
             [flag, size] if *flag == "--display" => {
                 let (w, h) = size.split_once('x').ok_or(usage)?;
                 displays.push((w.parse()?, h.parse()?));
             }
+            [flag, address] if *flag == "--pci" => pci_address = Some(*address),
             _ => return Err(usage.into()),
         }
     }
+    if let Some(address) = pci_address {
+        if !virgl || !displays.is_empty() {
+            return Err(usage.into());
+        }
+        let gpu = pci::launch(VfioPlatform::open(address)?, &gpu)?;
+        let mut scheme = GpuScheme::new(gpu, quota);
+        scheme_seam::serve("virtio-gpu", &mut scheme, &termination)?;
+        return Ok(());
+    }
+    let mut opts = LaunchOptions::new(virgl)?;
+    opts.gpu = gpu;
     if !displays.is_empty() {
         opts.displays = displays;
     }
@@ -71,8 +90,22 @@ fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Redox: the device is the PCI function pcid hands over.
+/// Redox: the device is the PCI function pcid hands over. pcid-spawner
+/// waits on `INIT_NOTIFY` until the scheme serves (`serve` notifies once it
+/// is registered); failing before then closes the pipe, and the spawner
+/// goes on to the next function.
 #[cfg(target_os = "redox")]
 fn run() -> Result<(), Box<dyn Error>> {
-    Err("the Redox PCI transport (pcid, BAR mapping, MSI-X) is not implemented yet".into())
+    use scheme_seam::daemon::Termination;
+    use virtio_gpud::memory::Quota;
+    use virtio_gpud::scheme::GpuScheme;
+    use virtio_gpud::transport::pci::{launch, redox::RedoxPci};
+    use virtio_gpud::GpuOptions;
+
+    let termination = Termination::install()?;
+    let platform = RedoxPci::from_env()?;
+    let gpu = launch(platform, &GpuOptions::default())?;
+    let mut scheme = GpuScheme::new(gpu, Quota::default());
+    scheme_seam::serve("virtio-gpu", &mut scheme, &termination)?;
+    Ok(())
 }

@@ -6,20 +6,20 @@
 
 /// Free ranges of a region as sorted, non-adjacent `(offset, len)` pairs.
 #[derive(Debug)]
-pub(super) struct FreeList {
+pub(crate) struct FreeList {
     ranges: Vec<(usize, usize)>,
 }
 
 impl FreeList {
     /// A list in which all of `len` bytes are free.
-    pub(super) fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         FreeList {
             ranges: vec![(0, len)],
         }
     }
 
     /// Takes `len` bytes at an offset that is a multiple of `align`.
-    pub(super) fn alloc(&mut self, len: usize, align: usize) -> Option<usize> {
+    pub(crate) fn alloc(&mut self, len: usize, align: usize) -> Option<usize> {
         let (i, start, pad) = self.ranges.iter().enumerate().find_map(|(i, &(s, l))| {
             let aligned = s.checked_next_multiple_of(align)?;
             let pad = aligned - s;
@@ -42,7 +42,7 @@ impl FreeList {
     }
 
     /// Returns `offset..offset + len`, merging it with free neighbours.
-    pub(super) fn free(&mut self, offset: usize, len: usize) {
+    pub(crate) fn free(&mut self, offset: usize, len: usize) {
         let i = self.ranges.partition_point(|&(s, _)| s < offset);
         debug_assert!(i == 0 || self.ranges[i - 1].0 + self.ranges[i - 1].1 <= offset);
         debug_assert!(i == self.ranges.len() || offset + len <= self.ranges[i].0);
@@ -60,7 +60,7 @@ impl FreeList {
     }
 
     /// Total free bytes.
-    pub(super) fn free_bytes(&self) -> usize {
+    pub(crate) fn free_bytes(&self) -> usize {
         self.ranges.iter().map(|&(_, l)| l).sum()
     }
 }

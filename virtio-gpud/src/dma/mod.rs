@@ -12,6 +12,8 @@
 //! [`ShmRegion`], and everything read back is treated as untrusted input.
 
 mod alloc;
+
+pub(crate) use self::alloc::FreeList;
 #[cfg(target_os = "redox")]
 mod phys;
 
@@ -20,7 +22,6 @@ use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use self::alloc::FreeList;
 use scheme_seam::ShmRegion;
 
 /// Errors of the DMA memory layer.

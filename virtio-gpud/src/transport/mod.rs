@@ -1,10 +1,12 @@
 //! The platform seam to the device: feature bits, configuration space,
 //! queue set-up, notifications and interrupts.
 //!
-//! Everything above this trait is the same on every platform. On Linux the
-//! device is QEMU's `vhost-user-gpu` backend ([`vhost_user`]); on Redox it
-//! is the PCI function handed over by pcid.
+//! Everything above this trait is the same on every platform. On Redox the
+//! device is the PCI function pcid hands over ([`pci`]); on Linux it is
+//! QEMU's `vhost-user-gpu` backend ([`vhost_user`]) or, in the QEMU PCI
+//! test, a PCI function bound to vfio-pci ([`pci`] again).
 
+pub mod pci;
 pub mod screen;
 #[cfg(target_os = "linux")]
 pub mod vhost_user;
@@ -15,6 +17,32 @@ use virtio_gpu_proto::GpuConfig;
 
 use crate::dma::DmaRegion;
 use crate::queue::QueueAddrs;
+
+/// Waits until one of `fds` is readable or `timeout` passes (a signal
+/// cuts the wait short); whether one is. Linux transports signal through
+/// eventfds.
+#[cfg(target_os = "linux")]
+fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> std::io::Result<bool> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `polled` is a live array of `polled.len()` pollfd structs.
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let err = std::io::Error::last_os_error();
+        return match err.kind() {
+            std::io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(err),
+        };
+    }
+    Ok(n > 0)
+}
 
 /// Errors of a transport.
 #[derive(Debug, thiserror::Error)]

@@ -475,28 +475,10 @@ impl Transport for VhostUserTransport {
     }
 
     fn wait_interrupt(&mut self, timeout: Duration) -> Result<bool, TransportError> {
-        let mut fds: Vec<libc::pollfd> = self
-            .queues
-            .iter()
-            .map(|q| libc::pollfd {
-                fd: q.call.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(err.into())
-            };
-        }
+        let calls: Vec<RawFd> = self.queues.iter().map(|q| q.call.as_raw_fd()).collect();
+        let signalled = super::wait_readable(&calls, timeout)?;
         self.ack_interrupts()?;
-        Ok(n > 0)
+        Ok(signalled)
     }
 
     fn create_region(&mut self, len: usize) -> Result<DmaRegion, TransportError> {
