@@ -19,10 +19,21 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 /// RESOURCE_CREATE of a `w × h` RGBA8 texture to render into and sample
 /// (what Mesa makes for a small render target).
 pub fn render_target(w: u32, h: u32) -> ResourceCreate {
+    texture_2d(
+        w,
+        h,
+        virgl_stream::format::R8G8B8A8_UNORM,
+        virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+    )
+}
+
+/// RESOURCE_CREATE of a `w × h` 2D texture of a 4-byte `format` with the
+/// `bind` flags (`virgl_stream::bind`).
+pub fn texture_2d(w: u32, h: u32, format: u32, bind: u32) -> ResourceCreate {
     ResourceCreate {
         target: virgl_stream::target::TEXTURE_2D,
-        format: virgl_stream::format::R8G8B8A8_UNORM,
-        bind: virgl_stream::bind::RENDER_TARGET | virgl_stream::bind::SAMPLER_VIEW,
+        format,
+        bind,
         width: w,
         height: h,
         depth: 1,

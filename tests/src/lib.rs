@@ -14,6 +14,9 @@ use scheme_seam::SchemeFd;
 
 pub mod display;
 pub mod gl;
+pub mod pci;
+pub mod qemu;
+pub mod rfb;
 
 /// The bus directory of this test process, created and exported (the
 /// client side reads it from the environment) on first use. Each test

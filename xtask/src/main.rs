@@ -2,7 +2,9 @@
 //!
 //! - `setup`: installs what the device tests need when it is missing: QEMU's
 //!   `vhost-user-gpu` backend and the libraries virglrenderer and Mesa's
-//!   llvmpipe need (as root through apt-get; otherwise it names the steps).
+//!   llvmpipe need (as root through apt-get; otherwise it names the steps);
+//!   for the PCI test, QEMU 10 from bookworm-backports and Debian's kernel
+//!   and busybox-static unpacked into `target/pci-guest/`.
 //! - `demo [DIR]`: the main job: starts virtio-gpud (and with it the
 //!   device), syncd and drmd, renders through scheme:drm the way Mesa's
 //!   driver does (`drm-render.png`), then runs an unmodified GLES2 program
@@ -39,6 +41,7 @@
 mod bench;
 mod fuzz;
 mod glbench;
+mod guest;
 mod piglit;
 
 use std::io::{BufRead, BufReader};
@@ -182,6 +185,15 @@ fn setup() -> Result {
         run("rustup", &["target", "add", REDOX_TARGET])?;
     }
     install_test_packages()?;
+    // The backend's libraries first: QEMU from backports must find them
+    // installed from bookworm rather than pull its own.
+    install_device_backend()?;
+    guest::install_pci_guest(&workspace_root())
+}
+
+/// Installs QEMU's vhost-user-gpu backend and its [`RUNTIME_PACKAGES`]
+/// when missing, as root; otherwise names the steps.
+fn install_device_backend() -> Result {
     let backend = find_backend().ok();
     let missing = match &backend {
         Some(b) => missing_libraries(b)?,

@@ -61,6 +61,8 @@ pub mod bind {
     pub const RENDER_TARGET: u32 = 1 << 1;
     /// Usable as a sampler view.
     pub const SAMPLER_VIEW: u32 = 1 << 3;
+    /// Scanned out by the display (`VIRGL_BIND_SCANOUT`).
+    pub const SCANOUT: u32 = 1 << 19;
 }
 
 /// Texture targets (`enum pipe_texture_target`).
