@@ -15,6 +15,7 @@ pub mod capset;
 pub mod drm_handlers;
 pub mod drm_wire;
 pub mod edid;
+pub mod pci_caps;
 pub mod session_admission;
 pub mod syncd_calls;
 pub mod trace_decode;
@@ -37,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("trace_decode", trace_decode::run),
     ("drm_handlers", drm_handlers::run),
     ("edid", edid::run),
+    ("pci_caps", pci_caps::run),
 ];
 
 /// Whether `VGPU_FUZZ_DEBUG` is set: targets then print what each

@@ -1236,6 +1236,40 @@ fn capset_seeds(s: &mut Seeds, trace: &[(RecordHeader, Vec<u8>)]) {
     }
 }
 
+/// QEMU's virtio-gpu-gl-pci on q35 as its driver reads it (MSI-X with 3
+/// vectors, then common, ISR, device and notify structures in BAR 4), and
+/// the same with the list made to loop, to end early and to point into the
+/// header; each after a BAR size of 16 KiB.
+fn pci_caps_seeds(s: &mut Seeds) {
+    let mut c = vec![0u8; 256];
+    c[0..4].copy_from_slice(&[0xf4, 0x1a, 0x50, 0x10]);
+    c[6] = 0x10;
+    c[0x34] = 0x98;
+    c[0x98..0x9c].copy_from_slice(&[0x11, 0x84, 0x02, 0x00]);
+    for (at, next, ty, offset, len) in [
+        (0x84, 0x70, 1u8, 0x0u32, 16u8),
+        (0x70, 0x60, 3, 0x1000, 16),
+        (0x60, 0x40, 4, 0x2000, 16),
+        (0x40, 0x00, 2, 0x3000, 20),
+    ] {
+        c[at..at + 6].copy_from_slice(&[0x09, next, len, ty, 4, 0]);
+        c[at + 8..at + 12].copy_from_slice(&offset.to_le_bytes());
+        c[at + 12..at + 16].copy_from_slice(&0x1000u32.to_le_bytes());
+    }
+    c[0x40 + 16..0x40 + 20].copy_from_slice(&4u32.to_le_bytes());
+    let seed = |space: &[u8]| [&0x4000u64.to_le_bytes()[..], space].concat();
+    add(s, "qemu-virtio-gpu-gl", seed(&c));
+    let mut looped = c.clone();
+    looped[0x41] = 0x84;
+    add(s, "loop", seed(&looped));
+    let mut early = c.clone();
+    early[0x61] = 0;
+    add(s, "no-notify", seed(&early));
+    let mut header = c;
+    header[0x41] = 0x20;
+    add(s, "into-header", seed(&header));
+}
+
 fn edid_seeds(s: &mut Seeds) {
     use virtio_gpu_proto::edid::{build, Monitor, Timing, BLOCK};
     let monitor = |w: u32, h: u32, sizes: &[(u16, u16)]| {
@@ -1472,6 +1506,7 @@ fn main() {
     build("trace_decode", &|s| trace_seeds(s, &trace_bytes, &trace));
     build("drm_handlers", &drm_handlers_seeds);
     build("edid", &edid_seeds);
+    build("pci_caps", &pci_caps_seeds);
 
     for (target, seeds) in &all {
         let run = vgpu_fuzz::TARGETS
