@@ -255,6 +255,26 @@ impl Vnc {
         Ok(true)
     }
 
+    /// Asks the server for a `width` × `height` display (SetDesktopSize,
+    /// RFB's ExtendedDesktopSize extension, one screen), as resizing a
+    /// viewer's window does: QEMU hands the size to the display device as
+    /// its monitor's new preferred size. The server's answer to it comes
+    /// only to clients that announced the extension, which this one does
+    /// not; what changes shows in the guest.
+    pub fn request_size(&mut self, width: u16, height: u16) -> Result<(), String> {
+        let mut msg = vec![251, 0];
+        msg.extend_from_slice(&width.to_be_bytes());
+        msg.extend_from_slice(&height.to_be_bytes());
+        // One screen: id 0 at (0, 0) of the whole size, no flags.
+        msg.extend_from_slice(&[1, 0]);
+        msg.extend_from_slice(&0u32.to_be_bytes());
+        msg.extend_from_slice(&[0, 0, 0, 0]);
+        msg.extend_from_slice(&width.to_be_bytes());
+        msg.extend_from_slice(&height.to_be_bytes());
+        msg.extend_from_slice(&0u32.to_be_bytes());
+        self.write(&msg)
+    }
+
     /// A non-incremental FramebufferUpdateRequest for the whole screen.
     fn request(&mut self) -> Result<(), String> {
         let mut msg = vec![3, 0, 0, 0, 0, 0];

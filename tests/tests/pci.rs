@@ -5,7 +5,9 @@
 //! MSI-X), syncd and drmd, and the `pci-guest` client: the capset query, a
 //! clear rendered by the host GPU and read back through EXECBUFFER, MAP
 //! and mmap, and a virgl-rendered frame set as the scanout, which the host
-//! reads over VNC and compares pixel for pixel.
+//! reads over VNC and compares pixel for pixel; then the host resizes its
+//! display and the configuration change reaches drmd's connector and a
+//! hotplug listener. With MSI-X, and again on INTx.
 
 use std::time::{Duration, Instant};
 
@@ -233,6 +235,18 @@ fn drive(name: &str, gpu: &str, interrupts: Interrupts) {
         qemu.dir().join("frame.png").display()
     );
 
+    // The host resizes its display: a configuration change (MSI-X vector
+    // 0, or the ISR's bit on INTx) that reaches drmd's connector and its
+    // hotplug listener in the guest.
+    vnc.request_size(1024, 768)
+        .unwrap_or_else(|e| panic!("{}", qemu.report(&e)));
+    qemu.wait_for(
+        "pci-guest: hotplug: preferred 1024x768",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let resized = start.elapsed();
+
     let status = qemu
         .quit()
         .unwrap_or_else(|e| panic!("{}", qemu.report(&e)));
@@ -245,10 +259,12 @@ fn drive(name: &str, gpu: &str, interrupts: Interrupts) {
         frame.height,
     );
     println!(
-        "{name}: image {:.2?}, boot to scanout {:.2?}, frame {:.2?}, whole test {:.2?}",
+        "{name}: image {:.2?}, boot to scanout {:.2?}, frame {:.2?}, hotplug {:.2?}, \
+         whole test {:.2?}",
         built,
         shown - built,
         read - shown,
+        resized - read,
         start.elapsed()
     );
 }

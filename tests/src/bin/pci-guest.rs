@@ -3,10 +3,11 @@
 //! serve: through scheme:drm, the capset query, a clear rendered by the
 //! host GPU and read back, and a virgl-rendered frame set as the scanout.
 //!
-//! Every step prints one `pci-guest:` line; the last one, `pci-guest:
-//! scanout W H`, tells the host the frame is on screen, drawn as
-//! [`stack_tests::pci::frame`] says, and the program then stays so the
-//! scanout does too.
+//! Every step prints one `pci-guest:` line. `pci-guest: scanout W H`
+//! tells the host the frame is on screen, drawn as
+//! [`stack_tests::pci::Frame`] says; the host then resizes its display,
+//! and `pci-guest: hotplug: preferred WxH` says the connector followed.
+//! The program then stays, so the scanout does too.
 
 use std::error::Error;
 use std::time::Duration;
@@ -139,7 +140,25 @@ fn main() -> Result<(), Box<dyn Error>> {
     for line in stats.lines().filter(|l| l.contains("interrupts")) {
         println!("pci-guest: stats: {line}");
     }
+    // Hotplug: the host resizes its display next; the device signals a
+    // configuration change and the connector follows.
+    let listener = DrmFd::open("/scheme/drm/card0")?;
+    listener.set_client_cap(k::REDOX_CLIENT_CAP_HOTPLUG_EVENTS, 1)?;
     println!("pci-guest: scanout {} {}", frame.width, frame.height);
+    let mut event = [0u8; 64];
+    let n = listener.read_events(&mut event)?;
+    let kind = event
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")));
+    if kind != Some(k::event::REDOX_CONNECTOR_HOTPLUG) {
+        return Err(format!("expected a hotplug event, read {:x?}", &event[..n]).into());
+    }
+    let (_, modes) = card.connector(connector, 32)?;
+    let preferred = modes.first().ok_or("no mode after the hotplug")?;
+    println!(
+        "pci-guest: hotplug: preferred {}x{}",
+        preferred.hdisplay, preferred.vdisplay
+    );
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
