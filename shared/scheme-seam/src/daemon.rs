@@ -120,37 +120,76 @@ pub struct Started {
 #[cfg(target_os = "linux")]
 impl Started {
     /// Starts `cmd` and waits until it is ready (or has failed).
-    pub fn start(mut cmd: std::process::Command) -> io::Result<Started> {
+    pub fn start(cmd: std::process::Command) -> io::Result<Started> {
         use std::io::Read;
+
+        let program = cmd.get_program().to_owned();
+        let (mut started, mut ready) = Started::spawn(cmd, &[])?;
+        let mut byte = [1u8];
+        if let Err(e) = ready.read_exact(&mut byte) {
+            let status = started.child.wait()?;
+            return Err(io::Error::other(format!(
+                "{program:?} exited ({status}) before it was ready: {e}"
+            )));
+        }
+        Ok(started)
+    }
+
+    /// Starts `cmd` with the `INIT_NOTIFY` pipe, and each `(fd, number)` of
+    /// `pass` as descriptor `number` of the child (numbers above 3), without
+    /// waiting: its readiness byte (or end of file, if it fails first)
+    /// comes on the returned pipe.
+    pub fn spawn(
+        mut cmd: std::process::Command,
+        pass: &[(RawFd, RawFd)],
+    ) -> io::Result<(Started, std::io::PipeReader)> {
         use std::os::unix::process::CommandExt;
 
         /// The descriptor number the daemon is told to write to.
         const NOTIFY_FD: RawFd = 3;
-        let (mut ready, notify) = std::io::pipe()?;
+        if pass.iter().any(|&(_, n)| n <= NOTIFY_FD) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "passed descriptors go above INIT_NOTIFY's",
+            ));
+        }
+        let (ready, notify) = std::io::pipe()?;
         let notify = OwnedFd::from(notify);
-        let raw = notify.as_raw_fd();
+        let mut moves = vec![(notify.as_raw_fd(), NOTIFY_FD)];
+        moves.extend_from_slice(pass);
         cmd.env(INIT_NOTIFY, NOTIFY_FD.to_string());
-        // SAFETY: only dup2, which is async-signal-safe, runs between fork
-        // and exec; the duplicate drops FD_CLOEXEC so the pipe survives exec.
+        // SAFETY: only fcntl and dup2, which are async-signal-safe, run
+        // between fork and exec. Every source is first copied out of the
+        // way (a source may have a target's number); each final duplicate
+        // drops FD_CLOEXEC so it survives exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(raw, NOTIFY_FD) < 0 {
-                    return Err(io::Error::last_os_error());
+                let mut high = [0; 8];
+                if moves.len() > high.len() {
+                    return Err(io::Error::from_raw_os_error(libc::EMFILE));
+                }
+                for (i, &(fd, _)) in moves.iter().enumerate() {
+                    high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
+                    if high[i] < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                for (i, &(_, number)) in moves.iter().enumerate() {
+                    if libc::dup2(high[i], number) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
-        let mut child = cmd.spawn()?;
+        let child = cmd.spawn()?;
         drop(notify);
-        let mut byte = [1u8];
-        if let Err(e) = ready.read_exact(&mut byte) {
-            let status = child.wait()?;
-            return Err(io::Error::other(format!(
-                "{:?} exited ({status}) before it was ready: {e}",
-                cmd.get_program()
-            )));
-        }
-        Ok(Started { child })
+        Ok((Started { child }, ready))
+    }
+
+    /// Whether the daemon has exited, and how (reaped then).
+    pub fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// The daemon's process id.

@@ -37,15 +37,47 @@ pub struct FrameReader {
     /// Bytes of a refused frame still to discard: its length field says
     /// where the next frame starts, so one bad frame costs only itself.
     skip: u64,
+    /// The frame being discarded: its first bytes and its whole length,
+    /// for [`FrameReader::partial`].
+    skip_head: [u8; 8],
+    skip_total: u64,
 }
 
 impl FrameReader {
     /// Receives once from `sock`; returns the bytes received (0 at end of
     /// stream).
     pub fn fill(&mut self, sock: RawFd) -> io::Result<usize> {
+        self.fill_max(sock, CHUNK)
+    }
+
+    /// Receives once from `sock`, never past the end of the frame being
+    /// read, so that what the reader holds is always the start of one
+    /// frame ([`FrameReader::partial`]): a server that dies leaves the
+    /// rest of the stream where its next instance can take it up. Frames
+    /// already complete must be taken with [`FrameReader::next_frame`]
+    /// before this is called again.
+    pub fn fill_frame(&mut self, sock: RawFd) -> io::Result<usize> {
+        let want = if self.skip > 0 {
+            usize::try_from(self.skip).unwrap_or(CHUNK)
+        } else {
+            match self
+                .buf
+                .get(..4)
+                .map(|h| frame_len(h.try_into().expect("4 bytes")))
+            {
+                // The whole header first: the tag is needed for an answer.
+                None => 8 - self.buf.len(),
+                Some(Ok(len)) => (4 + len).saturating_sub(self.buf.len()),
+                Some(Err(_)) => 8usize.saturating_sub(self.buf.len()),
+            }
+        };
+        self.fill_max(sock, want.clamp(1, CHUNK))
+    }
+
+    fn fill_max(&mut self, sock: RawFd, max: usize) -> io::Result<usize> {
         let old = self.buf.len();
         let mut fds = Vec::new();
-        let result = scm::recv(sock, &mut self.buf, CHUNK, &mut fds);
+        let result = scm::recv(sock, &mut self.buf, max, &mut fds);
         if let Ok(n @ 1..) = result {
             if !fds.is_empty() {
                 self.fds.push_back((self.start + (old + n - 1) as u64, fds));
@@ -80,6 +112,10 @@ impl FrameReader {
                     None
                 };
                 self.skip = 4 + announced;
+                self.skip_total = self.skip;
+                self.skip_head = [0; 8];
+                let n = self.buf.len().min(8);
+                self.skip_head[..n].copy_from_slice(&self.buf[..n]);
                 return Some(Err((tag, e)));
             }
         };
@@ -89,6 +125,45 @@ impl FrameReader {
         let bytes = self.buf[4..4 + len].to_vec();
         let fds = self.consume(4 + len);
         Some(Ok(Frame { bytes, fds }))
+    }
+
+    /// Where the stream stands for a reader filled with
+    /// [`FrameReader::fill_frame`] whose complete frames were taken: the
+    /// bytes of the current frame read so far, and its first bytes (up to
+    /// 8: length and tag).
+    pub fn partial(&self) -> (u64, [u8; 8]) {
+        if self.skip > 0 {
+            return (self.skip_total - self.skip, self.skip_head);
+        }
+        let mut head = [0u8; 8];
+        let n = self.buf.len().min(8);
+        head[..n].copy_from_slice(&self.buf[..n]);
+        (self.buf.len() as u64, head)
+    }
+
+    /// A reader that goes on where another stopped, as its
+    /// [`FrameReader::partial`] said: a frame of which only part of the
+    /// header was read is completed as usual; one read past its header is
+    /// discarded (its descriptors and first bytes died with the other
+    /// reader), and its tag returned, to be answered.
+    pub fn resume(taken: u64, head: &[u8]) -> (FrameReader, Option<u32>) {
+        let mut reader = FrameReader::default();
+        if taken < 8 {
+            let n = (taken as usize).min(head.len());
+            reader.buf.extend_from_slice(&head[..n]);
+            return (reader, None);
+        }
+        let Some(header) = head.get(..8) else {
+            return (reader, None);
+        };
+        let announced = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let total = 4 + u64::from(announced);
+        reader.skip = total.saturating_sub(taken);
+        reader.skip_total = total;
+        reader.skip_head.copy_from_slice(header);
+        let tag = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let lost = frame_len(announced.to_le_bytes()).is_ok().then_some(tag);
+        (reader, lost)
     }
 
     /// Drops `n` buffered bytes; returns the descriptors that came with
@@ -157,6 +232,67 @@ mod tests {
             "the held frame took the next one's fd"
         );
         assert_eq!(second.fds.len(), 1);
+    }
+
+    #[test]
+    fn a_reader_filled_frame_by_frame_can_be_taken_over_mid_frame() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let first = encode(1, &Request::Fstat);
+        let second = encode(
+            2,
+            &Request::Write {
+                data: vec![5; 300],
+                offset: 0,
+            },
+        );
+        let third = encode(3, &Request::Fstat);
+        let mut stream = [first.clone(), second.clone(), third.clone()].concat();
+        // Everything is in the socket, but each fill stops at a frame's end.
+        scm::send(a.as_raw_fd(), &stream, &[]).unwrap();
+        let mut r = FrameReader::default();
+        r.fill_frame(b.as_raw_fd()).unwrap();
+        assert_eq!(r.partial().0, 8);
+        r.fill_frame(b.as_raw_fd()).unwrap();
+        assert_eq!(
+            decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,
+            1
+        );
+        assert!(r.next_frame().is_none());
+        // Into the second frame's body, then the reader is lost.
+        r.fill_frame(b.as_raw_fd()).unwrap();
+        r.fill_frame(b.as_raw_fd()).unwrap();
+        let (taken, head) = r.partial();
+        assert_eq!(taken, second.len() as u64);
+        // (It had read the whole of it: take half back to model a death
+        // half-way.) A new reader skips the rest of the frame and names
+        // its tag; the third frame comes whole.
+        drop(r);
+        stream.drain(..first.len() + second.len());
+        let (mut r, lost) = FrameReader::resume(8 + 100, &head);
+        assert_eq!(lost, Some(2));
+        let (c, d) = UnixStream::pair().unwrap();
+        scm::send(c.as_raw_fd(), &second[108..], &[]).unwrap();
+        scm::send(c.as_raw_fd(), &stream, &[]).unwrap();
+        drop(c);
+        let mut frames = Vec::new();
+        while r.fill_frame(d.as_raw_fd()).unwrap() > 0 {
+            while let Some(f) = r.next_frame() {
+                frames.push(f.unwrap());
+            }
+        }
+        assert_eq!(frames.len(), 1);
+        assert_eq!(decode::<Request>(&frames[0].bytes), (3, Ok(Request::Fstat)));
+        // A header cut short is completed, not lost.
+        let (mut r, lost) = FrameReader::resume(3, &third[..3]);
+        assert_eq!(lost, None);
+        let (e, f) = UnixStream::pair().unwrap();
+        scm::send(e.as_raw_fd(), &third[3..], &[]).unwrap();
+        drop(e);
+        while r.fill_frame(f.as_raw_fd()).unwrap() > 0 {}
+        assert_eq!(
+            decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,
+            3
+        );
     }
 
     /// Reads everything sent to `b` until its peer closed.

@@ -9,7 +9,10 @@
 //! the handle is ready.
 
 mod client;
+pub mod fdstore;
 pub mod frames;
+pub mod journal;
+mod persist;
 mod scm;
 mod server;
 pub mod wire;

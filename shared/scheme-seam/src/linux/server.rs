@@ -12,6 +12,8 @@ use std::time::Instant;
 use log::{debug, info, warn};
 
 use super::frames::{Frame, FrameReader};
+use super::journal::{SlotId, NO_HANDLE};
+use super::persist::{Persist, Resumed};
 use super::scm;
 use super::wire::{decode, encode, FrameError, Reply, Request, MAX_FDS};
 use crate::daemon::{notify_ready, Termination};
@@ -28,7 +30,10 @@ const CONN: u64 = 1 << 48;
 
 /// Serves `scheme` as `name` in the bus directory until `termination`
 /// fires. The socket appears (atomically, by rename) only once it accepts
-/// connections, and `INIT_NOTIFY` is written then.
+/// connections, and `INIT_NOTIFY` is written then. Under a supervisor with
+/// a file-descriptor store ([`super::fdstore`]) the socket and every
+/// connection are kept there, and an instance started after one that died
+/// serves them on ([`super::persist`]).
 pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -> io::Result<()> {
     if name.is_empty() || name.contains('/') {
         return Err(io::Error::new(ErrorKind::InvalidInput, "bad scheme name"));
@@ -36,19 +41,23 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
     let dir = super::scheme_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(name);
-    let staging = dir.join(format!(".{name}.{}", std::process::id()));
-    let _ = std::fs::remove_file(&staging);
-    let listener = UnixListener::bind(&staging)?;
+    let (persist, kept, resumed) = match Persist::from_env()? {
+        Some((p, listener, resumed)) => (Some(p), listener, resumed),
+        None => (None, None, Vec::new()),
+    };
+    let listener = match kept {
+        Some(listener) => listener,
+        None => {
+            let listener = bind(&dir, name, &path)?;
+            if let Some(p) = &persist {
+                p.keep_listener(listener.as_fd());
+            }
+            listener
+        }
+    };
     listener.set_nonblocking(true)?;
-    // Anyone may connect, as anyone may open a Redox scheme: the scheme
-    // decides at open from the caller's credentials (SO_PEERCRED), not
-    // the umask of whoever started the daemon.
-    std::fs::set_permissions(
-        &staging,
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )?;
-    std::fs::rename(&staging, &path)?;
-    let mut server = Server::new(scheme, listener, path.clone(), termination)?;
+    let mut server = Server::new(scheme, listener, path.clone(), termination, persist)?;
+    server.resume(resumed);
     info!("serving scheme {name} at {}", path.display());
     notify_ready()?;
     let result = server.run(termination);
@@ -56,11 +65,33 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
     result
 }
 
+/// Binds the scheme's socket under a hidden name and renames it into
+/// place, so that it appears only once it accepts.
+fn bind(dir: &std::path::Path, name: &str, path: &std::path::Path) -> io::Result<UnixListener> {
+    let staging = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    // Anyone may connect, as anyone may open a Redox scheme: the scheme
+    // decides at open from the caller's credentials (SO_PEERCRED), not
+    // the umask of whoever started the daemon.
+    std::fs::set_permissions(
+        &staging,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )?;
+    std::fs::rename(&staging, path)?;
+    Ok(listener)
+}
+
 /// One handle's connection (or a fresh one waiting for its Open).
 struct Conn {
     stream: UnixStream,
     caller: Caller,
     handle: Option<HandleId>,
+    /// The handle died with an earlier instance: every request is ENODEV.
+    gone: bool,
+    /// Its key in the store and journal, and its journal slot.
+    key: u64,
+    slot: Option<SlotId>,
     reader: FrameReader,
     out: VecDeque<Outgoing>,
     /// Readable while the handle is ready for reading, once asked for.
@@ -118,6 +149,11 @@ struct Outgoing {
     bytes: Vec<u8>,
     sent: usize,
     fds: Vec<OwnedFd>,
+    /// The request it answers (none for the rest of an earlier
+    /// instance's answer), struck from the journal once it is out.
+    tag: Option<u32>,
+    /// Kept in the store for a next instance (it went out in part).
+    kept: bool,
 }
 
 /// A request waiting for its condition.
@@ -154,6 +190,8 @@ struct Server<'s, S: Scheme> {
     woken: Vec<WakeKey>,
     /// The scheme's tokens for its sources, by event-queue position.
     sources: Vec<usize>,
+    /// The supervisor's store, when there is one.
+    persist: Option<Persist>,
 }
 
 fn errno_reply(e: Errno) -> Exec {
@@ -245,6 +283,7 @@ impl<'s, S: Scheme> Server<'s, S> {
         listener: UnixListener,
         path: PathBuf,
         termination: &Termination,
+        persist: Option<Persist>,
     ) -> io::Result<Self> {
         // SAFETY: creating a fresh epoll instance.
         let epoll = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -281,7 +320,61 @@ impl<'s, S: Scheme> Server<'s, S> {
             parked: Parked::default(),
             woken: Vec::new(),
             sources,
+            persist,
         })
+    }
+
+    /// Serves on the connections an earlier instance left: the rest of a
+    /// partly sent answer first, then an answer to every request it took
+    /// (see [`super::persist`]).
+    fn resume(&mut self, resumed: Vec<Resumed>) {
+        for r in resumed {
+            let caller = peer_caller(&r.stream);
+            let handle = if r.opened { 0 } else { NO_HANDLE };
+            let id = match self.add_conn_keyed(r.stream, caller, None, handle) {
+                Ok(id) => id,
+                Err(e) => {
+                    warn!("taking over a connection: {e}");
+                    continue;
+                }
+            };
+            if let Some(p) = &mut self.persist {
+                p.retire(r.old_key);
+            }
+            let errno = if r.opened {
+                Errno::ENODEV
+            } else {
+                Errno::EINTR
+            };
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.gone = r.opened;
+            conn.reader = r.reader;
+            if !r.remainder.is_empty() {
+                conn.out.push_back(Outgoing {
+                    bytes: r.remainder,
+                    sent: 0,
+                    fds: Vec::new(),
+                    tag: None,
+                    kept: false,
+                });
+            }
+            for tag in r.unanswered {
+                if let (Some(p), Some(slot)) = (&mut self.persist, conn.slot) {
+                    p.journal().add_tag(slot, tag);
+                }
+                conn.out.push_back(Outgoing {
+                    bytes: encode(tag, &Reply::Error(errno.0)),
+                    sent: 0,
+                    fds: Vec::new(),
+                    tag: Some(tag),
+                    kept: false,
+                });
+            }
+            // Frames the client sent meanwhile are in the socket.
+            self.conn_ready(id, libc::EPOLLIN as u32);
+        }
     }
 
     fn run(&mut self, termination: &Termination) -> io::Result<()> {
@@ -380,9 +473,30 @@ impl<'s, S: Scheme> Server<'s, S> {
         caller: Caller,
         handle: Option<HandleId>,
     ) -> io::Result<()> {
+        let journaled = handle.map_or(NO_HANDLE, |h| h as u64);
+        self.add_conn_keyed(stream, caller, handle, journaled)
+            .map(drop)
+    }
+
+    /// Adds a connection, kept in the store (when there is one) with
+    /// `journaled` as its handle; returns its id.
+    fn add_conn_keyed(
+        &mut self,
+        stream: UnixStream,
+        caller: Caller,
+        handle: Option<HandleId>,
+        journaled: u64,
+    ) -> io::Result<u64> {
         stream.set_nonblocking(true)?;
         let id = self.next_conn;
         self.next_conn += 1;
+        let (key, slot) = match &mut self.persist {
+            Some(p) => {
+                let key = p.key(id);
+                (key, p.add(key, stream.as_fd(), journaled))
+            }
+            None => (0, None),
+        };
         epoll_ctl(
             &self.epoll,
             libc::EPOLL_CTL_ADD,
@@ -396,6 +510,9 @@ impl<'s, S: Scheme> Server<'s, S> {
                 stream,
                 caller,
                 handle,
+                gone: false,
+                key,
+                slot,
                 reader: FrameReader::default(),
                 out: VecDeque::new(),
                 events: None,
@@ -407,7 +524,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                 stalled: false,
             },
         );
-        Ok(())
+        Ok(id)
     }
 
     fn conn_ready(&mut self, id: u64, flags: u32) {
@@ -434,7 +551,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                 }
                 break;
             }
-            match conn.reader.fill(conn.stream.as_raw_fd()) {
+            match conn.reader.fill_frame(conn.stream.as_raw_fd()) {
                 Ok(0) => return self.drop_conn(id),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -445,8 +562,21 @@ impl<'s, S: Scheme> Server<'s, S> {
                 }
             }
             self.take_frames(id);
+            self.journal_partial(id);
         }
         self.flush(id);
+    }
+
+    /// Records where connection `id`'s stream stands (see
+    /// [`FrameReader::partial`]).
+    fn journal_partial(&mut self, id: u64) {
+        let (Some(p), Some(conn)) = (&mut self.persist, self.conns.get(&id)) else {
+            return;
+        };
+        if let Some(slot) = conn.slot {
+            let (taken, head) = conn.reader.partial();
+            p.journal().set_partial(slot, taken, &head);
+        }
     }
 
     /// Handles every complete frame buffered for connection `id`, until
@@ -492,6 +622,16 @@ impl<'s, S: Scheme> Server<'s, S> {
                 return self.send(id, tag, &Reply::Error(Errno::EINVAL.0), Vec::new());
             }
         };
+        // The tag first, then the stream's new position: killed between
+        // the two, the next instance answers the tag once (see
+        // `persist::resume`) rather than not at all.
+        if let (Some(p), Some(slot)) = (&mut self.persist, self.conns.get(&id).and_then(|c| c.slot))
+        {
+            if !p.journal().add_tag(slot, tag) {
+                warn!("connection {id}: more requests outstanding than the journal holds");
+            }
+        }
+        self.journal_partial(id);
         let mut req = req;
         match self.execute(id, &mut req, frame.fds, None) {
             Some(Exec::Park(park)) => {
@@ -518,6 +658,9 @@ impl<'s, S: Scheme> Server<'s, S> {
         rerun: Option<bool>,
     ) -> Option<Exec> {
         let conn = self.conns.get(&id)?;
+        if conn.gone {
+            return Some(errno_reply(Errno::ENODEV));
+        }
         let expired = rerun == Some(true);
         let mut ctx = Context::rerun(conn.caller, expired);
         let handle = conn.handle;
@@ -675,8 +818,13 @@ impl<'s, S: Scheme> Server<'s, S> {
         match exec {
             Exec::Reply(reply, fds) => {
                 self.send(id, tag, &reply, fds);
-                // A connection whose open failed has no further use.
-                if let Some(conn) = self.conns.get_mut(&id).filter(|c| c.handle.is_none()) {
+                // A connection whose open failed has no further use (one
+                // whose handle died with an earlier instance stays, to say so).
+                if let Some(conn) = self
+                    .conns
+                    .get_mut(&id)
+                    .filter(|c| c.handle.is_none() && !c.gone)
+                {
                     conn.closing = true;
                 }
             }
@@ -684,6 +832,9 @@ impl<'s, S: Scheme> Server<'s, S> {
             Exec::Bind(h) => {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     conn.handle = Some(h);
+                    if let (Some(p), Some(slot)) = (&mut self.persist, conn.slot) {
+                        p.journal().set_handle(slot, h as u64);
+                    }
                 }
                 self.send(id, tag, &Reply::Value(h as u64), Vec::new());
             }
@@ -839,6 +990,8 @@ impl<'s, S: Scheme> Server<'s, S> {
                 bytes: encode(tag, reply),
                 sent: 0,
                 fds,
+                tag: Some(tag),
+                kept: false,
             });
         }
     }
@@ -869,7 +1022,26 @@ impl<'s, S: Scheme> Server<'s, S> {
             match scm::send(conn.stream.as_raw_fd(), &out.bytes[out.sent..], &fds) {
                 Ok(n) => {
                     out.sent += n;
-                    if out.sent == out.bytes.len() {
+                    let done = out.sent == out.bytes.len();
+                    if let (Some(p), Some(slot)) = (&mut self.persist, conn.slot) {
+                        // Its tag is struck once the answer is out, or
+                        // once the store holds the rest of it.
+                        if done || !out.kept {
+                            if let Some(tag) = out.tag {
+                                p.journal().remove_tag(slot, tag);
+                            }
+                        }
+                        match (done, out.kept) {
+                            (true, true) => p.answer_sent(conn.key, slot),
+                            (false, false) => {
+                                out.kept = true;
+                                p.keep_answer(conn.key, slot, &out.bytes, out.sent);
+                            }
+                            (false, true) => p.journal().set_out_sent(slot, out.sent as u64),
+                            (true, false) => {}
+                        }
+                    }
+                    if done {
                         conn.out.pop_front();
                     }
                 }
@@ -907,6 +1079,14 @@ impl<'s, S: Scheme> Server<'s, S> {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        if let Some(p) = &mut self.persist {
+            if conn.out.front().is_some_and(|o| o.kept) {
+                if let Some(slot) = conn.slot {
+                    p.answer_sent(conn.key, slot);
+                }
+            }
+            p.remove(conn.key, conn.slot);
+        }
         let cancelled = self.parked.take_where(|owner, _| owner as u64 == id);
         if !cancelled.is_empty() {
             debug!(
@@ -937,6 +1117,9 @@ impl<'s, S: Scheme> Server<'s, S> {
         for id in ids {
             self.flush(id);
             self.drop_conn(id);
+        }
+        if let Some(p) = &self.persist {
+            p.forget_listener();
         }
         let _ = std::fs::remove_file(&self.path);
         info!("scheme at {} stopped", self.path.display());

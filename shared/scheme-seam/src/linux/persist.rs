@@ -1,0 +1,270 @@
+//! What lets a bus server be replaced without its clients losing their
+//! handles: with a supervisor's [`FdStore`], the server keeps its
+//! listening socket and every connection there, with the
+//! [`Journal`] of what it took from each and had not answered, and the
+//! rest of any answer it had only partly sent. The next instance takes
+//! them back: the socket stays in the bus directory the whole time, a
+//! connection's stream goes on where the last one stopped, and every
+//! request the dead instance had taken is answered.
+//!
+//! The scheme's own state for a handle died with the instance, so a
+//! handle it had opened answers ENODEV from then on (the client reopens);
+//! a connection that had not opened yet goes on as if nothing happened.
+//! Requests the dead instance took are answered ENODEV on an opened
+//! handle, EINTR (try again) on one that was opening.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use log::{info, warn};
+
+use super::fdstore::FdStore;
+use super::frames::FrameReader;
+use super::journal::{Entry, Journal, SlotId, NO_HANDLE};
+
+const LISTENER: &str = "listener";
+const JOURNAL: &str = "journal";
+
+fn conn_name(key: u64) -> String {
+    format!("conn/{key:016x}")
+}
+
+fn out_name(key: u64) -> String {
+    format!("out/{key:016x}")
+}
+
+/// A connection of a dead instance, to serve again.
+#[derive(Debug)]
+pub(super) struct Resumed {
+    /// Its key in the dead instance (see [`Persist::retire`]).
+    pub old_key: u64,
+    /// Its socket.
+    pub stream: UnixStream,
+    /// Whether it had opened a handle (now gone).
+    pub opened: bool,
+    /// Its stream, where the dead instance stopped reading.
+    pub reader: FrameReader,
+    /// Requests taken and not answered (the frame cut short among them).
+    pub unanswered: Vec<u32>,
+    /// The rest of an answer the dead instance had partly sent: it goes
+    /// first, so the client's stream keeps its framing.
+    pub remainder: Vec<u8>,
+}
+
+/// What a server under a supervisor starts from: its store, the listener
+/// an earlier instance kept, and that instance's connections.
+pub(super) type TakenOver = (Persist, Option<UnixListener>, Vec<Resumed>);
+
+/// The store and journal of a server that has a supervisor.
+#[derive(Debug)]
+pub(super) struct Persist {
+    store: FdStore,
+    journal: Journal,
+    /// Keys of this instance's connections start with it.
+    instance: u64,
+}
+
+/// A random non-zero 32-bit number: what tells this instance's
+/// connection keys from a dead one's (a pid can come back).
+fn instance_id() -> io::Result<u64> {
+    let mut bytes = [0u8; 4];
+    loop {
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let id = u32::from_le_bytes(bytes);
+        if id != 0 {
+            return Ok(u64::from(id));
+        }
+    }
+}
+
+impl Persist {
+    /// The supervisor's store, if the process has one, with the listener
+    /// and connections a dead instance left in it.
+    pub fn from_env() -> io::Result<Option<TakenOver>> {
+        let Some(store) = FdStore::from_env()? else {
+            return Ok(None);
+        };
+        let mut held = store.fetch()?;
+        let listener = held.remove(LISTENER).map(UnixListener::from);
+        let (mut journal, entries) = match held.remove(JOURNAL) {
+            Some(fd) => {
+                let journal = Journal::open(fd)?;
+                let entries = journal.entries();
+                (journal, entries)
+            }
+            None => {
+                let journal = Journal::create()?;
+                store.store(JOURNAL, journal.fd())?;
+                (journal, Vec::new())
+            }
+        };
+        journal.clear();
+        let resumed = resume(&mut held, entries);
+        for name in held.keys() {
+            warn!("fd store: {name} left behind by an earlier instance, dropped");
+        }
+        if !resumed.is_empty() || listener.is_some() {
+            info!(
+                "taking over from an earlier instance: {} connections",
+                resumed.len()
+            );
+        }
+        let persist = Persist {
+            store,
+            journal,
+            instance: instance_id()?,
+        };
+        Ok(Some((persist, listener, resumed)))
+    }
+
+    /// The key of this instance's connection `id`.
+    pub fn key(&self, id: u64) -> u64 {
+        self.instance << 32 | (id & 0xffff_ffff)
+    }
+
+    /// Keeps the listener for the next instance.
+    pub fn keep_listener(&self, listener: BorrowedFd<'_>) {
+        if let Err(e) = self.store.store(LISTENER, listener) {
+            warn!("fd store: keeping the listener: {e}");
+        }
+    }
+
+    /// An orderly exit: the next instance binds a socket of its own.
+    pub fn forget_listener(&self) {
+        if let Err(e) = self.store.remove(LISTENER) {
+            warn!("fd store: {e}");
+        }
+    }
+
+    /// Keeps connection `key` (with `handle` or [`NO_HANDLE`]); its
+    /// journal slot, or None when the journal is full (the connection is
+    /// served, but a restart loses it).
+    pub fn add(&mut self, key: u64, stream: BorrowedFd<'_>, handle: u64) -> Option<SlotId> {
+        let slot = self.journal.take(key, handle);
+        if slot.is_none() {
+            warn!("request journal full: connection {key:x} is not kept across a restart");
+            return None;
+        }
+        if let Err(e) = self.store.store(&conn_name(key), stream) {
+            warn!("fd store: keeping connection {key:x}: {e}");
+        }
+        slot
+    }
+
+    /// Forgets connection `key`.
+    pub fn remove(&mut self, key: u64, slot: Option<SlotId>) {
+        if let Some(slot) = slot {
+            self.journal.release(slot);
+        }
+        if let Err(e) = self.store.remove(&conn_name(key)) {
+            warn!("fd store: {e}");
+        }
+    }
+
+    /// Drops what a dead instance kept for connection `old`, now kept
+    /// under a key of this instance.
+    pub fn retire(&mut self, old: u64) {
+        for name in [conn_name(old), out_name(old)] {
+            if let Err(e) = self.store.remove(&name) {
+                warn!("fd store: {e}");
+            }
+        }
+    }
+
+    /// The journal, for the server's per-request records.
+    pub fn journal(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
+    /// An answer to `key` went out only in part: `frame` is kept whole in
+    /// the store, with `sent` bytes of it gone, for a next instance to
+    /// finish.
+    pub fn keep_answer(&mut self, key: u64, slot: SlotId, frame: &[u8], sent: usize) {
+        log::debug!(
+            "connection {key:x}: {sent} of {} bytes of an answer sent, the rest kept",
+            frame.len()
+        );
+        let kept = crate::ShmRegion::new("scheme-answer", frame.len())
+            .inspect(|shm| shm.write_bytes(0, frame));
+        match kept {
+            Ok(shm) => {
+                if let Err(e) = self.store.store(&out_name(key), shm.fd().as_fd()) {
+                    warn!("fd store: keeping an answer: {e}");
+                }
+            }
+            Err(e) => warn!("keeping an answer: {e}"),
+        }
+        self.journal.set_out_sent(slot, sent as u64);
+    }
+
+    /// The kept answer of `key` is all sent.
+    pub fn answer_sent(&mut self, key: u64, slot: SlotId) {
+        self.journal.set_out_sent(slot, 0);
+        if let Err(e) = self.store.remove(&out_name(key)) {
+            warn!("fd store: {e}");
+        }
+    }
+}
+
+/// The connections in `held` (taken out of it), with what the journal
+/// says of each.
+fn resume(held: &mut BTreeMap<String, OwnedFd>, entries: Vec<Entry>) -> Vec<Resumed> {
+    let mut entries: HashMap<u64, Entry> = entries.into_iter().map(|e| (e.key, e)).collect();
+    let keys: Vec<u64> = held
+        .keys()
+        .filter_map(|n| u64::from_str_radix(n.strip_prefix("conn/")?, 16).ok())
+        .collect();
+    let mut resumed = Vec::new();
+    for key in keys {
+        let Some(fd) = held.remove(&conn_name(key)) else {
+            continue;
+        };
+        let out = held.remove(&out_name(key));
+        // Without a slot nothing is known of the connection: as if opened.
+        let entry = entries.remove(&key).unwrap_or(Entry {
+            key,
+            handle: 0,
+            consumed: 0,
+            head: Vec::new(),
+            out_sent: 0,
+            tags: Vec::new(),
+        });
+        let (reader, cut) = FrameReader::resume(entry.consumed, &entry.head);
+        let remainder = out
+            .and_then(|fd| {
+                read_answer(fd)
+                    .map_err(|e| warn!("a kept answer: {e}"))
+                    .ok()
+            })
+            .map(|frame| frame[(entry.out_sent as usize).min(frame.len())..].to_vec())
+            .unwrap_or_default();
+        let mut unanswered = entry.tags;
+        // A frame taken whole but killed before the journal said so is in
+        // both: answered once.
+        unanswered.extend(cut.filter(|t| !unanswered.contains(t)));
+        log::debug!(
+            "connection {key:x}: opened {}, {} unanswered, {} bytes of an answer to finish",
+            entry.handle != NO_HANDLE,
+            unanswered.len(),
+            remainder.len()
+        );
+        resumed.push(Resumed {
+            old_key: key,
+            stream: UnixStream::from(fd),
+            opened: entry.handle != NO_HANDLE,
+            reader,
+            unanswered,
+            remainder,
+        });
+    }
+    resumed
+}
+
+fn read_answer(fd: OwnedFd) -> io::Result<Vec<u8>> {
+    let mut file = std::fs::File::from(fd);
+    let mut frame = Vec::new();
+    file.read_to_end(&mut frame)?;
+    Ok(frame)
+}
