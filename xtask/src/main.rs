@@ -170,7 +170,7 @@ fn is_root() -> bool {
 /// The Redox target every daemon crate must keep compiling for.
 const REDOX_TARGET: &str = "x86_64-unknown-redox";
 /// Workspace members that only run on the build host.
-const HOST_ONLY: &[&str] = &["xtask", "stack-tests", "drm-shim"];
+const HOST_ONLY: &[&str] = &["xtask", "stack-tests", "drm-shim", "launcher"];
 
 fn setup() -> Result {
     let installed = Command::new("rustup")
