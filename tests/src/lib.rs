@@ -14,6 +14,7 @@ use scheme_seam::SchemeFd;
 
 pub mod display;
 pub mod gl;
+pub mod launched;
 pub mod pci;
 pub mod qemu;
 pub mod rfb;
