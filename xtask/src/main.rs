@@ -52,8 +52,9 @@ use scheme_seam::daemon::Started;
 use scheme_seam::linux::SCHEME_DIR;
 use virtio_gpud::transport::vhost_user::{find_backend, PROJECT_BACKEND};
 
-/// The stack's daemons, in the order init starts them.
-const DAEMONS: [&str; 3] = ["virtio-gpud", "syncd", "drmd"];
+/// The packages of the stack's daemons and of the launcher that starts
+/// them in init's order and restarts drmd (`gpu-launcher`).
+const DAEMONS: [&str; 4] = ["virtio-gpud", "syncd", "drmd", "launcher"];
 
 /// Debian 12 packages the backend binary needs at run time (virglrenderer,
 /// Mesa's EGL/GBM with llvmpipe, and the backend's own libraries).
@@ -682,35 +683,32 @@ fn release_dir() -> PathBuf {
 }
 
 /// Starts the daemons in init's order on a bus of their own in `bus` (it
-/// stands for /scheme/); each is stopped (SIGTERM) when dropped.
-fn start_stack(bus: &Path) -> Result<Vec<Started>> {
+/// stands for /scheme/); the launcher stops them when it is dropped
+/// (SIGTERM).
+fn start_stack(bus: &Path) -> Result<Started> {
     start_stack_with(bus, &[])
 }
 
 /// [`start_stack`] with `gpu_args` for virtio-gpud (`--2d`: the display
-/// device).
-fn start_stack_with(bus: &Path, gpu_args: &[&str]) -> Result<Vec<Started>> {
+/// device): `gpu-launcher` starts virtio-gpud, syncd and drmd in init's
+/// order, each once the one before is ready, and restarts drmd if it
+/// exits; their logs go to `launcher.log` in the bus directory.
+fn start_stack_with(bus: &Path, gpu_args: &[&str]) -> Result<Started> {
     let _ = std::fs::remove_dir_all(bus);
     std::fs::create_dir_all(bus).map_err(|e| format!("creating {}: {e}", bus.display()))?;
-    let mut running = Vec::new();
-    for daemon in DAEMONS {
-        let log = bus.join(format!("{daemon}.log"));
-        let mut cmd = Command::new(release_dir().join(daemon));
-        if daemon == "virtio-gpud" {
-            cmd.args(gpu_args);
-        }
-        cmd.env(SCHEME_DIR, bus)
-            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
-        let started =
-            Started::start(cmd).map_err(|e| format!("{daemon}: {e} (log: {})", log.display()))?;
-        println!(
-            "started {daemon} (pid {}, log {})",
-            started.pid(),
-            log.display()
-        );
-        running.push(started);
-    }
-    Ok(running)
+    let log = bus.join("launcher.log");
+    let mut cmd = Command::new(release_dir().join("gpu-launcher"));
+    cmd.args(gpu_args)
+        .env(SCHEME_DIR, bus)
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+    let started =
+        Started::start(cmd).map_err(|e| format!("gpu-launcher: {e} (log: {})", log.display()))?;
+    println!(
+        "started gpu-launcher (pid {}): virtio-gpud, syncd and drmd; log {}",
+        started.pid(),
+        log.display()
+    );
+    Ok(started)
 }
 
 fn test() -> Result {
