@@ -626,8 +626,13 @@ impl Qemu {
 
     /// Asks QEMU to quit (QMP `quit`) and waits for it to exit.
     pub fn quit(&mut self) -> Result<ExitStatus, String> {
-        self.qmp(r#"{"execute":"quit"}"#)?;
-        self.wait_exit(Duration::from_secs(10))
+        // QEMU closes QMP as it quits, sometimes before its reply: what
+        // counts is that it exits.
+        let asked = self.qmp(r#"{"execute":"quit"}"#);
+        match self.wait_exit(Duration::from_secs(10)) {
+            Ok(status) => Ok(status),
+            Err(e) => Err(asked.err().map_or(e.clone(), |q| format!("{q}; {e}"))),
+        }
     }
 
     /// Waits up to `timeout` for QEMU to exit: the guest powered off

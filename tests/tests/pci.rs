@@ -250,6 +250,11 @@ fn drive(name: &str, gpu: &str, interrupts: Interrupts) {
     let status = qemu
         .quit()
         .unwrap_or_else(|e| panic!("{}", qemu.report(&e)));
+    assert!(
+        status.success(),
+        "{}",
+        qemu.report(&format!("QEMU exited {status}"))
+    );
     println!(
         "{name}: Linux {}, {} on vfio-pci, {caps:?}; {count} interrupts; {}x{} scanout read \
          back pixel for pixel; QEMU exited {status}",

@@ -5,7 +5,10 @@
 //! had taken (parked) is answered ENODEV too, never left hanging; a
 //! connection still opening, or one made while drmd is down, is served by
 //! the next instance as if nothing happened; what the dead instance held
-//! on the device is released.
+//! on the device is released. Clients of each kind across one kill — an
+//! unmodified Mesa program rendering, a sync_file waiter, a parked read, a
+//! WAIT on a busy object, a KMS client flipping — go on or get ENODEV,
+//! none hangs, and each can reopen the node.
 
 use std::io::ErrorKind;
 use std::sync::Mutex;
@@ -156,4 +159,162 @@ fn twenty_restarts_under_clients_leave_nothing_on_the_device() {
     // The connections of closed files left the store with them.
     let e = DrmFd::open("/scheme/drm/nothing").map(drop).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+/// Runs `child` to its end, its output drained meanwhile, or fails the
+/// test if it outlives `limit`.
+fn ends_within(child: std::process::Child, limit: Duration, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: signalling the test's own child.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("{what} hangs across drmd's restart");
+        }
+    }
+}
+
+#[test]
+fn clients_of_each_kind_go_on_or_get_a_clear_error_across_a_kill() {
+    use std::process::Stdio;
+    let _turn = STACK.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Launched::start(&[]);
+    // Unmodified Mesa rendering and checking frames for a while.
+    let gl = stack_tests::mesa_command(stack_tests::workspace_binary("gl-bench"))
+        .args(["gbm", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A sync_file of a submitted clear: syncd's, so drmd's death leaves it.
+    let render = DrmFd::open(RENDER).unwrap();
+    let (bo, res) = render
+        .resource_create(drmd::client::render_target(64, 64))
+        .unwrap();
+    let fence = render
+        .execbuffer(
+            &virgl_stream::clear_stream(res, virgl_stream::format::R8G8B8A8_UNORM, [1.0; 4]),
+            &[bo],
+            None,
+            true,
+        )
+        .unwrap()
+        .expect("an out-fence");
+    // A read of a DRM file parked in drmd, and a WAIT on a busy object.
+    let reader = std::thread::spawn(|| {
+        let card = DrmFd::open(CARD).unwrap();
+        card.read_events(&mut [0u8; 64]).map_err(|e| errno(&e))
+    });
+    let waiter = std::thread::spawn(|| {
+        let drm = DrmFd::open(RENDER).unwrap();
+        let (bo, res) = drm
+            .resource_create(drmd::client::render_target(4096, 4096))
+            .unwrap();
+        let stream =
+            virgl_stream::clear_stream(res, virgl_stream::format::R8G8B8A8_UNORM, [0.5; 4]);
+        for _ in 0..8 {
+            drm.execbuffer(&stream, &[bo], None, false).unwrap();
+        }
+        drm.wait(bo, false).map_err(|e| errno(&e))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let status = stack.kill_drmd();
+    println!(
+        "restart: drmd back in {:.1} ms under six clients",
+        status.last_restart_ms
+    );
+
+    // The GL program is not left hanging: it ends, whatever Mesa makes of
+    // the ENODEV its file answers.
+    let out = ends_within(gl, Duration::from_secs(60), "a GL program");
+    println!(
+        "restart: the GL program ended {} across the kill",
+        out.status
+    );
+    assert!(
+        fence.wait(Duration::from_secs(10)).unwrap(),
+        "the sync_file signals"
+    );
+    assert_eq!(reader.join().unwrap(), Err(libc::ENODEV), "the parked read");
+    // The WAIT either saw its work done before the kill or is told ENODEV.
+    let waited = waiter.join().unwrap();
+    assert!(matches!(waited, Ok(()) | Err(libc::ENODEV)), "{waited:?}");
+    assert_eq!(
+        errno(&render.getparam(vg::PARAM_3D_FEATURES).unwrap_err()),
+        libc::ENODEV
+    );
+    // Reopened, everything works, Mesa too.
+    render_fresh_gl();
+    drop(render);
+    device_clean();
+}
+
+/// A new GL program on the restarted drmd renders and checks its frames.
+fn render_fresh_gl() {
+    let out = stack_tests::mesa_command(stack_tests::workspace_binary("gl-bench"))
+        .args(["gbm", "0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_kms_client_flipping_across_a_kill_gets_enodev_and_can_set_its_mode_again() {
+    let _turn = STACK.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Launched::start(&["--2d"]);
+    let setup = |drm: &DrmFd| {
+        let res = drm.resources().unwrap();
+        let (crtc, connector) = (res.crtcs[0], res.connectors[0]);
+        let (_, modes) = drm.connector(connector, 32).unwrap();
+        let mode = modes[0];
+        let (w, h) = (u32::from(mode.hdisplay), u32::from(mode.vdisplay));
+        let fbs: Vec<u32> = (0..2)
+            .map(|_| {
+                let dumb = drm.create_dumb(w, h).unwrap();
+                drm.add_fb2(
+                    dumb.handle,
+                    w,
+                    h,
+                    dumb.pitch,
+                    drm_uapi::kms::FORMAT_XRGB8888,
+                )
+                .unwrap()
+            })
+            .collect();
+        drm.set_crtc(crtc, fbs[0], &[connector], Some(mode))
+            .unwrap();
+        (crtc, fbs)
+    };
+    let card = DrmFd::open(CARD).unwrap();
+    let (crtc, fbs) = setup(&card);
+    let flipper = std::thread::spawn(move || {
+        for i in 0.. {
+            if let Err(e) = card.page_flip(crtc, fbs[i % 2], 1, i as u64) {
+                return (i, errno(&e));
+            }
+            // The flip's event, then the next.
+            if let Err(e) = card.read_events(&mut [0u8; 64]) {
+                return (i, errno(&e));
+            }
+        }
+        unreachable!()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stack.kill_drmd();
+    let (flips, e) = flipper.join().unwrap();
+    assert_eq!(e, libc::ENODEV, "after {flips} flips");
+    assert!(flips > 0);
+    // Reopened: the client sets its mode and flips again.
+    let card = DrmFd::open(CARD).unwrap();
+    let (crtc, fbs) = setup(&card);
+    card.page_flip(crtc, fbs[1], 1, 7).unwrap();
+    assert!(card.read_events(&mut [0u8; 64]).unwrap() > 0);
 }

@@ -22,6 +22,9 @@ use crate::ShmRegion;
 
 /// The handle field of a connection not opened yet.
 pub const NO_HANDLE: u64 = u64::MAX;
+/// The read position while it is being rewritten (with its frame's first
+/// bytes): a server killed then leaves it, and the position is unknown.
+pub const UPDATING: u64 = u64::MAX;
 /// Tags one connection may have outstanding: its parked requests and the
 /// one running, with room to spare.
 pub const MAX_TAGS: usize = 264;
@@ -117,12 +120,17 @@ impl Journal {
                 let consumed = self.u64_at(base + CONSUMED);
                 let mut head = [0u8; 8];
                 self.shm.read_bytes(base + HEAD, &mut head);
+                let read = if consumed == UPDATING {
+                    0
+                } else {
+                    consumed.min(8)
+                };
                 let count = (self.u32_at(base + COUNT) as usize).min(MAX_TAGS);
                 Entry {
                     key: self.u64_at(base + KEY),
                     handle: self.u64_at(base + HANDLE),
                     consumed,
-                    head: head[..consumed.min(8) as usize].to_vec(),
+                    head: head[..read as usize].to_vec(),
                     out_sent: self.u64_at(base + OUT_SENT),
                     tags: (0..count)
                         .map(|t| self.u32_at(base + TAGS + 4 * t))

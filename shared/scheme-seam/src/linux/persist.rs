@@ -22,7 +22,7 @@ use log::{info, warn};
 
 use super::fdstore::FdStore;
 use super::frames::FrameReader;
-use super::journal::{Entry, Journal, SlotId, NO_HANDLE};
+use super::journal::{Entry, Journal, SlotId, NO_HANDLE, UPDATING};
 
 const LISTENER: &str = "listener";
 const JOURNAL: &str = "journal";
@@ -231,6 +231,13 @@ fn resume(held: &mut BTreeMap<String, OwnedFd>, entries: Vec<Entry>) -> Vec<Resu
             out_sent: 0,
             tags: Vec::new(),
         });
+        if entry.consumed == UPDATING {
+            // Killed while the read position was rewritten: where the
+            // stream stands is unknown, so the connection cannot go on;
+            // closed, the client sees it end rather than wait.
+            warn!("connection {key:x}: its stream position was being written; closing it");
+            continue;
+        }
         let (reader, cut) = FrameReader::resume(entry.consumed, &entry.head);
         let remainder = out
             .and_then(|fd| {
@@ -241,13 +248,14 @@ fn resume(held: &mut BTreeMap<String, OwnedFd>, entries: Vec<Entry>) -> Vec<Resu
             .map(|frame| frame[(entry.out_sent as usize).min(frame.len())..].to_vec())
             .unwrap_or_default();
         let mut unanswered = entry.tags;
-        // A frame taken whole but killed before the journal said so is in
-        // both: answered once.
+        // A frame read whole whose request was listed before the position
+        // was reset is in both: answered once.
         unanswered.extend(cut.filter(|t| !unanswered.contains(t)));
         log::debug!(
-            "connection {key:x}: opened {}, {} unanswered, {} bytes of an answer to finish",
+            "connection {key:x}: opened {}, unanswered {unanswered:?}, {} bytes of a frame read ({:02x?}), {} bytes of an answer to finish",
             entry.handle != NO_HANDLE,
-            unanswered.len(),
+            entry.consumed,
+            entry.head,
             remainder.len()
         );
         resumed.push(Resumed {
@@ -267,4 +275,67 @@ fn read_answer(fd: OwnedFd) -> io::Result<Vec<u8>> {
     let mut frame = Vec::new();
     file.read_to_end(&mut frame)?;
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::wire::{encode, Request};
+
+    fn one(entry: Entry) -> Resumed {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut held = BTreeMap::new();
+        held.insert(conn_name(entry.key), OwnedFd::from(ours));
+        let mut resumed = resume(&mut held, vec![entry]);
+        assert!(held.is_empty());
+        resumed.pop().unwrap()
+    }
+
+    #[test]
+    fn test_regression_a_frame_read_whole_is_answered_once_and_not_skipped_past() {
+        // Killed after frame 5 was read whole (the position says all of it)
+        // and its request listed, before the position was reset: the
+        // stream is at frame 6, which must not be eaten as the rest of 5,
+        // and 5 is answered once.
+        let frame = encode(5, &Request::Fstat);
+        let r = one(Entry {
+            key: 1,
+            handle: 3,
+            consumed: frame.len() as u64,
+            head: frame[..8].to_vec(),
+            out_sent: 0,
+            tags: vec![5],
+        });
+        assert_eq!(r.unanswered, vec![5]);
+        assert_eq!(
+            r.reader.partial().0,
+            0,
+            "at the next frame: nothing to skip"
+        );
+        // Cut for real (its tag not listed): skipped and answered.
+        let r = one(Entry {
+            key: 2,
+            handle: NO_HANDLE,
+            consumed: 8,
+            head: frame[..8].to_vec(),
+            out_sent: 0,
+            tags: vec![],
+        });
+        assert_eq!(r.unanswered, vec![5]);
+        assert!(!r.opened);
+        assert_eq!(r.reader.partial().0, 8);
+        // Killed while the position was rewritten: the connection closes.
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut held = BTreeMap::new();
+        held.insert(conn_name(3), OwnedFd::from(ours));
+        let torn = Entry {
+            key: 3,
+            handle: 1,
+            consumed: UPDATING,
+            head: vec![],
+            out_sent: 0,
+            tags: vec![],
+        };
+        assert!(resume(&mut held, vec![torn]).is_empty());
+    }
 }

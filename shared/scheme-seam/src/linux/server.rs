@@ -553,7 +553,10 @@ impl<'s, S: Scheme> Server<'s, S> {
             }
             match conn.reader.fill_frame(conn.stream.as_raw_fd()) {
                 Ok(0) => return self.drop_conn(id),
-                Ok(_) => {}
+                // What was read is journaled at once, before any of it is
+                // acted on: a server killed after this knows where the
+                // stream stands.
+                Ok(_) => self.journal_partial(id),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -623,8 +626,9 @@ impl<'s, S: Scheme> Server<'s, S> {
             }
         };
         // The tag first, then the stream's new position: killed between
-        // the two, the next instance answers the tag once (see
-        // `persist::resume`) rather than not at all.
+        // the two, the next instance finds the frame read whole and its
+        // tag listed, and answers it once (see `persist::resume`), rather
+        // than lose the request.
         if let (Some(p), Some(slot)) = (&mut self.persist, self.conns.get(&id).and_then(|c| c.slot))
         {
             if !p.journal().add_tag(slot, tag) {
