@@ -9,12 +9,14 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use drm_uapi::syncobj as so;
 use drm_uapi::virtgpu::{self as vg, ResourceInfo, Wait};
 use drmd::client::DrmFd;
 use gpu_session::Session;
 use stack_tests::{bus_dir, stack, workspace_binary};
+use virgl_stream::clear_stream;
 use virtio_gpu_proto::{CtxAttachResource, CtxId, ResourceId, ResourceUnref};
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -177,4 +179,54 @@ fn only_root_and_the_stacks_user_reach_sessions_and_the_primary_node() {
         output.status.success() && text.contains("rendered"),
         "{text}"
     );
+}
+
+/// A client closing (its context destroyed) while another client's fenced
+/// submit runs: that submit's fence still signals. virglrenderer drops the
+/// fence its sync thread is waiting on when any context is destroyed, so
+/// virtio-gpud fences every CTX_DESTROY; a big clear keeps the other
+/// client's fence the one waited on when the destroy arrives.
+#[test]
+fn a_client_closing_does_not_lose_another_clients_fence_in_flight() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let render = "/scheme/drm/renderD128";
+    let busy = DrmFd::open(render).unwrap();
+    let (bo, res) = busy
+        .resource_create(drmd::client::render_target(4096, 4096))
+        .unwrap();
+    let rgba8 = virgl_stream::format::R8G8B8A8_UNORM;
+    for round in 0..4 {
+        let closing = DrmFd::open(render).unwrap();
+        let (small, small_res) = closing
+            .resource_create(drmd::client::render_target(16, 16))
+            .unwrap();
+        // Its context exists once it has submitted.
+        let own = closing
+            .execbuffer(
+                &clear_stream(small_res, rgba8, [1.0; 4]),
+                &[small],
+                None,
+                true,
+            )
+            .unwrap()
+            .unwrap();
+        assert!(own.wait(Duration::from_secs(5)).unwrap());
+        let v = f32::from(round % 2 == 0);
+        let fence = busy
+            .execbuffer(
+                &clear_stream(res, rgba8, [v, 0.0, 0.0, 1.0]),
+                &[bo],
+                None,
+                true,
+            )
+            .unwrap()
+            .unwrap();
+        drop(closing);
+        // Within the device timeout: a lost fence is failed only then.
+        assert!(
+            fence.wait(Duration::from_secs(5)).unwrap(),
+            "round {round}: the fence of a submit in flight while another client closed never signaled"
+        );
+    }
 }

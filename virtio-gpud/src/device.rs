@@ -492,6 +492,7 @@ impl<T: Transport> Gpu<T> {
             return Err(Error::MissingFeature("VIRTIO_GPU_F_CONTEXT_INIT"));
         }
         let (command, queue) = (request.ty(), request.queue());
+        let fence = fence.or(places_fenced(command, false).then_some(Timeline::Global));
         let request = request.bytes();
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -748,6 +749,17 @@ impl<T: Transport> Gpu<T> {
 }
 
 /// Decodes a success response of type `R` from `bytes`.
+/// Whether `command` is placed fenced, whether its sender `asked` for that
+/// or not: a CTX_DESTROY always is. virglrenderer's sync thread drops the
+/// fence it is waiting on whenever any context is destroyed
+/// (`vrend_free_fences_for_context` marks `fence_waiting` invalid whatever
+/// context that fence is of), so another client's last fenced command would
+/// never be answered and the device would look stuck; a fence placed after
+/// the destroy retires every id up to its own, the dropped one with it.
+pub fn places_fenced(command: CommandType, asked: bool) -> bool {
+    asked || command == CommandType::CTX_DESTROY
+}
+
 fn decode<R: Response>(command: CommandType, bytes: &[u8]) -> Result<R, Error> {
     if std::mem::size_of::<R>() == 0 {
         // Commands the device does not answer (the cursor queue's).

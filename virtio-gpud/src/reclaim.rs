@@ -14,7 +14,8 @@
 //! A closed session's CTX_DESTROY also waits for its commands: virgl loses
 //! the fences of a context destroyed before they retire (a fenced submit
 //! then never completes and the device looks stuck), so the context goes
-//! only once the device has answered everything of the session's.
+//! only once the device has answered everything of the session's. (It is
+//! fenced too, for the other sessions' sake: see `device::places_fenced`.)
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -22,7 +23,7 @@ use std::time::Instant;
 use virtio_gpu_proto::{Queue, Wire};
 
 use crate::command::{Payload, RequestId};
-use crate::device::Gpu;
+use crate::device::{places_fenced, Gpu};
 use crate::dma::DmaBuf;
 use crate::objects::SessionId;
 use crate::transport::Transport;
@@ -112,10 +113,11 @@ impl Reclaim {
     /// room; the others keep their order.
     pub fn flush<T: Transport>(&mut self, gpu: &mut Gpu<T>) {
         let mut waiting = VecDeque::new();
-        while gpu.has_room(Queue::Control, false, 1) {
-            let Some(r) = self.deferred.pop_front() else {
+        while let Some(r) = self.deferred.pop_front() {
+            if !gpu.has_room(Queue::Control, places_fenced(r.request.ty(), false), 1) {
+                self.deferred.push_front(r);
                 break;
-            };
+            }
             if r.after_commands && self.per_session.contains_key(&r.session) {
                 waiting.push_back(r);
                 continue;

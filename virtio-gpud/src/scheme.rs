@@ -20,7 +20,7 @@ use virtio_gpu_proto::{
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::command::{DeviceError, Payload, SubmitError};
-use crate::device::{Gpu, Pending};
+use crate::device::{places_fenced, Gpu, Pending};
 use crate::fence::Timeline;
 use crate::memory::{Domain, Memory, Quota};
 use crate::objects::{IdKind, NewId, Objects, Released, SessionId, SessionRelease};
@@ -301,7 +301,7 @@ impl<T: Transport> GpuScheme<T> {
         // runs again from the start) rather than holding the loop, and every
         // other session, until the device frees room.
         let queue = request.queue();
-        let fenced = head.flags & api::QUEUE_FENCED != 0;
+        let fenced = places_fenced(request.ty(), head.flags & api::QUEUE_FENCED != 0);
         if !self.gpu.has_room(queue, fenced, 1 + head.reserve as usize) {
             if let Err(e) = self.gpu.flush() {
                 return Err(self.device_errno(&e));
