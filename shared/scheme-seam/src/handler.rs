@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::errno::{Errno, Result};
+use crate::keep::Keeper;
 use crate::shm::ShmRegion;
 
 /// A scheme's number for one open handle, chosen by the scheme.
@@ -207,6 +208,7 @@ pub enum Answer {
 pub struct Context {
     caller: Caller,
     expired: bool,
+    tag: u32,
     events: Vec<(HandleId, EventFlags)>,
     woken: Vec<WakeKey>,
 }
@@ -217,6 +219,7 @@ impl Context {
         Context {
             caller,
             expired: false,
+            tag: 0,
             events: Vec::new(),
             woken: Vec::new(),
         }
@@ -232,9 +235,22 @@ impl Context {
         }
     }
 
+    /// The same context for request `tag` of its handle.
+    pub fn with_tag(mut self, tag: u32) -> Self {
+        self.tag = tag;
+        self
+    }
+
     /// Who is asking.
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The request's number on its handle: what names it to
+    /// [`Scheme::interrupted`] after a restart (0 where requests are not
+    /// carried across one).
+    pub fn tag(&self) -> u32 {
+        self.tag
     }
 
     /// Whether this is a parked request running at its deadline: it must
@@ -331,6 +347,40 @@ pub trait Scheme {
             mode: Stat::REGULAR | 0o666,
             ..Stat::default()
         })
+    }
+
+    /// The supervisor's store, given once before any request when the
+    /// scheme is served under one: what the scheme keeps there outlives
+    /// this instance, and what the instance before it kept is in it.
+    fn keep(&mut self, keeper: Keeper) {
+        drop(keeper);
+    }
+
+    /// Handle `old` of the instance before this one, which died while a
+    /// client held it: rebuilt, under the id it answers to now. Called
+    /// after [`Scheme::keep`] and before any request; an error (the
+    /// default: the handle's state died with it) is what every request on
+    /// the handle answers from then on.
+    fn resume(&mut self, old: HandleId, ctx: &mut Context) -> Result<HandleId> {
+        let _ = (old, ctx);
+        Err(Errno::ENODEV)
+    }
+
+    /// Every handle that comes back has been [`Scheme::resume`]d: what the
+    /// dead instance held for the others (clients that went away while no
+    /// instance ran) can be let go of.
+    fn resumed(&mut self, ctx: &mut Context) {
+        let _ = ctx;
+    }
+
+    /// A request the dead instance took on handle `id` (resumed) and did
+    /// not answer, by its [`Context::tag`]: if its work was done, the
+    /// answer — the value and the start of the payload written back (the
+    /// rest reaches the client as it sent it). None (the default): nothing
+    /// of it took effect, and it is answered EINTR for the client to retry.
+    fn interrupted(&mut self, id: HandleId, tag: u32) -> Option<(usize, Vec<u8>)> {
+        let _ = (id, tag);
+        None
     }
 
     /// Maps `len` bytes at `offset` of handle `id`.

@@ -8,6 +8,7 @@
 //!   with SCM_RIGHTS, shared memory as memfds, readiness as eventfds.
 //! - `redox`: the adapter to `redox-scheme` and the `libredox` client.
 //! - [`daemon`]: start-up readiness and orderly termination.
+//! - [`keep`]: what a scheme keeps across its own restart.
 //! - [`token`]: capability tokens naming a handle in another's request.
 //! - [`metrics`]: the requests and bytes this process sends to schemes.
 //!
@@ -16,6 +17,7 @@
 pub mod daemon;
 pub mod errno;
 pub mod handler;
+pub mod keep;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod metrics;
@@ -34,11 +36,17 @@ pub use handler::{
     read_bytes, read_text, Answer, Caller, Context, EventFlags, HandleId, Mapping, Opened, Park,
     Scheme, Stat, WakeKey,
 };
+pub use keep::Keeper;
 #[cfg(target_os = "linux")]
 pub use linux::{serve, SchemeFd};
 #[cfg(target_os = "redox")]
 pub use redox::{serve, SchemeFd};
 pub use shm::ShmRegion;
+
+/// An answer an earlier instance's request left in a handle's stream
+/// ([`SchemeFd::resume`]): its value and data, or its errno (0: an answer
+/// of another kind).
+pub type Stale = std::result::Result<(u64, Vec<u8>), i32>;
 
 /// The bit of a call's first metadata word that makes this one call answer
 /// EAGAIN instead of waiting. Redox carries `O_NONBLOCK` to schemes with

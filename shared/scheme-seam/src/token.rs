@@ -79,6 +79,27 @@ impl<K: Copy + Eq + Hash> Tokens<K> {
         }
     }
 
+    /// `key`'s token, if it was given one.
+    pub fn of(&self, key: K) -> Option<u64> {
+        self.by_key.get(&key).copied()
+    }
+
+    /// Gives `key` the `token` an earlier instance of this daemon gave it
+    /// (clients may hold it); false, and nothing changes, if either is
+    /// taken or the token is one no handle has.
+    pub fn restore(&mut self, key: K, token: u64) -> bool {
+        if token == NOT_A_HANDLE
+            || token == NOT_OPEN
+            || self.by_token.contains_key(&token)
+            || self.by_key.contains_key(&key)
+        {
+            return false;
+        }
+        self.by_token.insert(token, key);
+        self.by_key.insert(key, token);
+        true
+    }
+
     /// How many tokens are live.
     pub fn len(&self) -> usize {
         self.by_token.len()

@@ -20,6 +20,7 @@ use crate::errno::Errno;
 use crate::handler::EventFlags;
 use crate::handler::Stat;
 use crate::shm::ShmRegion;
+use crate::Stale;
 
 use crate::NONBLOCK;
 
@@ -99,6 +100,43 @@ impl SchemeFd {
         }
     }
 
+    /// Takes back the connection of a handle an earlier process (this
+    /// program's previous instance) used and kept, opened with `flags`.
+    /// Its stream may hold answers to what that process asked last and did
+    /// not read: they are read up to the answer of a request sent now, and
+    /// returned in the order they were answered (value and data; errors
+    /// and other answers as `Err`). Tags go on from a random point, so an
+    /// answer that comes later still (a request the server parked) is never
+    /// taken for one of this process's, but by a 1-in-2^30 chance.
+    pub fn resume(fd: OwnedFd, flags: usize) -> io::Result<(SchemeFd, Vec<Stale>)> {
+        let fd = Self::with_flags(UnixStream::from(fd), flags);
+        let mut bytes = [0u8; 4];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        fd.next_tag.store(
+            1 << 31 | (u32::from_le_bytes(bytes) >> 2),
+            Ordering::Relaxed,
+        );
+        match fd.request(&Request::Fstat, &[])? {
+            (Reply::Stat { .. }, _) | (Reply::Error(_), _) => {}
+            (other, _) => return Err(protocol(&format!("fstat reply {other:?}"))),
+        }
+        let mut stale: Vec<(u32, Reply)> = {
+            let mut inbox = fd.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.replies.drain().map(|(t, (r, _))| (t, r)).collect()
+        };
+        stale.sort_by_key(|(t, _)| *t);
+        let stale = stale
+            .into_iter()
+            .map(|(_, r)| match r {
+                Reply::Data { value, data } => Ok((value, data)),
+                Reply::Value(value) => Ok((value, Vec::new())),
+                Reply::Error(e) => Err(e),
+                _ => Err(0),
+            })
+            .collect();
+        Ok((fd, stale))
+    }
+
     /// Gives up the handle's connection, to pass it on.
     pub fn into_fd(self) -> OwnedFd {
         OwnedFd::from(self.stream)
@@ -125,6 +163,18 @@ impl SchemeFd {
             }
         }
         self.await_reply(tag)
+    }
+
+    /// Sends a request that POSIX never interrupts (dup, mmap, fstat)
+    /// until it is not answered EINTR: a restarted server answers that to
+    /// a request its dead instance took and did not carry out.
+    fn unless_lost(&self, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
+        loop {
+            match self.request(req, &[])? {
+                (Reply::Error(e), _) if e == Errno::EINTR.0 => continue,
+                reply => return Ok(reply),
+            }
+        }
     }
 
     fn await_reply(&self, tag: u32) -> io::Result<(Reply, Vec<OwnedFd>)> {
@@ -244,8 +294,10 @@ impl SchemeFd {
             nonblock,
         };
         match self.request(&req, &[])? {
-            (Reply::Data { value, data }, _) if data.len() == payload.len() => {
-                payload.copy_from_slice(&data);
+            // A shorter answer is the start of the payload written back,
+            // the rest as sent (what a restarted server knows of an answer).
+            (Reply::Data { value, data }, _) if data.len() <= payload.len() => {
+                payload[..data.len()].copy_from_slice(&data);
                 Ok(value as usize)
             }
             (Reply::Error(e), _) => Err(errno(e)),
@@ -257,7 +309,7 @@ impl SchemeFd {
     /// descriptor, for [`SchemeFd::from_fd`] or to pass on.
     pub fn dup(&self, buf: &[u8]) -> io::Result<OwnedFd> {
         crate::metrics::count(buf.len());
-        match self.request(&Request::Dup { buf: buf.to_vec() }, &[])? {
+        match self.unless_lost(&Request::Dup { buf: buf.to_vec() })? {
             (Reply::Handle | Reply::Fd, mut fds) if fds.len() == 1 => Ok(fds.remove(0)),
             (Reply::Error(e), _) => Err(errno(e)),
             (other, _) => Err(protocol(&format!("dup reply {other:?}"))),
@@ -274,7 +326,7 @@ impl SchemeFd {
             len: len as u64,
             writable,
         };
-        match self.request(&req, &[])? {
+        match self.unless_lost(&req)? {
             (Reply::Mapped { offset }, mut fds) if fds.len() == 1 => {
                 ShmRegion::map(fds.remove(0), offset, len, writable)
             }
@@ -286,7 +338,7 @@ impl SchemeFd {
     /// What the handle is (`fstat`).
     pub fn fstat(&self) -> io::Result<Stat> {
         crate::metrics::count(0);
-        match self.request(&Request::Fstat, &[])? {
+        match self.unless_lost(&Request::Fstat)? {
             (Reply::Stat { mode, rdev, size }, _) => Ok(Stat { mode, rdev, size }),
             (Reply::Error(e), _) => Err(errno(e)),
             (other, _) => Err(protocol(&format!("fstat reply {other:?}"))),

@@ -20,6 +20,17 @@ pub struct Frame {
     pub fds: Vec<OwnedFd>,
 }
 
+/// What [`FrameReader::fill_frame`] is about to take from the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// A whole frame, all of it waiting, starting with these bytes
+    /// (length and tag).
+    Whole([u8; 8]),
+    /// Part of a frame (one not all sent yet, or too big for the socket to
+    /// hold at once), or bytes of a refused one being discarded.
+    Piece,
+}
+
 /// Bytes received but not yet taken as frames.
 #[derive(Debug, Default)]
 pub struct FrameReader {
@@ -56,7 +67,27 @@ impl FrameReader {
     /// rest of the stream where its next instance can take it up. Frames
     /// already complete must be taken with [`FrameReader::next_frame`]
     /// before this is called again.
-    pub fn fill_frame(&mut self, sock: RawFd) -> io::Result<usize> {
+    ///
+    /// The kernel takes bytes from the socket before the caller can write
+    /// down where the stream stands, so `announce` is told what the
+    /// receive is about to take, before it is made (and only when there is
+    /// something to take): a whole frame, whose header lets a next
+    /// instance tell whether it is still in the socket, or a piece, after
+    /// which the position is unknown until the caller records it.
+    pub fn fill_frame(&mut self, sock: RawFd, announce: &mut dyn FnMut(Take)) -> io::Result<usize> {
+        let mut head = [0u8; 8];
+        let peeked = scm::peek(sock, &mut head)?;
+        if peeked == 0 {
+            return Ok(0);
+        }
+        if self.skip == 0 && self.buf.is_empty() && peeked == head.len() {
+            if let Ok(len) = frame_len(head[..4].try_into().expect("4 bytes")) {
+                if scm::queued(sock)? >= 4 + len {
+                    announce(Take::Whole(head));
+                    return self.fill_max(sock, 4 + len);
+                }
+            }
+        }
         let want = if self.skip > 0 {
             usize::try_from(self.skip).unwrap_or(CHUNK)
         } else {
@@ -71,6 +102,7 @@ impl FrameReader {
                 Some(Err(_)) => 8usize.saturating_sub(self.buf.len()),
             }
         };
+        announce(Take::Piece);
         self.fill_max(sock, want.clamp(1, CHUNK))
     }
 
@@ -247,20 +279,27 @@ mod tests {
         );
         let third = encode(3, &Request::Fstat);
         let mut stream = [first.clone(), second.clone(), third.clone()].concat();
-        // Everything is in the socket, but each fill stops at a frame's end.
+        // Everything is in the socket, but each fill stops at a frame's
+        // end, and says beforehand that it takes a whole frame.
         scm::send(a.as_raw_fd(), &stream, &[]).unwrap();
         let mut r = FrameReader::default();
-        r.fill_frame(b.as_raw_fd()).unwrap();
-        assert_eq!(r.partial().0, 8);
-        r.fill_frame(b.as_raw_fd()).unwrap();
+        let mut takes = Vec::new();
+        let mut note = |t| takes.push(t);
+        r.fill_frame(b.as_raw_fd(), &mut note).unwrap();
+        assert_eq!(r.partial().0, first.len() as u64);
         assert_eq!(
             decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,
             1
         );
         assert!(r.next_frame().is_none());
-        // Into the second frame's body, then the reader is lost.
-        r.fill_frame(b.as_raw_fd()).unwrap();
-        r.fill_frame(b.as_raw_fd()).unwrap();
+        r.fill_frame(b.as_raw_fd(), &mut note).unwrap();
+        assert_eq!(
+            takes,
+            [
+                Take::Whole(first[..8].try_into().unwrap()),
+                Take::Whole(second[..8].try_into().unwrap())
+            ]
+        );
         let (taken, head) = r.partial();
         assert_eq!(taken, second.len() as u64);
         // (It had read the whole of it: take half back to model a death
@@ -275,20 +314,23 @@ mod tests {
         scm::send(c.as_raw_fd(), &stream, &[]).unwrap();
         drop(c);
         let mut frames = Vec::new();
-        while r.fill_frame(d.as_raw_fd()).unwrap() > 0 {
+        while r.fill_frame(d.as_raw_fd(), &mut |_| {}).unwrap() > 0 {
             while let Some(f) = r.next_frame() {
                 frames.push(f.unwrap());
             }
         }
         assert_eq!(frames.len(), 1);
         assert_eq!(decode::<Request>(&frames[0].bytes), (3, Ok(Request::Fstat)));
-        // A header cut short is completed, not lost.
+        // A header cut short is completed, not lost; what is not a whole
+        // frame is taken as pieces.
         let (mut r, lost) = FrameReader::resume(3, &third[..3]);
         assert_eq!(lost, None);
         let (e, f) = UnixStream::pair().unwrap();
         scm::send(e.as_raw_fd(), &third[3..], &[]).unwrap();
         drop(e);
-        while r.fill_frame(f.as_raw_fd()).unwrap() > 0 {}
+        let mut takes = Vec::new();
+        while r.fill_frame(f.as_raw_fd(), &mut |t| takes.push(t)).unwrap() > 0 {}
+        assert!(takes.iter().all(|t| *t == Take::Piece), "{takes:?}");
         assert_eq!(
             decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,
             3

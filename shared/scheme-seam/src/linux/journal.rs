@@ -22,9 +22,14 @@ use crate::ShmRegion;
 
 /// The handle field of a connection not opened yet.
 pub const NO_HANDLE: u64 = u64::MAX;
-/// The read position while it is being rewritten (with its frame's first
-/// bytes): a server killed then leaves it, and the position is unknown.
+/// The read position while it is unknown: being rewritten, or while part
+/// of a frame is being taken from the socket. A server killed then leaves
+/// a stream whose framing cannot be recovered.
 pub const UPDATING: u64 = u64::MAX;
+/// The read position while a whole frame is being taken from the socket
+/// (its first bytes in the head): a server killed then leaves the frame
+/// either all in the socket, where its header shows, or all taken.
+pub const TAKING: u64 = u64::MAX - 1;
 /// Tags one connection may have outstanding: its parked requests and the
 /// one running, with room to spare.
 pub const MAX_TAGS: usize = 264;
@@ -86,12 +91,28 @@ impl Journal {
                 format!("a request journal of {len} bytes, not {SIZE}"),
             ));
         }
-        Ok(Journal::over(ShmRegion::map(fd, 0, SIZE, true)?))
+        let mut journal = Journal::over(ShmRegion::map(fd, 0, SIZE, true)?);
+        // A previous server's slots stay taken until its connections are
+        // journaled again under their new keys (then they are released):
+        // a server killed in between leaves both, never neither.
+        let free = std::mem::take(&mut journal.free);
+        journal.free = free
+            .into_iter()
+            .filter(|&i| journal.u64_at(i * SLOT + KEY) == 0)
+            .collect();
+        Ok(journal)
     }
 
     fn over(shm: ShmRegion) -> Journal {
         let free = (0..SLOTS).rev().collect();
         Journal { shm, free }
+    }
+
+    /// The slot of connection `key`, if one is taken for it.
+    pub fn slot_of(&self, key: u64) -> Option<SlotId> {
+        (0..SLOTS)
+            .find(|&i| key != 0 && self.u64_at(i * SLOT + KEY) == key)
+            .map(SlotId)
     }
 
     /// The memfd, for the store.
@@ -140,12 +161,6 @@ impl Journal {
             .collect()
     }
 
-    /// Frees every slot.
-    pub fn clear(&mut self) {
-        self.shm.fill(0, SIZE, 0);
-        self.free = (0..SLOTS).rev().collect();
-    }
-
     /// A slot for the connection `key` (non-zero); None when all are taken.
     pub fn take(&mut self, key: u64, handle: u64) -> Option<SlotId> {
         debug_assert_ne!(key, 0);
@@ -182,6 +197,22 @@ impl Journal {
         self.shm.write_bytes(base + HEAD, &bytes);
         self.shm
             .write_bytes(base + CONSUMED, &consumed.to_le_bytes());
+    }
+
+    /// The connection is about to take the whole frame starting with
+    /// `head` from its socket ([`TAKING`]).
+    pub fn set_taking(&mut self, slot: SlotId, head: &[u8; 8]) {
+        let base = slot.0 * SLOT;
+        self.shm.write_bytes(base + HEAD, head);
+        self.shm.write_bytes(base + CONSUMED, &TAKING.to_le_bytes());
+    }
+
+    /// The connection is about to take part of a frame from its socket:
+    /// until [`Journal::set_partial`] says how much, its position is
+    /// unknown ([`UPDATING`]).
+    pub fn set_unknown(&mut self, slot: SlotId) {
+        self.shm
+            .write_bytes(slot.0 * SLOT + CONSUMED, &UPDATING.to_le_bytes());
     }
 
     /// `sent` bytes of the answer kept in the store have gone out.
@@ -264,9 +295,17 @@ mod tests {
                 },
             ]
         );
+        // Reopened, the slots in use stay taken until released.
         let mut again = again;
-        again.clear();
+        let a = again.slot_of(7).unwrap();
+        let b = again.slot_of(9).unwrap();
+        let d = again.take(13, 0).unwrap();
+        assert!(d != a && d != b);
+        for slot in [a, b, d] {
+            again.release(slot);
+        }
         assert!(again.entries().is_empty());
+        assert_eq!(again.slot_of(7), None);
     }
 
     #[test]

@@ -106,3 +106,32 @@ pub fn recv(
     }
     Ok(n as usize)
 }
+
+/// Copies the first bytes waiting in `sock` into `buf` without taking
+/// them (and without any descriptors sent with them); returns how many, 0
+/// at end of stream.
+pub fn peek(sock: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live buffer of the length given.
+    let n = unsafe {
+        libc::recv(
+            sock,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// How many bytes wait in `sock`'s receive queue (SIOCINQ).
+pub fn queued(sock: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer given.
+    if unsafe { libc::ioctl(sock, libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}

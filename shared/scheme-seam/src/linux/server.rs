@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::frames::{Frame, FrameReader};
+use super::frames::{Frame, FrameReader, Take};
 use super::journal::{SlotId, NO_HANDLE};
 use super::persist::{Persist, Resumed};
 use super::scm;
@@ -41,9 +41,9 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
     let dir = super::scheme_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(name);
-    let (persist, kept, resumed) = match Persist::from_env()? {
-        Some((p, listener, resumed)) => (Some(p), listener, resumed),
-        None => (None, None, Vec::new()),
+    let (persist, keeper, kept, resumed) = match Persist::from_env()? {
+        Some((p, keeper, listener, resumed)) => (Some(p), Some(keeper), listener, resumed),
+        None => (None, None, None, Vec::new()),
     };
     let listener = match kept {
         Some(listener) => listener,
@@ -56,6 +56,9 @@ pub fn serve<S: Scheme>(name: &str, scheme: &mut S, termination: &Termination) -
         }
     };
     listener.set_nonblocking(true)?;
+    if let Some(keeper) = keeper {
+        scheme.keep(keeper);
+    }
     let mut server = Server::new(scheme, listener, path.clone(), termination, persist)?;
     server.resume(resumed);
     info!("serving scheme {name} at {}", path.display());
@@ -87,8 +90,9 @@ struct Conn {
     stream: UnixStream,
     caller: Caller,
     handle: Option<HandleId>,
-    /// The handle died with an earlier instance: every request is ENODEV.
-    gone: bool,
+    /// The handle died with an earlier instance and did not come back:
+    /// every request answers this.
+    gone: Option<Errno>,
     /// Its key in the store and journal, and its journal slot.
     key: u64,
     slot: Option<SlotId>,
@@ -328,51 +332,98 @@ impl<'s, S: Scheme> Server<'s, S> {
     /// partly sent answer first, then an answer to every request it took
     /// (see [`super::persist`]).
     fn resume(&mut self, resumed: Vec<Resumed>) {
+        let mut ids = Vec::new();
         for r in resumed {
             let caller = peer_caller(&r.stream);
-            let handle = if r.opened { 0 } else { NO_HANDLE };
-            let id = match self.add_conn_keyed(r.stream, caller, None, handle) {
+            // The scheme rebuilds the handle, or says why it cannot.
+            let handle = r.handle.map(|old| {
+                let mut ctx = Context::new(caller);
+                let handle = self.scheme.resume(old as HandleId, &mut ctx);
+                self.absorb(&mut ctx);
+                handle
+            });
+            let (bound, journaled) = match handle {
+                Some(Ok(h)) => (Some(h), h as u64),
+                // Journaled as opened, so a next instance answers it too.
+                Some(Err(_)) => (None, 0),
+                None => (None, NO_HANDLE),
+            };
+            let id = match self.add_conn_keyed(r.stream, caller, bound, journaled) {
                 Ok(id) => id,
                 Err(e) => {
                     warn!("taking over a connection: {e}");
                     continue;
                 }
             };
-            if let Some(p) = &mut self.persist {
-                p.retire(r.old_key);
-            }
-            let errno = if r.opened {
-                Errno::ENODEV
-            } else {
-                Errno::EINTR
-            };
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            conn.gone = r.opened;
+            conn.gone = handle.and_then(Result::err);
             conn.reader = r.reader;
-            if !r.remainder.is_empty() {
+            if let Some(events) = r.events {
+                if let Some(p) = &self.persist {
+                    p.keep_events(conn.key, events.as_fd());
+                }
+                conn.events = Some(events);
+            }
+            // What the stream and the answer stand at is journaled again
+            // under the new key at once: an instance killed before it
+            // reads or writes the connection must not leave it as new.
+            let kept = !r.remainder.is_empty();
+            if let (Some(p), Some(slot)) = (&mut self.persist, conn.slot) {
+                let (taken, head) = conn.reader.partial();
+                p.journal().set_partial(slot, taken, &head);
+                if kept {
+                    p.keep_answer(conn.key, slot, &r.remainder, 0);
+                }
+            }
+            if kept {
                 conn.out.push_back(Outgoing {
                     bytes: r.remainder,
                     sent: 0,
                     fds: Vec::new(),
                     tag: None,
-                    kept: false,
+                    kept: true,
                 });
             }
             for tag in r.unanswered {
+                let reply = match (bound, conn.gone) {
+                    (Some(h), _) => match self.scheme.interrupted(h, tag) {
+                        Some((value, data)) => Reply::Data {
+                            value: value as u64,
+                            data,
+                        },
+                        None => Reply::Error(Errno::EINTR.0),
+                    },
+                    (None, Some(e)) => Reply::Error(e.0),
+                    (None, None) => Reply::Error(Errno::EINTR.0),
+                };
                 if let (Some(p), Some(slot)) = (&mut self.persist, conn.slot) {
                     p.journal().add_tag(slot, tag);
                 }
                 conn.out.push_back(Outgoing {
-                    bytes: encode(tag, &Reply::Error(errno.0)),
+                    bytes: encode(tag, &reply),
                     sent: 0,
                     fds: Vec::new(),
                     tag: Some(tag),
                     kept: false,
                 });
             }
-            // Frames the client sent meanwhile are in the socket.
+            // Journaled whole under its new key: the old one goes.
+            if let Some(p) = &mut self.persist {
+                p.retire(r.old_key, r.old_slot);
+            }
+            ids.push(id);
+        }
+        if self.persist.is_some() {
+            let mut ctx = Context::new(Caller::default());
+            self.scheme.resumed(&mut ctx);
+            self.absorb(&mut ctx);
+        }
+        // Frames the clients sent meanwhile are in the sockets; the
+        // readiness they poll is the rebuilt handles'.
+        for id in ids {
+            self.refresh_readiness(id);
             self.conn_ready(id, libc::EPOLLIN as u32);
         }
     }
@@ -510,7 +561,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                 stream,
                 caller,
                 handle,
-                gone: false,
+                gone: None,
                 key,
                 slot,
                 reader: FrameReader::default(),
@@ -551,7 +602,19 @@ impl<'s, S: Scheme> Server<'s, S> {
                 }
                 break;
             }
-            match conn.reader.fill_frame(conn.stream.as_raw_fd()) {
+            let (persist, slot) = (&mut self.persist, conn.slot);
+            let mut announce = |take| {
+                if let (Some(p), Some(slot)) = (persist.as_mut(), slot) {
+                    match take {
+                        Take::Whole(head) => p.journal().set_taking(slot, &head),
+                        Take::Piece => p.journal().set_unknown(slot),
+                    }
+                }
+            };
+            match conn
+                .reader
+                .fill_frame(conn.stream.as_raw_fd(), &mut announce)
+            {
                 Ok(0) => return self.drop_conn(id),
                 // What was read is journaled at once, before any of it is
                 // acted on: a server killed after this knows where the
@@ -606,7 +669,10 @@ impl<'s, S: Scheme> Server<'s, S> {
                     if std::mem::replace(&mut conn.malformed, true) {
                         debug!("connection {id}: {e}");
                     } else {
-                        warn!("connection {id}: {e} (further ones are logged at debug level)");
+                        warn!(
+                            "{}: connection {id}: {e} (further ones are logged at debug level)",
+                            self.path.display()
+                        );
                     }
                     if let Some(tag) = tag {
                         self.send(id, tag, &Reply::Error(Errno::EMSGSIZE.0), Vec::new());
@@ -637,7 +703,7 @@ impl<'s, S: Scheme> Server<'s, S> {
         }
         self.journal_partial(id);
         let mut req = req;
-        match self.execute(id, &mut req, frame.fds, None) {
+        match self.execute(id, tag, &mut req, frame.fds, None) {
             Some(Exec::Park(park)) => {
                 let p = ParkedReq { tag, req };
                 if let Some(conn) = self.conns.get_mut(&id) {
@@ -657,16 +723,17 @@ impl<'s, S: Scheme> Server<'s, S> {
     fn execute(
         &mut self,
         id: u64,
+        tag: u32,
         req: &mut Request,
         fds: Vec<OwnedFd>,
         rerun: Option<bool>,
     ) -> Option<Exec> {
         let conn = self.conns.get(&id)?;
-        if conn.gone {
-            return Some(errno_reply(Errno::ENODEV));
+        if let Some(e) = conn.gone {
+            return Some(errno_reply(e));
         }
         let expired = rerun == Some(true);
-        let mut ctx = Context::rerun(conn.caller, expired);
+        let mut ctx = Context::rerun(conn.caller, expired).with_tag(tag);
         let handle = conn.handle;
         let has_events = conn.events.is_some();
         let exec = match (handle, req) {
@@ -827,7 +894,7 @@ impl<'s, S: Scheme> Server<'s, S> {
                 if let Some(conn) = self
                     .conns
                     .get_mut(&id)
-                    .filter(|c| c.handle.is_none() && !c.gone)
+                    .filter(|c| c.handle.is_none() && c.gone.is_none())
                 {
                     conn.closing = true;
                 }
@@ -870,15 +937,24 @@ impl<'s, S: Scheme> Server<'s, S> {
                     return;
                 };
                 let mut fds = Vec::new();
-                if conn.events.is_none() {
-                    match new_eventfd().and_then(|fd| Ok((fd.try_clone()?, fd))) {
-                        Ok((ours, theirs)) => {
-                            conn.events = Some(ours);
-                            fds.push(theirs);
+                // The eventfd goes with every answer: a client that took the
+                // connection over from an earlier process asks again, and
+                // must get the one the server signals.
+                let theirs = match &conn.events {
+                    Some(fd) => fd.try_clone(),
+                    None => new_eventfd().and_then(|ours| {
+                        if let Some(p) = &self.persist {
+                            p.keep_events(conn.key, ours.as_fd());
                         }
-                        Err(e) => {
-                            return self.send(id, tag, &Reply::Error(Errno::from(e).0), Vec::new())
-                        }
+                        let theirs = ours.try_clone();
+                        conn.events = Some(ours);
+                        theirs
+                    }),
+                };
+                match theirs {
+                    Ok(fd) => fds.push(fd),
+                    Err(e) => {
+                        return self.send(id, tag, &Reply::Error(Errno::from(e).0), Vec::new())
                     }
                 }
                 if let Some(fd) = &conn.events {
@@ -954,7 +1030,7 @@ impl<'s, S: Scheme> Server<'s, S> {
             // a split borrow: take the list out, run, put it back.
             let mut parked = std::mem::take(&mut self.parked);
             let answered = parked.rerun(&woken, now, |owner, p, expired| {
-                match self.execute(owner as u64, &mut p.req, Vec::new(), Some(expired)) {
+                match self.execute(owner as u64, p.tag, &mut p.req, Vec::new(), Some(expired)) {
                     Some(Exec::Park(park)) => Rerun::Parked(park),
                     other => Rerun::Answered(other),
                 }

@@ -64,6 +64,15 @@ impl SchemeFd {
         }
     }
 
+    /// Takes back a handle an earlier process (this program's previous
+    /// instance) kept, opened with `flags`. Each Redox request is one
+    /// syscall, so no answer of that process's can be left to read.
+    pub fn resume(fd: OwnedFd, flags: usize) -> io::Result<(SchemeFd, Vec<crate::Stale>)> {
+        let mut fd = Self::from_fd(fd);
+        fd.nonblock = flags & crate::NONBLOCK != 0;
+        Ok((fd, Vec::new()))
+    }
+
     /// Reads what the scheme has for this handle.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         crate::metrics::count(0);
@@ -174,4 +183,13 @@ fn fd_payload(fds: &[BorrowedFd<'_>]) -> Vec<u8> {
     fds.iter()
         .flat_map(|fd| (fd.as_raw_fd() as usize).to_ne_bytes())
         .collect()
+}
+
+impl std::os::fd::AsFd for SchemeFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor is this handle's, open for as long as
+        // `self`, which the borrow cannot outlive; libredox descriptors are
+        // process file descriptors (they fit an fd's int on Redox).
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw() as RawFd) }
+    }
 }
