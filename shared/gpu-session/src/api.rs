@@ -130,6 +130,17 @@ pub const DISPLAYS: u64 = 11;
 /// Call: a scanout's EDID.
 pub const EDID: u64 = 12;
 
+/// Call: this session was taken back by a restarted instance of the
+/// process that opened it (drmd). Payload: `u32` 1 if its client went away
+/// meanwhile and it is about to close (its objects are reclaimed), else 0
+/// (they are adopted). Answers how many objects it holds (resources,
+/// contexts, memory regions); counted in the daemon's `stats`.
+pub const TAKEN_OVER: u64 = 13;
+/// Call: a restarted instance took over every session of the dead one.
+/// Payload: `u64` how long that took, in microseconds. Ends the restart in
+/// the daemon's `stats`.
+pub const RESTARTED: u64 = 14;
+
 /// One scanout in a [`DISPLAYS`] answer (`virtio_gpu_display_one` in the
 /// host's byte order).
 #[repr(C)]

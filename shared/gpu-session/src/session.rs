@@ -31,6 +31,41 @@ impl Session {
         })
     }
 
+    /// Takes back a session an earlier instance of this program kept
+    /// (`fd`, its connection), with the replies to queue requests it sent
+    /// and did not read, oldest first (see [`SchemeFd::resume`]).
+    pub fn resume(fd: std::os::fd::OwnedFd) -> io::Result<(Session, Vec<QueueReply>)> {
+        let (fd, stale) = SchemeFd::resume(fd, 0)?;
+        let replies = stale
+            .into_iter()
+            .filter_map(|r| {
+                QueueReply::read_from_prefix(&r.ok()?.1)
+                    .ok()
+                    .map(|(q, _)| q)
+            })
+            .collect();
+        Ok((Session { fd }, replies))
+    }
+
+    /// Tells the daemon this session was taken back ([`api::TAKEN_OVER`]),
+    /// its client gone (`vanished`) or not; the objects it holds.
+    pub fn taken_over(&self, vanished: bool) -> io::Result<usize> {
+        let mut payload = u32::from(vanished).to_le_bytes();
+        self.fd.call(&mut payload, &[api::TAKEN_OVER])
+    }
+
+    /// Tells the daemon a restart is done, after `micros` ([`api::RESTARTED`]).
+    pub fn restarted(&self, micros: u64) -> io::Result<()> {
+        self.fd
+            .call(&mut micros.to_le_bytes(), &[api::RESTARTED])
+            .map(drop)
+    }
+
+    /// The session's connection, to keep across a restart of this program.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
     /// Places a raw request (header first) with `QUEUE_*` flags, waiting
     /// for ring room if the ring is full.
     pub fn queue(&self, request: &[u8], flags: u32) -> io::Result<QueueReply> {

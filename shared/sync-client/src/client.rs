@@ -48,6 +48,20 @@ impl TimelineOwner {
         self.id
     }
 
+    /// Takes back a timeline an earlier instance of this program kept
+    /// (`fd`); a signal it sent and did not see answered is sent again by
+    /// whoever signals next (signalling is idempotent).
+    pub fn resume(fd: OwnedFd) -> io::Result<TimelineOwner> {
+        let fd = SchemeFd::resume(fd, 0)?.0;
+        let id = fd.call(&mut [], &[api::TIMELINE_ID])? as u32;
+        Ok(TimelineOwner { fd, id })
+    }
+
+    /// The timeline's connection, to keep across a restart of this program.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
     /// Signals every point up to `point`.
     pub fn signal(&self, point: u64) -> io::Result<()> {
         self.fd
@@ -251,6 +265,26 @@ impl SyncobjTable {
         Ok(SyncobjTable {
             fd: SchemeFd::open(&path(api::SYNCOBJ_PATH), scheme_seam::NONBLOCK)?,
         })
+    }
+
+    /// Takes back a table an earlier instance of this program kept (`fd`),
+    /// non-blocking or not. Answers to its last requests are dropped: a
+    /// syncobj ioctl the instance did not see answered is one its client
+    /// is told to retry.
+    pub fn resume(fd: OwnedFd, nonblocking: bool) -> io::Result<SyncobjTable> {
+        let flags = if nonblocking {
+            scheme_seam::NONBLOCK
+        } else {
+            0
+        };
+        Ok(SyncobjTable {
+            fd: SchemeFd::resume(fd, flags)?.0,
+        })
+    }
+
+    /// The table's connection, to keep across a restart of this program.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
     }
 
     /// A raw ioctl: `nr` with its wire payload.
