@@ -603,6 +603,18 @@ impl Objects {
         Some(Released { id, memory })
     }
 
+    /// Resources, contexts and memory regions `session` holds.
+    pub fn held_by(&self, session: SessionId) -> usize {
+        let resources = self
+            .resources
+            .values()
+            .filter(|r| r.holders.contains(&session))
+            .count();
+        let contexts = self.contexts.values().filter(|&&s| s == session).count();
+        let memory = self.backing.values().filter(|(s, _)| *s == session).count();
+        resources + contexts + memory
+    }
+
     /// Takes the session out of the table: its holds are let go (resources
     /// nobody else holds are returned), its contexts are returned, and its
     /// memory that backs nothing still alive is returned. Memory backing a

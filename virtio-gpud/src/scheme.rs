@@ -118,6 +118,34 @@ pub struct GpuScheme<T: Transport> {
     /// Contexts the host reported dead, in all.
     contexts_lost: u64,
     health: Health,
+    /// What restarts of the sessions' owner (drmd) took over.
+    restarts: Restarts,
+}
+
+/// What restarts of a process that owns sessions (drmd) took over, as it
+/// reports them ([`api::TAKEN_OVER`], [`api::RESTARTED`]).
+#[derive(Debug, Default)]
+struct Restarts {
+    count: u64,
+    last_micros: u64,
+    /// Objects of sessions taken back and kept, and of sessions taken
+    /// back to close, in the restart going on.
+    adopted_now: u64,
+    reclaimed_now: u64,
+    /// The same for the last restart done, and in all.
+    last: (u64, u64),
+    total: (u64, u64),
+}
+
+impl Restarts {
+    fn restarted(&mut self, micros: u64) {
+        self.count += 1;
+        self.last_micros = micros;
+        self.last = (self.adopted_now, self.reclaimed_now);
+        self.total.0 += self.adopted_now;
+        self.total.1 += self.reclaimed_now;
+        (self.adopted_now, self.reclaimed_now) = (0, 0);
+    }
 }
 
 fn u64_at(payload: &[u8], off: usize) -> Result<u64> {
@@ -187,6 +215,7 @@ impl<T: Transport> GpuScheme<T> {
             log: RateLimit::default(),
             scratch: Vec::new(),
             contexts_lost: 0,
+            restarts: Restarts::default(),
             health: Health::Answering,
         }
     }
@@ -271,6 +300,12 @@ impl<T: Transport> GpuScheme<T> {
             "contexts_lost {} lost_now {}",
             self.contexts_lost,
             self.objects.lost_contexts()
+        );
+        let r = &self.restarts;
+        let _ = writeln!(
+            s,
+            "owner_restarts {} last_restart_us {} adopted_last {} reclaimed_last {} adopted_total {} reclaimed_total {}",
+            r.count, r.last_micros, r.last.0, r.last.1, r.total.0, r.total.1
         );
         let (records, dropped) = self.gpu.tracer().counts();
         let _ = writeln!(s, "trace_records {records} trace_dropped {dropped}");
@@ -685,6 +720,21 @@ impl<T: Transport> GpuScheme<T> {
                 .map(|o| o.id() as usize)
                 .ok_or(Errno::ENODEV),
             api::INFO => self.info(payload),
+            api::TAKEN_OVER => {
+                let vanished = payload.get(..4).ok_or(Errno::EINVAL)? != [0; 4];
+                let held = self.objects.held_by(session);
+                let r = &mut self.restarts;
+                match vanished {
+                    true => r.reclaimed_now += held as u64,
+                    false => r.adopted_now += held as u64,
+                }
+                Ok(held)
+            }
+            api::RESTARTED => {
+                let micros = u64_at(payload, 0)?;
+                self.restarts.restarted(micros);
+                Ok(0)
+            }
             api::DISPLAYS => self.displays(payload),
             api::EDID => {
                 let scanout = payload.get(..4).ok_or(Errno::EINVAL)?;
