@@ -302,6 +302,7 @@ impl<T: Transport> GpuScheme<T> {
             self.objects.lost_contexts()
         );
         let r = &self.restarts;
+        let _ = writeln!(s, "device_resets {}", self.gpu.transport().resets());
         let _ = writeln!(
             s,
             "owner_restarts {} last_restart_us {} adopted_last {} reclaimed_last {} adopted_total {} reclaimed_total {}",

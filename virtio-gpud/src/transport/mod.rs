@@ -64,6 +64,12 @@ pub trait Transport {
     /// The feature bits the device offers.
     fn device_features(&mut self) -> Result<u64, TransportError>;
 
+    /// How many times this process brought the device to its initial
+    /// state: a reset, or where the transport has none, the start of a
+    /// fresh device. Once at start; a reset later would have lost every
+    /// object the host held (`device_resets` in virtio-gpud's `stats`).
+    fn resets(&self) -> u64;
+
     /// Acknowledges the subset of features the driver will use.
     fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError>;
 

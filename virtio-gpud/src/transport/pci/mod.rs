@@ -149,6 +149,8 @@ pub struct PciTransport<P: PciPlatform> {
     device_features: u64,
     config_pending: bool,
     lost: bool,
+    /// Resets done (see [`Transport::resets`]).
+    resets: u64,
     caps: VirtioCaps,
     /// Last: the mappings above belong to it.
     platform: P,
@@ -207,6 +209,7 @@ impl<P: PciPlatform> PciTransport<P> {
             device_features: 0,
             config_pending: false,
             lost: false,
+            resets: 0,
             caps,
             platform,
         };
@@ -251,6 +254,7 @@ impl<P: PciPlatform> PciTransport<P> {
     /// Writes 0 to `device_status` and waits until it reads back 0
     /// (virtio 1.2 §4.1.4.3.2).
     fn reset(&mut self) -> Result<(), TransportError> {
+        self.resets += 1;
         self.common.write(common::DEVICE_STATUS, 0u8)?;
         let started = Instant::now();
         while self.common.read::<u8>(common::DEVICE_STATUS)? != 0 {
@@ -328,6 +332,10 @@ impl<P: PciPlatform> PciTransport<P> {
 }
 
 impl<P: PciPlatform> Transport for PciTransport<P> {
+    fn resets(&self) -> u64 {
+        self.resets
+    }
+
     fn device_features(&mut self) -> Result<u64, TransportError> {
         Ok(self.device_features)
     }

@@ -369,6 +369,12 @@ impl VhostUserTransport {
 }
 
 impl Transport for VhostUserTransport {
+    /// vhost-user has no reset: the backend this transport started is the
+    /// one fresh device it drives.
+    fn resets(&self) -> u64 {
+        1
+    }
+
     fn device_features(&mut self) -> Result<u64, TransportError> {
         Ok(self.device_features)
     }
