@@ -5,7 +5,7 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use gpu_session::api::{CapsetEntry, DeviceInfo, DisplayEntry, QueueReply};
 use gpu_session::Session;
@@ -49,6 +49,14 @@ pub trait DeviceSession: Debug + Send + Sync {
     fn room_fd(&self) -> io::Result<RawFd>;
     /// Clears what [`DeviceSession::room_fd`] reported.
     fn acknowledge_room(&self) -> io::Result<()>;
+    /// The session's connection, for the supervisor to keep across a
+    /// restart (None: it cannot be kept).
+    fn keep_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Tells virtio-gpud a restarted drmd took this session back, its
+    /// client gone (`vanished`: it closes next) or not; the objects it holds.
+    fn taken_over(&self, vanished: bool) -> io::Result<usize>;
+    /// Tells virtio-gpud the restart is done, after `micros`.
+    fn restarted(&self, micros: u64) -> io::Result<()>;
 }
 
 impl DeviceSession for Session {
@@ -99,5 +107,14 @@ impl DeviceSession for Session {
     }
     fn acknowledge_room(&self) -> io::Result<()> {
         self.acknowledge()
+    }
+    fn keep_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+    fn taken_over(&self, vanished: bool) -> io::Result<usize> {
+        Session::taken_over(self, vanished)
+    }
+    fn restarted(&self, micros: u64) -> io::Result<()> {
+        Session::restarted(self, micros)
     }
 }

@@ -121,9 +121,17 @@ impl DrmFd {
         self.fd.fstat()
     }
 
-    /// A raw ioctl: `nr` with its wire payload.
+    /// A raw ioctl: `nr` with its wire payload, sent again while it is
+    /// interrupted (EINTR), as libdrm's drmIoctl does: a restarted drmd
+    /// answers that to a request it lost.
     pub fn ioctl(&self, nr: u64, payload: &mut [u8]) -> io::Result<usize> {
-        self.fd.call(payload, &[nr])
+        // An interrupted call wrote nothing back: it is sent as it was.
+        loop {
+            match self.fd.call(payload, &[nr]) {
+                Err(e) if e.raw_os_error() == Some(scheme_seam::Errno::EINTR.0) => {}
+                other => return other,
+            }
+        }
     }
 
     /// VERSION, asked twice as Mesa does (lengths, then strings).

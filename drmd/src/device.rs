@@ -75,6 +75,23 @@ impl Device {
         })
     }
 
+    /// Takes `control`, the control session a dead instance kept (it holds
+    /// what that instance exported), in place of the one opened at start.
+    pub fn adopt_control(&mut self, control: Arc<dyn DeviceSession>) {
+        self.control = control;
+    }
+
+    /// The next mmap offset to give (a restarted instance goes on from
+    /// there).
+    pub fn next_offset(&self) -> u64 {
+        self.offsets.next()
+    }
+
+    /// Offsets go on from `next`.
+    pub fn continue_offsets(&mut self, next: u64) {
+        self.offsets = Offsets::from(next.max(self.offsets.next()));
+    }
+
     /// A session of the device for a DRM file of user `uid`.
     pub fn open_session(&self, uid: u32) -> io::Result<Box<dyn DeviceSession>> {
         self.control.open_for(uid)

@@ -51,6 +51,26 @@ impl Events {
         }
     }
 
+    /// Whether the unread events are `events`, in order.
+    pub fn are(&self, events: &[Vec<u8>]) -> bool {
+        self.queue.iter().eq(events.iter())
+    }
+
+    /// The unread events.
+    pub fn unread(&self) -> Vec<Vec<u8>> {
+        self.queue.iter().cloned().collect()
+    }
+
+    /// A file's unread `events` as a dead instance left them, with room
+    /// promised for `reserved` bytes more (its pending flips' events).
+    pub fn restore(events: Vec<Vec<u8>>, reserved: usize) -> Events {
+        let used = events.iter().map(Vec::len).sum::<usize>() + reserved;
+        Events {
+            queue: events.into(),
+            used,
+        }
+    }
+
     /// Whether an event is waiting.
     pub fn ready(&self) -> bool {
         !self.queue.is_empty()

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use scheme_seam::{Errno, ShmRegion};
+use serde::{Deserialize, Serialize};
 use sync_client::SyncobjTable;
 use virtio_gpu_proto::{CtxAttachResource, CtxCreate, CtxDetachResource, CtxId, ResourceId};
 use zerocopy::IntoBytes;
@@ -16,6 +17,7 @@ use crate::errno::io_errno;
 use crate::events::Events;
 use crate::gem::Gem;
 use crate::node::Node;
+use crate::recovery::record::{ArenaState, FileHeader};
 use crate::ring::Batch;
 
 /// Where EXECBUFFER streams go: memory of the file's own that virtio-gpud
@@ -26,6 +28,8 @@ use crate::ring::Batch;
 pub struct Arena {
     /// Device address of the arena's first byte.
     addr: u64,
+    /// Its mmap offset in the file's session.
+    backing: u64,
     map: ShmRegion,
     head: usize,
     /// The newest fence of a stream placed since the last recycle.
@@ -69,19 +73,52 @@ impl Arena {
     pub fn rewind(&mut self, mark: usize) {
         self.head = mark;
     }
+
+    /// Goes on at `head`: the end of a stream a dead instance placed whose
+    /// submit reached the device.
+    pub fn resume_at(&mut self, head: usize) {
+        self.head = head.min(ARENA);
+    }
+
+    /// Where it stands, for the recovery journal.
+    pub fn state(&self) -> ArenaState {
+        ArenaState {
+            addr: self.addr,
+            backing: self.backing,
+            head: self.head as u64,
+            last_fence: self.last_fence,
+        }
+    }
+
+    /// The arena of a file a dead instance served, as it stood, mapped
+    /// again through the file's `session`.
+    pub fn restore(state: ArenaState, session: &dyn DeviceSession) -> std::io::Result<Arena> {
+        let head = usize::try_from(state.head)
+            .ok()
+            .filter(|&h| h <= ARENA)
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        Ok(Arena {
+            addr: state.addr,
+            backing: state.backing,
+            map: session.map(state.backing, ARENA)?,
+            head,
+            last_fence: state.last_fence,
+            copied: 0,
+        })
+    }
 }
 
 /// Out-fences of EXECBUFFERs waiting for the client's `dup` to turn them
 /// into sync_files, named by slots that fit `fence_fd`'s int: a device
 /// fence point, which grows without end, would not.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutFences {
     slots: std::collections::VecDeque<(i32, OutFence)>,
     next: i32,
 }
 
 /// A fence an out-fence slot names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutFence {
     /// A device fence (EXECBUFFER's).
     Device(u64),
@@ -105,19 +142,20 @@ impl OutFences {
         self.next
     }
 
-    /// The fence of slot `id`, claimed (ENOENT if unknown or claimed).
-    pub fn take(&mut self, id: u64) -> Result<OutFence, Errno> {
-        let at = self
-            .slots
+    /// The fence of slot `id` (ENOENT if unknown, or gone with 64 newer
+    /// ones). A slot stays until then, so a `dup` a restarted drmd answered
+    /// EINTR gets the same fence when it is sent again.
+    pub fn get(&self, id: u64) -> Result<OutFence, Errno> {
+        self.slots
             .iter()
-            .position(|&(slot, _)| u64::try_from(slot) == Ok(id))
-            .ok_or(Errno::ENOENT)?;
-        Ok(self.slots.remove(at).expect("found").1)
+            .find(|&&(slot, _)| u64::try_from(slot) == Ok(id))
+            .map(|&(_, fence)| fence)
+            .ok_or(Errno::ENOENT)
     }
 }
 
 /// The client caps a file set (SET_CLIENT_CAP).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientCaps {
     /// UNIVERSAL_PLANES: primary and cursor planes are listed.
     pub universal_planes: bool,
@@ -144,6 +182,8 @@ pub struct DrmFile {
     /// Whether it was opened by root (ROOT_ONLY ioctls; a Redox call's
     /// uid is only valid at open).
     pub root: bool,
+    /// The user who opened it.
+    uid: u32,
     /// Its session with virtio-gpud: its resources, context and memory.
     pub session: Box<dyn DeviceSession>,
     /// GEM handles.
@@ -162,6 +202,25 @@ pub struct DrmFile {
     /// Client caps.
     pub caps: ClientCaps,
     /// Events to read.
+    pub events: Events,
+}
+
+/// What a restored file is made of besides its journaled scalars.
+#[derive(Debug)]
+pub struct Restored {
+    /// Its session, taken back.
+    pub session: Box<dyn DeviceSession>,
+    /// Its GEM handles.
+    pub bos: HashMap<u32, Arc<Gem>>,
+    /// Its syncobj table, taken back.
+    pub syncobjs: Option<SyncobjTable>,
+    /// Its arena, mapped again.
+    pub arena: Option<Arena>,
+    /// Its in-fence table and syncobj, taken back.
+    pub in_fences: Option<(SyncobjTable, u32)>,
+    /// Unclaimed out-fences.
+    pub out_fences: OutFences,
+    /// Unread events.
     pub events: Events,
 }
 
@@ -186,6 +245,7 @@ impl DrmFile {
         DrmFile {
             node,
             root: uid == 0,
+            uid,
             session,
             bos: HashMap::new(),
             next_handle: 0,
@@ -197,6 +257,49 @@ impl DrmFile {
             caps: ClientCaps::default(),
             events: Events::default(),
         }
+    }
+
+    /// A file a dead instance served, from its journaled `header` and what
+    /// was kept of it: its session, syncobj tables, arena and objects.
+    pub fn restore(header: &FileHeader, parts: Restored) -> DrmFile {
+        DrmFile {
+            node: header.node,
+            root: header.uid == 0,
+            uid: header.uid,
+            session: parts.session,
+            bos: parts.bos,
+            next_handle: header.next_handle,
+            ctx: header.ctx.and_then(CtxId::new),
+            syncobjs: parts.syncobjs,
+            arena: parts.arena,
+            in_fences: parts.in_fences.map(|(table, handle)| InFenceSlot {
+                table,
+                handle,
+                imported: None,
+            }),
+            out_fences: parts.out_fences,
+            caps: header.caps,
+            events: parts.events,
+        }
+    }
+
+    /// The file's scalars, for the recovery journal.
+    pub fn header(&self) -> FileHeader {
+        FileHeader {
+            node: self.node,
+            uid: self.uid,
+            caps: self.caps,
+            ctx: self.ctx.map(CtxId::get),
+            next_handle: self.next_handle,
+            arena: self.arena.as_ref().map(Arena::state),
+            syncobjs: self.syncobjs.is_some(),
+            in_fences: self.in_fences.as_ref().map(|s| s.handle),
+        }
+    }
+
+    /// The table its in-fences are imported into, once made.
+    pub fn in_fence_table(&self) -> Option<&SyncobjTable> {
+        self.in_fences.as_ref().map(|s| &s.table)
     }
 
     /// The file's context, created now (one command of `batch`) if it does
@@ -314,6 +417,7 @@ impl DrmFile {
             let map = self.session.map(offset, ARENA).map_err(io_errno)?;
             self.arena = Some(Arena {
                 addr,
+                backing: offset,
                 map,
                 head: 0,
                 last_fence: 0,

@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use scheme_seam::ShmRegion;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceSession;
+use crate::recovery::record::ObjectState;
 
 /// How an object's pixels reach the host when it is scanned out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Upload {
     /// A 2D resource whose guest backing is the image: damage is
     /// transferred before it is flushed.
@@ -27,7 +29,7 @@ pub enum Upload {
 }
 
 /// An object's 2D image: what a framebuffer may be made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     /// Width in pixels.
     pub width: u32,
@@ -54,6 +56,8 @@ pub struct Gem {
     pub offset: u64,
     /// drmd's mapping of the backing, shared with clients on mmap.
     pub map: Arc<ShmRegion>,
+    /// The backing's mmap offset in the session that allocated it.
+    pub backing: u64,
     /// The last device fence that used the object (0: none). Shared by
     /// every file that has the object, as a dma-buf's reservation is.
     fence: AtomicU64,
@@ -89,14 +93,23 @@ impl Drop for Export {
 }
 
 impl Gem {
-    /// A new object over resource `res`, a 2D `image` or not.
-    pub fn new(res: u32, image: Option<Image>, size: u32, offset: u64, map: Arc<ShmRegion>) -> Gem {
+    /// A new object over resource `res`, a 2D `image` or not, whose
+    /// backing is `map`, at mmap offset `backing` of its session.
+    pub fn new(
+        res: u32,
+        image: Option<Image>,
+        size: u32,
+        offset: u64,
+        map: Arc<ShmRegion>,
+        backing: u64,
+    ) -> Gem {
         Gem {
             res,
             image,
             size,
             offset,
             map,
+            backing,
             fence: AtomicU64::new(0),
             export: OnceLock::new(),
             name: OnceLock::new(),
@@ -123,6 +136,52 @@ impl Gem {
     /// Whether the object's dma-bufs may be mapped writable.
     pub fn dma_buf_writable(&self) -> bool {
         self.dma_buf_writable.get().copied().unwrap_or(false)
+    }
+
+    /// The object as the recovery journal says it.
+    pub fn state(&self) -> ObjectState {
+        ObjectState {
+            res: self.res,
+            image: self.image,
+            size: self.size,
+            backing: self.backing,
+            token: self.export_token(),
+            writable: self.dma_buf_writable.get().copied(),
+            name: self.name.get().copied(),
+        }
+    }
+
+    /// An object a dead instance had, as journaled (`offset`: its key),
+    /// mapped again as `map`; an exported one is held by `holder` still
+    /// (a session kept across the restart).
+    pub fn restore(
+        offset: u64,
+        state: &ObjectState,
+        map: Arc<ShmRegion>,
+        holder: &Arc<dyn DeviceSession>,
+    ) -> Gem {
+        let gem = Gem::new(
+            state.res,
+            state.image,
+            state.size,
+            offset,
+            map,
+            state.backing,
+        );
+        if let Some(token) = state.token {
+            let _ = gem.export.set(Export {
+                token,
+                res: state.res,
+                holder: holder.clone(),
+            });
+        }
+        if let Some(w) = state.writable {
+            let _ = gem.dma_buf_writable.set(w);
+        }
+        if let Some(name) = state.name {
+            let _ = gem.name.set(name);
+        }
+        gem
     }
 
     /// The share token of an exported object.
@@ -182,6 +241,25 @@ impl Names {
         })
     }
 
+    /// Names and the objects' keys (their mmap offsets), and the last name
+    /// given, for the recovery journal.
+    pub fn state(&self) -> (std::collections::BTreeMap<u32, u64>, u32) {
+        let live = self
+            .objects
+            .iter()
+            .filter_map(|(&n, g)| Some((n, g.upgrade()?.offset)))
+            .collect();
+        (live, self.next)
+    }
+
+    /// The names a dead instance had given, over the objects restored.
+    pub fn restore(names: impl IntoIterator<Item = (u32, Weak<Gem>)>, last: u32) -> Names {
+        Names {
+            objects: names.into_iter().collect(),
+            next: last,
+        }
+    }
+
     /// The live object named `name`.
     pub fn get(&self, name: u32) -> Option<Arc<Gem>> {
         self.objects.get(&name)?.upgrade()
@@ -204,6 +282,17 @@ impl Default for Offsets {
 }
 
 impl Offsets {
+    /// Offsets from `next` on (a restarted instance goes on from where the
+    /// dead one was).
+    pub fn from(next: u64) -> Offsets {
+        Offsets { next }
+    }
+
+    /// The next offset to give.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
     /// An offset for an object of `size` bytes.
     pub fn take(&mut self, size: u32) -> u64 {
         let offset = self.next;

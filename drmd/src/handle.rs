@@ -35,6 +35,28 @@ impl Handles {
         self.next
     }
 
+    /// Adds `handle` under `id`, an id a dead instance gave it (ids go on
+    /// from the highest given).
+    pub fn restore(&mut self, id: HandleId, handle: Handle) {
+        self.next = self.next.max(id);
+        self.map.insert(id, handle);
+    }
+
+    /// The last id given.
+    pub fn last_id(&self) -> HandleId {
+        self.next
+    }
+
+    /// Ids go on from `last` (the dead instance's mark).
+    pub fn continue_from(&mut self, last: HandleId) {
+        self.next = self.next.max(last);
+    }
+
+    /// Every handle's id.
+    pub fn ids(&self) -> Vec<HandleId> {
+        self.map.keys().copied().collect()
+    }
+
     /// The handle `id`.
     pub fn get(&self, id: HandleId) -> Option<&Handle> {
         self.map.get(&id)

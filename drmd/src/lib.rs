@@ -18,6 +18,7 @@ pub mod master;
 #[cfg(target_os = "linux")]
 pub mod mesa;
 pub mod node;
+pub mod recovery;
 mod ring;
 pub mod scheme;
 mod stats;

@@ -19,12 +19,13 @@
 use std::collections::HashMap;
 
 use scheme_seam::{Errno, HandleId, Result};
+use serde::{Deserialize, Serialize};
 
 /// One master's identity: the magic numbers of the files belonging to it.
 type MasterId = u64;
 
 /// What a primary file is to the master logic.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Primary {
     /// The master it belongs to (its own once it became master).
     master: MasterId,
@@ -40,8 +41,9 @@ struct Primary {
     root: bool,
 }
 
-/// The device's master and its primary files.
-#[derive(Debug, Default)]
+/// The device's master and its primary files (journaled whole: a
+/// restarted instance has the same master and authentications).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Masters {
     /// The file that is master now.
     current: Option<HandleId>,
@@ -100,6 +102,11 @@ impl Masters {
         if self.current == Some(file) {
             self.current = None;
         }
+    }
+
+    /// The primary files it knows.
+    pub fn files(&self) -> Vec<HandleId> {
+        self.files.keys().copied().collect()
     }
 
     /// Whether `file` is the current master.

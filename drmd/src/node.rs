@@ -4,7 +4,7 @@
 use scheme_seam::Stat;
 
 /// Which device node a DRM file was opened through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Node {
     /// `card0`: the primary node (KMS and render ioctls).
     Primary,

@@ -6,8 +6,9 @@
 //! ioctls that return an fd are completed by a `dup` of the DRM fd whose
 //! buffer is the ioctl nr (`u64`) followed by a reference the ioctl gave:
 //! - EXECBUFFER with FENCE_FD_OUT writes a slot naming its fence into
-//!   `fence_fd`; `dup(fd, [EXECBUFFER, slot])` returns the sync_file (once:
-//!   the slot is then free; a file keeps its newest 64 unclaimed). ATOMIC's
+//!   `fence_fd`; `dup(fd, [EXECBUFFER, slot])` returns the sync_file (a
+//!   file keeps its newest 64 slots; a slot may be claimed again, which a
+//!   `dup` a restarted drmd lost needs). ATOMIC's
 //!   OUT_FENCE_PTR is a slot the same way, `dup(fd, [ATOMIC, slot])`.
 //! - SYNCOBJ_HANDLE_TO_FD is `dup(fd, [HANDLE_TO_FD, HandleToFd])`.
 //! - PRIME_HANDLE_TO_FD is `dup(fd, [PRIME_HANDLE_TO_FD, PrimeHandle])`:
@@ -18,19 +19,22 @@
 //! `stats` (read-only text) counts what each ioctl type cost (see
 //! [`crate::stats`]).
 
+use std::collections::HashMap;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drm_uapi::core as dc;
 use drm_uapi::kms as k;
 use drm_uapi::syncobj::{self as so, HandleToFd};
 use drm_uapi::virtgpu as vg;
+use gpu_session::Session;
 use log::warn;
 use scheme_seam::metrics;
 use scheme_seam::token::{self, Tokens};
 use scheme_seam::{
-    read_text, Answer, Context, Errno, EventFlags, HandleId, Mapping, Opened, Park, Result, Scheme,
-    Stat, WakeKey,
+    read_text, Answer, Context, Errno, EventFlags, HandleId, Keeper, Mapping, Opened, Park, Result,
+    Scheme, Stat, WakeKey,
 };
 use zerocopy::FromBytes;
 
@@ -43,6 +47,7 @@ use crate::ioctl::{self, table, Call, PROGRESS, ROOM};
 use crate::kms::Kms;
 use crate::master::Masters;
 use crate::node::Node;
+use crate::recovery::{self, record::Marks, restore, Recovery, View};
 use crate::stats::{IoctlStats, Op};
 
 /// How often [`PROGRESS`] and [`ROOM`] are woken while requests may wait
@@ -77,6 +82,28 @@ pub struct DrmScheme {
     names: Names,
     /// KMS state.
     kms: Kms,
+    /// The recovery journal, under a supervisor.
+    recovery: Option<Recovery>,
+    /// Handles a dead instance had that were taken back, until their
+    /// clients' connections are ([`Scheme::resume`]).
+    unclaimed: Vec<HandleId>,
+    /// What this instance took over, if it followed one that died.
+    restart: Option<RestartCounts>,
+}
+
+/// What a restarted drmd took back (shown in `stats`).
+#[derive(Debug, Default, Clone, Copy)]
+struct RestartCounts {
+    /// DRM files rebuilt.
+    files: usize,
+    /// Objects mapped again.
+    objects: usize,
+    /// Files the journal listed that could not come back.
+    lost: usize,
+    /// Rebuilt handles whose clients had gone: closed.
+    reclaimed: usize,
+    /// When this instance began taking over.
+    began: Option<Instant>,
 }
 
 /// Woken when an event is queued for file `id`: its parked reads.
@@ -89,13 +116,20 @@ impl DrmScheme {
     /// gone), then what each ioctl type cost.
     fn describe(&self) -> String {
         let bos: usize = self.handles.files().map(|f| f.bos.len()).sum();
+        let r = self.restart.unwrap_or_default();
         format!(
-            "files {}\nbos {bos}\ndma_bufs {}\ntokens {}\nparked {}\nflink_names {}\n{}",
+            "files {}\nbos {bos}\ndma_bufs {}\ntokens {}\nparked {}\nflink_names {}\n\
+             taken_over {} files_adopted {} objects_adopted {} files_lost {} files_reclaimed {}\n{}",
             self.handles.files().count(),
             self.handles.dma_bufs().count(),
             self.tokens.len(),
             metrics::parked(),
             self.names.live(),
+            u8::from(self.restart.is_some()),
+            r.files,
+            r.objects,
+            r.lost,
+            r.reclaimed,
             self.stats.describe()
         )
     }
@@ -114,7 +148,94 @@ impl DrmScheme {
             poll_at: None,
             masters: Masters::default(),
             names: Names::default(),
+            recovery: None,
+            unclaimed: Vec::new(),
+            restart: None,
         }
+    }
+
+    /// Journals what requests on `touched` changed (and, with `shared`,
+    /// the state every handle shares).
+    fn journal(&mut self, touched: &[HandleId], shared: bool) {
+        let Some(recovery) = &mut self.recovery else {
+            return;
+        };
+        let view = View {
+            handles: &self.handles,
+            tokens: &self.tokens,
+            masters: &self.masters,
+            names: &self.names,
+            kms: &self.kms,
+            marks: Marks {
+                offsets: self.device.next_offset(),
+                handles: self.handles.last_id() as u64,
+            },
+        };
+        recovery.sync(&view, touched, shared);
+    }
+
+    /// Journals EXECBUFFER request `tag` of file `id` as published and
+    /// answered with `payload`'s header.
+    fn journal_submit(&mut self, id: HandleId, tag: u32, payload: &[u8]) {
+        let (Some(recovery), Ok(file)) = (&mut self.recovery, self.handles.file(id)) else {
+            return;
+        };
+        let header = &payload[..size_of::<vg::ExecbufferHeader>().min(payload.len())];
+        recovery.answered(id, file, tag, header);
+    }
+
+    /// Takes over what a dead instance left in `keeper`, if anything, and
+    /// starts journaling for the next.
+    fn take_over(&mut self, mut keeper: Keeper) {
+        let began = Instant::now();
+        // The dead instance's control session holds what it exported.
+        if let Some(fd) = keeper.take(recovery::CONTROL) {
+            match Session::resume(fd) {
+                Ok((control, _)) => self.device.adopt_control(Arc::new(control)),
+                Err(e) => warn!("the kept control session: {e}"),
+            }
+        }
+        let mut interrupted = HashMap::new();
+        if let Some(state) = recovery::inherited(&mut keeper) {
+            let monitors = self.device.monitors();
+            let rebuilt = restore::rebuild(state, &mut keeper, &mut self.device, &monitors);
+            self.device.continue_offsets(rebuilt.offsets);
+            self.handles = rebuilt.handles;
+            self.tokens = rebuilt.tokens;
+            self.masters = rebuilt.masters;
+            self.names = rebuilt.names;
+            self.kms = rebuilt.kms;
+            self.unclaimed = self.handles.ids();
+            self.restart = Some(RestartCounts {
+                files: self.handles.files().count(),
+                objects: rebuilt.objects,
+                lost: rebuilt.lost,
+                reclaimed: 0,
+                began: Some(began),
+            });
+            interrupted = rebuilt.interrupted;
+        }
+        // What nothing took is of files that did not come back.
+        keeper.forget_left();
+        let recovery = match Recovery::new(keeper, interrupted) {
+            Ok(r) => r,
+            Err(e) => return warn!("no recovery journal ({e}): a restart loses every file"),
+        };
+        if let Some(fd) = self.device.export_holder().keep_fd() {
+            recovery.keep(recovery::CONTROL, fd);
+        }
+        self.recovery = Some(recovery);
+        let ids = self.handles.ids();
+        self.journal(&ids, true);
+        if let Some(r) = &self.recovery {
+            r.commit();
+        }
+    }
+
+    /// Whether `id` is a primary file (whose requests may change the
+    /// shared state).
+    fn primary(&self, id: HandleId) -> bool {
+        self.handles.file(id).is_ok_and(|f| f.node == Node::Primary)
     }
 
     /// Without an event, the requests waiting for it are woken by polling
@@ -136,7 +257,7 @@ impl DrmScheme {
             }
             vg::EXECBUFFER | k::ATOMIC => {
                 let (slot, _) = u64::read_from_prefix(rest).map_err(|_| Errno::EINVAL)?;
-                let fence = match file.out_fences.take(slot)? {
+                let fence = match file.out_fences.get(slot)? {
                     OutFence::Device(point) => self.device.sync_file(point),
                     OutFence::Timeline(timeline, point) => {
                         self.device.sync_file_on(timeline, point)
@@ -160,16 +281,22 @@ impl DrmScheme {
     /// events for their files (a file that closed meanwhile gets none).
     fn kms_tick(&mut self, ctx: &mut Context) {
         let (events, flipped) = self.kms.tick(&mut self.device, Instant::now());
+        let done = !flipped.is_empty() || !events.is_empty();
         for n in flipped {
             ctx.wake(ioctl::atomic::flip_key(n));
         }
+        let mut told = Vec::new();
         for (id, event) in events {
             log::debug!("event for file {id}: {} bytes", event.len());
             if let Ok(file) = self.handles.file_mut(id) {
                 file.events.push(event);
                 ctx.post_event(id, EventFlags::READ);
                 ctx.wake(events_key(id));
+                told.push(id);
             }
+        }
+        if done {
+            self.journal(&told, true);
         }
     }
 
@@ -186,13 +313,16 @@ impl DrmScheme {
                 self.kms.outputs[n].monitor.entry
             );
             let event = crate::events::hotplug(crate::kms::Object::Connector(n).id());
+            let mut told = Vec::new();
             for (id, file) in self.handles.files_mut() {
                 if file.caps.redox_hotplug {
                     file.events.post(event.clone());
                     ctx.post_event(id, EventFlags::READ);
                     ctx.wake(events_key(id));
+                    told.push(id);
                 }
             }
+            self.journal(&told, true);
         }
     }
 
@@ -215,7 +345,9 @@ impl DrmScheme {
 impl Scheme for DrmScheme {
     fn open(&mut self, path: &str, _flags: usize, ctx: &mut Context) -> Result<Opened> {
         if path.trim_matches('/') == "stats" {
-            return Ok(Opened::Handle(self.handles.insert(Handle::Stats)));
+            let id = self.handles.insert(Handle::Stats);
+            self.journal(&[id], false);
+            return Ok(Opened::Handle(id));
         }
         let node = Node::from_path(path).ok_or(Errno::ENOENT)?;
         let caller = *ctx.caller();
@@ -233,6 +365,12 @@ impl Scheme for DrmScheme {
         if node == Node::Primary {
             self.masters.open(id, caller.pid, caller.uid == 0);
         }
+        if let (Some(recovery), Ok(file)) = (&self.recovery, self.handles.file(id)) {
+            if let Some(fd) = file.session.keep_fd() {
+                recovery.keep(&recovery::session_name(id), fd);
+            }
+        }
+        self.journal(&[id], node == Node::Primary);
         Ok(Opened::Handle(id))
     }
 
@@ -265,14 +403,20 @@ impl Scheme for DrmScheme {
         };
         let (traffic, copied) = (metrics::traffic(), file.copied());
         let bytes_in = payload.len();
-        let (pid, expired) = (ctx.caller().pid, ctx.expired());
-        let (device, masters, names, tokens, kms) = (
+        let (pid, expired, tag) = (ctx.caller().pid, ctx.expired(), ctx.tag());
+        let (device, masters, names, tokens, kms, recovery) = (
             &mut self.device,
             &mut self.masters,
             &mut self.names,
             &self.tokens,
             &mut self.kms,
+            &mut self.recovery,
         );
+        let mut stage = |submit| {
+            if let Some(r) = recovery.as_mut() {
+                r.submitting(id, tag, submit);
+            }
+        };
         let answer = self.handles.with_file(id, |file, handles| {
             let dma_buf = |token| tokens.get(token).and_then(|h| handles.dma_buf(h)).cloned();
             handler(&mut Call {
@@ -287,8 +431,14 @@ impl Scheme for DrmScheme {
                 names,
                 kms,
                 dma_buf: &dma_buf,
+                stage: &mut stage,
             })
         })?;
+        if nr == vg::EXECBUFFER && !matches!(answer, Ok(Answer::Ready(_))) {
+            if let Some(r) = &mut self.recovery {
+                r.withdrawn(id);
+            }
+        }
         match &answer {
             Ok(Answer::Park(park)) => {
                 let unheard = (!self.progress_events && park.waits_for(PROGRESS))
@@ -306,6 +456,11 @@ impl Scheme for DrmScheme {
                     self.stats
                         .record(Op::Call(nr), bytes_in, downstream, copied);
                 }
+                if let (Ok(Answer::Ready(_)), true) = (&answer, nr == vg::EXECBUFFER) {
+                    self.journal_submit(id, tag, payload);
+                }
+                let shared = self.primary(id);
+                self.journal(&[id], shared);
             }
         }
         answer
@@ -323,6 +478,10 @@ impl Scheme for DrmScheme {
         if opened.is_ok() {
             let downstream = metrics::traffic().since(traffic);
             self.stats.record(Op::Fd(nr), buf.len(), downstream, 0);
+        }
+        match &opened {
+            Ok(Opened::Handle(new)) => self.journal(&[id, *new], false),
+            _ => self.journal(&[id], false),
         }
         opened
     }
@@ -343,7 +502,9 @@ impl Scheme for DrmScheme {
                 if !file.events.ready() {
                     return Ok(Answer::Park(Park::on(events_key(id))));
                 }
-                Ok(Answer::Ready(file.events.read(buf)))
+                let n = file.events.read(buf);
+                self.journal(&[id], false);
+                Ok(Answer::Ready(n))
             }
             _ => Err(Errno::EBADF),
         }
@@ -432,6 +593,48 @@ impl Scheme for DrmScheme {
         self.handles.remove(id);
         self.masters.close(id);
         self.tokens.remove(id);
+        self.journal(&[id], true);
+    }
+
+    fn keep(&mut self, keeper: Keeper) {
+        self.take_over(keeper);
+    }
+
+    fn resume(&mut self, old: HandleId, _ctx: &mut Context) -> Result<HandleId> {
+        let at = self.unclaimed.iter().position(|&h| h == old);
+        at.map(|i| self.unclaimed.swap_remove(i))
+            .ok_or(Errno::ENODEV)
+    }
+
+    fn resumed(&mut self, ctx: &mut Context) {
+        // Their clients went away while no drmd ran: what they held goes,
+        // as at any close.
+        let vanished = std::mem::take(&mut self.unclaimed);
+        let Some(counts) = &mut self.restart else {
+            return;
+        };
+        counts.reclaimed = vanished.len();
+        let began = counts.began;
+        // virtio-gpud counts what each session held, kept or reclaimed.
+        let _ = self.device.export_holder().taken_over(false);
+        for (id, file) in self.handles.files_mut() {
+            if let Err(e) = file.session.taken_over(vanished.contains(&id)) {
+                warn!("file {id}: telling virtio-gpud it was taken over: {e}");
+            }
+        }
+        for id in vanished {
+            self.close(id, ctx);
+        }
+        let micros = began.map_or(0, |b| b.elapsed().as_micros() as u64);
+        log::info!("restart done in {micros} us");
+        if let Err(e) = self.device.export_holder().restarted(micros) {
+            warn!("telling virtio-gpud the restart is done: {e}");
+        }
+    }
+
+    fn interrupted(&mut self, id: HandleId, tag: u32) -> Option<(usize, Vec<u8>)> {
+        let answer = self.recovery.as_mut()?.interrupted(id, tag)?;
+        Some((0, answer))
     }
 
     fn sources(&self) -> Vec<(RawFd, usize)> {

@@ -215,6 +215,7 @@ fn operation(s: &mut State, input: &mut Input<'_>) {
         names: &mut s.names,
         kms: &mut s.kms,
         dma_buf: &dma_buf,
+        stage: &mut |_| {},
     });
     if crate::debug() {
         eprintln!("ioctl {nr:#x} ({len} B, room {room}) -> {answer:?}");

@@ -227,4 +227,13 @@ impl DeviceSession for MemoryDevice {
     fn acknowledge_room(&self) -> io::Result<()> {
         Ok(())
     }
+    fn keep_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+    fn taken_over(&self, _vanished: bool) -> io::Result<usize> {
+        Ok(0)
+    }
+    fn restarted(&self, _micros: u64) -> io::Result<()> {
+        Ok(())
+    }
 }

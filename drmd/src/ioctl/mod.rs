@@ -26,6 +26,7 @@ use crate::file::DrmFile;
 use crate::gem::{Gem, Names};
 use crate::kms::Kms;
 use crate::master::Masters;
+use crate::recovery::record::Submit;
 
 /// One ioctl call, as its handler ([`table::Handler`]) sees it: the
 /// request and the state it may read and change.
@@ -53,6 +54,9 @@ pub struct Call<'a> {
     pub names: &'a mut Names,
     /// The object a dma-buf token names (PRIME import).
     pub dma_buf: &'a dyn Fn(u64) -> Option<Arc<Gem>>,
+    /// Journals a submit about to be queued (the recovery journal's; see
+    /// [`crate::recovery`]).
+    pub stage: &'a mut dyn FnMut(Submit),
 }
 
 /// Woken when syncd reports fence or syncobj progress: what parked

@@ -182,7 +182,7 @@ pub fn entry(nr: u64) -> Option<Entry> {
             ready(virtgpu::map(c.file, c.payload))
         }),
         0x42 => served("VIRTGPU_EXECBUFFER", RENDER, |c| {
-            virtgpu::execbuffer(c.device, c.file, c.payload)
+            virtgpu::execbuffer(c.device, c.file, c.payload, c.stage)
         }),
         0x43 => served("VIRTGPU_GETPARAM", RENDER, |c| {
             ready(virtgpu::getparam(c.device, c.payload))

@@ -413,7 +413,7 @@ fn execbuffer(env: &mut Env, flags: u32, stream: &[u8], bos: &[u32]) -> Result<A
         ..ExecbufferHeader::new_zeroed()
     };
     let mut payload = Builder::new(&header).array(stream).array(bos).build();
-    virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload)
+    virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload, &mut |_| {})
 }
 
 #[test]
@@ -457,7 +457,7 @@ fn execbuffer_places_one_fenced_submit_and_publishes_its_fence() {
         ..ExecbufferHeader::new_zeroed()
     };
     let mut payload = Builder::new(&header).array(&[0u8; 64]).array(&[bo]).build();
-    let answer = virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload);
+    let answer = virtgpu::execbuffer(&mut env.device, &mut env.file, &mut payload, &mut |_| {});
     assert_eq!(answer, Ok(Answer::Ready(0)));
     let &(ty, flags) = env.fake.placed_with_flags().last().unwrap();
     assert_eq!(ty, CommandType::SUBMIT_3D);
@@ -466,7 +466,7 @@ fn execbuffer_places_one_fenced_submit_and_publishes_its_fence() {
     assert_ne!(fence, 0);
     let (out, _) = ExecbufferHeader::read_from_prefix(&payload).unwrap();
     assert_eq!(
-        env.file.out_fences.take(out.fence_fd as u64),
+        env.file.out_fences.get(out.fence_fd as u64),
         Ok(crate::file::OutFence::Device(fence))
     );
 }

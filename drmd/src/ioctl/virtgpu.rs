@@ -25,6 +25,7 @@ use crate::device::{Device, FenceState};
 use crate::errno::io_errno;
 use crate::file::{DrmFile, OutFence};
 use crate::gem::{Gem, Image, Upload};
+use crate::recovery::record::Submit;
 use crate::ring::Batch;
 
 /// Backing is page granular, as shmem is in Linux.
@@ -211,7 +212,7 @@ pub fn new_object(
         file.attach(&mut batch, res)?;
     }
     let map = Arc::new(file.session.map(offset, size as usize).map_err(io_errno)?);
-    let gem = Gem::new(res.get(), image, size, device.map_offset(size), map);
+    let gem = Gem::new(res.get(), image, size, device.map_offset(size), map, offset);
     let handle = file.insert(Arc::new(gem))?;
     Ok(Some((handle, res.get())))
 }
@@ -339,11 +340,18 @@ pub fn wait(
 /// signalled park the request on [`PROGRESS`], and a full ring parks it on
 /// [`ROOM`] (it runs again from the start: nothing was submitted yet),
 /// where Linux would block in the ioctl.
-pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -> Result<Answer> {
+pub fn execbuffer(
+    device: &mut Device,
+    file: &mut DrmFile,
+    payload: &mut [u8],
+    stage: &mut dyn FnMut(Submit),
+) -> Result<Answer> {
     // Staged as Linux's virtgpu_submit.c: parse, resolve, check the
     // in-fences, place the stream, queue, publish. Everything that can fail
     // does so before the queue stage, so a client that retries an error
-    // never submits twice.
+    // never submits twice; what the publish needs is journaled (`stage`)
+    // before the queue, so a restarted drmd can publish a submit the
+    // device took from a dead one, and never submit it twice either.
     let mut p = Payload::new(payload);
     let mut e: ExecbufferHeader = p.header().map_err(wire)?;
     // Arrays over the wire's cap are not carried: their errors wait for
@@ -468,6 +476,15 @@ pub fn execbuffer(device: &mut Device, file: &mut DrmFile, payload: &mut [u8]) -
         }
     };
 
+    stage(Submit {
+        ctx: ctx.get(),
+        header: e.as_bytes().to_vec(),
+        outs: outs.clone(),
+        resets: resets.clone(),
+        timeline,
+        mark: mark as u64,
+        placed: placed.map(|_| file.arena().map_or(0, |a| a.mark() as u64)),
+    });
     // Queue: a full ring takes the placement back and parks.
     let Some(reply) = batch.send(&*file.session, &request, flags)? else {
         file.arena()?.rewind(mark);

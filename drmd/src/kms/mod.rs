@@ -22,6 +22,7 @@
 
 pub mod atomic;
 pub mod display;
+mod journal;
 pub mod modes;
 pub mod props;
 pub mod vblank;
@@ -171,7 +172,7 @@ pub struct CursorState {
 }
 
 /// A flip waiting for its vblank.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flip {
     /// The file to tell.
     pub owner: HandleId,
@@ -188,7 +189,7 @@ pub struct Flip {
 }
 
 /// An event to send at a vblank.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Queued {
     /// The file to tell.
     pub owner: HandleId,

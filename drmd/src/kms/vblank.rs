@@ -46,6 +46,20 @@ impl Vblank {
         }
     }
 
+    /// Its epoch (instant and monotonic ns), base count and frame time.
+    pub(super) fn parts(&self) -> (Option<(Instant, u64)>, u64, u64) {
+        (self.epoch, self.base, self.period)
+    }
+
+    /// A vblank of these parts (see [`Vblank::parts`]).
+    pub(super) fn from_parts(epoch: Option<(Instant, u64)>, base: u64, period: u64) -> Vblank {
+        Vblank {
+            epoch,
+            base,
+            period,
+        }
+    }
+
     /// Whether the CRTC is on.
     pub fn on(&self) -> bool {
         self.epoch.is_some()
