@@ -54,6 +54,7 @@ struct Counters {
 /// Starts the stack and supervises it until SIGTERM.
 pub fn run(gpu_args: &[String], status: Option<&Path>) -> io::Result<()> {
     let termination = Termination::install()?;
+    raise_fd_limit();
     let mut gpu = Command::new(sibling("virtio-gpud")?);
     gpu.args(gpu_args);
     let mut gpu = Started::start(gpu)?;
@@ -233,5 +234,27 @@ fn write_status(path: Option<&Path>, drmd: &Drmd, counters: &Counters) {
     let tmp = path.with_extension("tmp");
     if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
         warn!("writing {}: {e}", path.display());
+    }
+}
+
+/// The store holds a few descriptors per client of drmd (its connection,
+/// its sessions): the soft limit goes up to the hard one, as systemd
+/// raises it for services.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        log::warn!(
+            "raising the descriptor limit: {}",
+            io::Error::last_os_error()
+        );
     }
 }
