@@ -197,21 +197,33 @@ pub fn device_objects() -> String {
     scheme_text("/scheme/virtio-gpu/objects")
 }
 
-/// Runs `gpu-tool <command>` until it reports that it holds objects on the
-/// device, kills it (no chance to clean up), and waits until virtio-gpud's
-/// object table is empty again; returns what the tool held.
-pub fn kill_holder_and_await_release(command: &str) -> String {
+/// Starts `gpu-tool <command>` and reads what it prints until it reports
+/// that it holds its objects (its last line: it prints nothing after, so
+/// its pipe may go); the lines before that.
+pub fn holding(command: &str) -> (std::process::Child, Vec<String>) {
     let mut child = Command::new(workspace_binary("gpu-tool"))
         .arg(command)
         .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting gpu-tool");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("reading gpu-tool");
-    assert_eq!(line.trim(), "holding");
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.expect("reading gpu-tool");
+        if line == "holding" {
+            return (child, lines);
+        }
+        lines.push(line);
+    }
+    let status = child.wait();
+    panic!("gpu-tool {command} ended ({status:?}) before holding anything: {lines:?}");
+}
+
+/// Runs `gpu-tool <command>` until it holds objects on the device, kills it
+/// (no chance to clean up), and waits until virtio-gpud's object table is
+/// empty again; returns what the tool held.
+pub fn kill_holder_and_await_release(command: &str) -> String {
+    let (mut child, _) = holding(command);
     let held = device_objects();
     child.kill().expect("killing gpu-tool");
     child.wait().expect("reaping gpu-tool");

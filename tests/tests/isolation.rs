@@ -5,9 +5,8 @@
 //! only root or the stack's own user may open virtio-gpud sessions or the
 //! primary node, while anyone may render through the render node.
 
-use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -31,17 +30,8 @@ fn errno(r: std::io::Result<impl std::fmt::Debug>) -> Option<i32> {
 fn no_id_of_another_processs_objects_works_in_a_file_of_ones_own() {
     let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
     let _stack = stack();
-    let mut other = Command::new(workspace_binary("gpu-tool"))
-        .arg("drm-ids")
-        .env(scheme_seam::linux::SCHEME_DIR, bus_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(other.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ids: Vec<u64> = line
+    let (mut other, lines) = stack_tests::holding("drm-ids");
+    let ids: Vec<u64> = lines[0]
         .split_whitespace()
         .skip(1)
         .step_by(2)
