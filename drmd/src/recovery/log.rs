@@ -47,8 +47,12 @@ pub struct Log {
 impl Log {
     /// A new, empty log.
     pub fn create() -> std::io::Result<Log> {
+        let region = ShmRegion::new("drmd-recovery", CAPACITY)?;
+        // Committed from the start: an instance killed before its first
+        // append leaves a log that reads as empty, not as one refused.
+        region.write_bytes(0, &(HEADER as u64).to_le_bytes());
         Ok(Log {
-            region: ShmRegion::new("drmd-recovery", CAPACITY)?,
+            region,
             end: HEADER,
         })
     }
@@ -142,6 +146,14 @@ mod tests {
         let (reopened, records) = Log::open(region).unwrap();
         assert_eq!(records, vec![b"one".to_vec(), vec![], vec![7; 1000]]);
         assert_eq!(reopened.used(), at);
+    }
+
+    #[test]
+    fn test_regression_a_log_nothing_was_appended_to_reads_as_empty() {
+        let log = Log::create().unwrap();
+        let fd = log.region.fd().try_clone_to_owned().unwrap();
+        let region = ShmRegion::map(fd, 0, CAPACITY, true).unwrap();
+        assert_eq!(Log::open(region).map(|(_, r)| r), Ok(vec![]));
     }
 
     #[test]

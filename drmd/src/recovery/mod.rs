@@ -68,16 +68,21 @@ pub fn inherited(keeper: &mut Keeper) -> Option<State> {
             return None;
         }
     };
-    let records = match Log::open(region) {
-        Ok((_, records)) => records,
+    match Log::open(region) {
+        Ok((_, records)) => Some(replay(&records)),
         Err(e) => {
             warn!("{e}: nothing of the dead instance's files is recovered");
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// The state `records` (a log's, in order) add up to, as far as they
+/// decode.
+pub fn replay(records: &[Vec<u8>]) -> State {
     let mut state = State::default();
     for bytes in records {
-        match postcard::from_bytes(&bytes) {
+        match postcard::from_bytes(bytes) {
             Ok(record) => state.apply(record),
             Err(e) => {
                 // Records are never rewritten, so one that does not decode
@@ -87,7 +92,7 @@ pub fn inherited(keeper: &mut Keeper) -> Option<State> {
             }
         }
     }
-    Some(state)
+    state
 }
 
 /// What the journal compares drmd's state with.
