@@ -16,6 +16,7 @@ pub mod drm_handlers;
 pub mod drm_wire;
 pub mod edid;
 pub mod pci_caps;
+pub mod recovery_log;
 pub mod session_admission;
 pub mod syncd_calls;
 pub mod trace_decode;
@@ -39,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("drm_handlers", drm_handlers::run),
     ("edid", edid::run),
     ("pci_caps", pci_caps::run),
+    ("recovery_log", recovery_log::run),
 ];
 
 /// Whether `VGPU_FUZZ_DEBUG` is set: targets then print what each

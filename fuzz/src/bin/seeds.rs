@@ -19,8 +19,8 @@ use drm_uapi::virtgpu as vg;
 use drm_uapi::Builder;
 use scheme_seam::linux::wire::{encode, Reply, Request, MAX_FRAME};
 use vgpu_fuzz::{
-    bus_frames, drm_handlers, drm_wire, session_admission as sa, syncd_calls, trace_decode,
-    used_ring, Writer,
+    bus_frames, drm_handlers, drm_wire, recovery_log, session_admission as sa, syncd_calls,
+    trace_decode, used_ring, Writer,
 };
 use virtio_gpu_proto::{
     BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CommandType, CtrlHdr, CtxDestroy,
@@ -1270,6 +1270,103 @@ fn pci_caps_seeds(s: &mut Seeds) {
     add(s, "into-header", seed(&header));
 }
 
+/// A journal as drmd writes one: a file with objects, handles, an
+/// EXECBUFFER journaled on its way and one answered, a dma-buf, a name,
+/// and the display as drmd starts it, then with a framebuffer shown.
+fn recovery_log_seeds(s: &mut Seeds) {
+    use drmd::file::{ClientCaps, OutFences};
+    use drmd::kms::Kms;
+    use drmd::node::Node;
+    use drmd::recovery::record::{FbState, FileHeader, Marks, ObjectState, Record, Submit};
+    let header = |ctx| FileHeader {
+        node: Node::Render,
+        uid: 1000,
+        caps: ClientCaps::default(),
+        ctx,
+        next_handle: 3,
+        arena: None,
+        syncobjs: true,
+        in_fences: None,
+    };
+    let object = |res, backing| ObjectState {
+        res,
+        image: None,
+        size: 4096,
+        backing,
+        token: None,
+        writable: Some(true),
+        name: None,
+    };
+    let (a, b) = (1u64 << 32, 2u64 << 32);
+    let submit = Submit {
+        ctx: 1,
+        header: vec![0; 48],
+        outs: vec![(1, 0)],
+        resets: vec![],
+        timeline: Some(1),
+        mark: 0,
+        placed: Some(4096),
+    };
+    let memory = drmd::backend::memory::MemoryDevice::new(virtio_gpu_proto::Features::VIRGL);
+    let device = drmd::device::Device::new(std::sync::Arc::new(memory), None).unwrap();
+    let kms = Kms::new(&device.monitors()).state();
+    let mut shown = kms.clone();
+    shown.fbs.push(FbState {
+        id: shown.next_id,
+        owner: 3,
+        key: a,
+        handle: 1,
+        geometry: [64, 64, 256, 0x3432_5258, 0],
+        origin: (0, 0),
+        listed: true,
+    });
+    shown.outputs[0].primary = Some(shown.next_id);
+    shown.next_id += 1;
+    let records = [
+        Record::Marks(Marks {
+            offsets: 3,
+            handles: 4,
+        }),
+        Record::File(3, header(None)),
+        Record::Object(a, object(1, 0x1000)),
+        Record::Object(b, object(2, 0x2000)),
+        Record::Handle(3, 1, a),
+        Record::Handle(3, 2, b),
+        Record::File(3, header(Some(1))),
+        Record::Submitting(3, 41, submit.clone()),
+        Record::Answered(3, 41, vec![0; 8], header(Some(1)), OutFences::default()),
+        Record::Submitting(3, 42, submit),
+        Record::DmaBuf(4, b, Some(7)),
+        Record::Names([(1, b)].into(), 1),
+        Record::Events(3, vec![vec![0; 32]]),
+        Record::Kms(kms),
+        Record::Kms(shown),
+        Record::HandleClosed(3, 2),
+        Record::Stats(5),
+        Record::File(6, header(None)),
+        Record::Closed(6),
+    ];
+    let bytes: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| postcard::to_allocvec(r).unwrap())
+        .collect();
+    add(s, "journal", recovery_log::seed(0, 0, &bytes));
+    add(s, "journal-torn-append", recovery_log::seed(1, 0, &bytes));
+    add(
+        s,
+        "journal-committed-short",
+        recovery_log::seed(2, 3, &bytes),
+    );
+    let mut garbled = bytes.clone();
+    garbled[5] = vec![0xff; 9];
+    add(
+        s,
+        "journal-record-garbled",
+        recovery_log::seed(0, 0, &garbled),
+    );
+    add(s, "empty", recovery_log::seed(0, 0, &[]));
+}
+
 fn edid_seeds(s: &mut Seeds) {
     use virtio_gpu_proto::edid::{build, Monitor, Timing, BLOCK};
     let monitor = |w: u32, h: u32, sizes: &[(u16, u16)]| {
@@ -1507,6 +1604,7 @@ fn main() {
     build("drm_handlers", &drm_handlers_seeds);
     build("edid", &edid_seeds);
     build("pci_caps", &pci_caps_seeds);
+    build("recovery_log", &recovery_log_seeds);
 
     for (target, seeds) in &all {
         let run = vgpu_fuzz::TARGETS
