@@ -491,26 +491,57 @@ pub fn execbuffer(
         return Ok(for_room());
     };
 
-    // Publish: nothing from here on answers an error, since the work is
-    // on the device.
-    if placed.is_some() {
-        file.arena_placed(reply.fence);
-    }
     for gem in &objects {
         gem.set_fence(reply.fence);
     }
-    if let (Some(timeline), Some(table)) = (timeline, file.opened_syncobjs()) {
-        // Resolved above, so only syncd's going away fails this, and then
-        // every waiter on these syncobjs fails with it.
-        if let Err(err) = table.submit_deps(timeline, Some(reply.fence), &outs, &resets) {
+    let signals = Signals {
+        timeline,
+        outs: &outs,
+        resets: &resets,
+    };
+    publish(file, &mut e, placed.is_some(), signals, reply.fence);
+    p.set_header(&e).map_err(wire)?;
+    Ok(Answer::Ready(0))
+}
+
+/// The syncobjs a submit signals: its out-syncobjs (handle, point) and
+/// the in-syncobjs it resets, on drmd's `timeline` in syncd.
+#[derive(Clone, Copy, Debug)]
+pub struct Signals<'a> {
+    /// The timeline the submit's fence is mirrored on (None: no syncobj).
+    pub timeline: Option<u32>,
+    /// Out-syncobjs and their points.
+    pub outs: &'a [(u32, u64)],
+    /// In-syncobjs to reset.
+    pub resets: &'a [u32],
+}
+
+/// Publish: what a submit the device took with `fence` changes in its
+/// file — the arena space it was `placed` in, the syncobjs it signals, an
+/// out-fence slot (written into `e`). Nothing here fails, since the work
+/// is on the device. A restarted drmd that finds an interrupted submit
+/// reached the device publishes it here too (`recovery::restore`).
+pub fn publish(
+    file: &mut DrmFile,
+    e: &mut ExecbufferHeader,
+    placed: bool,
+    signals: Signals<'_>,
+    fence: u64,
+) {
+    if placed {
+        file.arena_placed(fence);
+    }
+    if let (Some(timeline), Some(table)) = (signals.timeline, file.opened_syncobjs()) {
+        // Resolved before the submit was queued, so only syncd's going
+        // away fails this, and then every waiter on these syncobjs fails
+        // with it.
+        if let Err(err) = table.submit_deps(timeline, Some(fence), signals.outs, signals.resets) {
             log::warn!("publishing a submit's syncobjs: {err}");
         }
     }
     if e.flags & vg::EXECBUF_FENCE_FD_OUT != 0 {
         // The fence's point does not fit an fd's int for long (2^31
         // fences): the client names it by a slot of its file's.
-        e.fence_fd = file.out_fences.put(OutFence::Device(reply.fence));
+        e.fence_fd = file.out_fences.put(OutFence::Device(fence));
     }
-    p.set_header(&e).map_err(wire)?;
-    Ok(Answer::Ready(0))
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ::log::{info, warn};
+use drm_uapi::virtgpu::ExecbufferHeader;
 use gpu_session::api::QueueReply;
 use gpu_session::Session;
 use scheme_seam::token::Tokens;
@@ -28,9 +29,10 @@ use super::{fences_name, in_fences_name, session_name, syncobjs_name};
 use crate::backend::DeviceSession;
 use crate::device::Device;
 use crate::events::Events;
-use crate::file::{Arena, DrmFile, OutFence, Restored};
+use crate::file::{Arena, DrmFile, Restored};
 use crate::gem::{Gem, Names};
 use crate::handle::{Handle, Handles};
+use crate::ioctl::virtgpu::{self, Signals};
 use crate::kms::{Kms, Monitor};
 use crate::master::Masters;
 
@@ -245,34 +247,26 @@ fn file(
         .map(|a| Arena::restore(a, &*session))
         .transpose()
         .map_err(|e| format!("its arena: {e}"))?;
-    let mut out_fences = f.out_fences.clone();
     let mut answer = f.answered.clone();
     let mut newest = header.arena.map_or(0, |a| a.last_fence);
-    if let Some((tag, submit)) = &f.submit {
-        // The submit's own reply is the only fenced one it could have left.
-        match stale.iter().rev().find(|r| r.fence != 0) {
-            Some(reply) => {
-                header.ctx = Some(submit.ctx);
-                let a = publish(
-                    submit,
-                    reply.fence,
-                    arena.as_mut(),
-                    syncobjs.as_ref(),
-                    &mut out_fences,
-                );
-                info!(
-                    "file {id}: its interrupted EXECBUFFER reached the device (fence {}): answered",
-                    reply.fence
-                );
-                answer = Some((*tag, a));
-                newest = newest.max(reply.fence);
-            }
-            // Never queued: its placement is taken back (the journaled
-            // head is from before it) and the client retries it.
-            None => {
-                info!("file {id}: its interrupted EXECBUFFER never reached the device: retried")
+    // The submit's own reply is the only fenced one it could have left.
+    let reached = f.submit.as_ref().and_then(|(tag, submit)| {
+        let reply = stale.iter().rev().find(|r| r.fence != 0)?;
+        Some((*tag, submit, reply.fence))
+    });
+    match &reached {
+        Some((_, submit, _)) => {
+            header.ctx = Some(submit.ctx);
+            if let (Some(end), Some(arena)) = (submit.placed, arena.as_mut()) {
+                arena.resume_at(end as usize);
             }
         }
+        // Never queued: its placement is taken back (the journaled head
+        // is from before it) and the client retries it.
+        None if f.submit.is_some() => {
+            info!("file {id}: its interrupted EXECBUFFER never reached the device: retried")
+        }
+        None => {}
     }
     let events = Events::restore(f.events.clone(), kms.promised_to(id));
     let parts = Restored {
@@ -281,36 +275,29 @@ fn file(
         syncobjs,
         arena,
         in_fences,
-        out_fences,
+        out_fences: f.out_fences.clone(),
         events,
     };
-    Ok((DrmFile::restore(&header, parts), answer, newest))
+    let mut file = DrmFile::restore(&header, parts);
+    if let Some((tag, submit, fence)) = reached {
+        info!("file {id}: its interrupted EXECBUFFER reached the device (fence {fence}): answered");
+        answer = Some((tag, published(&mut file, submit, fence)));
+        newest = newest.max(fence);
+    }
+    Ok((file, answer, newest))
 }
 
-/// What the dead instance would have done once `submit` was queued with
-/// `fence`; the start of the ioctl's payload it would have answered.
-fn publish(
-    submit: &Submit,
-    fence: u64,
-    arena: Option<&mut Arena>,
-    syncobjs: Option<&SyncobjTable>,
-    out_fences: &mut crate::file::OutFences,
-) -> Vec<u8> {
-    if let (Some(end), Some(arena)) = (submit.placed, arena) {
-        arena.resume_at(end as usize);
-        arena.placed(fence);
-    }
-    if let (Some(timeline), Some(table)) = (submit.timeline, syncobjs) {
-        if let Err(e) = table.submit_deps(timeline, Some(fence), &submit.outs, &submit.resets) {
-            warn!("publishing an interrupted submit's syncobjs: {e}");
-        }
-    }
-    let Ok(mut header) = drm_uapi::virtgpu::ExecbufferHeader::read_from_bytes(&submit.header)
-    else {
+/// The dead instance's publish stage for `submit`, which the device took
+/// with `fence`: the start of the ioctl's payload it would have answered.
+fn published(file: &mut DrmFile, submit: &Submit, fence: u64) -> Vec<u8> {
+    let Ok(mut e) = ExecbufferHeader::read_from_bytes(&submit.header) else {
         return submit.header.clone();
     };
-    if header.flags & drm_uapi::virtgpu::EXECBUF_FENCE_FD_OUT != 0 {
-        header.fence_fd = out_fences.put(OutFence::Device(fence));
-    }
-    header.as_bytes().to_vec()
+    let signals = Signals {
+        timeline: submit.timeline,
+        outs: &submit.outs,
+        resets: &submit.resets,
+    };
+    virtgpu::publish(file, &mut e, submit.placed.is_some(), signals, fence);
+    e.as_bytes().to_vec()
 }
