@@ -989,3 +989,36 @@ fn the_2d_backend_shows_the_scanout_and_cursor_in_display() {
     ok(&s.call(flush.as_bytes(), 0).unwrap().1);
     assert_eq!(Pam::parse(&display("0").unwrap()).size(), (64, 48));
 }
+
+/// A raw CTX_DESTROY, sent unfenced, while another session's fenced submit
+/// runs: that submit is still answered. virglrenderer's sync thread drops
+/// the fence it is waiting on when any context is destroyed, so virtio-gpud
+/// places every CTX_DESTROY fenced, whatever its session asked; a big clear
+/// keeps the other session's fence the one waited on.
+#[test]
+fn test_regression_a_context_destroyed_does_not_lose_another_sessions_fence() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let a = Session::open().unwrap();
+    let b = Session::open().unwrap();
+    let (ctx, res, _, _) = setup(&a, 4096, 4096);
+    for round in 0..4 {
+        let (theirs, _, _, _) = setup(&b, 8, 8);
+        let v = f32::from(round % 2 == 0);
+        let bytes = virgl_stream::clear_stream(
+            res.get(),
+            virgl_stream::format::R8G8B8A8_UNORM,
+            [v, 0.0, 0.0, 1.0],
+        );
+        let mut submit = CmdSubmit::new(ctx, bytes.len() as u32).as_bytes().to_vec();
+        submit.extend_from_slice(&bytes);
+        let queued = a.queue(&submit, QUEUE_FENCED).unwrap();
+        let (destroyed, answer) = b.call(CtxDestroy::new(theirs).as_bytes(), 0).unwrap();
+        ok(&answer);
+        assert_ne!(destroyed.fence, 0, "a CTX_DESTROY is placed fenced");
+        // Lost, the fence would fail only at the device timeout.
+        ok(&a
+            .wait(&queued)
+            .unwrap_or_else(|e| panic!("round {round}: {e}")));
+    }
+}
