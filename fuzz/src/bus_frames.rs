@@ -35,7 +35,7 @@ const MAX_STREAM: usize = 1 << 20;
 
 /// What came out of the reader, or the model.
 #[derive(Debug, PartialEq, Eq)]
-enum Out {
+pub(crate) enum Out {
     /// A frame: its tag and body.
     Frame(Vec<u8>),
     /// A frame refused for its length (with its tag, if it has one).
@@ -44,7 +44,7 @@ enum Out {
 
 /// The frames of the whole `stream`, as the reader must find them, with
 /// the stream range each covers; the range after the last is unfinished.
-fn model(stream: &[u8]) -> Vec<(Out, std::ops::Range<usize>)> {
+pub(crate) fn model(stream: &[u8]) -> Vec<(Out, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(header) = stream.get(at..at + 4) {
@@ -128,7 +128,7 @@ fn chunk_of(fd: &OwnedFd) -> usize {
 
 /// One sendmsg of `data` with `fd` attached; returns bytes sent (0 when
 /// the socket is full).
-fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> usize {
+pub(crate) fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> usize {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut _,
         iov_len: data.len(),
@@ -165,18 +165,18 @@ fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> usize {
 }
 
 /// The reader's side: everything it has taken so far.
-struct Side {
-    reader: FrameReader,
-    sock: UnixStream,
-    received: usize,
-    out: Vec<Out>,
+pub(crate) struct Side {
+    pub(crate) reader: FrameReader,
+    pub(crate) sock: UnixStream,
+    pub(crate) received: usize,
+    pub(crate) out: Vec<Out>,
     /// For each descriptor received with a frame: its chunk, and the frame.
-    fds: Vec<(usize, usize)>,
+    pub(crate) fds: Vec<(usize, usize)>,
 }
 
 impl Side {
     /// Reads until `sent` bytes have arrived, taking frames as they come.
-    fn catch_up(&mut self, sent: usize) {
+    pub(crate) fn catch_up(&mut self, sent: usize) {
         while self.received < sent {
             let n = self
                 .reader
@@ -188,7 +188,7 @@ impl Side {
         }
     }
 
-    fn take(&mut self) {
+    pub(crate) fn take(&mut self) {
         while let Some(frame) = self.reader.next_frame() {
             match frame {
                 Ok(frame) => {

@@ -11,6 +11,7 @@
 
 pub mod alloc_count;
 pub mod bus_frames;
+pub mod bus_journal;
 pub mod capset;
 pub mod drm_handlers;
 pub mod drm_wire;
@@ -31,6 +32,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("drm_wire", drm_wire::run),
     ("bus_frames", bus_frames::run),
+    ("bus_journal", bus_journal::run),
     ("session_admission", session_admission::run),
     ("syncd_calls", syncd_calls::run),
     ("used_ring", used_ring::run),

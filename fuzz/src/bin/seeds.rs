@@ -19,8 +19,8 @@ use drm_uapi::virtgpu as vg;
 use drm_uapi::Builder;
 use scheme_seam::linux::wire::{encode, Reply, Request, MAX_FRAME};
 use vgpu_fuzz::{
-    bus_frames, drm_handlers, drm_wire, recovery_log, session_admission as sa, syncd_calls,
-    trace_decode, used_ring, Writer,
+    bus_frames, bus_journal, drm_handlers, drm_wire, recovery_log, session_admission as sa,
+    syncd_calls, trace_decode, used_ring, Writer,
 };
 use virtio_gpu_proto::{
     BlobFlags, BlobMem, Box3d, CapsetId, CmdSubmit, CommandType, CtrlHdr, CtxDestroy,
@@ -1270,6 +1270,65 @@ fn pci_caps_seeds(s: &mut Seeds) {
     add(s, "into-header", seed(&header));
 }
 
+/// Connections as a server journals them: opened, a request taken, a
+/// frame cut inside its header or past it, a whole frame being taken, a
+/// slot released; then the same scribbled over.
+fn bus_journal_seeds(s: &mut Seeds) {
+    use bus_journal::Op;
+    let first = encode(
+        7,
+        &Request::Write {
+            data: vec![0xab; 40],
+            offset: 0,
+        },
+    );
+    let second = encode(8, &Request::Fstat);
+    let head = |f: &[u8]| -> [u8; 8] { f[..8].try_into().unwrap() };
+    let opened = [Op::Take(0x10, 0), Op::Handle(0, 3), Op::Tag(0, 5, true)];
+    let stream = [&first[3..], &second[..]].concat();
+    let mut cut_in_header = opened.to_vec();
+    cut_in_header.push(Op::Partial(0, 3, head(&first)));
+    add(
+        s,
+        "cut-in-header",
+        bus_journal::seed(&cut_in_header, &[], &stream),
+    );
+    let mut past_header = opened.to_vec();
+    past_header.push(Op::Partial(0, 10, head(&first)));
+    let rest = [&first[10..], &second[..]].concat();
+    add(
+        s,
+        "cut-past-header",
+        bus_journal::seed(&past_header, &[], &rest),
+    );
+    let mut taking = opened.to_vec();
+    taking.extend([
+        Op::Taking(0, head(&first)),
+        Op::Take(0x20, 1),
+        Op::Unknown(1),
+    ]);
+    add(
+        s,
+        "taking-and-unknown",
+        bus_journal::seed(&taking, &[], &first),
+    );
+    let mut churn = opened.to_vec();
+    churn.extend([
+        Op::Take(0x30, 2),
+        Op::Tag(1, 9, true),
+        Op::Tag(1, 10, true),
+        Op::Tag(1, 9, false),
+        Op::OutSent(1, 12),
+        Op::Release(0),
+    ]);
+    add(s, "churn", bus_journal::seed(&churn, &[], &second));
+    add(
+        s,
+        "scribbled",
+        bus_journal::seed(&past_header, &[(16, 0xff), (40, 0xff), (0, 0)], &rest),
+    );
+}
+
 /// A journal as drmd writes one: a file with objects, handles, an
 /// EXECBUFFER journaled on its way and one answered, a dma-buf, a name,
 /// and the display as drmd starts it, then with a framebuffer shown.
@@ -1595,6 +1654,7 @@ fn main() {
     };
     build("drm_wire", &drm_wire_seeds);
     build("bus_frames", &bus_frames_seeds);
+    build("bus_journal", &bus_journal_seeds);
     build("session_admission", &|s| session_admission_seeds(s, &trace));
     build("syncd_calls", &syncd_seeds);
     build("used_ring", &used_ring_seeds);
