@@ -20,6 +20,16 @@ pub struct Frame {
     pub fds: Vec<OwnedFd>,
 }
 
+/// What one [`FrameReader::fill_frame`] took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// Bytes received (0: the peer closed the stream).
+    pub bytes: usize,
+    /// The socket held nothing past them: a level-triggered caller can
+    /// wait for readiness instead of finding that out with one more call.
+    pub drained: bool,
+}
+
 /// What [`FrameReader::fill_frame`] is about to take from the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
@@ -74,17 +84,25 @@ impl FrameReader {
     /// something to take): a whole frame, whose header lets a next
     /// instance tell whether it is still in the socket, or a piece, after
     /// which the position is unknown until the caller records it.
-    pub fn fill_frame(&mut self, sock: RawFd, announce: &mut dyn FnMut(Take)) -> io::Result<usize> {
+    pub fn fill_frame(
+        &mut self,
+        sock: RawFd,
+        announce: &mut dyn FnMut(Take),
+    ) -> io::Result<Filled> {
         let mut head = [0u8; 8];
         let peeked = scm::peek(sock, &mut head)?;
         if peeked == 0 {
-            return Ok(0);
+            return Ok(Filled::default());
         }
         if self.skip == 0 && self.buf.is_empty() && peeked == head.len() {
             if let Ok(len) = frame_len(head[..4].try_into().expect("4 bytes")) {
-                if scm::queued(sock)? >= 4 + len {
+                let queued = scm::queued(sock)?;
+                if queued >= 4 + len {
                     announce(Take::Whole(head));
-                    return self.fill_max(sock, 4 + len);
+                    return Ok(Filled {
+                        bytes: self.fill_max(sock, 4 + len)?,
+                        drained: queued == 4 + len,
+                    });
                 }
             }
         }
@@ -103,7 +121,10 @@ impl FrameReader {
             }
         };
         announce(Take::Piece);
-        self.fill_max(sock, want.clamp(1, CHUNK))
+        Ok(Filled {
+            bytes: self.fill_max(sock, want.clamp(1, CHUNK))?,
+            drained: false,
+        })
     }
 
     fn fill_max(&mut self, sock: RawFd, max: usize) -> io::Result<usize> {
@@ -285,7 +306,9 @@ mod tests {
         let mut r = FrameReader::default();
         let mut takes = Vec::new();
         let mut note = |t| takes.push(t);
-        r.fill_frame(b.as_raw_fd(), &mut note).unwrap();
+        let filled = r.fill_frame(b.as_raw_fd(), &mut note).unwrap();
+        assert_eq!(filled.bytes, first.len());
+        assert!(!filled.drained, "two more frames are queued");
         assert_eq!(r.partial().0, first.len() as u64);
         assert_eq!(
             decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,
@@ -314,7 +337,7 @@ mod tests {
         scm::send(c.as_raw_fd(), &stream, &[]).unwrap();
         drop(c);
         let mut frames = Vec::new();
-        while r.fill_frame(d.as_raw_fd(), &mut |_| {}).unwrap() > 0 {
+        while r.fill_frame(d.as_raw_fd(), &mut |_| {}).unwrap().bytes > 0 {
             while let Some(f) = r.next_frame() {
                 frames.push(f.unwrap());
             }
@@ -329,7 +352,12 @@ mod tests {
         scm::send(e.as_raw_fd(), &third[3..], &[]).unwrap();
         drop(e);
         let mut takes = Vec::new();
-        while r.fill_frame(f.as_raw_fd(), &mut |t| takes.push(t)).unwrap() > 0 {}
+        while r
+            .fill_frame(f.as_raw_fd(), &mut |t| takes.push(t))
+            .unwrap()
+            .bytes
+            > 0
+        {}
         assert!(takes.iter().all(|t| *t == Take::Piece), "{takes:?}");
         assert_eq!(
             decode::<Request>(&r.next_frame().unwrap().unwrap().bytes).0,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::frames::{Frame, FrameReader, Take};
+use super::frames::{Filled, Frame, FrameReader, Take};
 use super::journal::{SlotId, NO_HANDLE};
 use super::persist::{Persist, Resumed};
 use super::scm;
@@ -611,24 +611,31 @@ impl<'s, S: Scheme> Server<'s, S> {
                     }
                 }
             };
-            match conn
+            let drained = match conn
                 .reader
                 .fill_frame(conn.stream.as_raw_fd(), &mut announce)
             {
-                Ok(0) => return self.drop_conn(id),
+                Ok(Filled { bytes: 0, .. }) => return self.drop_conn(id),
                 // What was read is journaled at once, before any of it is
                 // acted on: a server killed after this knows where the
                 // stream stands.
-                Ok(_) => self.journal_partial(id),
+                Ok(filled) => {
+                    self.journal_partial(id);
+                    filled.drained
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     debug!("connection {id}: {e}");
                     return self.drop_conn(id);
                 }
-            }
+            };
             self.take_frames(id);
             self.journal_partial(id);
+            // Readiness is level-triggered: what comes later is reported.
+            if drained {
+                break;
+            }
         }
         self.flush(id);
     }
