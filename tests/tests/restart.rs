@@ -73,6 +73,15 @@ fn gpu_stat(name: &str) -> u64 {
     words[at + 1].parse().unwrap()
 }
 
+/// virtio-gpud's `held_per_session`: each session's objects.
+fn held_per_session() -> String {
+    let text = scheme_text("/scheme/virtio-gpu/stats");
+    text.lines()
+        .find_map(|l| l.strip_prefix("held_per_session "))
+        .unwrap_or_else(|| panic!("no held_per_session in {text}"))
+        .to_string()
+}
+
 /// The device's resource ids now.
 fn resources() -> BTreeSet<u32> {
     device_objects()
@@ -460,6 +469,10 @@ fn fifty_restarts_with_clients_running_leave_the_device_as_it_was() {
             (drm, bo)
         })
         .collect();
+    // Every session's objects, once the probers hold theirs: a restart
+    // adopts them all and adds none.
+    std::thread::sleep(Duration::from_millis(200));
+    let held = held_per_session();
     let mut kills = Vec::new();
     let mut restart_ms = Vec::new();
     for round in 0..50 {
@@ -477,6 +490,12 @@ fn fifty_restarts_with_clients_running_leave_the_device_as_it_was() {
             }
         }
     }
+    assert_eq!(
+        held_per_session(),
+        held,
+        "what each session holds, across 50 kills"
+    );
+    println!("restart: held per session (session:objects) through 50 kills: {held}");
     for p in probers {
         report(
             "fifty kills, three probers",

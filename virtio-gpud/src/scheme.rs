@@ -301,6 +301,22 @@ impl<T: Transport> GpuScheme<T> {
             self.contexts_lost,
             self.objects.lost_contexts()
         );
+        // Objects (resources, contexts, memory) each session holds, by
+        // session: what an owner's restart adopts or reclaims.
+        let mut sessions: Vec<SessionId> = self
+            .handles
+            .values()
+            .filter_map(|n| match n {
+                Node::Session(id, _) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        sessions.sort_unstable();
+        let held: Vec<String> = sessions
+            .iter()
+            .map(|&id| format!("{id}:{}", self.objects.held_by(id)))
+            .collect();
+        let _ = writeln!(s, "held_per_session {}", held.join(" "));
         let r = &self.restarts;
         let _ = writeln!(s, "device_resets {}", self.gpu.transport().resets());
         let _ = writeln!(
