@@ -109,11 +109,6 @@ impl Keeper {
         self.left.remove(name)
     }
 
-    /// The names the instance before this one kept that nothing took yet.
-    pub fn left(&self) -> impl Iterator<Item = &str> {
-        self.left.keys().map(String::as_str)
-    }
-
     /// Forgets every name left that nothing took: what an instance kept
     /// for a handle that did not come back.
     pub fn forget_left(&mut self) {

@@ -311,22 +311,23 @@ fn resume(
             warn!("connection {key:x}: its stream position was being written; closing it");
             continue;
         }
-        let (reader, cut) = if entry.consumed == TAKING {
+        let taken = if entry.consumed == TAKING {
             // Killed around the receive of a whole frame: it is either
             // still in the socket (its header at the front: the client
-            // cannot send a tag it is still waiting on again) or gone
-            // whole, and then answered.
+            // cannot send a tag it is still waiting on again), so nothing
+            // of it was taken, or gone whole, as if read to its end.
             let mut front = [0u8; 8];
             let still = super::scm::peek(fd.as_raw_fd(), &mut front)
                 .is_ok_and(|n| n == front.len() && front[..] == entry.head[..]);
-            let tag = entry
-                .head
-                .get(4..8)
-                .map(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")));
-            (FrameReader::default(), tag.filter(|_| !still))
+            if still {
+                0
+            } else {
+                u64::MAX
+            }
         } else {
-            FrameReader::resume(entry.consumed, &entry.head)
+            entry.consumed
         };
+        let (reader, cut) = FrameReader::resume(taken, &entry.head);
         let remainder = out
             .and_then(|fd| {
                 read_answer(fd)
