@@ -174,14 +174,15 @@ impl DrmScheme {
         recovery.sync(&view, touched, shared);
     }
 
-    /// Journals EXECBUFFER request `tag` of file `id` as published and
-    /// answered with `payload`'s header.
-    fn journal_submit(&mut self, id: HandleId, tag: u32, payload: &[u8]) {
+    /// Journals how request `tag` of file `id` ended, for a submit it
+    /// journaled on its way: published with `payload`'s header when
+    /// answered, else withdrawn.
+    fn journal_settled(&mut self, id: HandleId, tag: u32, answered: bool, payload: &[u8]) {
         let (Some(recovery), Ok(file)) = (&mut self.recovery, self.handles.file(id)) else {
             return;
         };
         let header = &payload[..size_of::<vg::ExecbufferHeader>().min(payload.len())];
-        recovery.answered(id, file, tag, header);
+        recovery.settled(id, file, tag, answered.then_some(header));
     }
 
     /// Takes over what a dead instance left in `keeper`, if anything, and
@@ -434,11 +435,7 @@ impl Scheme for DrmScheme {
                 stage: &mut stage,
             })
         })?;
-        if nr == vg::EXECBUFFER && !matches!(answer, Ok(Answer::Ready(_))) {
-            if let Some(r) = &mut self.recovery {
-                r.withdrawn(id);
-            }
-        }
+        self.journal_settled(id, tag, matches!(answer, Ok(Answer::Ready(_))), payload);
         match &answer {
             Ok(Answer::Park(park)) => {
                 let unheard = (!self.progress_events && park.waits_for(PROGRESS))
@@ -455,9 +452,6 @@ impl Scheme for DrmScheme {
                     let copied = file.copied() - copied;
                     self.stats
                         .record(Op::Call(nr), bytes_in, downstream, copied);
-                }
-                if let (Ok(Answer::Ready(_)), true) = (&answer, nr == vg::EXECBUFFER) {
-                    self.journal_submit(id, tag, payload);
                 }
                 let shared = self.primary(id);
                 self.journal(&[id], shared);

@@ -146,11 +146,6 @@ impl Recovery {
         })
     }
 
-    /// The store.
-    pub fn keeper(&self) -> &Keeper {
-        &self.keeper
-    }
-
     /// Puts the log in the store in place of the one before: from now on
     /// a restart starts from it.
     pub fn commit(&self) {
@@ -205,28 +200,30 @@ impl Recovery {
         self.write(Record::Submitting(id as u64, tag, submit));
     }
 
-    /// File `id`'s EXECBUFFER did not reach the queue after all.
-    pub fn withdrawn(&mut self, id: HandleId) {
+    /// Request `tag` of `file` (`id`) is done: if it journaled a submit
+    /// as about to be queued, that submit was published and answered with
+    /// `published` (the start of its payload), or, without one, never
+    /// reached the queue (refused, or parked on a full ring).
+    pub fn settled(&mut self, id: HandleId, file: &DrmFile, tag: u32, published: Option<&[u8]>) {
         let pending = self
             .state
             .files
             .get(&(id as u64))
-            .is_some_and(|f| f.submit.is_some());
-        if pending {
-            self.write(Record::Withdrawn(id as u64));
+            .and_then(|f| f.submit.as_ref())
+            .is_some_and(|(t, _)| *t == tag);
+        if !pending {
+            return;
         }
-    }
-
-    /// An EXECBUFFER of `file` (`id`) is published and answered with
-    /// `answer` (the start of its payload).
-    pub fn answered(&mut self, id: HandleId, file: &DrmFile, tag: u32, answer: &[u8]) {
-        let record = Record::Answered(
-            id as u64,
-            tag,
-            answer.to_vec(),
-            file.header(),
-            file.out_fences.clone(),
-        );
+        let record = match published {
+            Some(answer) => Record::Answered(
+                id as u64,
+                tag,
+                answer.to_vec(),
+                file.header(),
+                file.out_fences.clone(),
+            ),
+            None => Record::Withdrawn(id as u64),
+        };
         self.write(record);
     }
 
