@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gpu_session::api::{
-    QueueReply, StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY,
+    QueueReply, StreamRef, QUEUE_DETACHED, QUEUE_FENCED, QUEUE_STREAM_IN_MEMORY, RESTARTED,
+    TAKEN_OVER,
 };
 use gpu_session::Session;
 use stack_tests::display::{display, shown, Pam};
@@ -1021,4 +1022,59 @@ fn test_regression_a_context_destroyed_does_not_lose_another_sessions_fence() {
             .wait(&queued)
             .unwrap_or_else(|e| panic!("round {round}: {e}")));
     }
+}
+
+/// TAKEN_OVER and RESTARTED, the calls a restarted drmd makes, sent by any
+/// session with any payload: short ones are EINVAL, any value is taken
+/// (huge, "negative", repeated), only the caller's own objects are
+/// counted, and the daemon, the caller's session and another session's
+/// work go on.
+#[test]
+fn restart_calls_take_any_payload_and_count_only_the_callers_objects() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let path = format!(
+        "/scheme/{}/{}",
+        gpu_session::api::SCHEME,
+        gpu_session::api::SESSION_PATH
+    );
+    let raw = scheme_seam::SchemeFd::open(&path, 0).unwrap();
+    let other = Session::open().unwrap();
+    let (ctx, res, _, _) = setup(&other, 8, 8);
+    let call = |payload: &[u8], nr: u64| {
+        let mut p = payload.to_vec();
+        raw.call(&mut p, &[nr])
+    };
+    for short in [&[][..], &[1, 2, 3][..]] {
+        assert_eq!(errno(call(short, TAKEN_OVER)), Some(libc::EINVAL));
+    }
+    for short in [&[][..], &[0; 7][..]] {
+        assert_eq!(errno(call(short, RESTARTED)), Some(libc::EINVAL));
+    }
+    // The raw session holds nothing: another session's objects are not
+    // its to count, vanished or not.
+    for vanished in [0u32, 1, u32::MAX] {
+        assert_eq!(call(&vanished.to_le_bytes(), TAKEN_OVER).unwrap(), 0);
+    }
+    for micros in [0u64, u64::MAX, (-1i64) as u64, 1 << 63] {
+        for _ in 0..3 {
+            assert_eq!(call(&micros.to_le_bytes(), RESTARTED).unwrap(), 0);
+        }
+    }
+    // The other session's object count is its own.
+    assert_eq!(
+        other.taken_over(false).unwrap(),
+        3,
+        "a context, a resource, its memory"
+    );
+    let stats = stack_tests::scheme_text("/scheme/virtio-gpu/stats");
+    assert!(
+        stats.contains(&format!("last_restart_us {}", 1u64 << 63)),
+        "{stats}"
+    );
+    // Everyone goes on.
+    clear_and_read_back(&other, ctx, res, 8, 8, [0.0, 0.0, 1.0, 1.0]);
+    assert_eq!(call(&0u32.to_le_bytes(), TAKEN_OVER).unwrap(), 0);
+    drop(raw);
+    Session::open().unwrap().info().unwrap();
 }

@@ -138,12 +138,13 @@ struct Restarts {
 }
 
 impl Restarts {
+    /// Any session may say so, any number of times: counts saturate.
     fn restarted(&mut self, micros: u64) {
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.last_micros = micros;
         self.last = (self.adopted_now, self.reclaimed_now);
-        self.total.0 += self.adopted_now;
-        self.total.1 += self.reclaimed_now;
+        self.total.0 = self.total.0.saturating_add(self.adopted_now);
+        self.total.1 = self.total.1.saturating_add(self.reclaimed_now);
         (self.adopted_now, self.reclaimed_now) = (0, 0);
     }
 }
@@ -741,10 +742,11 @@ impl<T: Transport> GpuScheme<T> {
                 let vanished = payload.get(..4).ok_or(Errno::EINVAL)? != [0; 4];
                 let held = self.objects.held_by(session);
                 let r = &mut self.restarts;
-                match vanished {
-                    true => r.reclaimed_now += held as u64,
-                    false => r.adopted_now += held as u64,
-                }
+                let now = match vanished {
+                    true => &mut r.reclaimed_now,
+                    false => &mut r.adopted_now,
+                };
+                *now = now.saturating_add(held as u64);
                 Ok(held)
             }
             api::RESTARTED => {
