@@ -1359,3 +1359,60 @@ fn ring_full_parks() -> u64 {
         .find_map(|l| l.strip_prefix("ring_full_parks "))
         .map_or(0, |n| n.parse().unwrap())
 }
+
+/// The `dup` that turns an EXECBUFFER's out-fence slot into a sync_file:
+/// a slot can be claimed again (a restarted drmd may have lost the first
+/// `dup`) until 64 newer ones push it out; zero, huge, negative, not yet
+/// given, short and another file's slots are refused; the file and
+/// another client go on.
+#[test]
+fn out_fence_slots_are_claimed_again_and_bad_ones_refused() {
+    let _turn = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    let _stack = stack();
+    let fd = DrmFd::open("/scheme/drm/renderD128").unwrap();
+    let other = DrmFd::open("/scheme/drm/renderD128").unwrap();
+    let (bo, res) = fd
+        .resource_create(drmd::client::render_target(16, 16))
+        .unwrap();
+    let stream = clear_stream(res, R8G8B8A8_UNORM, [1.0; 4]);
+    let submit = || fd.execbuffer(&stream, &[bo], None, true).unwrap().unwrap();
+    // A fresh file's first slot is 1.
+    assert!(submit().wait(Duration::from_secs(10)).unwrap());
+    let claim = |fd: &DrmFd, slot: u64| fd.fd_of(vg::EXECBUFFER, &slot.to_le_bytes());
+    for _ in 0..3 {
+        let again = SyncFile::from_fd(claim(&fd, 1).unwrap());
+        assert!(again.wait(Duration::from_secs(10)).unwrap());
+    }
+    for slot in [0, 2, u64::MAX, (-1i64) as u64, u64::from(u32::MAX), 1 << 31] {
+        assert_eq!(errno(claim(&fd, slot)), Some(libc::ENOENT), "slot {slot}");
+    }
+    assert_eq!(
+        errno(fd.fd_of(vg::EXECBUFFER, &[1, 0, 0])),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(claim(&other, 1)),
+        Some(libc::ENOENT),
+        "another file's slot"
+    );
+    // 64 newer slots push the first out.
+    for _ in 0..64 {
+        submit();
+    }
+    assert_eq!(errno(claim(&fd, 1)), Some(libc::ENOENT));
+    assert!(SyncFile::from_fd(claim(&fd, 65).unwrap())
+        .wait(Duration::from_secs(10))
+        .unwrap());
+    // The file and the other client go on.
+    assert!(submit().wait(Duration::from_secs(10)).unwrap());
+    let (obo, ores) = other
+        .resource_create(drmd::client::render_target(16, 16))
+        .unwrap();
+    let theirs = clear_stream(ores, R8G8B8A8_UNORM, [1.0; 4]);
+    assert!(other
+        .execbuffer(&theirs, &[obo], None, true)
+        .unwrap()
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap());
+}
